@@ -1,0 +1,187 @@
+//! The server configuration that setup writes: `nats-server.conf`.
+//!
+//! Paths in it are relative to the server's working directory, which is the directory holding
+//! the config (`infrastructure/nats/`), so a checkout can move without editing it.
+
+/// Where the server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listen {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) http_port: u16,
+    pub(crate) ws_port: u16,
+}
+
+impl Default for Listen {
+    fn default() -> Listen {
+        Listen {
+            host: "127.0.0.1".to_string(),
+            port: 4222,
+            http_port: 8222,
+            ws_port: 8223,
+        }
+    }
+}
+
+/// Renders the config. Sizes use binary suffixes (`GB` means 2^30 to nats-server) and durations
+/// are quoted strings: unquoted, `2m` would be read as the number 2,000,000.
+pub(crate) fn render(listen: &Listen) -> String {
+    let Listen {
+        host,
+        port,
+        http_port,
+        ws_port,
+    } = listen;
+    format!(
+        r#"# nats-server 2.10 configuration, written by `cargo xtask setup`.
+# Setup leaves this file alone once it exists; `cargo xtask setup --regenerate-config`
+# rewrites it (keeping a copy of the old one). Relative paths are relative to this directory.
+
+server_name: "nats-dev"
+
+# Every listener is on {host} unless you choose otherwise (see the README).
+host: "{host}"
+port: {port}
+http: "{host}:{http_port}"
+
+# The token comes from the environment (`.env.nats`, loaded by `cargo xtask run`),
+# so no secret is ever written here.
+authorization {{
+  token: $NATS_TOKEN
+}}
+
+# Browser clients. Plain ws:// for development only: production needs the tls block below.
+websocket {{
+  host: "{host}"
+  port: {ws_port}
+  no_tls: true
+}}
+
+jetstream {{
+  # Files end up in data/jetstream/jetstream/.
+  store_dir: "data/jetstream"
+  max_memory_store: 1GB
+  max_file_store: 10GB
+}}
+
+log_file: "logs/nats.log"
+# Rotate at 10 MB, keeping a bounded number of old files.
+log_size_limit: 10MB
+logfile_max_num: 5
+logtime: true
+debug: false
+trace: false
+
+max_connections: 100
+max_payload: 8MB
+max_pending: 64MB
+max_control_line: 4096
+# 0 means unlimited.
+max_subscriptions: 0
+write_deadline: "5s"
+ping_interval: "2m"
+ping_max: 3
+
+# For production, serve clients over TLS:
+# tls {{
+#   cert_file: "certs/server-cert.pem"
+#   key_file: "certs/server-key.pem"
+#   # ca_file: "certs/ca.pem"
+#   # verify: true
+#   timeout: 2
+# }}
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<&str> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    }
+
+    #[test]
+    fn every_listener_binds_loopback_by_default() {
+        let lines = lines(&render(&Listen::default()));
+        for want in [
+            "host: \"127.0.0.1\"",
+            "port: 4222",
+            "http: \"127.0.0.1:8222\"",
+            "port: 8223",
+        ] {
+            assert!(lines.contains(&want), "missing `{want}`");
+        }
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| **l == "host: \"127.0.0.1\"")
+                .count(),
+            2,
+            "top level and websocket"
+        );
+    }
+
+    #[test]
+    fn ports_and_host_follow_the_options() {
+        let text = render(&Listen {
+            host: "0.0.0.0".into(),
+            port: 1,
+            http_port: 2,
+            ws_port: 3,
+        });
+        let lines = lines(&text);
+        for want in [
+            "host: \"0.0.0.0\"",
+            "port: 1",
+            "http: \"0.0.0.0:2\"",
+            "port: 3",
+        ] {
+            assert!(lines.contains(&want), "missing `{want}`");
+        }
+        assert!(!text.contains("127.0.0.1"));
+    }
+
+    #[test]
+    fn limits_use_the_field_names_and_units_2_10_understands() {
+        let text = render(&Listen::default());
+        let lines = lines(&text);
+        for want in [
+            "max_memory_store: 1GB",
+            "max_file_store: 10GB",
+            "store_dir: \"data/jetstream\"",
+            "max_payload: 8MB",
+            "max_pending: 64MB",
+            "write_deadline: \"5s\"",
+            "ping_interval: \"2m\"",
+            "ping_max: 3",
+            "max_subscriptions: 0",
+            "max_control_line: 4096",
+            "max_connections: 100",
+            "log_size_limit: 10MB",
+            "logfile_max_num: 5",
+            "no_tls: true",
+        ] {
+            assert!(lines.contains(&want), "missing `{want}`");
+        }
+        for wrong in [
+            "max_memory:",
+            "max_slow_consumers",
+            "max_subs_per_conn",
+            "system_account",
+        ] {
+            assert!(!lines.iter().any(|l| l.starts_with(wrong)), "has `{wrong}`");
+        }
+    }
+
+    #[test]
+    fn the_token_is_a_variable_never_a_value() {
+        let lines = lines(&render(&Listen::default()));
+        let tokens: Vec<_> = lines.iter().filter(|l| l.starts_with("token:")).collect();
+        assert_eq!(tokens, [&"token: $NATS_TOKEN"]);
+    }
+}

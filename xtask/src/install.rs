@@ -1,0 +1,286 @@
+//! Installing the server binary: obtain a verified archive, unpack it into a staging directory
+//! beside the target, check that the binary runs and is the requested version, then move it
+//! into place. Until that last rename nothing of a previous install is touched, and the staging
+//! directory deletes itself whatever happens.
+
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cache::Cache;
+use crate::download::{Downloader, sha256_file};
+use crate::layout::{Layout, show};
+use crate::release::{Asset, Format, Version, sha256_in_sums};
+use crate::{archive, process};
+
+pub(crate) enum Source<'a> {
+    /// `{mirror}/v{V}/{asset}`, checked against `{mirror}/v{V}/SHA256SUMS`.
+    Mirror(&'a str),
+    /// A local archive, for machines without network.
+    Archive(&'a Path),
+}
+
+pub(crate) struct Request<'a> {
+    pub(crate) asset: Asset,
+    pub(crate) source: Source<'a>,
+    /// A hash the user vouches for (`--sha256`).
+    pub(crate) sha256: Option<String>,
+    pub(crate) reinstall: bool,
+}
+
+/// Which hashes an archive was checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verified {
+    Pinned,
+    Sums,
+    Argument,
+    CachedSums,
+}
+
+impl fmt::Display for Verified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verified::Pinned => "verified against pinned hash",
+            Verified::Sums => "verified against the release's SHA256SUMS (not pinned)",
+            Verified::Argument => "verified against --sha256",
+            Verified::CachedSums => {
+                "cached; verified against the release's SHA256SUMS when downloaded (not pinned)"
+            }
+        })
+    }
+}
+
+/// Makes sure the requested version is installed, and says what it did.
+pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
+    let version = request.asset.version;
+    if !request.reinstall && installed_version(layout) == Some(version) {
+        eprintln!(
+            "nats-server v{version} is already installed and verified at `{}`",
+            show(&layout.binary())
+        );
+        return Ok(());
+    }
+    let staging = tempfile::Builder::new()
+        .prefix(".setup-")
+        .tempdir_in(&layout.dir)
+        .with_context(|| {
+            format!(
+                "cannot write to `{}`: check that you may write there",
+                show(&layout.dir)
+            )
+        })?;
+
+    let (archive, verified) = obtain(request, staging.path())?;
+    let format = match request.source {
+        Source::Archive(path) => Format::from_file_name(&path.to_string_lossy())
+            .unwrap_or(request.asset.platform.format()),
+        Source::Mirror(_) => request.asset.platform.format(),
+    };
+    let unpacked = staging.path().join("unpacked");
+    fs::create_dir(&unpacked)?;
+    archive::unpack(&archive, format, &unpacked)?;
+    let binary = archive::find_binary(&unpacked, request.asset.platform.binary_name())
+        .with_context(|| format!("cannot install from `{}`", archive.display()))?;
+    check_version(&binary, version)?;
+
+    let binary_sha256 = sha256_file(&binary)?;
+    fs::rename(&binary, layout.binary()).with_context(|| {
+        format!(
+            "cannot replace `{}`: is the server still running? (`cargo xtask stop`)",
+            show(&layout.binary())
+        )
+    })?;
+    if let Some(license) = binary
+        .parent()
+        .map(|dir| dir.join("LICENSE"))
+        .filter(|l| l.is_file())
+    {
+        fs::rename(license, layout.license())?;
+    }
+    write_manifest(layout, &request.asset, &binary_sha256, verified)?;
+    eprintln!(
+        "installed nats-server v{version} at `{}` ({verified})",
+        show(&layout.binary())
+    );
+    Ok(())
+}
+
+/// The verified archive, in `staging` or in the cache.
+fn obtain(request: &Request, staging: &Path) -> Result<(PathBuf, Verified)> {
+    let asset = &request.asset;
+    let file_name = asset.file_name();
+    let pinned = asset.pinned_sha256();
+    if let (Some(pin), Some(given)) = (&pinned, &request.sha256)
+        && pin != given
+    {
+        bail!(
+            "--sha256 {given} is not the official hash of `{file_name}` pinned in this repository ({pin})"
+        );
+    }
+    let vouched = pinned.clone().or(request.sha256.clone());
+    let vouched_by = if pinned.is_some() {
+        Verified::Pinned
+    } else {
+        Verified::Argument
+    };
+
+    let url = match request.source {
+        Source::Archive(path) => {
+            let Some(expected) = vouched else {
+                bail!(
+                    "cannot verify `{}`: no official hash of `{file_name}` is pinned here; \
+                     pass --sha256 with its hash from the release's SHA256SUMS",
+                    path.display()
+                );
+            };
+            let actual = sha256_file(path)?;
+            check_hash(&path.display().to_string(), &expected, &actual, vouched_by)?;
+            return Ok((path.to_path_buf(), vouched_by));
+        }
+        Source::Mirror(mirror) => asset.url(mirror),
+    };
+
+    let cache = Cache::from_env();
+    if let Some((path, _)) = cache.find(&file_name, vouched.as_deref()) {
+        eprintln!("using cached `{}`", path.display());
+        return Ok((
+            path,
+            if vouched.is_some() {
+                vouched_by
+            } else {
+                Verified::CachedSums
+            },
+        ));
+    }
+
+    let downloader = Downloader::new();
+    let Source::Mirror(mirror) = request.source else {
+        unreachable!("local archives returned above")
+    };
+    let sums_url = asset.sums_url(mirror);
+    let sums = downloader
+        .text(&sums_url)
+        .context("cannot fetch the release's checksums")?;
+    let listed = sha256_in_sums(&sums, &file_name)
+        .with_context(|| format!("`{sums_url}` is not a SHA256SUMS file"))?
+        .with_context(|| {
+            format!("`{sums_url}` does not list `{file_name}`, so it cannot be verified")
+        })?;
+    if let Some(expected) = &vouched
+        && *expected != listed
+    {
+        bail!(
+            "`{sums_url}` lists {listed} for `{file_name}`, but {} is {expected}: \
+             refusing an archive that may have been tampered with",
+            if pinned.is_some() {
+                "the official hash pinned in this repository"
+            } else {
+                "--sha256"
+            }
+        );
+    }
+
+    eprintln!("downloading {url}");
+    let partial = staging.join(format!("{file_name}.partial"));
+    let actual = downloader.to_file(&url, &partial)?;
+    check_hash(&url, &listed, &actual, Verified::Sums)?;
+    let archive = staging.join(&file_name);
+    fs::rename(&partial, &archive)?;
+    cache.store(&archive, &file_name, &actual);
+    Ok((
+        archive,
+        if vouched.is_some() {
+            vouched_by
+        } else {
+            Verified::Sums
+        },
+    ))
+}
+
+fn check_hash(what: &str, expected: &str, actual: &str, by: Verified) -> Result<()> {
+    if expected != actual {
+        let source = match by {
+            Verified::Pinned => "the official hash pinned in this repository",
+            Verified::Argument => "--sha256",
+            Verified::Sums | Verified::CachedSums => "the release's SHA256SUMS",
+        };
+        bail!(
+            "checksum mismatch for `{what}`: expected {expected} ({source}), computed {actual}; \
+             the file is corrupt or not the official release"
+        );
+    }
+    Ok(())
+}
+
+/// Runs the unpacked binary: it must start and say it is `version`.
+fn check_version(binary: &Path, version: Version) -> Result<()> {
+    let sh = xshell::Shell::new()?;
+    let output = process::run(
+        xshell::cmd!(sh, "{binary} --version").into(),
+        Duration::from_secs(10),
+    )
+    .context(
+        "the unpacked nats-server does not run: the archive is corrupt or for another OS or CPU",
+    )?;
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let reported = printed
+        .trim()
+        .strip_prefix("nats-server: v")
+        .and_then(|v| Version::parse(v).ok());
+    if reported != Some(version) {
+        bail!(
+            "the archive's nats-server says `{}`, not v{version} as requested: it is not the release it is named for",
+            printed.trim()
+        );
+    }
+    Ok(())
+}
+
+/// The version that setup installed and verified, if the binary is still that very file.
+fn installed_version(layout: &Layout) -> Option<Version> {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.manifest()).ok()?).ok()?;
+    let version = Version::parse(manifest["version"].as_str()?).ok()?;
+    let recorded = manifest["binary_sha256"].as_str()?;
+    let actual = sha256_file(&layout.binary()).ok()?;
+    if actual != recorded {
+        eprintln!(
+            "`{}` is not the binary setup installed; installing it again",
+            show(&layout.binary())
+        );
+        return None;
+    }
+    Some(version)
+}
+
+fn write_manifest(
+    layout: &Layout,
+    asset: &Asset,
+    binary_sha256: &str,
+    verified: Verified,
+) -> Result<()> {
+    let manifest = serde_json::json!({
+        "version": asset.version.to_string(),
+        "asset": asset.file_name(),
+        "binary_sha256": binary_sha256,
+        "verified": verified.to_string(),
+    });
+    write_atomically(
+        &layout.manifest(),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )
+}
+
+/// Writes `path` through a temporary file in the same directory, so it is never half-written.
+pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write to `{}`", show(dir)))?;
+    std::io::Write::write_all(&mut file, contents)?;
+    file.persist(path)
+        .with_context(|| format!("cannot write `{}`", show(path)))?;
+    Ok(())
+}

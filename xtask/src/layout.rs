@@ -1,0 +1,50 @@
+//! Where the server's files live: `infrastructure/nats/` of the checkout, or `--dir`.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    pub(crate) dir: PathBuf,
+}
+
+impl Layout {
+    pub(crate) fn new(dir: PathBuf) -> Layout {
+        Layout { dir }
+    }
+
+    /// The server binary; its name follows the OS this xtask runs on.
+    pub(crate) fn binary(&self) -> PathBuf {
+        let name = if cfg!(windows) {
+            "nats-server.exe"
+        } else {
+            "nats-server"
+        };
+        self.dir.join(name)
+    }
+
+    pub(crate) fn config(&self) -> PathBuf {
+        self.dir.join("nats-server.conf")
+    }
+
+    pub(crate) fn env_file(&self) -> PathBuf {
+        self.dir.join(".env.nats")
+    }
+
+    /// What setup installed and verified, so a re-run can trust the binary without a download.
+    pub(crate) fn manifest(&self) -> PathBuf {
+        self.dir.join(".install.json")
+    }
+
+    pub(crate) fn license(&self) -> PathBuf {
+        self.dir.join("LICENSE.nats-server")
+    }
+}
+
+/// A path as people want to read it: relative to the current directory when it is inside it.
+pub(crate) fn show(path: &Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&cwd)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}

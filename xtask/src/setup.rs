@@ -1,0 +1,193 @@
+//! `cargo xtask setup`: the verified server binary, its config and its token.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+
+use crate::config::{self, Listen};
+use crate::install::{self, Request, Source, write_atomically};
+use crate::layout::{Layout, show};
+use crate::process;
+use crate::release::{self, Asset, GITHUB_RELEASES, Platform, Version};
+use crate::token::{self, EnvFile, TOKEN_VAR};
+
+/// Install the nats-server 2.10 release for this host, write its config and create its token.
+///
+/// Safe to run again: an installed, verified binary is kept without any network request, and
+/// an existing config or `.env.nats` is never overwritten.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Setup {
+    /// nats-server 2.10 patch release to install (upgrades or downgrades in place).
+    #[arg(long = "version", value_name = "2.10.N", value_parser = Version::parse)]
+    pub(crate) version: Option<Version>,
+
+    /// Base URL that holds `v{VERSION}/{ASSET}` and `v{VERSION}/SHA256SUMS`.
+    #[arg(long, env = "NATS_SERVER_MIRROR", value_name = "URL", default_value = GITHUB_RELEASES)]
+    pub(crate) mirror: String,
+
+    /// Install from this local release archive (.tar.gz or .zip) instead of downloading.
+    #[arg(long, value_name = "FILE")]
+    archive: Option<PathBuf>,
+
+    /// Expected SHA-256 of the archive; required for `--archive` when no hash is pinned for it.
+    #[arg(long, value_name = "HEX", value_parser = release::parse_sha256)]
+    sha256: Option<String>,
+
+    /// Install again even if the requested version is already installed.
+    #[arg(long)]
+    reinstall: bool,
+
+    /// Rewrite nats-server.conf from these options; the old file is kept beside it.
+    #[arg(long)]
+    regenerate_config: bool,
+
+    #[command(flatten)]
+    pub(crate) listen: ListenArgs,
+
+    /// Print the token on stdout (it is never printed otherwise).
+    #[arg(long)]
+    show_token: bool,
+}
+
+/// Where the server listens; used when the config is written.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ListenArgs {
+    /// Address every listener binds to. Anything but loopback exposes the server to the network.
+    #[arg(long, env = "NATS_HOST", default_value = "127.0.0.1")]
+    pub(crate) host: String,
+    /// Client port.
+    #[arg(long, env = "NATS_PORT", default_value_t = 4222)]
+    pub(crate) port: u16,
+    /// HTTP monitoring port.
+    #[arg(long, env = "NATS_HTTP_PORT", default_value_t = 8222)]
+    pub(crate) http_port: u16,
+    /// WebSocket port.
+    #[arg(long, env = "NATS_WS_PORT", default_value_t = 8223)]
+    pub(crate) ws_port: u16,
+}
+
+impl ListenArgs {
+    fn listen(&self) -> Listen {
+        Listen {
+            host: self.host.clone(),
+            port: self.port,
+            http_port: self.http_port,
+            ws_port: self.ws_port,
+        }
+    }
+}
+
+impl Setup {
+    pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
+        let version = self.requested_version()?;
+        let asset = Asset {
+            version,
+            platform: Platform::host(version)?,
+        };
+        fs::create_dir_all(&layout.dir).with_context(|| {
+            format!(
+                "cannot create `{}`: check that you may write there",
+                show(&layout.dir)
+            )
+        })?;
+
+        let source = match &self.archive {
+            Some(path) => Source::Archive(path),
+            None => Source::Mirror(&self.mirror),
+        };
+        let request = Request {
+            asset,
+            source,
+            sha256: self.sha256.clone(),
+            reinstall: self.reinstall,
+        };
+        install::ensure(layout, &request).context("cannot install nats-server")?;
+
+        self.write_config(layout)?;
+        match token::ensure(&layout.env_file())? {
+            EnvFile::Created => eprintln!(
+                "created `{}` with a new token (readable by you only)",
+                show(&layout.env_file())
+            ),
+            EnvFile::Kept => eprintln!("kept the token in `{}`", show(&layout.env_file())),
+        }
+        for dir in [layout.dir.join("data/jetstream"), layout.dir.join("logs")] {
+            fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", show(&dir)))?;
+        }
+        check_config(layout)?;
+        if self.show_token {
+            println!("{}", token::load(&layout.env_file())?);
+        }
+        Ok(())
+    }
+
+    /// `--version`, else the version in `--archive`'s official file name, else the default.
+    fn requested_version(&self) -> Result<Version> {
+        let named = self
+            .archive
+            .as_ref()
+            .and_then(|path| release::version_in_file_name(&path.file_name()?.to_string_lossy()));
+        match (self.version, named) {
+            (Some(asked), Some(named)) if asked != named => {
+                anyhow::bail!(
+                    "--version {asked} contradicts the archive's name, which says {named}"
+                )
+            }
+            (asked, named) => Ok(asked.or(named).unwrap_or_else(Version::default_version)),
+        }
+    }
+
+    fn write_config(&self, layout: &Layout) -> Result<()> {
+        let path = layout.config();
+        let rendered = config::render(&self.listen.listen());
+        match fs::read_to_string(&path) {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                write_atomically(&path, rendered.as_bytes())?;
+                eprintln!("wrote `{}`", show(&path));
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", show(&path))),
+            Ok(existing) if existing == rendered => eprintln!("`{}` is up to date", show(&path)),
+            Ok(_) if self.regenerate_config => {
+                let stamp = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or(Duration::ZERO)
+                    .as_secs();
+                let backup = path.with_extension(format!("conf.{stamp}.bak"));
+                fs::copy(&path, &backup)
+                    .with_context(|| format!("cannot back up `{}`", show(&path)))?;
+                write_atomically(&path, rendered.as_bytes())?;
+                eprintln!(
+                    "rewrote `{}`; the old one is `{}`",
+                    show(&path),
+                    show(&backup)
+                );
+            }
+            Ok(_) => eprintln!(
+                "kept `{}`, which differs from what setup would write (`--regenerate-config` rewrites it and keeps a copy)",
+                show(&path)
+            ),
+        }
+        Ok(())
+    }
+}
+
+/// Asks the installed server whether it accepts the config, with the token in its environment.
+fn check_config(layout: &Layout) -> Result<()> {
+    let token = token::load(&layout.env_file())?;
+    let sh = xshell::Shell::new()?;
+    sh.change_dir(&layout.dir);
+    let binary = layout.binary();
+    let config = layout.config();
+    let command = xshell::cmd!(sh, "{binary} -t -c {config}").env(TOKEN_VAR, token);
+    process::run(command.into(), Duration::from_secs(10)).with_context(|| {
+        format!(
+            "nats-server rejects `{}`: fix it, or run setup with --regenerate-config",
+            show(&config)
+        )
+    })?;
+    eprintln!("`{}` is valid (checked by nats-server -t)", show(&config));
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! The server's secret: `NATS_TOKEN` in `.env.nats`, created once, readable by its owner only.
+
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+pub(crate) const TOKEN_VAR: &str = "NATS_TOKEN";
+
+/// 256 bits from the OS's secure random source, as 64 hex digits: safe in a URL, a config
+/// variable and an environment file without quoting.
+pub(crate) fn generate() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("the OS's random source failed: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What happened to `.env.nats`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum EnvFile {
+    Created,
+    Kept,
+}
+
+/// Creates `path` with a new token unless it exists; an existing file is checked, never rewritten.
+pub(crate) fn ensure(path: &Path) -> Result<EnvFile> {
+    match create(path) {
+        Ok(()) => Ok(EnvFile::Created),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            load(path)?;
+            warn_if_readable_by_others(path);
+            Ok(EnvFile::Kept)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create `{}`", path.display())),
+    }
+}
+
+fn create(path: &Path) -> std::io::Result<()> {
+    let token = generate().map_err(std::io::Error::other)?;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    // On Windows the file inherits the ACL of the user's checkout instead.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    let written = file
+        .write_all(format!("# Secret for the NATS server of this checkout; never commit it.\n{TOKEN_VAR}={token}\n").as_bytes())
+        .and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        let _ = fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Reads the token from `path`.
+pub(crate) fn load(path: &Path) -> Result<String> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let vars = parse(&text).with_context(|| format!("`{}` is malformed", path.display()))?;
+    let token = vars
+        .into_iter()
+        .find(|(k, _)| k == TOKEN_VAR)
+        .map(|(_, v)| v);
+    match token {
+        Some(token) if !token.is_empty() => Ok(token),
+        _ => bail!(
+            "`{}` has no {TOKEN_VAR}: add a line `{TOKEN_VAR}=<secret>`, or delete the file \
+             and run `cargo xtask setup` to make a new one",
+            path.display()
+        ),
+    }
+}
+
+/// Parses `KEY=value` lines with `#` comments and blank lines; a value may be quoted.
+/// Errors name the line but never show it: it may hold the secret.
+pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>> {
+    let mut vars = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let parsed = line.split_once('=').and_then(|(key, value)| {
+            let key = key.trim();
+            let valid_key = !key.is_empty()
+                && !key.starts_with(|c: char| c.is_ascii_digit())
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            Some((key.to_string(), unquote(value.trim())?)).filter(|_| valid_key)
+        });
+        match parsed {
+            Some(var) => vars.push(var),
+            None => bail!("line {} is not `NAME=value`", index + 1),
+        }
+    }
+    Ok(vars)
+}
+
+fn unquote(value: &str) -> Option<String> {
+    for quote in ['"', '\''] {
+        if let Some(rest) = value.strip_prefix(quote) {
+            return rest
+                .strip_suffix(quote)
+                .filter(|inner| !inner.contains(quote))
+                .map(str::to_string);
+        }
+    }
+    (!value.contains(char::is_whitespace)).then(|| value.to_string())
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        eprintln!(
+            "warning: `{}` can be read by other users (mode {:o}); `chmod 600` it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_: &Path) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_256_bits_of_hex_and_differ() {
+        let (a, b) = (generate().unwrap(), generate().unwrap());
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn env_lines_parse_with_comments_export_and_quotes() {
+        let vars = parse("# c\n\nNATS_TOKEN=abc\nexport A_1 = \"x y\"\nB='q'\nEMPTY=\n").unwrap();
+        let want = [
+            ("NATS_TOKEN", "abc"),
+            ("A_1", "x y"),
+            ("B", "q"),
+            ("EMPTY", ""),
+        ];
+        assert_eq!(vars, want.map(|(k, v)| (k.to_string(), v.to_string())));
+    }
+
+    #[test]
+    fn malformed_env_lines_are_named_without_their_content() {
+        for (text, line) in [
+            ("NATS_TOKEN=ok\nsecret-without-name\n", 2),
+            ("1X=a\n", 1),
+            ("A=\"open\n", 1),
+            ("A=two words\n", 1),
+            ("=value\n", 1),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert_eq!(err, format!("line {line} is not `NAME=value`"), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_env_file_is_created_once_and_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env.nats");
+        assert_eq!(ensure(&path).unwrap(), EnvFile::Created);
+        let token = load(&path).unwrap();
+        assert_eq!(token.len(), 64);
+        assert_eq!(ensure(&path).unwrap(), EnvFile::Kept);
+        assert_eq!(load(&path).unwrap(), token);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+    }
+
+    #[test]
+    fn an_env_file_without_the_token_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env.nats");
+        fs::write(&path, "OTHER=1\n").unwrap();
+        let err = format!("{:#}", ensure(&path).unwrap_err());
+        assert!(err.contains(".env.nats` has no NATS_TOKEN"), "{err}");
+        fs::write(&path, "NATS_TOKEN=1\nbroken line\n").unwrap();
+        let err = format!("{:#}", load(&path).unwrap_err());
+        assert!(
+            err.contains(".env.nats` is malformed: line 2 is not `NAME=value`"),
+            "{err}"
+        );
+    }
+}
