@@ -107,7 +107,8 @@ mod tests {
 
     #[test]
     fn every_listener_binds_loopback_by_default() {
-        let lines = lines(&render(&Listen::default()));
+        let text = render(&Listen::default());
+        let lines = lines(&text);
         for want in [
             "host: \"127.0.0.1\"",
             "port: 4222",
@@ -180,7 +181,8 @@ mod tests {
 
     #[test]
     fn the_token_is_a_variable_never_a_value() {
-        let lines = lines(&render(&Listen::default()));
+        let text = render(&Listen::default());
+        let lines = lines(&text);
         let tokens: Vec<_> = lines.iter().filter(|l| l.starts_with("token:")).collect();
         assert_eq!(tokens, [&"token: $NATS_TOKEN"]);
     }

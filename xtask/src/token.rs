@@ -8,13 +8,27 @@ use anyhow::{Context, Result, bail};
 
 pub(crate) const TOKEN_VAR: &str = "NATS_TOKEN";
 
-/// 256 bits from the OS's secure random source, as 64 hex digits: safe in a URL, a config
-/// variable and an environment file without quoting.
+/// 256 bits from the OS's secure random source, as `nats_` and 64 hex digits. nats-server
+/// parses `$NATS_TOKEN` as a config value, so a token starting with a digit would be read as a
+/// number (and fail); the prefix keeps it a string, and hex needs no quoting anywhere.
 pub(crate) fn generate() -> Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| anyhow::anyhow!("the OS's random source failed: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("nats_{hex}"))
+}
+
+/// Whether nats-server will read `token` from the environment as the very same string.
+fn readable_by_server(token: &str) -> bool {
+    token.starts_with(|c: char| c.is_ascii_alphabetic())
+        && token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !matches!(
+            token.to_ascii_lowercase().as_str(),
+            "true" | "false" | "yes" | "no" | "on" | "off"
+        )
 }
 
 /// What happened to `.env.nats`.
@@ -65,8 +79,13 @@ pub(crate) fn load(path: &Path) -> Result<String> {
         .find(|(k, _)| k == TOKEN_VAR)
         .map(|(_, v)| v);
     match token {
-        Some(token) if !token.is_empty() => Ok(token),
-        _ => bail!(
+        Some(token) if readable_by_server(&token) => Ok(token),
+        Some(_) => bail!(
+            "{TOKEN_VAR} in `{}` must start with a letter and hold only letters, digits, `_` and `-` \
+             (nats-server reads it as a config value); delete the file and run `cargo xtask setup` for a new one",
+            path.display()
+        ),
+        None => bail!(
             "`{}` has no {TOKEN_VAR}: add a line `{TOKEN_VAR}=<secret>`, or delete the file \
              and run `cargo xtask setup` to make a new one",
             path.display()
@@ -135,8 +154,10 @@ mod tests {
     #[test]
     fn tokens_are_256_bits_of_hex_and_differ() {
         let (a, b) = (generate().unwrap(), generate().unwrap());
-        assert_eq!(a.len(), 64);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        let hex = a.strip_prefix("nats_").unwrap();
+        assert_eq!(hex.len(), 64);
+        assert!(hex.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert!(readable_by_server(&a));
         assert_ne!(a, b);
     }
 
@@ -172,7 +193,7 @@ mod tests {
         let path = dir.path().join(".env.nats");
         assert_eq!(ensure(&path).unwrap(), EnvFile::Created);
         let token = load(&path).unwrap();
-        assert_eq!(token.len(), 64);
+        assert!(readable_by_server(&token));
         assert_eq!(ensure(&path).unwrap(), EnvFile::Kept);
         assert_eq!(load(&path).unwrap(), token);
         #[cfg(unix)]
@@ -182,6 +203,18 @@ mod tests {
                 fs::metadata(&path).unwrap().permissions().mode() & 0o777,
                 0o600
             );
+        }
+    }
+
+    #[test]
+    fn tokens_the_server_would_misread_are_refused() {
+        for good in ["nats_0a", "abc", "a-b_C9"] {
+            assert!(readable_by_server(good), "{good}");
+        }
+        for bad in [
+            "", "4abc", "1e5", "a,b", "a b", "tok.en", "true", "Off", "\"q\"",
+        ] {
+            assert!(!readable_by_server(bad), "{bad}");
         }
     }
 

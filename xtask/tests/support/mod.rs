@@ -1,0 +1,501 @@
+//! What the integration tests share: real nats-server binaries, release-shaped archives built
+//! from them, a loopback HTTP server to serve those archives, and a way to run the xtask.
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+/// A real nats-server 2.10 binary and the version it reports.
+#[derive(Debug, Clone)]
+pub struct ServerBinary {
+    pub path: PathBuf,
+    pub version: String,
+}
+
+/// The real nats-server binaries named by `NATS_TEST_SERVERS` (a path list; `cargo xtask test`
+/// fills it), else `nats-server` on PATH. None when there is none, which fails the test in CI.
+pub fn server_binaries() -> Option<Vec<ServerBinary>> {
+    let paths: Vec<PathBuf> = match std::env::var_os("NATS_TEST_SERVERS") {
+        Some(list) => std::env::split_paths(&list).collect(),
+        None => on_path("nats-server").into_iter().collect(),
+    };
+    let binaries: Vec<ServerBinary> = paths
+        .into_iter()
+        .filter_map(|path| inspect(&path))
+        .collect();
+    if binaries.is_empty() {
+        let why = "no real nats-server 2.10 binary for the tests: run them with `cargo xtask test`, \
+                   or set NATS_TEST_SERVERS to nats-server 2.10 binaries (not v2.10.29, whose hashes are pinned)";
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("SKIPPED outside CI: {why}");
+        return None;
+    }
+    Some(binaries)
+}
+
+/// The first test binary, or None (the test then ends early, outside CI only).
+pub fn server_binary() -> Option<ServerBinary> {
+    server_binaries().map(|mut b| b.remove(0))
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let name = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(&name))
+        .find(|p| p.is_file())
+}
+
+fn inspect(path: &Path) -> Option<ServerBinary> {
+    let mut head = [0u8; 2];
+    fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    assert_ne!(
+        &head,
+        b"#!",
+        "`{}` is a script, not a nats-server binary (a pyenv shim?)",
+        path.display()
+    );
+    let out = Command::new(path).arg("--version").output().ok()?;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let version = printed.trim().strip_prefix("nats-server: v")?.to_string();
+    assert!(
+        version.starts_with("2.10."),
+        "`{}` is v{version}, not 2.10",
+        path.display()
+    );
+    assert_ne!(
+        version,
+        "2.10.29",
+        "`{}` is the pinned release: the tests need another 2.10 patch",
+        path.display()
+    );
+    Some(ServerBinary {
+        path: path.to_path_buf(),
+        version,
+    })
+}
+
+/// The release names of this host, as the tests expect the xtask to choose them.
+pub fn host_platform() -> (&'static str, &'static str) {
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        os => os,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        arch => panic!("the tests know no release name for {arch}"),
+    };
+    (os, arch)
+}
+
+pub fn host_format() -> Format {
+    if cfg!(windows) {
+        Format::Zip
+    } else {
+        Format::TarGz
+    }
+}
+
+pub fn binary_name() -> &'static str {
+    if cfg!(windows) {
+        "nats-server.exe"
+    } else {
+        "nats-server"
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    TarGz,
+    Zip,
+}
+
+/// The name of a release archive for this host.
+pub fn asset_name(version: &str, format: Format) -> String {
+    let (os, arch) = host_platform();
+    let ext = match format {
+        Format::TarGz => "tar.gz",
+        Format::Zip => "zip",
+    };
+    format!("nats-server-v{version}-{os}-{arch}.{ext}")
+}
+
+/// One entry of an archive being built.
+pub enum Entry {
+    File {
+        path: String,
+        bytes: Vec<u8>,
+        mode: u32,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+    /// A file entry whose path is written raw, bypassing the builder's own safety checks.
+    RawPath {
+        path: String,
+        bytes: Vec<u8>,
+    },
+}
+
+/// The entries of an official archive: `<stem>/nats-server`, `LICENSE` and `README.md`.
+pub fn release_entries(stem: &str, binary: &Path) -> Vec<Entry> {
+    vec![
+        Entry::File {
+            path: format!("{stem}/{}", binary_name()),
+            bytes: fs::read(binary).unwrap(),
+            mode: 0o755,
+        },
+        Entry::File {
+            path: format!("{stem}/LICENSE"),
+            bytes: b"Apache License 2.0\n".to_vec(),
+            mode: 0o644,
+        },
+        Entry::File {
+            path: format!("{stem}/README.md"),
+            bytes: b"# NATS Server\n".to_vec(),
+            mode: 0o644,
+        },
+    ]
+}
+
+pub fn stem(version: &str) -> String {
+    let (os, arch) = host_platform();
+    format!("nats-server-v{version}-{os}-{arch}")
+}
+
+pub fn build_archive(format: Format, entries: &[Entry]) -> Vec<u8> {
+    match format {
+        Format::TarGz => build_tar_gz(entries),
+        Format::Zip => build_zip(entries),
+    }
+}
+
+fn build_tar_gz(entries: &[Entry]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for entry in entries {
+        let mut header = tar::Header::new_gnu();
+        match entry {
+            Entry::File { path, bytes, mode } => {
+                header.set_size(bytes.len() as u64);
+                header.set_mode(*mode);
+                header.set_entry_type(tar::EntryType::Regular);
+                tar.append_data(&mut header, path, &bytes[..]).unwrap();
+            }
+            Entry::Symlink { path, target } => {
+                header.set_size(0);
+                header.set_mode(0o777);
+                header.set_entry_type(tar::EntryType::Symlink);
+                tar.append_link(&mut header, path, target).unwrap();
+            }
+            Entry::RawPath { path, bytes } => {
+                header.set_size(bytes.len() as u64);
+                header.set_mode(0o644);
+                header.set_entry_type(tar::EntryType::Regular);
+                let name = &mut header.as_old_mut().name;
+                name[..path.len()].copy_from_slice(path.as_bytes());
+                header.set_cksum();
+                tar.append(&header, &bytes[..]).unwrap();
+            }
+        }
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+fn build_zip(entries: &[Entry]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for entry in entries {
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        match entry {
+            Entry::File { path, bytes, mode } => {
+                zip.start_file(path.as_str(), options.unix_permissions(*mode))
+                    .unwrap();
+                zip.write_all(bytes).unwrap();
+            }
+            Entry::Symlink { path, target } => zip
+                .add_symlink(path.as_str(), target.as_str(), options)
+                .unwrap(),
+            Entry::RawPath { path, bytes } => {
+                zip.start_file(path.as_str(), options).unwrap();
+                zip.write_all(bytes).unwrap();
+            }
+        }
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// How the loopback server answers one path.
+#[derive(Clone)]
+pub enum Reply {
+    Bytes(Vec<u8>),
+    Status(u16),
+    /// Promises the whole body in Content-Length, sends `sent` bytes of it and hangs up.
+    HangUpAfter {
+        body: Vec<u8>,
+        sent: usize,
+    },
+    /// One reply per request in turn, the last one for ever after.
+    Sequence(Vec<Reply>),
+}
+
+/// A loopback HTTP/1.1 server in a thread, serving fixed replies by path and counting requests.
+/// Hand-written rather than a crate: the tests need to break connections at will.
+pub struct Mirror {
+    pub url: String,
+    routes: Arc<Mutex<HashMap<String, Reply>>>,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Mirror {
+    pub fn start() -> Mirror {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/releases", listener.local_addr().unwrap());
+        let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (r, q) = (routes.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (r, q) = (r.clone(), q.clone());
+                std::thread::spawn(move || serve(stream, &r, &q));
+            }
+        });
+        Mirror {
+            url,
+            routes,
+            requests,
+        }
+    }
+
+    /// Serves `reply` at `{url}/v{version}/{file}`.
+    pub fn put(&self, version: &str, file: &str, reply: Reply) {
+        self.routes
+            .lock()
+            .unwrap()
+            .insert(format!("/releases/v{version}/{file}"), reply);
+    }
+
+    /// Serves an archive and a SHA256SUMS listing its true hash.
+    pub fn put_release(&self, version: &str, file: &str, archive: Vec<u8>) {
+        self.put(
+            version,
+            "SHA256SUMS",
+            Reply::Bytes(format!("{}  {file}\n", sha256_hex(&archive)).into_bytes()),
+        );
+        self.put(version, file, Reply::Bytes(archive));
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn serve(stream: TcpStream, routes: &Mutex<HashMap<String, Reply>>, requests: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+            break;
+        }
+    }
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .to_string();
+    requests.lock().unwrap().push(path.clone());
+    let reply = {
+        let mut routes = routes.lock().unwrap();
+        match routes.get_mut(&path) {
+            Some(Reply::Sequence(replies)) if replies.len() > 1 => replies.remove(0),
+            Some(Reply::Sequence(replies)) => replies[0].clone(),
+            Some(reply) => reply.clone(),
+            None => Reply::Status(404),
+        }
+    };
+    let mut stream = stream;
+    let _ = match reply {
+        Reply::Bytes(body) => respond(&mut stream, 200, &body, body.len()),
+        Reply::Status(code) => respond(&mut stream, code, b"", 0),
+        Reply::HangUpAfter { body, sent } => respond(&mut stream, 200, &body[..sent], body.len()),
+        Reply::Sequence(_) => unreachable!("sequences hold plain replies"),
+    };
+}
+
+fn respond(stream: &mut TcpStream, code: u16, body: &[u8], length: usize) -> std::io::Result<()> {
+    write!(
+        stream,
+        "HTTP/1.1 {code} X\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    )?;
+    stream.write_all(body)?;
+    stream.flush()?;
+    stream.shutdown(std::net::Shutdown::Both)
+}
+
+/// A temporary place for one test: the server's directory and a cache of its own.
+pub struct Sandbox {
+    pub root: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            root: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn nats_dir(&self) -> PathBuf {
+        self.root.path().join("nats")
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.path().join("cache")
+    }
+
+    pub fn binary(&self) -> PathBuf {
+        self.nats_dir().join(binary_name())
+    }
+
+    /// Runs `cargo xtask <args>` against this sandbox's directory and cache.
+    pub fn xtask(&self, args: &[&str]) -> Run {
+        let mut command = self.command(args);
+        Run::from(command.output().unwrap())
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        command.arg("--dir").arg(self.nats_dir()).args(args);
+        command.env("NATS_XTASK_CACHE", self.cache_dir());
+        for var in [
+            "NATS_SERVER_MIRROR",
+            "NATS_DIR",
+            "NATS_HOST",
+            "NATS_PORT",
+            "NATS_HTTP_PORT",
+            "NATS_WS_PORT",
+        ] {
+            command.env_remove(var);
+        }
+        for var in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+        ] {
+            command.env_remove(var);
+        }
+        command
+    }
+
+    /// Scratch that setup must never leave behind.
+    pub fn leftovers(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let Ok(entries) = fs::read_dir(self.nats_dir()) else {
+            return found;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".setup-") || name.ends_with(".partial") || name.starts_with(".tmp")
+            {
+                found.push(entry.path());
+            }
+        }
+        found
+    }
+}
+
+pub struct Run {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Run {
+        Run {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert!(
+            self.success,
+            "xtask failed:\n{}{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Asserts a failure whose message says `what`.
+    #[track_caller]
+    pub fn fails_with(self, what: &str) -> Run {
+        assert!(
+            !self.success,
+            "xtask succeeded but should have failed with `{what}`:\n{}",
+            self.stderr
+        );
+        assert!(
+            self.stderr.contains(what),
+            "expected `{what}` in:\n{}",
+            self.stderr
+        );
+        let errors = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .count();
+        assert_eq!(errors, 1, "one error message expected:\n{}", self.stderr);
+        self
+    }
+}
+
+/// A free loopback port (bound and released; the server binds it again at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` until it returns Some or `deadline` passes.
+pub fn wait_for<T>(deadline: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if start.elapsed() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
