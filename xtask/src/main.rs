@@ -10,6 +10,7 @@ mod layout;
 mod process;
 mod release;
 mod setup;
+mod test;
 mod token;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ struct Flags {
 #[derive(Debug, clap::Subcommand)]
 enum Task {
     Setup(setup::Setup),
+    Test(test::Test),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn run(flags: Flags) -> Result<()> {
     let layout = Layout::new(dir);
     match flags.task {
         Task::Setup(setup) => setup.run(&layout),
+        Task::Test(test) => test.run(&root),
     }
 }
 

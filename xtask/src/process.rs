@@ -1,7 +1,7 @@
 //! Running the programs we start, always with a deadline and their output at hand.
 
 use std::io::Read;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -51,6 +51,28 @@ pub(crate) fn run(mut command: Command, deadline: Duration) -> Result<Output> {
         );
     }
     Ok(output)
+}
+
+/// Runs `command` with the terminal as its input and output, killing it after `deadline`.
+pub(crate) fn run_attached(mut command: Command, deadline: Duration) -> Result<ExitStatus> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start `{program}`"))?;
+    match child
+        .wait_timeout(deadline)
+        .with_context(|| format!("cannot wait for `{program}`"))?
+    {
+        Some(status) => Ok(status),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "`{program}` did not finish within {} s and was stopped",
+                deadline.as_secs()
+            )
+        }
+    }
 }
 
 fn read_all(pipe: &mut impl Read) -> Vec<u8> {

@@ -18,6 +18,9 @@ use crate::token::{self, EnvFile, TOKEN_VAR};
 ///
 /// Safe to run again: an installed, verified binary is kept without any network request, and
 /// an existing config or `.env.nats` is never overwritten.
+///
+/// Environment: NATS_XTASK_CACHE is where verified archives are kept (default: the user's cache
+/// directory, `nats-xtask`); HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY are honoured.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Setup {
     /// nats-server 2.10 patch release to install (upgrades or downgrades in place).
