@@ -16,6 +16,8 @@ use crate::layout::{Layout, show};
 use crate::release::{Asset, Format, Version, sha256_in_sums};
 use crate::{archive, process};
 
+const STAGING_PREFIX: &str = ".setup-";
+
 pub(crate) enum Source<'a> {
     /// `{mirror}/v{V}/{asset}`, checked against `{mirror}/v{V}/SHA256SUMS`.
     Mirror(&'a str),
@@ -56,6 +58,7 @@ impl fmt::Display for Verified {
 /// Makes sure the requested version is installed, and says what it did.
 pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
     let version = request.asset.version;
+    remove_interrupted_setups(layout);
     if !request.reinstall && installed_version(layout) == Some(version) {
         eprintln!(
             "nats-server v{version} is already installed and verified at `{}`",
@@ -64,7 +67,7 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
         return Ok(());
     }
     let staging = tempfile::Builder::new()
-        .prefix(".setup-")
+        .prefix(STAGING_PREFIX)
         .tempdir_in(&layout.dir)
         .with_context(|| {
             format!(
@@ -106,6 +109,27 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
         show(&layout.binary())
     );
     Ok(())
+}
+
+/// A setup that was killed (Ctrl-C during a download, say) could not delete its staging
+/// directory; the next one does.
+fn remove_interrupted_setups(layout: &Layout) {
+    let Ok(entries) = fs::read_dir(&layout.dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(STAGING_PREFIX)
+        {
+            eprintln!(
+                "removing `{}`, left by an interrupted setup",
+                show(&entry.path())
+            );
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The verified archive, in `staging` or in the cache.

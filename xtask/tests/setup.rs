@@ -788,6 +788,19 @@ fn a_binary_reporting_another_version_is_refused() {
 }
 
 #[test]
+fn scratch_of_an_interrupted_setup_is_removed_by_the_next() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror) = good_release(&server);
+    let interrupted = sandbox.nats_dir().join(".setup-Xy12ab");
+    fs::create_dir_all(interrupted.join("unpacked")).unwrap();
+    fs::write(interrupted.join("archive.tar.gz.partial"), b"half").unwrap();
+    setup(&sandbox, &mirror, &server.version, &[]).ok();
+    assert_eq!(sandbox.leftovers(), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
 fn versions_outside_2_10_are_refused() {
     let sandbox = Sandbox::new();
     sandbox
