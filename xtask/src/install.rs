@@ -31,6 +31,8 @@ pub(crate) struct Request<'a> {
     /// A hash the user vouches for (`--sha256`).
     pub(crate) sha256: Option<String>,
     pub(crate) reinstall: bool,
+    /// Say nothing when nothing changes.
+    pub(crate) quiet: bool,
 }
 
 /// Which hashes an archive was checked against.
@@ -60,6 +62,9 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
     let version = request.asset.version;
     remove_interrupted_setups(layout);
     if !request.reinstall && installed_version(layout) == Some(version) {
+        if request.quiet {
+            return Ok(());
+        }
         eprintln!(
             "nats-server v{version} is already installed and verified at `{}`",
             show(&layout.binary())
@@ -261,6 +266,13 @@ fn check_version(binary: &Path, version: Version) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The version recorded as installed, without checking the binary.
+pub(crate) fn manifest_version(layout: &Layout) -> Option<Version> {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.manifest()).ok()?).ok()?;
+    Version::parse(manifest["version"].as_str()?).ok()
 }
 
 /// The version that setup installed and verified, if the binary is still that very file.

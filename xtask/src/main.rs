@@ -9,7 +9,11 @@ mod install;
 mod layout;
 mod process;
 mod release;
+mod run;
+mod server;
 mod setup;
+mod status;
+mod stop;
 mod test;
 mod token;
 
@@ -38,12 +42,15 @@ struct Flags {
 #[derive(Debug, clap::Subcommand)]
 enum Task {
     Setup(setup::Setup),
+    Run(run::Run),
+    Stop(stop::Stop),
+    Status(status::Status),
     Test(test::Test),
 }
 
 fn main() -> ExitCode {
     match run(Flags::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -51,7 +58,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(flags: Flags) -> Result<()> {
+fn run(flags: Flags) -> Result<ExitCode> {
     let root = project_root();
     // `--dir` is relative to where the user is, everything else to the checkout.
     let dir = match flags.dir {
@@ -63,9 +70,13 @@ fn run(flags: Flags) -> Result<()> {
         .with_context(|| format!("cannot enter `{}`", root.display()))?;
     let layout = Layout::new(dir);
     match flags.task {
-        Task::Setup(setup) => setup.run(&layout),
-        Task::Test(test) => test.run(&root),
+        Task::Setup(setup) => setup.run(&layout)?,
+        Task::Run(run) => run.run(&layout)?,
+        Task::Stop(stop) => stop.run(&layout)?,
+        Task::Status(status) => return status.run(&layout),
+        Task::Test(test) => test.run(&root)?,
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The checkout: the parent of this crate's directory. Cargo sets `CARGO_MANIFEST_DIR` when

@@ -5,7 +5,7 @@ use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::config::{self, Listen};
 use crate::install::{self, Request, Source, write_atomically};
@@ -23,13 +23,8 @@ use crate::token::{self, EnvFile, TOKEN_VAR};
 /// directory, `nats-xtask`); HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY are honoured.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Setup {
-    /// nats-server 2.10 patch release to install (upgrades or downgrades in place).
-    #[arg(long = "version", value_name = "2.10.N", value_parser = Version::parse)]
-    pub(crate) version: Option<Version>,
-
-    /// Base URL that holds `v{VERSION}/{ASSET}` and `v{VERSION}/SHA256SUMS`.
-    #[arg(long, env = "NATS_SERVER_MIRROR", value_name = "URL", default_value = GITHUB_RELEASES)]
-    pub(crate) mirror: String,
+    #[command(flatten)]
+    pub(crate) source: SourceArgs,
 
     /// Install from this local release archive (.tar.gz or .zip) instead of downloading.
     #[arg(long, value_name = "FILE")]
@@ -53,39 +48,78 @@ pub(crate) struct Setup {
     /// Print the token on stdout (it is never printed otherwise).
     #[arg(long)]
     show_token: bool,
+
+    /// Run on behalf of `run`: keep the installed version unless asked, say only what changed.
+    #[arg(skip)]
+    for_run: bool,
 }
 
-/// Where the server listens; used when the config is written.
+/// Which release to install, and from where.
 #[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SourceArgs {
+    /// nats-server 2.10 patch release to install (upgrades or downgrades in place) [default: 2.10.29]
+    #[arg(long = "version", value_name = "2.10.N", value_parser = Version::parse)]
+    pub(crate) version: Option<Version>,
+
+    /// Base URL that holds `v{VERSION}/{ASSET}` and `v{VERSION}/SHA256SUMS`.
+    #[arg(long, env = "NATS_SERVER_MIRROR", value_name = "URL", default_value = GITHUB_RELEASES)]
+    pub(crate) mirror: String,
+}
+
+/// Where the server listens. They are written into a new config; for an existing one that
+/// differs, setup needs `--regenerate-config`.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub(crate) struct ListenArgs {
-    /// Address every listener binds to. Anything but loopback exposes the server to the network.
-    #[arg(long, env = "NATS_HOST", default_value = "127.0.0.1")]
-    pub(crate) host: String,
-    /// Client port.
-    #[arg(long, env = "NATS_PORT", default_value_t = 4222)]
-    pub(crate) port: u16,
-    /// HTTP monitoring port.
-    #[arg(long, env = "NATS_HTTP_PORT", default_value_t = 8222)]
-    pub(crate) http_port: u16,
-    /// WebSocket port.
-    #[arg(long, env = "NATS_WS_PORT", default_value_t = 8223)]
-    pub(crate) ws_port: u16,
+    /// Address every listener binds to; anything but loopback exposes the server [default: 127.0.0.1]
+    #[arg(long, env = "NATS_HOST")]
+    pub(crate) host: Option<String>,
+    /// Client port [default: 4222]
+    #[arg(long, env = "NATS_PORT")]
+    pub(crate) port: Option<u16>,
+    /// HTTP monitoring port [default: 8222]
+    #[arg(long, env = "NATS_HTTP_PORT")]
+    pub(crate) http_port: Option<u16>,
+    /// WebSocket port [default: 8223]
+    #[arg(long, env = "NATS_WS_PORT")]
+    pub(crate) ws_port: Option<u16>,
 }
 
 impl ListenArgs {
     fn listen(&self) -> Listen {
+        let default = Listen::default();
         Listen {
-            host: self.host.clone(),
-            port: self.port,
-            http_port: self.http_port,
-            ws_port: self.ws_port,
+            host: self.host.clone().unwrap_or(default.host),
+            port: self.port.unwrap_or(default.port),
+            http_port: self.http_port.unwrap_or(default.http_port),
+            ws_port: self.ws_port.unwrap_or(default.ws_port),
         }
+    }
+
+    fn any_given(&self) -> bool {
+        self.host.is_some()
+            || self.port.is_some()
+            || self.http_port.is_some()
+            || self.ws_port.is_some()
     }
 }
 
 impl Setup {
+    /// The setup that `run` does first: install what is missing, keep what is there.
+    pub(crate) fn for_run(source: SourceArgs, listen: ListenArgs) -> Setup {
+        Setup {
+            source,
+            archive: None,
+            sha256: None,
+            reinstall: false,
+            regenerate_config: false,
+            listen,
+            show_token: false,
+            for_run: true,
+        }
+    }
+
     pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
-        let version = self.requested_version()?;
+        let version = self.requested_version(layout)?;
         let asset = Asset {
             version,
             platform: Platform::host(version)?,
@@ -99,13 +133,14 @@ impl Setup {
 
         let source = match &self.archive {
             Some(path) => Source::Archive(path),
-            None => Source::Mirror(&self.mirror),
+            None => Source::Mirror(&self.source.mirror),
         };
         let request = Request {
             asset,
             source,
             sha256: self.sha256.clone(),
             reinstall: self.reinstall,
+            quiet: self.for_run,
         };
         install::ensure(layout, &request).context("cannot install nats-server")?;
 
@@ -115,31 +150,45 @@ impl Setup {
                 "created `{}` with a new token (readable by you only)",
                 show(&layout.env_file())
             ),
-            EnvFile::Kept => eprintln!("kept the token in `{}`", show(&layout.env_file())),
+            EnvFile::Kept if !self.for_run => {
+                eprintln!("kept the token in `{}`", show(&layout.env_file()))
+            }
+            EnvFile::Kept => {}
         }
         for dir in [layout.dir.join("data/jetstream"), layout.dir.join("logs")] {
             fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", show(&dir)))?;
         }
-        check_config(layout)?;
+        check_config(layout, self.for_run)?;
         if self.show_token {
             println!("{}", token::load(&layout.env_file())?);
         }
         Ok(())
     }
 
-    /// `--version`, else the version in `--archive`'s official file name, else the default.
-    fn requested_version(&self) -> Result<Version> {
+    /// `--version`, else the version in `--archive`'s official file name, else (for `run`) the
+    /// installed version, else the default.
+    fn requested_version(&self, layout: &Layout) -> Result<Version> {
         let named = self
             .archive
             .as_ref()
             .and_then(|path| release::version_in_file_name(&path.file_name()?.to_string_lossy()));
-        match (self.version, named) {
+        match (self.source.version, named) {
             (Some(asked), Some(named)) if asked != named => {
                 anyhow::bail!(
                     "--version {asked} contradicts the archive's name, which says {named}"
                 )
             }
-            (asked, named) => Ok(asked.or(named).unwrap_or_else(Version::default_version)),
+            (asked, named) => {
+                let installed = || {
+                    self.for_run
+                        .then(|| install::manifest_version(layout))
+                        .flatten()
+                };
+                Ok(asked
+                    .or(named)
+                    .or_else(installed)
+                    .unwrap_or_else(Version::default_version))
+            }
         }
     }
 
@@ -152,7 +201,11 @@ impl Setup {
                 eprintln!("wrote `{}`", show(&path));
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", show(&path))),
-            Ok(existing) if existing == rendered => eprintln!("`{}` is up to date", show(&path)),
+            Ok(existing) if existing == rendered => {
+                if !self.for_run {
+                    eprintln!("`{}` is up to date", show(&path))
+                }
+            }
             Ok(_) if self.regenerate_config => {
                 let stamp = SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
@@ -168,8 +221,16 @@ impl Setup {
                     show(&backup)
                 );
             }
+            Ok(_) if self.listen.any_given() => bail!(
+                "`{}` exists and differs from what --host/--port/--http-port/--ws-port \
+                 (or NATS_HOST/NATS_PORT/NATS_HTTP_PORT/NATS_WS_PORT) ask for: run \
+                 `cargo xtask setup --regenerate-config` with them to rewrite it (the old file is kept), or edit it",
+                show(&path)
+            ),
+            Ok(_) if self.for_run => {}
             Ok(_) => eprintln!(
-                "kept `{}`, which differs from what setup would write (`--regenerate-config` rewrites it and keeps a copy)",
+                "kept `{}`, which differs from what setup would write \
+                 (`--regenerate-config` rewrites it and keeps a copy)",
                 show(&path)
             ),
         }
@@ -178,7 +239,7 @@ impl Setup {
 }
 
 /// Asks the installed server whether it accepts the config, with the token in its environment.
-fn check_config(layout: &Layout) -> Result<()> {
+fn check_config(layout: &Layout, quiet: bool) -> Result<()> {
     let token = token::load(&layout.env_file())?;
     let sh = xshell::Shell::new()?;
     sh.change_dir(&layout.dir);
@@ -191,6 +252,8 @@ fn check_config(layout: &Layout) -> Result<()> {
             show(&config)
         )
     })?;
-    eprintln!("`{}` is valid (checked by nats-server -t)", show(&config));
+    if !quiet {
+        eprintln!("`{}` is valid (checked by nats-server -t)", show(&config));
+    }
     Ok(())
 }

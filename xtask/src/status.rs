@@ -1,0 +1,161 @@
+//! `cargo xtask status`: is the server running, where, and how busy.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use crate::layout::Layout;
+use crate::server::{self, Endpoints};
+
+/// Show whether the server runs, its pid, version, uptime, addresses, connections and
+/// JetStream usage. Exits 0 when it runs and 3 when it does not, as service managers do.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Status {
+    /// Print one JSON object on stdout instead.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The exit code for "not running" (LSB init scripts: program is not running).
+const NOT_RUNNING: u8 = 3;
+
+impl Status {
+    pub(crate) fn run(&self, layout: &Layout) -> Result<ExitCode> {
+        let Some(pid) = server::running(layout)? else {
+            if self.json {
+                println!("{}", json!({"running": false}));
+            } else {
+                println!("nats-server is not running");
+            }
+            return Ok(ExitCode::from(NOT_RUNNING));
+        };
+        let report = report(pid, Endpoints::of(layout, pid).as_ref());
+        if self.json {
+            println!("{report}");
+        } else {
+            print!("{}", human(&report));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn get_json(agent: &ureq::Agent, url: &str) -> Option<Value> {
+    let mut response = agent.get(url).call().ok()?;
+    serde_json::from_str(&response.body_mut().read_to_string().ok()?).ok()
+}
+
+/// Everything status knows, as the JSON that `--json` prints.
+fn report(pid: u32, endpoints: Option<&Endpoints>) -> Value {
+    let mut report = json!({"running": true, "pid": pid});
+    let Some(endpoints) = endpoints else {
+        return report;
+    };
+    report["client_url"] = json!(endpoints.client);
+    report["monitoring_url"] = json!(endpoints.monitoring);
+    report["websocket_url"] = json!(endpoints.websocket);
+    let agent = server::quick_agent();
+    let Some(varz) = get_json(&agent, &format!("{}/varz", endpoints.monitoring)) else {
+        report["monitoring_error"] = json!("the monitoring endpoint does not answer");
+        return report;
+    };
+    report["version"] = varz["version"].clone();
+    report["uptime"] = varz["uptime"].clone();
+    report["connections"] = varz["connections"].clone();
+    if let Some(jsz) = get_json(&agent, &format!("{}/jsz", endpoints.monitoring)) {
+        report["jetstream"] = json!({
+            "streams": jsz["streams"],
+            "consumers": jsz["consumers"],
+            "messages": jsz["messages"],
+            "bytes": jsz["bytes"],
+            "memory": jsz["memory"],
+            "storage": jsz["storage"],
+            "max_memory": jsz["config"]["max_memory"],
+            "max_storage": jsz["config"]["max_storage"],
+        });
+    }
+    report
+}
+
+fn human(report: &Value) -> String {
+    let mut text = format!("nats-server is running (pid {})\n", report["pid"]);
+    let line = |text: &mut String, label: &str, value: &Value| {
+        if let Some(value) = value
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| (!value.is_null()).then(|| value.to_string()))
+        {
+            text.push_str(&format!("  {label:<12}{value}\n"));
+        }
+    };
+    line(&mut text, "version", &report["version"]);
+    line(&mut text, "uptime", &report["uptime"]);
+    line(&mut text, "client", &report["client_url"]);
+    line(&mut text, "monitoring", &report["monitoring_url"]);
+    line(&mut text, "websocket", &report["websocket_url"]);
+    line(&mut text, "connections", &report["connections"]);
+    if let Some(js) = report.get("jetstream") {
+        let usage = format!(
+            "{} streams, {} consumers, {} messages; memory {} of {}, file {} of {}",
+            js["streams"],
+            js["consumers"],
+            js["messages"],
+            bytes(&js["memory"]),
+            bytes(&js["max_memory"]),
+            bytes(&js["storage"]),
+            bytes(&js["max_storage"]),
+        );
+        line(&mut text, "jetstream", &json!(usage));
+    }
+    line(&mut text, "note", &report["monitoring_error"]);
+    text
+}
+
+/// A byte count for people: `1.5 MiB`.
+pub(crate) fn bytes(value: &Value) -> String {
+    let Some(n) = value.as_f64() else {
+        return "?".to_string();
+    };
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let power = if n < 1024.0 {
+        0
+    } else {
+        ((n.log2() / 10.0) as usize).min(units.len() - 1)
+    };
+    let scaled = n / 1024f64.powi(power as i32);
+    if power == 0 {
+        format!("{n} B")
+    } else {
+        format!("{scaled:.1} {}", units[power])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_counts_read_well() {
+        assert_eq!(bytes(&json!(0)), "0 B");
+        assert_eq!(bytes(&json!(1023)), "1023 B");
+        assert_eq!(bytes(&json!(1536)), "1.5 KiB");
+        assert_eq!(bytes(&json!(1073741824u64)), "1.0 GiB");
+        assert_eq!(bytes(&json!(10737418240u64)), "10.0 GiB");
+        assert_eq!(bytes(&Value::Null), "?");
+    }
+
+    #[test]
+    fn the_human_report_shows_what_is_known() {
+        let report = json!({"running": true, "pid": 7, "version": "2.10.26", "client_url": "nats://127.0.0.1:4222",
+            "jetstream": {"streams": 1, "consumers": 2, "messages": 3, "memory": 0, "max_memory": 1073741824u64,
+                          "storage": 2048, "max_storage": 10737418240u64}});
+        let text = human(&report);
+        assert!(text.starts_with("nats-server is running (pid 7)\n"));
+        assert!(text.contains("  version     2.10.26\n"));
+        assert!(text.contains("  client      nats://127.0.0.1:4222\n"));
+        assert!(text.contains(
+            "1 streams, 2 consumers, 3 messages; memory 0 B of 1.0 GiB, file 2.0 KiB of 10.0 GiB"
+        ));
+        assert!(!text.contains("websocket"));
+    }
+}
