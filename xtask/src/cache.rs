@@ -1,15 +1,20 @@
 //! Verified release archives kept between installs, in the user's cache directory
 //! (`NATS_XTASK_CACHE` overrides it), so that another clone or a re-install needs no network.
 //!
-//! Layout: `<cache>/archives/<sha256>/<asset file name>`. Only archives that passed
-//! verification are stored, and every entry is hashed again before it is used.
+//! Layout: `<cache>/archives/<sha256>/<asset file name>`, with `<asset file name>.source`
+//! holding the URL it was downloaded from. Only archives that passed verification are stored,
+//! and every entry is hashed again before it is used. Without a hash to look for (no pin, no
+//! `--sha256`), an entry is used only for the very URL it came from: what one mirror served
+//! is never taken for another's.
 
-use std::fs;
+use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use crate::download::sha256_file;
+use crate::install::write_atomically;
 
 pub(crate) const CACHE_VAR: &str = "NATS_XTASK_CACHE";
 
@@ -28,32 +33,37 @@ impl Cache {
         }
     }
 
-    /// A cached copy of `file_name` whose content still has its recorded hash, if there is one;
-    /// with `expected`, only a copy with that hash. Corrupt entries are removed.
+    /// A cached copy of `file_name` whose content still has its recorded hash: the one with
+    /// hash `expected`, else one downloaded from `url`. Corrupt entries are removed.
     pub(crate) fn find(
         &self,
         file_name: &str,
+        url: &str,
         expected: Option<&str>,
-    ) -> Option<(PathBuf, String)> {
+    ) -> Option<PathBuf> {
         let archives = self.archives.as_ref()?;
         let candidates: Vec<PathBuf> = match expected {
             Some(hash) => vec![archives.join(hash)],
             None => fs::read_dir(archives)
                 .ok()?
-                .filter_map(|e| Some(e.ok()?.path()))
+                .filter_map(|entry| Some(entry.ok()?.path()))
+                .filter(|dir| {
+                    fs::read_to_string(dir.join(source_name(file_name))).is_ok_and(|s| s == url)
+                })
                 .collect(),
         };
         for dir in candidates {
             let path = dir.join(file_name);
-            let Some(recorded) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string)
-            else {
-                continue;
-            };
+            let recorded = dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
             if !path.is_file() {
                 continue;
             }
             match sha256_file(&path) {
-                Ok(actual) if actual == recorded => return Some((path, actual)),
+                Ok(actual) if actual == recorded => return Some(path),
                 _ => {
                     eprintln!(
                         "warning: cached `{}` is corrupt; removing it",
@@ -67,11 +77,11 @@ impl Cache {
     }
 
     /// Keeps a copy of a verified archive. Failing to is not an error: it only costs a download.
-    pub(crate) fn store(&self, archive: &Path, file_name: &str, sha256: &str) {
+    pub(crate) fn store(&self, archive: &Path, file_name: &str, url: &str, sha256: &str) {
         let Some(archives) = &self.archives else {
             return;
         };
-        if let Err(e) = store(archive, &archives.join(sha256), file_name) {
+        if let Err(e) = store(archive, &archives.join(sha256), file_name, url) {
             eprintln!(
                 "warning: cannot cache `{file_name}` in `{}`: {e:#}",
                 archives.display()
@@ -80,11 +90,16 @@ impl Cache {
     }
 }
 
-fn store(archive: &Path, dir: &Path, file_name: &str) -> Result<()> {
+fn source_name(file_name: &str) -> String {
+    format!("{file_name}.source")
+}
+
+fn store(archive: &Path, dir: &Path, file_name: &str, url: &str) -> Result<()> {
     fs::create_dir_all(dir)?;
-    let partial = tempfile::NamedTempFile::new_in(dir)?;
-    fs::copy(archive, partial.path())
-        .with_context(|| format!("cannot copy `{}`", archive.display()))?;
+    let mut partial = tempfile::NamedTempFile::new_in(dir)?;
+    let mut source =
+        File::open(archive).with_context(|| format!("cannot read `{}`", archive.display()))?;
+    io::copy(&mut source, partial.as_file_mut())?;
     partial.persist(dir.join(file_name))?;
-    Ok(())
+    write_atomically(&dir.join(source_name(file_name)), url.as_bytes())
 }

@@ -32,6 +32,11 @@ pub(crate) fn render(listen: &Listen) -> String {
         http_port,
         ws_port,
     } = listen;
+    let http = if host.contains(':') {
+        format!("[{host}]:{http_port}")
+    } else {
+        format!("{host}:{http_port}")
+    };
     format!(
         r#"# nats-server 2.10 configuration, written by `cargo xtask setup`.
 # Setup leaves this file alone once it exists; `cargo xtask setup --regenerate-config`
@@ -42,7 +47,7 @@ server_name: "nats-dev"
 # Every listener is on {host} unless you choose otherwise (see the README).
 host: "{host}"
 port: {port}
-http: "{host}:{http_port}"
+http: "{http}"
 
 # The token comes from the environment (`.env.nats`, loaded by `cargo xtask run`),
 # so no secret is ever written here.
@@ -145,6 +150,15 @@ mod tests {
             assert!(lines.contains(&want), "missing `{want}`");
         }
         assert!(!text.contains("127.0.0.1"));
+    }
+
+    #[test]
+    fn an_ipv6_monitoring_address_is_bracketed() {
+        let text = render(&Listen {
+            host: "::1".into(),
+            ..Listen::default()
+        });
+        assert!(lines(&text).contains(&"http: \"[::1]:8222\""));
     }
 
     #[test]

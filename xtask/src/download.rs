@@ -30,7 +30,9 @@ impl Downloader {
             .proxy(ureq::Proxy::try_from_env())
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_recv_response(Some(Duration::from_secs(30)))
-            .timeout_recv_body(Some(Duration::from_secs(300)))
+            // A budget for the whole body: ureq has no idle timeout. 15 minutes lets a 6 MB
+            // archive through a 7 kB/s link and still ends a stalled transfer.
+            .timeout_recv_body(Some(Duration::from_secs(15 * 60)))
             .http_status_as_error(false)
             .user_agent(concat!("nats-xtask/", env!("CARGO_PKG_VERSION")))
             .build();
@@ -67,20 +69,39 @@ impl Downloader {
                 .map_err(Failure::Final)?;
             let reader = response.body_mut().with_config().limit(u64::MAX).reader();
             let mut progress = Progress::new(url, total);
-            copy_hashing(reader, &mut file, |n| progress.advance(n))
-                .and_then(|hash| file.sync_all().map(|()| hash))
-                .map_err(|e| {
-                    Failure::Transient(
+            let cannot_write = |e| {
+                Failure::Final(
+                    anyhow::Error::new(e).context(format!("cannot write `{}`", dest.display())),
+                )
+            };
+            let hash =
+                copy_hashing(reader, &mut file, |n| progress.advance(n)).map_err(|e| match e {
+                    CopyError::Read(e) => Failure::Transient(
                         anyhow::Error::new(e).context(format!("download of `{url}` broke off")),
-                    )
-                })
+                    ),
+                    CopyError::Write(e) => cannot_write(e),
+                })?;
+            file.sync_all().map_err(cannot_write)?;
+            Ok(hash)
         })
     }
 
     fn get(&self, url: &str) -> Result<ureq::http::Response<ureq::Body>, Failure> {
         let response = self.agent.get(url).call().map_err(|e| {
+            // Network trouble may pass; a bad URL, TLS or proxy setting will not.
+            let transient = matches!(
+                e,
+                ureq::Error::Io(_)
+                    | ureq::Error::Timeout(_)
+                    | ureq::Error::HostNotFound
+                    | ureq::Error::ConnectionFailed
+            );
             let e = anyhow::Error::new(e).context(format!("cannot reach `{url}`"));
-            Failure::Transient(e)
+            if transient {
+                Failure::Transient(e)
+            } else {
+                Failure::Final(e)
+            }
         })?;
         let status = response.status();
         if status.is_success() {
@@ -120,13 +141,20 @@ impl Downloader {
     }
 }
 
+/// Which side of a copy failed.
+#[derive(Debug)]
+pub(crate) enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
 /// Copies `reader` to `writer`, feeding every chunk to the hasher on its way. A read error
 /// ends the copy with that error: a download is never hashed short.
 pub(crate) fn copy_hashing(
     mut reader: impl Read,
     writer: &mut impl Write,
     mut on_chunk: impl FnMut(usize),
-) -> io::Result<String> {
+) -> Result<String, CopyError> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0; 256 * 1024];
     loop {
@@ -134,10 +162,10 @@ pub(crate) fn copy_hashing(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(CopyError::Read(e)),
         };
         hasher.update(&buffer[..n]);
-        writer.write_all(&buffer[..n])?;
+        writer.write_all(&buffer[..n]).map_err(CopyError::Write)?;
         on_chunk(n);
     }
     Ok(hex(&hasher.finalize()))
@@ -146,8 +174,11 @@ pub(crate) fn copy_hashing(
 /// The SHA-256 of a file, in lower-case hex.
 pub(crate) fn sha256_file(path: &Path) -> Result<String> {
     let file = File::open(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-    copy_hashing(file, &mut io::sink(), |_| ())
-        .with_context(|| format!("cannot read `{}`", path.display()))
+    copy_hashing(file, &mut io::sink(), |_| ()).map_err(|e| match e {
+        CopyError::Read(e) | CopyError::Write(e) => {
+            anyhow::Error::new(e).context(format!("cannot read `{}`", path.display()))
+        }
+    })
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -222,7 +253,14 @@ mod tests {
             }
         }
         let err = copy_hashing(Broken(false), &mut Vec::new(), |_| ()).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+        assert!(matches!(err, CopyError::Read(e) if e.kind() == io::ErrorKind::ConnectionReset));
+    }
+
+    #[test]
+    fn a_write_error_is_told_apart_from_a_read_error() {
+        let mut full = [0u8; 2];
+        let err = copy_hashing(&b"abc"[..], &mut &mut full[..], |_| ()).unwrap_err();
+        assert!(matches!(err, CopyError::Write(_)));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::cache::Cache;
 use crate::download::{Downloader, sha256_file};
 use crate::layout::{Layout, show};
 use crate::release::{Asset, Format, Version, sha256_in_sums};
+use crate::token::{self, TOKEN_VAR};
 use crate::{archive, process};
 
 const STAGING_PREFIX: &str = ".setup-";
@@ -44,6 +45,17 @@ enum Verified {
     CachedSums,
 }
 
+impl Verified {
+    /// Where the expected hash came from.
+    fn source(self) -> &'static str {
+        match self {
+            Verified::Pinned => "the official hash pinned in this repository",
+            Verified::Argument => "--sha256",
+            Verified::Sums | Verified::CachedSums => "the release's SHA256SUMS",
+        }
+    }
+}
+
 impl fmt::Display for Verified {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -62,13 +74,12 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
     let version = request.asset.version;
     remove_interrupted_setups(layout);
     if !request.reinstall && installed_version(layout) == Some(version) {
-        if request.quiet {
-            return Ok(());
+        if !request.quiet {
+            eprintln!(
+                "nats-server v{version} is already installed and verified at `{}`",
+                show(&layout.binary())
+            );
         }
-        eprintln!(
-            "nats-server v{version} is already installed and verified at `{}`",
-            show(&layout.binary())
-        );
         return Ok(());
     }
     let staging = tempfile::Builder::new()
@@ -81,26 +92,30 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
             )
         })?;
 
-    let (archive, verified) = obtain(request, staging.path())?;
+    let (archive, verified) = match request.source {
+        Source::Archive(path) => (path.to_path_buf(), verify_local(request, path)?),
+        Source::Mirror(mirror) => fetch(request, mirror, staging.path())?,
+    };
     let format = match request.source {
-        Source::Archive(path) => Format::from_file_name(&path.to_string_lossy())
-            .unwrap_or(request.asset.platform.format()),
-        Source::Mirror(_) => request.asset.platform.format(),
+        Source::Archive(path) => Format::from_file_name(&path.to_string_lossy()),
+        Source::Mirror(_) => None,
     };
     let unpacked = staging.path().join("unpacked");
     fs::create_dir(&unpacked)?;
-    archive::unpack(&archive, format, &unpacked)?;
+    archive::unpack(
+        &archive,
+        format.unwrap_or(request.asset.platform.format()),
+        &unpacked,
+    )?;
     let binary = archive::find_binary(&unpacked, request.asset.platform.binary_name())
         .with_context(|| format!("cannot install from `{}`", archive.display()))?;
     check_version(&binary, version)?;
+    // A config that the new binary rejects (after a downgrade, say) keeps the old one in place.
+    if layout.config().is_file() {
+        check_config(&binary, layout)?;
+    }
 
     let binary_sha256 = sha256_file(&binary)?;
-    fs::rename(&binary, layout.binary()).with_context(|| {
-        format!(
-            "cannot replace `{}`: is the server still running? (`cargo xtask stop`)",
-            show(&layout.binary())
-        )
-    })?;
     if let Some(license) = binary
         .parent()
         .map(|dir| dir.join("LICENSE"))
@@ -108,6 +123,12 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
     {
         fs::rename(license, layout.license())?;
     }
+    fs::rename(&binary, layout.binary()).with_context(|| {
+        format!(
+            "cannot replace `{}`: is the server still running? (`cargo xtask stop`)",
+            show(&layout.binary())
+        )
+    })?;
     write_manifest(layout, &request.asset, &binary_sha256, verified)?;
     eprintln!(
         "installed nats-server v{version} at `{}` ({verified})",
@@ -117,78 +138,79 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
 }
 
 /// A setup that was killed (Ctrl-C during a download, say) could not delete its staging
-/// directory; the next one does.
+/// directory or temporary files; the next one does. Setups hold a lock, so none is running.
 fn remove_interrupted_setups(layout: &Layout) {
     let Ok(entries) = fs::read_dir(&layout.dir) else {
         return;
     };
     for entry in entries.flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(STAGING_PREFIX)
-        {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(STAGING_PREFIX) {
             eprintln!(
                 "removing `{}`, left by an interrupted setup",
                 show(&entry.path())
             );
             let _ = fs::remove_dir_all(entry.path());
+        } else if name.starts_with(".tmp") {
+            let _ = fs::remove_file(entry.path());
         }
     }
 }
 
-/// The verified archive, in `staging` or in the cache.
-fn obtain(request: &Request, staging: &Path) -> Result<(PathBuf, Verified)> {
-    let asset = &request.asset;
-    let file_name = asset.file_name();
-    let pinned = asset.pinned_sha256();
+/// The hash an archive must have whatever the mirror says: the pin, or `--sha256`.
+fn vouched(request: &Request) -> Result<Option<(String, Verified)>> {
+    let pinned = request.asset.pinned_sha256();
     if let (Some(pin), Some(given)) = (&pinned, &request.sha256)
         && pin != given
     {
         bail!(
-            "--sha256 {given} is not the official hash of `{file_name}` pinned in this repository ({pin})"
+            "--sha256 {given} is not the official hash of `{}` pinned in this repository ({pin})",
+            request.asset.file_name()
         );
     }
-    let vouched = pinned.clone().or(request.sha256.clone());
-    let vouched_by = if pinned.is_some() {
-        Verified::Pinned
-    } else {
-        Verified::Argument
-    };
+    let pinned = pinned.map(|hash| (hash, Verified::Pinned));
+    Ok(pinned.or_else(|| {
+        request
+            .sha256
+            .clone()
+            .map(|hash| (hash, Verified::Argument))
+    }))
+}
 
-    let url = match request.source {
-        Source::Archive(path) => {
-            let Some(expected) = vouched else {
-                bail!(
-                    "cannot verify `{}`: no official hash of `{file_name}` is pinned here; \
-                     pass --sha256 with its hash from the release's SHA256SUMS",
-                    path.display()
-                );
-            };
-            let actual = sha256_file(path)?;
-            check_hash(&path.display().to_string(), &expected, &actual, vouched_by)?;
-            return Ok((path.to_path_buf(), vouched_by));
-        }
-        Source::Mirror(mirror) => asset.url(mirror),
+fn verify_local(request: &Request, path: &Path) -> Result<Verified> {
+    let Some((expected, by)) = vouched(request)? else {
+        bail!(
+            "cannot verify `{}`: no official hash of `{}` is pinned here; \
+             pass --sha256 with its hash from the release's SHA256SUMS",
+            path.display(),
+            request.asset.file_name()
+        );
     };
+    check_hash(
+        &path.display().to_string(),
+        &expected,
+        &sha256_file(path)?,
+        by,
+    )?;
+    Ok(by)
+}
 
+/// Downloads and verifies the archive into `staging`, unless the cache has it.
+fn fetch(request: &Request, mirror: &str, staging: &Path) -> Result<(PathBuf, Verified)> {
+    let asset = &request.asset;
+    let (file_name, url) = (asset.file_name(), asset.url(mirror));
+    let vouched = vouched(request)?;
     let cache = Cache::from_env();
-    if let Some((path, _)) = cache.find(&file_name, vouched.as_deref()) {
+    if let Some(path) = cache.find(
+        &file_name,
+        &url,
+        vouched.as_ref().map(|(hash, _)| hash.as_str()),
+    ) {
         eprintln!("using cached `{}`", path.display());
-        return Ok((
-            path,
-            if vouched.is_some() {
-                vouched_by
-            } else {
-                Verified::CachedSums
-            },
-        ));
+        return Ok((path, vouched.map_or(Verified::CachedSums, |(_, by)| by)));
     }
 
     let downloader = Downloader::new();
-    let Source::Mirror(mirror) = request.source else {
-        unreachable!("local archives returned above")
-    };
     let sums_url = asset.sums_url(mirror);
     let sums = downloader
         .text(&sums_url)
@@ -198,17 +220,13 @@ fn obtain(request: &Request, staging: &Path) -> Result<(PathBuf, Verified)> {
         .with_context(|| {
             format!("`{sums_url}` does not list `{file_name}`, so it cannot be verified")
         })?;
-    if let Some(expected) = &vouched
+    if let Some((expected, by)) = &vouched
         && *expected != listed
     {
         bail!(
             "`{sums_url}` lists {listed} for `{file_name}`, but {} is {expected}: \
              refusing an archive that may have been tampered with",
-            if pinned.is_some() {
-                "the official hash pinned in this repository"
-            } else {
-                "--sha256"
-            }
+            by.source()
         );
     }
 
@@ -218,27 +236,16 @@ fn obtain(request: &Request, staging: &Path) -> Result<(PathBuf, Verified)> {
     check_hash(&url, &listed, &actual, Verified::Sums)?;
     let archive = staging.join(&file_name);
     fs::rename(&partial, &archive)?;
-    cache.store(&archive, &file_name, &actual);
-    Ok((
-        archive,
-        if vouched.is_some() {
-            vouched_by
-        } else {
-            Verified::Sums
-        },
-    ))
+    cache.store(&archive, &file_name, &url, &actual);
+    Ok((archive, vouched.map_or(Verified::Sums, |(_, by)| by)))
 }
 
 fn check_hash(what: &str, expected: &str, actual: &str, by: Verified) -> Result<()> {
     if expected != actual {
-        let source = match by {
-            Verified::Pinned => "the official hash pinned in this repository",
-            Verified::Argument => "--sha256",
-            Verified::Sums | Verified::CachedSums => "the release's SHA256SUMS",
-        };
         bail!(
-            "checksum mismatch for `{what}`: expected {expected} ({source}), computed {actual}; \
-             the file is corrupt or not the official release"
+            "checksum mismatch for `{what}`: expected {expected} ({}), computed {actual}; \
+             the file is corrupt or not the official release",
+            by.source()
         );
     }
     Ok(())
@@ -268,17 +275,34 @@ fn check_version(binary: &Path, version: Version) -> Result<()> {
     Ok(())
 }
 
+/// Asks `binary` whether it accepts the config, with the token in its environment.
+pub(crate) fn check_config(binary: &Path, layout: &Layout) -> Result<()> {
+    let token = token::load(&layout.env_file())?;
+    let sh = xshell::Shell::new()?;
+    sh.change_dir(&layout.dir);
+    let config = layout.config();
+    let command = xshell::cmd!(sh, "{binary} -t -c {config}").env(TOKEN_VAR, token);
+    process::run(command.into(), Duration::from_secs(10)).with_context(|| {
+        format!(
+            "nats-server rejects `{}`: fix it, or run setup with --regenerate-config",
+            show(&config)
+        )
+    })?;
+    Ok(())
+}
+
 /// The version recorded as installed, without checking the binary.
 pub(crate) fn manifest_version(layout: &Layout) -> Option<Version> {
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&fs::read(layout.manifest()).ok()?).ok()?;
-    Version::parse(manifest["version"].as_str()?).ok()
+    Version::parse(read_manifest(layout)?["version"].as_str()?).ok()
+}
+
+fn read_manifest(layout: &Layout) -> Option<serde_json::Value> {
+    serde_json::from_slice(&fs::read(layout.manifest()).ok()?).ok()
 }
 
 /// The version that setup installed and verified, if the binary is still that very file.
 fn installed_version(layout: &Layout) -> Option<Version> {
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&fs::read(layout.manifest()).ok()?).ok()?;
+    let manifest = read_manifest(layout)?;
     let version = Version::parse(manifest["version"].as_str()?).ok()?;
     let recorded = manifest["binary_sha256"].as_str()?;
     let actual = sha256_file(&layout.binary()).ok()?;

@@ -121,6 +121,15 @@ impl Platform {
         })
     }
 
+    /// This host as Rust names it, for a binary the user brings (`--archive`) where no release
+    /// exists: it has no pinned hashes, so `--sha256` must vouch for it.
+    pub(crate) fn unlisted_host() -> Platform {
+        Platform {
+            os: std::env::consts::OS,
+            arch: std::env::consts::ARCH,
+        }
+    }
+
     /// The platform this xtask was built for.
     pub(crate) fn host(version: Version) -> Result<Platform> {
         Platform::for_host(std::env::consts::OS, host_arch(), version)

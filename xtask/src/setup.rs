@@ -1,6 +1,6 @@
 //! `cargo xtask setup`: the verified server binary, its config and its token.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -10,9 +10,8 @@ use anyhow::{Context, Result, bail};
 use crate::config::{self, Listen};
 use crate::install::{self, Request, Source, write_atomically};
 use crate::layout::{Layout, show};
-use crate::process;
 use crate::release::{self, Asset, GITHUB_RELEASES, Platform, Version};
-use crate::token::{self, EnvFile, TOKEN_VAR};
+use crate::token::{self, EnvFile};
 
 /// Install the nats-server 2.10 release for this host, write its config and create its token.
 ///
@@ -71,7 +70,7 @@ pub(crate) struct SourceArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub(crate) struct ListenArgs {
     /// Address every listener binds to; anything but loopback exposes the server [default: 127.0.0.1]
-    #[arg(long, env = "NATS_HOST")]
+    #[arg(long, env = "NATS_HOST", value_parser = parse_host)]
     pub(crate) host: Option<String>,
     /// Client port [default: 4222]
     #[arg(long, env = "NATS_PORT")]
@@ -82,6 +81,14 @@ pub(crate) struct ListenArgs {
     /// WebSocket port [default: 8223]
     #[arg(long, env = "NATS_WS_PORT")]
     pub(crate) ws_port: Option<u16>,
+}
+
+/// An IP address to listen on: it goes into the config, so nothing but an address is let in.
+fn parse_host(text: &str) -> Result<String> {
+    let address: std::net::IpAddr = text
+        .parse()
+        .with_context(|| format!("`{text}` is not an IP address"))?;
+    Ok(address.to_string())
 }
 
 impl ListenArgs {
@@ -120,16 +127,29 @@ impl Setup {
 
     pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
         let version = self.requested_version(layout)?;
-        let asset = Asset {
-            version,
-            platform: Platform::host(version)?,
+        let platform = match (Platform::host(version), &self.archive) {
+            (Ok(platform), _) => platform,
+            // A nats-server built for this host by other means can still be installed.
+            (Err(_), Some(_)) => Platform::unlisted_host(),
+            (Err(e), None) => return Err(e),
         };
+        if self.archive.is_none()
+            && !self.source.mirror.starts_with("http://")
+            && !self.source.mirror.starts_with("https://")
+        {
+            bail!(
+                "--mirror `{}` is not an http:// or https:// URL",
+                self.source.mirror
+            );
+        }
+        let asset = Asset { version, platform };
         fs::create_dir_all(&layout.dir).with_context(|| {
             format!(
                 "cannot create `{}`: check that you may write there",
                 show(&layout.dir)
             )
         })?;
+        let _lock = lock(layout)?;
 
         let source = match &self.archive {
             Some(path) => Source::Archive(path),
@@ -174,10 +194,12 @@ impl Setup {
             .and_then(|path| release::version_in_file_name(&path.file_name()?.to_string_lossy()));
         match (self.source.version, named) {
             (Some(asked), Some(named)) if asked != named => {
-                anyhow::bail!(
-                    "--version {asked} contradicts the archive's name, which says {named}"
-                )
+                bail!("--version {asked} contradicts the archive's name, which says {named}")
             }
+            (None, None) if let Some(path) = &self.archive => bail!(
+                "cannot tell which version `{}` holds from its name: pass --version 2.10.N",
+                path.display()
+            ),
             (asked, named) => {
                 let installed = || {
                     self.for_run
@@ -238,22 +260,34 @@ impl Setup {
     }
 }
 
-/// Asks the installed server whether it accepts the config, with the token in its environment.
-fn check_config(layout: &Layout, quiet: bool) -> Result<()> {
-    let token = token::load(&layout.env_file())?;
-    let sh = xshell::Shell::new()?;
-    sh.change_dir(&layout.dir);
-    let binary = layout.binary();
-    let config = layout.config();
-    let command = xshell::cmd!(sh, "{binary} -t -c {config}").env(TOKEN_VAR, token);
-    process::run(command.into(), Duration::from_secs(10)).with_context(|| {
+/// Holds `.setup.lock` in the server's directory, so that setups of one checkout take turns.
+fn lock(layout: &Layout) -> Result<File> {
+    let path = layout.dir.join(".setup.lock");
+    let file = File::create(&path).with_context(|| {
         format!(
-            "nats-server rejects `{}`: fix it, or run setup with --regenerate-config",
-            show(&config)
+            "cannot write to `{}`: check that you may write there",
+            show(&layout.dir)
         )
     })?;
+    if file.try_lock().is_err() {
+        eprintln!(
+            "waiting for another setup of `{}` to finish",
+            show(&layout.dir)
+        );
+        file.lock()
+            .with_context(|| format!("cannot lock `{}`", show(&path)))?;
+    }
+    Ok(file)
+}
+
+/// Asks the installed server whether it accepts the config.
+fn check_config(layout: &Layout, quiet: bool) -> Result<()> {
+    install::check_config(&layout.binary(), layout)?;
     if !quiet {
-        eprintln!("`{}` is valid (checked by nats-server -t)", show(&config));
+        eprintln!(
+            "`{}` is valid (checked by nats-server -t)",
+            show(&layout.config())
+        );
     }
     Ok(())
 }

@@ -15,8 +15,7 @@ pub(crate) fn generate() -> Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| anyhow::anyhow!("the OS's random source failed: {e}"))?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("nats_{hex}"))
+    Ok(format!("nats_{}", crate::download::hex(&bytes)))
 }
 
 /// Whether nats-server will read `token` from the environment as the very same string.
@@ -51,21 +50,19 @@ pub(crate) fn ensure(path: &Path) -> Result<EnvFile> {
     }
 }
 
+/// Writes a new token to a temporary file beside `path` (owner-only on Unix; on Windows it
+/// inherits the ACL of the user's checkout) and moves it into place only if `path` does not
+/// exist, so the file is never half-written and never overwritten.
 fn create(path: &Path) -> std::io::Result<()> {
     let token = generate().map_err(std::io::Error::other)?;
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    // On Windows the file inherits the ACL of the user's checkout instead.
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    let written = file
-        .write_all(format!("# Secret for the NATS server of this checkout; never commit it.\n{TOKEN_VAR}={token}\n").as_bytes())
-        .and_then(|()| file.sync_all());
-    if let Err(e) = written {
-        let _ = fs::remove_file(path);
-        return Err(e);
-    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    let text = format!(
+        "# Secret for the NATS server of this checkout; never commit it.\n{TOKEN_VAR}={token}\n"
+    );
+    file.write_all(text.as_bytes())?;
+    file.as_file().sync_all()?;
+    file.persist_noclobber(path).map_err(|e| e.error)?;
     Ok(())
 }
 

@@ -30,8 +30,29 @@ fn setup(sandbox: &Sandbox, mirror: &Mirror, version: &str, extra: &[&str]) -> R
     sandbox.xtask(&args)
 }
 
+/// Everything of an install that a failed setup must leave as it was.
+#[derive(PartialEq, Eq)]
+struct Installed {
+    files: Vec<Option<Vec<u8>>>,
+}
+
+impl Installed {
+    fn of(sandbox: &Sandbox) -> Installed {
+        let dir = sandbox.nats_dir();
+        let files = [
+            sandbox.binary(),
+            dir.join("nats-server.conf"),
+            dir.join(".env.nats"),
+            dir.join(".install.json"),
+        ];
+        Installed {
+            files: files.iter().map(|f| fs::read(f).ok()).collect(),
+        }
+    }
+}
+
 /// Installs `server` from a local archive, as the install a failed setup must leave intact.
-fn install_first(sandbox: &Sandbox, server: &ServerBinary) -> Vec<u8> {
+fn install_first(sandbox: &Sandbox, server: &ServerBinary) -> Installed {
     let archive = build_archive(
         host_format(),
         &release_entries(&stem(&server.version), &server.path),
@@ -51,16 +72,16 @@ fn install_first(sandbox: &Sandbox, server: &ServerBinary) -> Vec<u8> {
             &sha,
         ])
         .ok();
-    fs::read(sandbox.binary()).unwrap()
+    Installed::of(sandbox)
 }
 
 /// Runs a setup that must fail, and checks that it said `what` and left the install as it was.
 #[track_caller]
-fn fails_keeping_install(sandbox: &Sandbox, before: &[u8], run: Run, what: &str) {
+fn fails_keeping_install(sandbox: &Sandbox, before: &Installed, run: Run, what: &str) {
     run.fails_with(what);
     assert!(
-        fs::read(sandbox.binary()).unwrap() == before,
-        "the previous binary was changed"
+        Installed::of(sandbox) == *before,
+        "the previous install was changed"
     );
     assert_eq!(
         sandbox.leftovers(),
@@ -430,7 +451,7 @@ fn a_pinned_asset_must_match_the_pin_whatever_sha256sums_says() {
         return;
     };
     let (os, arch) = host_platform();
-    if !matches!((os, arch), ("linux" | "windows", "amd64")) {
+    if !pinned(&asset_name("2.10.29", host_format())) {
         eprintln!("no pinned hash for {os}-{arch}: nothing to check here");
         return;
     }
@@ -644,61 +665,59 @@ fn entries_escaping_the_target_are_refused() {
         return;
     };
     let stem = stem(&server.version);
-    let escapes = [
+    let outside = std::env::temp_dir().join(format!("escaped-{}", std::process::id()));
+    let absolute = outside.to_str().unwrap().to_string();
+    let file = |path: &str| Entry::RawPath {
+        path: path.to_string(),
+        bytes: b"x".to_vec(),
+    };
+    let link = |path: &str, target: &str| Entry::Symlink {
+        path: path.to_string(),
+        target: target.to_string(),
+    };
+    let escaping = "outside the target directory";
+    let cases: Vec<(Format, Vec<Entry>, &str)> = vec![
+        (Format::TarGz, vec![file("../escaped")], escaping),
         (
             Format::TarGz,
-            Entry::RawPath {
-                path: "../escaped".into(),
-                bytes: b"x".to_vec(),
-            },
+            vec![file(&format!("{stem}/../../escaped"))],
+            escaping,
+        ),
+        (Format::TarGz, vec![file(&absolute)], escaping),
+        (
+            Format::TarGz,
+            vec![link(&format!("{stem}/link"), "../../escaped")],
+            "is a link",
         ),
         (
             Format::TarGz,
-            Entry::RawPath {
-                path: format!("{stem}/../../escaped"),
-                bytes: b"x".to_vec(),
-            },
+            vec![link(&format!("{stem}/link"), "/etc/passwd")],
+            "is a link",
         ),
+        // Each link looks harmless alone; together they lead out.
         (
             Format::TarGz,
-            Entry::RawPath {
-                path: "/tmp/escaped".into(),
-                bytes: b"x".to_vec(),
-            },
+            vec![
+                link("a", "."),
+                link("a/b", ".."),
+                link("c", "b/.."),
+                link("d", "c/.."),
+                link("e", "d/victim"),
+            ],
+            "is a link",
         ),
-        (
-            Format::TarGz,
-            Entry::Symlink {
-                path: format!("{stem}/link"),
-                target: "../../escaped".into(),
-            },
-        ),
-        (
-            Format::TarGz,
-            Entry::Symlink {
-                path: format!("{stem}/link"),
-                target: "/etc/passwd".into(),
-            },
-        ),
+        (Format::Zip, vec![file("../escaped")], escaping),
+        (Format::Zip, vec![file(&absolute)], escaping),
         (
             Format::Zip,
-            Entry::RawPath {
-                path: "../escaped".into(),
-                bytes: b"x".to_vec(),
-            },
-        ),
-        (
-            Format::Zip,
-            Entry::Symlink {
-                path: format!("{stem}/link"),
-                target: "../../escaped".into(),
-            },
+            vec![link(&format!("{stem}/link"), "../../escaped")],
+            "is a link",
         ),
     ];
-    for (format, evil) in escapes {
+    for (format, evil, what) in cases {
         let sandbox = Sandbox::new();
         let before = install_first(&sandbox, &server);
-        let mut entries = vec![evil];
+        let mut entries = evil;
         entries.extend(release_entries(&stem, &server.path));
         let archive = build_archive(format, &entries);
         let path = sandbox
@@ -706,24 +725,23 @@ fn entries_escaping_the_target_are_refused() {
             .path()
             .join(asset_name(&server.version, format));
         fs::write(&path, &archive).unwrap();
+        let sha = sha256_hex(&archive);
         let run = sandbox.xtask(&[
             "setup",
             "--reinstall",
             "--archive",
             path.to_str().unwrap(),
             "--sha256",
-            &sha256_hex(&archive),
+            &sha,
         ]);
-        let what = if format == Format::Zip && matches!(entries[0], Entry::Symlink { .. }) {
-            "is a link"
-        } else {
-            "outside the target directory"
-        };
         fails_keeping_install(&sandbox, &before, run, what);
-        assert!(
-            !sandbox.root.path().join("escaped").exists()
-                && !sandbox.nats_dir().join("escaped").exists()
-        );
+        for escaped in [
+            outside.clone(),
+            sandbox.root.path().join("escaped"),
+            sandbox.nats_dir().join("escaped"),
+        ] {
+            assert!(!escaped.exists(), "`{}` was written", escaped.display());
+        }
     }
 }
 
@@ -798,6 +816,107 @@ fn scratch_of_an_interrupted_setup_is_removed_by_the_next() {
     fs::write(interrupted.join("archive.tar.gz.partial"), b"half").unwrap();
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     assert_eq!(sandbox.leftovers(), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn a_sha256_argument_contradicting_the_pin_is_refused() {
+    let sandbox = Sandbox::new();
+    if !pinned(&asset_name("2.10.29", host_format())) {
+        eprintln!("no pinned hash for this host: nothing to check here");
+        return;
+    }
+    let mirror = Mirror::start();
+    let zeros = "0".repeat(64);
+    let run = setup(&sandbox, &mirror, "2.10.29", &["--sha256", &zeros]);
+    run.fails_with("is not the official hash");
+    assert!(mirror.requests().is_empty(), "nothing should be fetched");
+}
+
+#[test]
+fn a_cached_archive_from_another_mirror_is_not_used() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (first, mirror) = good_release(&server);
+    setup(&first, &mirror, &server.version, &[]).ok();
+
+    let (second, other_mirror) = good_release(&server);
+    fs::rename(first.cache_dir(), second.cache_dir()).unwrap();
+    let run = setup(&second, &other_mirror, &server.version, &[]).ok();
+    assert!(!run.stderr.contains("using cached"), "{}", run.stderr);
+    assert!(
+        other_mirror
+            .requests()
+            .iter()
+            .any(|r| r.ends_with(".tar.gz") || r.ends_with(".zip"))
+    );
+}
+
+#[test]
+fn a_local_archive_whose_name_gives_no_version_needs_one() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let archive = build_archive(
+        host_format(),
+        &release_entries(&stem(&server.version), &server.path),
+    );
+    let path = sandbox.root.path().join(if cfg!(windows) {
+        "server.zip"
+    } else {
+        "server.tar.gz"
+    });
+    fs::write(&path, &archive).unwrap();
+    let sha = sha256_hex(&archive);
+    let archive_arg = path.to_str().unwrap();
+    sandbox
+        .xtask(&["setup", "--archive", archive_arg, "--sha256", &sha])
+        .fails_with("pass --version");
+    sandbox
+        .xtask(&[
+            "setup",
+            "--archive",
+            archive_arg,
+            "--sha256",
+            &sha,
+            "--version",
+            &server.version,
+        ])
+        .ok();
+}
+
+#[test]
+fn a_mirror_that_is_not_a_url_is_refused_at_once() {
+    let sandbox = Sandbox::new();
+    sandbox
+        .xtask(&["setup", "--mirror", "notaurl"])
+        .fails_with("is not an http:// or https:// URL");
+}
+
+#[test]
+fn ports_that_contradict_an_existing_config_are_refused() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror) = good_release(&server);
+    setup(&sandbox, &mirror, &server.version, &[]).ok();
+    let config = fs::read(sandbox.nats_dir().join("nats-server.conf")).unwrap();
+    setup(&sandbox, &mirror, &server.version, &["--port", "5000"])
+        .fails_with("--regenerate-config");
+    assert_eq!(
+        fs::read(sandbox.nats_dir().join("nats-server.conf")).unwrap(),
+        config
+    );
+    setup(
+        &sandbox,
+        &mirror,
+        &server.version,
+        &["--port", "5000", "--regenerate-config"],
+    )
+    .ok();
+    let config = fs::read_to_string(sandbox.nats_dir().join("nats-server.conf")).unwrap();
+    assert!(config.contains("\nport: 5000\n"), "{config}");
 }
 
 #[test]
@@ -927,8 +1046,7 @@ fn downloads_the_default_release_from_github() {
     }
     let sandbox = Sandbox::new();
     let run = sandbox.xtask(&["setup"]).ok();
-    let (os, arch) = host_platform();
-    let pinned = matches!((os, arch), ("linux" | "windows", "amd64"));
+    let pinned = pinned(&asset_name("2.10.29", host_format()));
     let want = if pinned {
         "verified against pinned hash"
     } else {

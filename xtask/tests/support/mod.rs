@@ -168,6 +168,14 @@ pub fn release_entries(stem: &str, binary: &Path) -> Vec<Entry> {
     ]
 }
 
+/// Whether this repository pins the official hash of `file` (read from the pins themselves).
+pub fn pinned(file: &str) -> bool {
+    let pins = Path::new(env!("CARGO_MANIFEST_DIR")).join("pins/nats-server-v2.10.29.sha256");
+    let pins = fs::read_to_string(pins).unwrap();
+    pins.lines()
+        .any(|line| !line.starts_with('#') && line.split_whitespace().nth(1) == Some(file))
+}
+
 pub fn stem(version: &str) -> String {
     let (os, arch) = host_platform();
     format!("nats-server-v{version}-{os}-{arch}")
