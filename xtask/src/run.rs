@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -97,6 +97,7 @@ fn foreground(layout: &Layout, token: &str, timeout: Duration) -> Result<()> {
 
     match server::wait_ready(&mut child, layout, token, timeout) {
         Ok(endpoints) => {
+            follower.catch_up();
             eprintln!("nats-server is ready (pid {pid}); Ctrl-C stops it");
             print_endpoints(&endpoints);
         }
@@ -159,28 +160,41 @@ impl Drop for PidFileGuard {
 
 /// Shows what the server appends to its log, as `tail -F` would, following rotation.
 struct LogFollower {
+    path: PathBuf,
+    position: Arc<Mutex<u64>>,
     stop: mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl LogFollower {
     fn start(path: PathBuf, from: u64) -> LogFollower {
+        let position = Arc::new(Mutex::new(from));
         let (stop, stopped) = mpsc::channel();
+        let (thread_path, thread_position) = (path.clone(), position.clone());
         let thread = std::thread::spawn(move || {
-            let mut position = from;
+            // Looks every 100 ms; once told to stop, looks one last time.
             loop {
-                position = copy_new_lines(&path, position);
-                // Waits for the next look, or ends after one last look once told to stop.
-                match stopped.recv_timeout(Duration::from_millis(100)) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                    _ => {
-                        copy_new_lines(&path, position);
-                        return;
-                    }
+                let done = stopped.recv_timeout(Duration::from_millis(100))
+                    != Err(mpsc::RecvTimeoutError::Timeout);
+                let mut position = thread_position.lock().unwrap_or_else(|e| e.into_inner());
+                *position = copy_new_lines(&thread_path, *position);
+                if done {
+                    return;
                 }
             }
         });
-        LogFollower { stop, thread }
+        LogFollower {
+            path,
+            position,
+            stop,
+            thread,
+        }
+    }
+
+    /// Shows everything logged so far, now.
+    fn catch_up(&self) {
+        let mut position = self.position.lock().unwrap_or_else(|e| e.into_inner());
+        *position = copy_new_lines(&self.path, *position);
     }
 
     fn finish(self) {

@@ -507,3 +507,155 @@ pub fn wait_for<T>(deadline: Duration, mut check: impl FnMut() -> Option<T>) -> 
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The ports of one test's server.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub client: u16,
+    pub http: u16,
+    pub ws: u16,
+}
+
+impl Ports {
+    pub fn free() -> Ports {
+        Ports {
+            client: free_port(),
+            http: free_port(),
+            ws: free_port(),
+        }
+    }
+
+    /// `--port`, `--http-port` and `--ws-port` for these ports.
+    pub fn args(&self) -> Vec<String> {
+        let p = |flag: &str, port: u16| [flag.to_string(), port.to_string()];
+        [
+            p("--port", self.client),
+            p("--http-port", self.http),
+            p("--ws-port", self.ws),
+        ]
+        .concat()
+    }
+
+    pub fn client_url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.client)
+    }
+}
+
+/// A sandbox and a mirror serving `server`'s release for this host.
+pub fn sandbox_with_mirror(server: &ServerBinary) -> (Sandbox, Mirror) {
+    let mirror = Mirror::start();
+    let archive = build_archive(
+        host_format(),
+        &release_entries(&stem(&server.version), &server.path),
+    );
+    mirror.put_release(
+        &server.version,
+        &asset_name(&server.version, host_format()),
+        archive,
+    );
+    (Sandbox::new(), mirror)
+}
+
+impl Sandbox {
+    pub fn token(&self) -> String {
+        let text = fs::read_to_string(self.nats_dir().join(".env.nats")).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("NATS_TOKEN="))
+            .unwrap()
+            .to_string()
+    }
+
+    /// The pid in the pid file, if there is one.
+    pub fn recorded_pid(&self) -> Option<u32> {
+        fs::read_to_string(self.nats_dir().join("nats-server.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.nats_dir().join("logs/nats.log")).unwrap_or_default()
+    }
+}
+
+/// Whether a process with `pid` exists (a zombie counts as gone).
+pub fn alive(pid: u32) -> bool {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"));
+    match stat {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Sends `signal` (`TERM`, `INT`, `KILL`) to `pid` with the system's `kill`.
+#[cfg(unix)]
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// Publishes `count` messages to a new file-backed stream and returns their payloads, each
+/// acknowledged by JetStream.
+pub fn publish_acked(url: &str, token: &str, stream: &str, count: usize) -> Vec<Vec<u8>> {
+    runtime().block_on(async {
+        use async_nats::jetstream::{self, stream::Config, stream::StorageType};
+        let client = async_nats::ConnectOptions::with_token(token.into())
+            .connect(url)
+            .await
+            .unwrap();
+        let js = jetstream::new(client);
+        let subject = format!("{stream}.events");
+        let config = Config {
+            name: stream.into(),
+            subjects: vec![subject.clone()],
+            storage: StorageType::File,
+            ..Default::default()
+        };
+        js.create_stream(config).await.unwrap();
+        let mut payloads = Vec::new();
+        for i in 0..count {
+            let payload = format!("message {i} of {stream}").into_bytes();
+            let ack = js
+                .publish(subject.clone(), payload.clone().into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            assert_eq!(ack.sequence, i as u64 + 1);
+            payloads.push(payload);
+        }
+        payloads
+    })
+}
+
+/// Every message stored in `stream`, in order.
+pub fn stored(url: &str, token: &str, stream: &str) -> Vec<Vec<u8>> {
+    runtime().block_on(async {
+        let client = async_nats::ConnectOptions::with_token(token.into())
+            .connect(url)
+            .await
+            .unwrap();
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream(stream).await.unwrap();
+        let count = stream.info().await.unwrap().state.messages;
+        let mut payloads = Vec::new();
+        for seq in 1..=count {
+            payloads.push(stream.get_raw_message(seq).await.unwrap().payload.to_vec());
+        }
+        payloads
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}

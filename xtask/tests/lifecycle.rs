@@ -1,0 +1,388 @@
+//! `cargo xtask run`, `stop` and `status` driving a real nats-server, set up from a loopback
+//! mirror. Every test has its own directory and free ports.
+
+mod support;
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use support::*;
+
+/// `run --detach` in a fresh sandbox: setup from the mirror, then start.
+fn started(server: &ServerBinary) -> (Sandbox, Mirror, Ports) {
+    let (sandbox, mirror) = sandbox_with_mirror(server);
+    let ports = Ports::free();
+    let run = detach(&sandbox, &mirror, server, ports);
+    assert!(run.stdout.contains(&ports.client_url()), "{}", run.stdout);
+    (sandbox, mirror, ports)
+}
+
+fn detach(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary, ports: Ports) -> Run {
+    let mut args = vec![
+        "run",
+        "--detach",
+        "--mirror",
+        &mirror.url,
+        "--version",
+        &server.version,
+    ];
+    let port_args = ports.args();
+    args.extend(port_args.iter().map(String::as_str));
+    sandbox.xtask(&args).ok()
+}
+
+/// Stops whatever server a test leaves running.
+struct StopOnDrop<'a>(&'a Sandbox);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.xtask(&["stop", "--timeout", "5"]);
+    }
+}
+
+fn status_json(sandbox: &Sandbox) -> serde_json::Value {
+    let run = sandbox.xtask(&["status", "--json"]);
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+#[test]
+fn run_detach_returns_a_usable_server_and_status_reports_it() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, _mirror, ports) = started(&server);
+    let _stop = StopOnDrop(&sandbox);
+    let pid = sandbox.recorded_pid().expect("a pid file");
+    assert!(alive(pid));
+
+    let status = sandbox.xtask(&["status"]);
+    assert!(status.success, "{}", status.stderr);
+    assert!(
+        status.stdout.contains(&format!("running (pid {pid})")),
+        "{}",
+        status.stdout
+    );
+    let json = status_json(&sandbox);
+    assert_eq!(json["running"], true);
+    assert_eq!(json["pid"], pid);
+    assert_eq!(json["version"], server.version.as_str());
+    assert_eq!(json["client_url"], ports.client_url());
+    assert_eq!(
+        json["monitoring_url"],
+        format!("http://127.0.0.1:{}", ports.http)
+    );
+    assert_eq!(
+        json["websocket_url"],
+        format!("ws://127.0.0.1:{}", ports.ws)
+    );
+    assert_eq!(json["jetstream"]["max_storage"], 10u64 << 30);
+
+    let token = sandbox.token();
+    let sent = publish_acked(&ports.client_url(), &token, "READY", 3);
+    assert_eq!(stored(&ports.client_url(), &token, "READY"), sent);
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains(&token),
+        "the token is on the command line"
+    );
+}
+
+#[test]
+fn run_when_already_running_says_so_with_the_pid() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror, ports) = started(&server);
+    let _stop = StopOnDrop(&sandbox);
+    let pid = sandbox.recorded_pid().unwrap();
+    let run = detach(&sandbox, &mirror, &server, ports);
+    assert!(
+        run.stderr.contains(&format!("already running (pid {pid})")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sandbox.recorded_pid(), Some(pid));
+}
+
+#[test]
+fn a_busy_port_is_reported_with_the_process_holding_it() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = holder.local_addr().unwrap().port();
+    let ports = Ports {
+        client: busy,
+        ..Ports::free()
+    };
+    let mut args = vec![
+        "run",
+        "--detach",
+        "--mirror",
+        &mirror.url,
+        "--version",
+        &server.version,
+    ];
+    let port_args = ports.args();
+    args.extend(port_args.iter().map(String::as_str));
+    let run = sandbox.xtask(&args);
+    run.fails_with(&format!(
+        "port {busy} is already in use by pid {}",
+        std::process::id()
+    ));
+    assert_eq!(sandbox.recorded_pid(), None, "a pid file was left behind");
+    assert!(!sandbox.xtask(&["status"]).success);
+}
+
+#[test]
+fn stop_shuts_the_server_down_gracefully_and_removes_the_pid_file() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, _mirror, _ports) = started(&server);
+    let pid = sandbox.recorded_pid().unwrap();
+    let run = sandbox.xtask(&["stop"]).ok();
+    assert!(
+        run.stderr.contains(&format!("(pid {pid}) stopped")),
+        "{}",
+        run.stderr
+    );
+    assert!(!alive(pid));
+    assert_eq!(sandbox.recorded_pid(), None);
+    assert!(
+        sandbox.log().contains("Server Exiting"),
+        "no clean shutdown in the log"
+    );
+
+    let status = sandbox.xtask(&["status", "--json"]);
+    assert!(!status.success);
+    assert_eq!(status.stdout.trim(), r#"{"running":false}"#);
+}
+
+#[test]
+fn stop_when_not_running_says_so() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.xtask(&["stop"]).ok();
+    assert!(run.stderr.contains("not running"), "{}", run.stderr);
+}
+
+#[test]
+fn a_stale_pid_file_is_cleaned_up() {
+    let sandbox = Sandbox::new();
+    fs::create_dir_all(sandbox.nats_dir()).unwrap();
+    let mut gone = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("--help")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    fs::write(
+        sandbox.nats_dir().join("nats-server.pid"),
+        format!("{pid}\n"),
+    )
+    .unwrap();
+    let run = sandbox.xtask(&["stop"]).ok();
+    assert!(
+        run.stderr.contains("removing stale") && run.stderr.contains("not running"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sandbox.recorded_pid(), None);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_pid_reused_by_another_program_is_never_signalled() {
+    let sandbox = Sandbox::new();
+    fs::create_dir_all(sandbox.nats_dir()).unwrap();
+    let mut stranger = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    fs::write(
+        sandbox.nats_dir().join("nats-server.pid"),
+        format!("{}\n", stranger.id()),
+    )
+    .unwrap();
+    let run = sandbox.xtask(&["stop"]).ok();
+    assert!(
+        run.stderr.contains("is now another program"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        stranger.try_wait().unwrap().is_none(),
+        "the unrelated process was signalled"
+    );
+    assert_eq!(sandbox.recorded_pid(), None);
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
+}
+
+#[test]
+fn acknowledged_messages_survive_stop_and_run() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror, ports) = started(&server);
+    let _stop = StopOnDrop(&sandbox);
+    let token = sandbox.token();
+    let sent = publish_acked(&ports.client_url(), &token, "ORDERS", 200);
+    sandbox.xtask(&["stop"]).ok();
+    detach(&sandbox, &mirror, &server, ports);
+    assert_eq!(stored(&ports.client_url(), &token, "ORDERS"), sent);
+}
+
+#[cfg(unix)]
+#[test]
+fn acknowledged_messages_survive_sigkill() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror, ports) = started(&server);
+    let _stop = StopOnDrop(&sandbox);
+    let token = sandbox.token();
+    let sent = publish_acked(&ports.client_url(), &token, "PAYMENTS", 200);
+    let pid = sandbox.recorded_pid().unwrap();
+    signal(pid, "KILL");
+    assert!(wait_for(Duration::from_secs(10), || (!alive(pid)).then_some(())).is_some());
+
+    let run = detach(&sandbox, &mirror, &server, ports);
+    assert!(run.stderr.contains("removing stale"), "{}", run.stderr);
+    assert_eq!(stored(&ports.client_url(), &token, "PAYMENTS"), sent);
+}
+
+/// `cargo xtask run` in the foreground, with its output read line by line.
+struct Foreground {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Foreground {
+    fn start(
+        sandbox: &Sandbox,
+        mirror: &Mirror,
+        server: &ServerBinary,
+        ports: Ports,
+    ) -> Foreground {
+        let mut args = vec!["run", "--mirror", &mirror.url, "--version", &server.version];
+        let port_args = ports.args();
+        args.extend(port_args.iter().map(String::as_str));
+        let mut child = sandbox
+            .command(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (send, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = send.send(line);
+            }
+        });
+        Foreground { child, lines }
+    }
+
+    /// Waits for a line containing `text`, returning everything read until then.
+    fn wait_for_line(&self, text: &str) -> String {
+        let mut seen = String::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(20)) {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(text) {
+                return seen;
+            }
+        }
+        panic!("no line with `{text}` in:\n{seen}");
+    }
+}
+
+impl Drop for Foreground {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_foreground_run_shows_the_log_and_stops_cleanly_on_ctrl_c() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let mut run = Foreground::start(&sandbox, &mirror, &server, Ports::free());
+    let shown = run.wait_for_line("is ready");
+    assert!(
+        shown.contains("[INF] Server is ready"),
+        "the log is not shown live:\n{shown}"
+    );
+    let pid = sandbox.recorded_pid().unwrap();
+
+    signal(run.child.id(), "INT");
+    let status = wait_for(Duration::from_secs(20), || run.child.try_wait().unwrap())
+        .expect("xtask did not exit");
+    assert!(status.success(), "{status}");
+    assert!(!alive(pid), "the server outlived the xtask");
+    assert!(
+        sandbox.log().contains("Server Exiting"),
+        "no clean shutdown in the log"
+    );
+    assert_eq!(sandbox.recorded_pid(), None);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_killed_foreground_xtask_takes_its_server_along() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let run = Foreground::start(&sandbox, &mirror, &server, Ports::free());
+    run.wait_for_line("is ready");
+    let pid = sandbox.recorded_pid().unwrap();
+    signal(run.child.id(), "KILL");
+    assert!(
+        wait_for(Duration::from_secs(10), || (!alive(pid)).then_some(())).is_some(),
+        "the server lingers as an orphan"
+    );
+}
+
+#[test]
+fn a_server_that_cannot_start_is_reported_with_its_output() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let ports = Ports::free();
+    let mut args = vec![
+        "setup",
+        "--mirror",
+        &mirror.url,
+        "--version",
+        &server.version,
+    ];
+    let port_args = ports.args();
+    args.extend(port_args.iter().map(String::as_str));
+    sandbox.xtask(&args).ok();
+    // Valid to `nats-server -t`, fatal at start: the system account is never defined.
+    let config = sandbox.nats_dir().join("nats-server.conf");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(&config, format!("{text}\nsystem_account: SYS\n")).unwrap();
+
+    let run = sandbox
+        .xtask(&["run", "--detach"])
+        .fails_with("nats-server exited during start-up");
+    assert!(
+        run.stderr.contains("error resolving system account"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sandbox.recorded_pid(), None);
+}
