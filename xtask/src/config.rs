@@ -3,13 +3,25 @@
 //! Paths in it are relative to the server's working directory, which is the directory holding
 //! the config (`infrastructure/nats/`), so a checkout can move without editing it.
 
-/// Where the server listens.
+/// Where the server listens. A port of -1 lets the server pick a free one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Listen {
     pub(crate) host: String,
-    pub(crate) port: u16,
-    pub(crate) http_port: u16,
-    pub(crate) ws_port: u16,
+    pub(crate) port: i32,
+    pub(crate) http_port: i32,
+    pub(crate) ws_port: i32,
+}
+
+impl Listen {
+    /// Loopback, on ports the server picks (its ports file tells which).
+    pub(crate) fn anywhere_free() -> Listen {
+        Listen {
+            port: -1,
+            http_port: -1,
+            ws_port: -1,
+            ..Listen::default()
+        }
+    }
 }
 
 impl Default for Listen {

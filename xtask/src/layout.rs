@@ -5,21 +5,32 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
     pub(crate) dir: PathBuf,
+    binary: PathBuf,
 }
 
 impl Layout {
     pub(crate) fn new(dir: PathBuf) -> Layout {
-        Layout { dir }
-    }
-
-    /// The server binary; its name follows the OS this xtask runs on.
-    pub(crate) fn binary(&self) -> PathBuf {
+        // The binary's name follows the OS this xtask runs on.
         let name = if cfg!(windows) {
             "nats-server.exe"
         } else {
             "nats-server"
         };
-        self.dir.join(name)
+        Layout {
+            binary: dir.join(name),
+            dir,
+        }
+    }
+
+    /// A directory of its own for a server that runs `binary` from elsewhere (smoke's
+    /// temporary server).
+    pub(crate) fn with_binary(dir: PathBuf, binary: PathBuf) -> Layout {
+        Layout { dir, binary }
+    }
+
+    /// The server binary.
+    pub(crate) fn binary(&self) -> PathBuf {
+        self.binary.clone()
     }
 
     pub(crate) fn config(&self) -> PathBuf {

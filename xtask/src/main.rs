@@ -7,11 +7,13 @@ mod config;
 mod download;
 mod install;
 mod layout;
+mod monitor;
 mod process;
 mod release;
 mod run;
 mod server;
 mod setup;
+mod smoke;
 mod status;
 mod stop;
 mod test;
@@ -45,6 +47,8 @@ enum Task {
     Run(run::Run),
     Stop(stop::Stop),
     Status(status::Status),
+    Smoke(smoke::Smoke),
+    Monitor(monitor::Monitor),
     Test(test::Test),
 }
 
@@ -74,6 +78,8 @@ fn run(flags: Flags) -> Result<ExitCode> {
         Task::Run(run) => run.run(&layout)?,
         Task::Stop(stop) => stop.run(&layout)?,
         Task::Status(status) => return status.run(&layout),
+        Task::Smoke(smoke) => return smoke.run(&layout),
+        Task::Monitor(monitor) => monitor.run(&layout)?,
         Task::Test(test) => test.run(&root)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -150,8 +150,12 @@ fn is_our_server(pid: u32, layout: &Layout) -> bool {
 }
 
 pub(crate) enum Mode {
+    /// Tied to the xtask, printing to its terminal (`run`).
     Foreground,
+    /// Outlives the xtask, printing to `logs/nats-server.out` (`run --detach`).
     Detached,
+    /// Tied to the xtask, printing to `logs/nats-server.out` (smoke's temporary server).
+    Attached,
 }
 
 /// Starts the server in its directory with the token in its environment only.
@@ -168,17 +172,17 @@ pub(crate) fn spawn(layout: &Layout, token: &str, mode: Mode) -> Result<Child> {
         .current_dir(&layout.dir)
         .env(TOKEN_VAR, token)
         .stdin(Stdio::null());
+    if matches!(mode, Mode::Detached | Mode::Attached) {
+        let out = File::options()
+            .create(true)
+            .append(true)
+            .open(output_file(layout))
+            .with_context(|| format!("cannot write `{}`", show(&output_file(layout))))?;
+        command.stdout(out.try_clone()?).stderr(out);
+    }
     match mode {
-        Mode::Foreground => foreground(&mut command),
-        Mode::Detached => {
-            let out = File::options()
-                .create(true)
-                .append(true)
-                .open(output_file(layout))
-                .with_context(|| format!("cannot write `{}`", show(&output_file(layout))))?;
-            command.stdout(out.try_clone()?).stderr(out);
-            detached(&mut command);
-        }
+        Mode::Foreground | Mode::Attached => tie_to_xtask(&mut command),
+        Mode::Detached => detach(&mut command),
     }
     let child = command
         .spawn()
@@ -190,7 +194,7 @@ pub(crate) fn spawn(layout: &Layout, token: &str, mode: Mode) -> Result<Child> {
 /// On Unix the server gets its own process group, so that Ctrl-C reaches only the xtask,
 /// which then stops the server gracefully. On Linux the kernel also stops it if the xtask dies.
 #[cfg(unix)]
-fn foreground(command: &mut Command) {
+fn tie_to_xtask(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     command.process_group(0);
     #[cfg(target_os = "linux")]
@@ -207,17 +211,17 @@ fn foreground(command: &mut Command) {
 
 /// On Windows the server shares the console, so Ctrl-C and closing the window reach it too.
 #[cfg(windows)]
-fn foreground(_: &mut Command) {}
+fn tie_to_xtask(_: &mut Command) {}
 
 /// A detached server outlives the terminal: its own process group on Unix, no console on Windows.
 #[cfg(unix)]
-fn detached(command: &mut Command) {
+fn detach(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     command.process_group(0);
 }
 
 #[cfg(windows)]
-fn detached(command: &mut Command) {
+fn detach(command: &mut Command) {
     use std::os::windows::process::CommandExt;
     const DETACHED_PROCESS: u32 = 0x0000_0008;
     const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;

@@ -96,9 +96,9 @@ impl ListenArgs {
         let default = Listen::default();
         Listen {
             host: self.host.clone().unwrap_or(default.host),
-            port: self.port.unwrap_or(default.port),
-            http_port: self.http_port.unwrap_or(default.http_port),
-            ws_port: self.ws_port.unwrap_or(default.ws_port),
+            port: self.port.map_or(default.port, i32::from),
+            http_port: self.http_port.map_or(default.http_port, i32::from),
+            ws_port: self.ws_port.map_or(default.ws_port, i32::from),
         }
     }
 

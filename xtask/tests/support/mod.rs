@@ -581,13 +581,34 @@ impl Sandbox {
 
 /// Whether a process with `pid` exists (a zombie counts as gone).
 pub fn alive(pid: u32) -> bool {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"));
-    match stat {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    process(pid, |p| {
+        !matches!(
+            p.status(),
+            sysinfo::ProcessStatus::Zombie | sysinfo::ProcessStatus::Dead
+        )
+    })
+    .unwrap_or(false)
+}
+
+/// The command line of process `pid`, joined with spaces.
+pub fn command_line(pid: u32) -> String {
+    let join = |p: &sysinfo::Process| {
+        p.cmd()
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    process(pid, join).unwrap_or_default()
+}
+
+fn process<T>(pid: u32, look: impl FnOnce(&sysinfo::Process) -> T) -> Option<T> {
+    use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
+    let pid = Pid::from_u32(pid);
+    let mut system = System::new();
+    let what = ProcessRefreshKind::nothing().with_cmd(UpdateKind::Always);
+    system.refresh_processes_specifics(ProcessesToUpdate::Some(&[pid]), true, what);
+    system.process(pid).map(look)
 }
 
 /// Sends `signal` (`TERM`, `INT`, `KILL`) to `pid` with the system's `kill`.

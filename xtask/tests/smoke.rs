@@ -1,0 +1,379 @@
+//! `cargo xtask smoke` and `cargo xtask monitor` against real servers.
+
+mod support;
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+const CHECKS: [&str; 8] = [
+    "monitoring endpoints",
+    "token authentication",
+    "publish/subscribe",
+    "payload size limit",
+    "request/reply",
+    "no responders",
+    "jetstream",
+    "websocket",
+];
+
+fn start(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary, ports: Ports) {
+    let mut args = vec![
+        "run",
+        "--detach",
+        "--mirror",
+        &mirror.url,
+        "--version",
+        &server.version,
+    ];
+    let port_args = ports.args();
+    args.extend(port_args.iter().map(String::as_str));
+    sandbox.xtask(&args).ok();
+}
+
+struct StopOnDrop<'a>(&'a Sandbox);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.xtask(&["stop", "--timeout", "5"]);
+    }
+}
+
+fn smoke_json(sandbox: &Sandbox, extra: &[&str]) -> (bool, Value) {
+    let mut args = vec!["smoke", "--json"];
+    args.extend_from_slice(extra);
+    let run = sandbox.xtask(&args);
+    let report = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
+    (run.success, report)
+}
+
+fn failed_checks(report: &Value) -> Vec<String> {
+    let checks = report["checks"].as_array().unwrap();
+    checks
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn jsz(ports: Ports) -> Value {
+    let mut response = ureq::get(&format!("http://127.0.0.1:{}/jsz", ports.http))
+        .call()
+        .unwrap();
+    serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
+}
+
+#[test]
+fn every_check_passes_against_the_running_server_and_nothing_is_left_behind() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let ports = Ports::free();
+    start(&sandbox, &mirror, &server, ports);
+    let _stop = StopOnDrop(&sandbox);
+
+    let run = sandbox.xtask(&["smoke"]).ok();
+    for name in CHECKS {
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with("✓") && l.contains(name)),
+            "no ✓ {name}:\n{}",
+            run.stdout
+        );
+    }
+    assert_eq!(run.stdout.lines().last(), Some("8 passed, 0 failed"));
+    let (ok, report) = smoke_json(&sandbox, &[]);
+    assert!(
+        ok && report["passed"] == 8 && report["failed"] == 0,
+        "{report}"
+    );
+    assert_eq!(report["server"]["temporary"], false);
+    let jsz = jsz(ports);
+    assert_eq!(
+        (jsz["streams"].as_u64(), jsz["consumers"].as_u64()),
+        (Some(0), Some(0)),
+        "smoke left streams behind"
+    );
+}
+
+#[test]
+fn without_a_server_smoke_runs_its_own_and_cleans_up() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (ok, report) = smoke_json(
+        &sandbox,
+        &["--mirror", &mirror.url, "--version", &server.version],
+    );
+    assert!(ok, "{report}");
+    assert_eq!(report["checks"].as_array().unwrap().len(), CHECKS.len());
+    assert_eq!(report["server"]["temporary"], true);
+    let pid = report["server"]["pid"].as_u64().unwrap() as u32;
+    assert!(!alive(pid), "the temporary server is still running");
+    assert!(
+        !std::path::Path::new(report["server"]["dir"].as_str().unwrap()).exists(),
+        "its directory is left"
+    );
+    assert!(
+        !sandbox.xtask(&["status"]).success,
+        "smoke left the checkout's server running"
+    );
+}
+
+#[test]
+fn smoke_fails_against_a_server_with_another_token() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    start(&sandbox, &mirror, &server, Ports::free());
+    let _stop = StopOnDrop(&sandbox);
+    fs::write(
+        sandbox.nats_dir().join(".env.nats"),
+        "NATS_TOKEN=nats_not_the_servers\n",
+    )
+    .unwrap();
+
+    let run = sandbox.xtask(&["smoke"]);
+    assert!(!run.success);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("✗ token authentication")),
+        "{}",
+        run.stdout
+    );
+    let last = run.stdout.lines().last().unwrap_or_default().to_string();
+    assert!(
+        last.ends_with(" failed") && !last.ends_with(" 0 failed"),
+        "{last}"
+    );
+    let (ok, report) = smoke_json(&sandbox, &[]);
+    assert!(!ok);
+    assert!(
+        failed_checks(&report).contains(&"token authentication".to_string()),
+        "{report}"
+    );
+    assert_eq!(
+        report["checks"].as_array().unwrap().len(),
+        CHECKS.len(),
+        "every check runs"
+    );
+}
+
+#[test]
+fn smoke_fails_against_a_server_without_jetstream() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let ports = Ports::free();
+    let mut args = vec![
+        "setup",
+        "--mirror",
+        &mirror.url,
+        "--version",
+        &server.version,
+    ];
+    let port_args = ports.args();
+    args.extend(port_args.iter().map(String::as_str));
+    sandbox.xtask(&args).ok();
+    let config = sandbox.nats_dir().join("nats-server.conf");
+    let text = fs::read_to_string(&config).unwrap();
+    let start = text.find("jetstream {").unwrap();
+    let end = start + text[start..].find('}').unwrap() + 1;
+    fs::write(&config, format!("{}{}", &text[..start], &text[end..])).unwrap();
+
+    // Started by hand the way `run` starts it, as `run` itself insists on JetStream.
+    let mut child = Command::new(sandbox.binary())
+        .args(["-c", "nats-server.conf", "--ports_file_dir"])
+        .arg(sandbox.nats_dir())
+        .current_dir(sandbox.nats_dir())
+        .env("NATS_TOKEN", sandbox.token())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    fs::write(
+        sandbox.nats_dir().join("nats-server.pid"),
+        child.id().to_string(),
+    )
+    .unwrap();
+    let suffix = format!("_{}.ports", child.id());
+    let has_ports = || {
+        fs::read_dir(sandbox.nats_dir())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(&suffix))
+    };
+    wait_for(Duration::from_secs(10), || has_ports().then_some(()))
+        .expect("the server did not start");
+
+    let (ok, report) = smoke_json(&sandbox, &[]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!ok);
+    let failed = failed_checks(&report);
+    assert!(
+        failed.contains(&"jetstream".to_string())
+            && failed.contains(&"monitoring endpoints".to_string()),
+        "{report}"
+    );
+    assert!(
+        !failed.contains(&"publish/subscribe".to_string()),
+        "{report}"
+    );
+}
+
+/// Publishes small messages as fast as it can until stopped; counts them.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Traffic {
+    fn start(url: String, token: String) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let (s, n) = (stop.clone(), sent.clone());
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let client = async_nats::ConnectOptions::with_token(token)
+                    .connect(url)
+                    .await
+                    .unwrap();
+                while !s.load(Ordering::SeqCst) {
+                    client
+                        .publish("traffic", "0123456789".into())
+                        .await
+                        .unwrap();
+                    client.flush().await.unwrap();
+                    n.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        });
+        Traffic { stop, sent, thread }
+    }
+
+    fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap();
+        self.sent.load(Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn monitor_once_reports_totals_and_rates_of_real_traffic() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let ports = Ports::free();
+    start(&sandbox, &mirror, &server, ports);
+    let _stop = StopOnDrop(&sandbox);
+
+    let quiet = sandbox
+        .xtask(&["monitor", "--once", "--json", "--interval", "0.2"])
+        .ok();
+    let quiet: Value = serde_json::from_str(&quiet.stdout).unwrap();
+    assert_eq!(quiet["rates"]["in_msgs_per_s"], 0.0, "{quiet}");
+    for field in [
+        "connections",
+        "in_msgs",
+        "out_msgs",
+        "in_bytes",
+        "out_bytes",
+        "slow_consumers",
+        "mem",
+        "cpu",
+        "uptime",
+    ] {
+        assert!(!quiet[field].is_null(), "no `{field}` in {quiet}");
+    }
+    assert_eq!(quiet["jetstream"]["max_storage"], 10u64 << 30);
+
+    let traffic = Traffic::start(ports.client_url(), sandbox.token());
+    wait_for(Duration::from_secs(10), || {
+        (traffic.sent.load(Ordering::SeqCst) > 100).then_some(())
+    })
+    .unwrap();
+    let busy = sandbox
+        .xtask(&["monitor", "--once", "--json", "--interval", "0.5"])
+        .ok();
+    let sent = traffic.finish();
+    let busy: Value = serde_json::from_str(&busy.stdout).unwrap();
+    let rate = busy["rates"]["in_msgs_per_s"].as_f64().unwrap();
+    let total = busy["in_msgs"].as_u64().unwrap();
+    assert!(total > 100 && total <= sent, "in_msgs {total}, sent {sent}");
+    assert!(
+        rate > 0.0 && rate * 0.5 <= sent as f64,
+        "rate {rate}/s while {sent} were sent"
+    );
+    let byte_rate = busy["rates"]["in_bytes_per_s"].as_f64().unwrap();
+    assert!(
+        (byte_rate - rate * 10.0).abs() < 1e-6 * byte_rate,
+        "10-byte messages: {byte_rate} B/s at {rate} msg/s"
+    );
+    assert!(busy["connections"].as_u64().unwrap() >= 1);
+}
+
+#[cfg(unix)]
+#[test]
+fn monitor_keeps_watching_across_a_server_restart() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let ports = Ports::free();
+    start(&sandbox, &mirror, &server, ports);
+    let _stop = StopOnDrop(&sandbox);
+
+    let mut monitor = sandbox
+        .command(&["monitor", "--json", "--interval", "0.1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (send, lines) = mpsc::channel();
+    let stdout = monitor.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = send.send(serde_json::from_str::<Value>(&line).unwrap());
+        }
+    });
+    let next = |what: &str, test: &dyn Fn(&Value) -> bool| loop {
+        let sample = lines
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no sample with {what}"));
+        if test(&sample) {
+            return sample;
+        }
+    };
+    let first = next("a server id", &|s| s["server_id"].is_string());
+    sandbox.xtask(&["stop"]).ok();
+    next("an error", &|s| s["error"].is_string());
+    start(&sandbox, &mirror, &server, ports);
+    let id = first["server_id"].clone();
+    next("the new server", &|s| {
+        s["server_id"].is_string() && s["server_id"] != id
+    });
+
+    signal(monitor.id(), "INT");
+    let status = wait_for(Duration::from_secs(10), || monitor.try_wait().unwrap())
+        .expect("monitor did not exit");
+    assert!(status.success(), "Ctrl-C should exit 0, got {status}");
+}
