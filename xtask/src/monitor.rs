@@ -322,7 +322,7 @@ fn show(output: &Output, sample: &Sample, rates: Option<Rates>, url: &str) {
     let _ = match output {
         Output::Json => writeln!(stdout, "{}", sample.to_json(rates)),
         // Home, clear to the end of the screen, draw.
-        Output::Screen => write!(stdout, "\x1b[H\x1b[J{}\n", screen(sample, rates, url)),
+        Output::Screen => writeln!(stdout, "\x1b[H\x1b[J{}", screen(sample, rates, url)),
         Output::Lines => writeln!(stdout, "{}", line(sample, rates)),
     };
     let _ = stdout.flush();

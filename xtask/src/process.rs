@@ -75,6 +75,35 @@ pub(crate) fn run_attached(mut command: Command, deadline: Duration) -> Result<E
     }
 }
 
+/// Like [`run_attached`], with stdout captured (it must be piped) and stderr on the terminal.
+pub(crate) fn run_attached_capturing(mut command: Command, deadline: Duration) -> Result<Output> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start `{program}`"))?;
+    let mut stdout = child.stdout.take().context("stdout is not piped")?;
+    let reader = std::thread::spawn(move || read_all(&mut stdout));
+    let status = match child
+        .wait_timeout(deadline)
+        .with_context(|| format!("cannot wait for `{program}`"))?
+    {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "`{program}` did not finish within {} s and was stopped",
+                deadline.as_secs()
+            )
+        }
+    };
+    Ok(Output {
+        status,
+        stdout: reader.join().unwrap_or_default(),
+        stderr: Vec::new(),
+    })
+}
+
 fn read_all(pipe: &mut impl Read) -> Vec<u8> {
     let mut bytes = Vec::new();
     let _ = pipe.read_to_end(&mut bytes);

@@ -1,0 +1,472 @@
+//! The checks of `cargo xtask smoke`, run against one server with a real NATS client.
+//!
+//! A crate of its own because the client and its async runtime double the xtask's cold build:
+//! `cargo xtask smoke` builds and runs it on first use, so `cargo xtask run` stays quick to
+//! compile. The xtask finds (or starts) the server and passes its addresses as arguments and
+//! its token in the environment, never on the command line.
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use async_nats::jetstream::{self, consumer::pull, stream::StorageType};
+use clap::Parser;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+/// How long one check may take before it counts as failed.
+const CHECK_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Checks that a NATS server works: health, auth, pub/sub, request/reply, JetStream,
+/// WebSocket. Run through `cargo xtask smoke`.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Client URL, such as nats://127.0.0.1:4222.
+    #[arg(long)]
+    client: String,
+    /// Monitoring URL, such as http://127.0.0.1:8222.
+    #[arg(long)]
+    monitoring: String,
+    /// WebSocket URL, such as ws://127.0.0.1:8223.
+    #[arg(long)]
+    websocket: Option<String>,
+    /// Print the results as one JSON document.
+    #[arg(long)]
+    json: bool,
+    /// The token, from the environment only.
+    #[arg(skip = std::env::var("NATS_TOKEN").unwrap_or_default())]
+    token: String,
+}
+
+/// The server the checks talk to.
+struct Target {
+    client: String,
+    monitoring: String,
+    websocket: Option<String>,
+    token: String,
+}
+
+struct Outcome {
+    name: &'static str,
+    elapsed: Duration,
+    failure: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let target = Target {
+        client: args.client,
+        monitoring: args.monitoring,
+        websocket: args.websocket,
+        token: args.token,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcomes = runtime.block_on(run_checks(&target, !args.json));
+    let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
+    let passed = outcomes.len() - failed;
+    if args.json {
+        let checks: Vec<Value> = outcomes
+            .iter()
+            .map(|o| json!({"name": o.name, "passed": o.failure.is_none(), "ms": millis(o.elapsed), "error": o.failure}))
+            .collect();
+        println!(
+            "{}",
+            json!({"checks": checks, "passed": passed, "failed": failed})
+        );
+    } else {
+        println!("{passed} passed, {failed} failed");
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Eight hex digits from the OS's random source, so concurrent runs never share a subject or
+/// a stream name.
+fn unique_id() -> String {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An HTTP client for loopback monitoring requests: no proxy, short timeouts.
+fn quick_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+async fn run_checks(target: &Target, print: bool) -> Vec<Outcome> {
+    let id = unique_id();
+    let mut outcomes = Vec::new();
+    macro_rules! check {
+        ($name:literal, $check:expr) => {
+            let outcome = timed($name, $check).await;
+            if print {
+                report(&outcome);
+            }
+            outcomes.push(outcome);
+        };
+    }
+    check!("monitoring endpoints", monitoring(target));
+    check!("token authentication", authentication(target));
+    check!("publish/subscribe", publish_subscribe(target, &id));
+    check!("payload size limit", payload_limit(target, &id));
+    check!("request/reply", request_reply(target, &id));
+    check!("no responders", no_responders(target, &id));
+    check!("jetstream", jetstream_round_trip(target, &id));
+    check!("websocket", websocket(target, &id));
+    outcomes
+}
+
+async fn timed(name: &'static str, check: impl Future<Output = Result<()>>) -> Outcome {
+    let start = Instant::now();
+    let result = tokio::time::timeout(CHECK_DEADLINE, check).await;
+    let failure = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("{e:#}")),
+        Err(_) => Some(format!(
+            "expected an answer within {} s, seen none",
+            CHECK_DEADLINE.as_secs()
+        )),
+    };
+    Outcome {
+        name,
+        elapsed: start.elapsed(),
+        failure,
+    }
+}
+
+fn report(outcome: &Outcome) {
+    let ms = millis(outcome.elapsed);
+    match &outcome.failure {
+        None => println!("✓ {:<22} {ms:>7.1} ms", outcome.name),
+        Some(why) => println!("✗ {:<22} {ms:>7.1} ms  {why}", outcome.name),
+    }
+}
+
+/// Fails with "expected …, seen …" unless `ok`.
+fn expect(ok: bool, expected: impl std::fmt::Display, seen: impl std::fmt::Display) -> Result<()> {
+    if !ok {
+        bail!("expected {expected}, seen {seen}");
+    }
+    Ok(())
+}
+
+async fn get(url: String) -> Result<(u16, String)> {
+    tokio::task::spawn_blocking(move || {
+        let mut response = quick_agent()
+            .get(&url)
+            .call()
+            .with_context(|| format!("GET {url}"))?;
+        let body = response.body_mut().read_to_string()?;
+        Ok((response.status().as_u16(), body))
+    })
+    .await?
+}
+
+async fn monitoring(target: &Target) -> Result<()> {
+    let base = &target.monitoring;
+    let (status, body) = get(format!("{base}/healthz")).await?;
+    let health: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    expect(
+        status == 200 && health["status"] == "ok",
+        r#"/healthz 200 {"status":"ok"}"#,
+        format!("{status} {}", body.trim()),
+    )?;
+
+    let (_, body) = get(format!("{base}/varz")).await?;
+    let varz: Value = serde_json::from_str(&body).context("/varz is not JSON")?;
+    let version = varz["version"].as_str().unwrap_or_default();
+    expect(
+        version.starts_with("2.10."),
+        "/varz version 2.10.x",
+        format!("`{version}`"),
+    )?;
+
+    let (_, body) = get(format!("{base}/jsz")).await?;
+    let jsz: Value = serde_json::from_str(&body).context("/jsz is not JSON")?;
+    let enabled =
+        jsz["disabled"] != true && jsz["config"]["max_storage"].as_u64().is_some_and(|n| n > 0);
+    expect(
+        enabled,
+        "/jsz to show JetStream enabled",
+        body.split_whitespace().collect::<String>(),
+    )
+}
+
+async fn connect(target: &Target) -> Result<async_nats::Client> {
+    async_nats::ConnectOptions::with_token(target.token.clone())
+        .name("cargo xtask smoke")
+        .connection_timeout(Duration::from_secs(2))
+        .connect(&target.client)
+        .await
+        .with_context(|| format!("cannot connect to {} with the token", target.client))
+}
+
+async fn authentication(target: &Target) -> Result<()> {
+    connect(target).await?.flush().await?;
+    let url = &target.client;
+    let attempts = [
+        ("no token", async_nats::ConnectOptions::new()),
+        (
+            "a wrong token",
+            async_nats::ConnectOptions::with_token("nats_wrong".into()),
+        ),
+    ];
+    for (what, options) in attempts {
+        let refused = options
+            .connection_timeout(Duration::from_secs(2))
+            .connect(url)
+            .await;
+        let seen = match &refused {
+            Ok(_) => "a connection".to_string(),
+            Err(e) => format!("`{e}`"),
+        };
+        let violation = matches!(&refused, Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation);
+        expect(
+            violation,
+            format!("a client with {what} refused with an authorization violation"),
+            seen,
+        )?;
+    }
+    Ok(())
+}
+
+/// A payload arrives exactly once, byte for byte: the next message after it is the marker
+/// published right behind it, not a second copy.
+async fn arrives_once(
+    client: &async_nats::Client,
+    subject: String,
+    payload: Vec<u8>,
+) -> Result<()> {
+    let mut subscriber = client.subscribe(subject.clone()).await?;
+    client.flush().await?;
+    client
+        .publish(subject.clone(), payload.clone().into())
+        .await?;
+    client.publish(subject, "end".into()).await?;
+    client.flush().await?;
+    let first = subscriber.next().await.context("the subscription ended")?;
+    expect(
+        first.payload.as_ref() == payload.as_slice(),
+        format!("{} bytes as sent", payload.len()),
+        format!("{} bytes that differ", first.payload.len()),
+    )?;
+    let second = subscriber.next().await.context("the subscription ended")?;
+    expect(
+        second.payload.as_ref() == b"end",
+        "the message once",
+        "it twice",
+    )
+}
+
+async fn publish_subscribe(target: &Target, id: &str) -> Result<()> {
+    let client = connect(target).await?;
+    arrives_once(
+        &client,
+        format!("smoke.{id}.pubsub"),
+        b"hello, \x00\xff world".to_vec(),
+    )
+    .await
+}
+
+async fn payload_limit(target: &Target, id: &str) -> Result<()> {
+    let client = connect(target).await?;
+    let max = client.server_info().max_payload;
+    let near_max: Vec<u8> = (0..max - 1024).map(|i| (i % 251) as u8).collect();
+    arrives_once(&client, format!("smoke.{id}.large"), near_max).await?;
+    let over = client
+        .publish(format!("smoke.{id}.large"), vec![0u8; max + 1].into())
+        .await;
+    let refused = matches!(&over, Err(e) if e.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded);
+    expect(
+        refused,
+        format!("a {}-byte payload refused", max + 1),
+        "it accepted",
+    )
+}
+
+async fn request_reply(target: &Target, id: &str) -> Result<()> {
+    let client = connect(target).await?;
+    let subject = format!("smoke.{id}.echo");
+    let mut requests = client.subscribe(subject.clone()).await?;
+    client.flush().await?;
+    let responder = client.clone();
+    let answering = tokio::spawn(async move {
+        if let Some(request) = requests.next().await
+            && let Some(reply) = request.reply
+        {
+            let _ = responder
+                .publish(reply, [b"re: ", &request.payload[..]].concat().into())
+                .await;
+        }
+    });
+    let answer = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.request(subject, "ping".into()),
+    )
+    .await
+    .context("expected a reply within 2 s, seen none")??;
+    answering.abort();
+    expect(
+        answer.payload.as_ref() == b"re: ping",
+        "the reply `re: ping`",
+        String::from_utf8_lossy(&answer.payload),
+    )
+}
+
+async fn no_responders(target: &Target, id: &str) -> Result<()> {
+    let client = connect(target).await?;
+    let start = Instant::now();
+    let answer = client
+        .request(format!("smoke.{id}.nobody"), "anyone?".into())
+        .await;
+    let elapsed = start.elapsed();
+    let seen = match &answer {
+        Ok(_) => "an answer".to_string(),
+        Err(e) => format!("`{e}` after {} ms", elapsed.as_millis()),
+    };
+    let no_responders =
+        matches!(&answer, Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders);
+    expect(
+        no_responders && elapsed < Duration::from_secs(1),
+        "\"no responders\" within 1 s",
+        seen,
+    )
+}
+
+/// Stream, acknowledged publishes, a durable consumer with acks, the counts in `/jsz`; the
+/// stream is deleted afterwards whatever happened.
+async fn jetstream_round_trip(target: &Target, id: &str) -> Result<()> {
+    let client = connect(target).await?;
+    let js = jetstream::new(client);
+    let stream = format!("SMOKE_{id}");
+    let result = stream_checks(target, &js, &stream, id).await;
+    let deleted = js.delete_stream(&stream).await;
+    result?;
+    deleted.with_context(|| format!("cannot delete stream {stream}"))?;
+    expect(
+        js.get_stream(&stream).await.is_err(),
+        format!("stream {stream} gone"),
+        "it still there",
+    )
+}
+
+async fn stream_checks(
+    target: &Target,
+    js: &jetstream::Context,
+    name: &str,
+    id: &str,
+) -> Result<()> {
+    const COUNT: u64 = 10;
+    let subject = format!("smoke.{id}.js");
+    let config = jetstream::stream::Config {
+        name: name.to_string(),
+        subjects: vec![subject.clone()],
+        storage: StorageType::File,
+        ..Default::default()
+    };
+    let stream = js
+        .create_stream(config)
+        .await
+        .context("cannot create a file stream")?;
+    for n in 1..=COUNT {
+        let ack = js
+            .publish(subject.clone(), format!("event {n}").into())
+            .await?
+            .await?;
+        expect(
+            ack.sequence == n && ack.stream == name,
+            format!("ack {name}#{n}"),
+            format!("ack {}#{}", ack.stream, ack.sequence),
+        )?;
+    }
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("smoke".into()),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer
+        .fetch()
+        .max_messages(COUNT as usize)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await?;
+    let mut read = Vec::new();
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|e| anyhow::anyhow!("{e}"))?;
+        read.push(String::from_utf8_lossy(&message.payload).into_owned());
+        message
+            .double_ack()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot ack: {e}"))?;
+    }
+    let want: Vec<String> = (1..=COUNT).map(|n| format!("event {n}")).collect();
+    expect(
+        read == want,
+        format!("{COUNT} messages in order"),
+        format!("{read:?}"),
+    )?;
+
+    let (_, body) = get(format!(
+        "{}/jsz?streams=true&consumers=true",
+        target.monitoring
+    ))
+    .await?;
+    let jsz: Value = serde_json::from_str(&body).context("/jsz is not JSON")?;
+    let ours = jsz["account_details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|account| account["stream_detail"].as_array().into_iter().flatten())
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null);
+    let messages = &ours["state"]["messages"];
+    let consumers = &ours["state"]["consumer_count"];
+    expect(
+        *messages == COUNT && *consumers == 1,
+        format!("/jsz to show {name} with {COUNT} messages and 1 consumer"),
+        format!("{messages} messages, {consumers} consumers"),
+    )
+}
+
+async fn websocket(target: &Target, id: &str) -> Result<()> {
+    let url = target
+        .websocket
+        .as_deref()
+        .context("the server has no WebSocket listener")?;
+    let client = async_nats::ConnectOptions::with_token(target.token.clone())
+        .connection_timeout(Duration::from_secs(2))
+        .connect(url)
+        .await
+        .with_context(|| format!("cannot connect to {url} with the token"))?;
+    arrives_once(
+        &client,
+        format!("smoke.{id}.ws"),
+        b"over websocket".to_vec(),
+    )
+    .await
+}
