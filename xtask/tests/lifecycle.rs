@@ -21,26 +21,9 @@ fn started(server: &ServerBinary) -> (Sandbox, Mirror, Ports) {
 }
 
 fn detach(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary, ports: Ports) -> Run {
-    let mut args = vec![
-        "run",
-        "--detach",
-        "--mirror",
-        &mirror.url,
-        "--version",
-        &server.version,
-    ];
-    let port_args = ports.args();
-    args.extend(port_args.iter().map(String::as_str));
-    sandbox.xtask(&args).ok()
-}
-
-/// Stops whatever server a test leaves running.
-struct StopOnDrop<'a>(&'a Sandbox);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.xtask(&["stop", "--timeout", "5"]);
-    }
+    sandbox
+        .with_ports(&["run", "--detach"], mirror, server, ports)
+        .ok()
 }
 
 fn status_json(sandbox: &Sandbox) -> serde_json::Value {
@@ -123,17 +106,7 @@ fn a_busy_port_is_reported_with_the_process_holding_it() {
         client: busy,
         ..Ports::free()
     };
-    let mut args = vec![
-        "run",
-        "--detach",
-        "--mirror",
-        &mirror.url,
-        "--version",
-        &server.version,
-    ];
-    let port_args = ports.args();
-    args.extend(port_args.iter().map(String::as_str));
-    let run = sandbox.xtask(&args);
+    let run = sandbox.with_ports(&["run", "--detach"], &mirror, &server, ports);
     run.fails_with(&format!(
         "port {busy} is already in use by pid {}",
         std::process::id()
@@ -365,16 +338,7 @@ fn a_server_that_cannot_start_is_reported_with_its_output() {
     };
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let ports = Ports::free();
-    let mut args = vec![
-        "setup",
-        "--mirror",
-        &mirror.url,
-        "--version",
-        &server.version,
-    ];
-    let port_args = ports.args();
-    args.extend(port_args.iter().map(String::as_str));
-    sandbox.xtask(&args).ok();
+    sandbox.with_ports(&["setup"], &mirror, &server, ports).ok();
     // Valid to `nats-server -t`, fatal at start: the system account is never defined.
     let config = sandbox.nats_dir().join("nats-server.conf");
     let text = fs::read_to_string(&config).unwrap();

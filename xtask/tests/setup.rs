@@ -9,21 +9,6 @@ use std::time::Duration;
 
 use support::*;
 
-/// A sandbox with a mirror serving a good release of `server`'s version for this host.
-fn good_release(server: &ServerBinary) -> (Sandbox, Mirror) {
-    let mirror = Mirror::start();
-    let archive = build_archive(
-        host_format(),
-        &release_entries(&stem(&server.version), &server.path),
-    );
-    mirror.put_release(
-        &server.version,
-        &asset_name(&server.version, host_format()),
-        archive,
-    );
-    (Sandbox::new(), mirror)
-}
-
 fn setup(sandbox: &Sandbox, mirror: &Mirror, version: &str, extra: &[&str]) -> Run {
     let mut args = vec!["setup", "--mirror", &mirror.url, "--version", version];
     args.extend_from_slice(extra);
@@ -53,10 +38,7 @@ impl Installed {
 
 /// Installs `server` from a local archive, as the install a failed setup must leave intact.
 fn install_first(sandbox: &Sandbox, server: &ServerBinary) -> Installed {
-    let archive = build_archive(
-        host_format(),
-        &release_entries(&stem(&server.version), &server.path),
-    );
+    let archive = release_archive(host_format(), &server.version, &server.path);
     let path = sandbox
         .root
         .path()
@@ -90,14 +72,6 @@ fn fails_keeping_install(sandbox: &Sandbox, before: &Installed, run: Run, what: 
     );
 }
 
-fn token_of(sandbox: &Sandbox) -> String {
-    let text = fs::read_to_string(sandbox.nats_dir().join(".env.nats")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("NATS_TOKEN="))
-        .unwrap()
-        .to_string()
-}
-
 struct Server(Child);
 
 impl Drop for Server {
@@ -121,7 +95,7 @@ fn installs_from_the_mirror_and_the_server_starts_with_the_written_config() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let (port, http_port, ws_port) = (free_port(), free_port(), free_port());
     let ports = [port.to_string(), http_port.to_string(), ws_port.to_string()];
     let run = setup(
@@ -150,7 +124,7 @@ fn installs_from_the_mirror_and_the_server_starts_with_the_written_config() {
     );
     assert_eq!(sandbox.leftovers(), Vec::<std::path::PathBuf>::new());
 
-    let token = token_of(&sandbox);
+    let token = sandbox.token();
     assert_eq!(token.len(), 69);
     let config = fs::read_to_string(sandbox.nats_dir().join("nats-server.conf")).unwrap();
     assert!(
@@ -185,7 +159,7 @@ fn the_token_file_is_readable_by_its_owner_only() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     let mode = fs::metadata(sandbox.nats_dir().join(".env.nats"))
         .unwrap()
@@ -199,7 +173,7 @@ fn a_second_run_makes_no_request_and_keeps_everything() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     let requests = mirror.requests().len();
     let env = fs::read(sandbox.nats_dir().join(".env.nats")).unwrap();
@@ -223,7 +197,7 @@ fn a_second_clone_installs_from_the_cache_without_network() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (first, mirror) = good_release(&server);
+    let (first, mirror) = sandbox_with_mirror(&server);
     setup(&first, &mirror, &server.version, &[]).ok();
     let requests = mirror.requests().len();
 
@@ -247,7 +221,7 @@ fn a_corrupt_cache_entry_is_replaced_by_a_download() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (first, mirror) = good_release(&server);
+    let (first, mirror) = sandbox_with_mirror(&server);
     setup(&first, &mirror, &server.version, &[]).ok();
     let cached: Vec<_> = fs::read_dir(first.cache_dir().join("archives"))
         .unwrap()
@@ -288,10 +262,7 @@ fn another_version_replaces_the_binary_and_keeps_config_token_and_data() {
     let sandbox = Sandbox::new();
     let mirror = Mirror::start();
     for server in [&servers[0], other] {
-        let archive = build_archive(
-            host_format(),
-            &release_entries(&stem(&server.version), &server.path),
-        );
+        let archive = release_archive(host_format(), &server.version, &server.path);
         mirror.put_release(
             &server.version,
             &asset_name(&server.version, host_format()),
@@ -307,7 +278,7 @@ fn another_version_replaces_the_binary_and_keeps_config_token_and_data() {
         .join("data/jetstream/jetstream/stream-file");
     fs::create_dir_all(stored.parent().unwrap()).unwrap();
     fs::write(&stored, b"messages").unwrap();
-    let token = token_of(&sandbox);
+    let token = sandbox.token();
 
     let run = setup(&sandbox, &mirror, &other.version, &[]).ok();
     assert!(
@@ -321,7 +292,7 @@ fn another_version_replaces_the_binary_and_keeps_config_token_and_data() {
         fs::read(&other.path).unwrap()
     );
     assert_eq!(fs::read_to_string(&config).unwrap(), edited);
-    assert_eq!(token_of(&sandbox), token);
+    assert_eq!(sandbox.token(), token);
     assert_eq!(fs::read(&stored).unwrap(), b"messages");
 }
 
@@ -332,10 +303,7 @@ fn installs_from_local_archives_in_both_formats() {
     };
     for format in [Format::TarGz, Format::Zip] {
         let sandbox = Sandbox::new();
-        let archive = build_archive(
-            format,
-            &release_entries(&stem(&server.version), &server.path),
-        );
+        let archive = release_archive(format, &server.version, &server.path);
         let path = sandbox
             .root
             .path()
@@ -385,10 +353,7 @@ fn a_local_archive_without_a_hash_to_check_is_refused() {
         .join(asset_name(&server.version, host_format()));
     fs::write(
         &path,
-        build_archive(
-            host_format(),
-            &release_entries(&stem(&server.version), &server.path),
-        ),
+        release_archive(host_format(), &server.version, &server.path),
     )
     .unwrap();
     sandbox
@@ -424,7 +389,7 @@ fn a_checksum_mismatch_is_refused() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
     let wrong = "ab".repeat(32);
     let asset = asset_name(&server.version, host_format());
@@ -458,10 +423,7 @@ fn a_pinned_asset_must_match_the_pin_whatever_sha256sums_says() {
     // Our own build of an archive named like the official v2.10.29 one, listed honestly in
     // SHA256SUMS: only the pin can tell it is not the official file.
     let mirror = Mirror::start();
-    let archive = build_archive(
-        host_format(),
-        &release_entries(&stem("2.10.29"), &server.path),
-    );
+    let archive = release_archive(host_format(), "2.10.29", &server.path);
     mirror.put_release("2.10.29", &asset_name("2.10.29", host_format()), archive);
     let sandbox = Sandbox::new();
     let before = install_first(&sandbox, &server);
@@ -479,7 +441,7 @@ fn missing_sha256sums_is_refused() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
     mirror.put(&server.version, "SHA256SUMS", Reply::Status(404));
     let run = setup(&sandbox, &mirror, &server.version, &["--reinstall"]);
@@ -496,7 +458,7 @@ fn sha256sums_without_the_asset_is_refused() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
     mirror.put(
         &server.version,
@@ -512,7 +474,7 @@ fn a_missing_asset_is_refused_at_once() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
     mirror.put(
         &server.version,
@@ -540,7 +502,7 @@ fn a_server_error_is_retried_then_reported() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
     mirror.put(
         &server.version,
@@ -564,11 +526,8 @@ fn transient_failures_are_retried_until_the_download_succeeds() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
-    let archive = build_archive(
-        host_format(),
-        &release_entries(&stem(&server.version), &server.path),
-    );
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let archive = release_archive(host_format(), &server.version, &server.path);
     let flaky = Reply::Sequence(vec![
         Reply::HangUpAfter {
             body: archive.clone(),
@@ -595,12 +554,9 @@ fn a_connection_dropped_mid_download_is_reported() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
-    let archive = build_archive(
-        host_format(),
-        &release_entries(&stem(&server.version), &server.path),
-    );
+    let archive = release_archive(host_format(), &server.version, &server.path);
     let sent = archive.len() / 3;
     mirror.put(
         &server.version,
@@ -619,7 +575,7 @@ fn fails_to_install(archive: Vec<u8>, what: &str) {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
     mirror.put_release(
         &server.version,
@@ -635,10 +591,7 @@ fn a_truncated_archive_is_refused() {
     let Some(server) = server_binary() else {
         return;
     };
-    let mut archive = build_archive(
-        host_format(),
-        &release_entries(&stem(&server.version), &server.path),
-    );
+    let mut archive = release_archive(host_format(), &server.version, &server.path);
     archive.truncate(archive.len() / 2);
     fails_to_install(archive, "cannot unpack");
 }
@@ -648,10 +601,7 @@ fn a_corrupt_archive_is_refused() {
     let Some(server) = server_binary() else {
         return;
     };
-    let mut archive = build_archive(
-        host_format(),
-        &release_entries(&stem(&server.version), &server.path),
-    );
+    let mut archive = release_archive(host_format(), &server.version, &server.path);
     let middle = archive.len() / 2;
     for byte in &mut archive[middle..middle + 4096] {
         *byte = !*byte;
@@ -789,12 +739,9 @@ fn a_binary_reporting_another_version_is_refused() {
     } else {
         "2.10.20"
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
-    let archive = build_archive(
-        host_format(),
-        &release_entries(&stem(claimed), &server.path),
-    );
+    let archive = release_archive(host_format(), claimed, &server.path);
     mirror.put_release(claimed, &asset_name(claimed, host_format()), archive);
     let run = setup(&sandbox, &mirror, claimed, &[]);
     fails_keeping_install(
@@ -810,7 +757,7 @@ fn scratch_of_an_interrupted_setup_is_removed_by_the_next() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let interrupted = sandbox.nats_dir().join(".setup-Xy12ab");
     fs::create_dir_all(interrupted.join("unpacked")).unwrap();
     fs::write(interrupted.join("archive.tar.gz.partial"), b"half").unwrap();
@@ -837,10 +784,10 @@ fn a_cached_archive_from_another_mirror_is_not_used() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (first, mirror) = good_release(&server);
+    let (first, mirror) = sandbox_with_mirror(&server);
     setup(&first, &mirror, &server.version, &[]).ok();
 
-    let (second, other_mirror) = good_release(&server);
+    let (second, other_mirror) = sandbox_with_mirror(&server);
     fs::rename(first.cache_dir(), second.cache_dir()).unwrap();
     let run = setup(&second, &other_mirror, &server.version, &[]).ok();
     assert!(!run.stderr.contains("using cached"), "{}", run.stderr);
@@ -858,10 +805,7 @@ fn a_local_archive_whose_name_gives_no_version_needs_one() {
         return;
     };
     let sandbox = Sandbox::new();
-    let archive = build_archive(
-        host_format(),
-        &release_entries(&stem(&server.version), &server.path),
-    );
+    let archive = release_archive(host_format(), &server.version, &server.path);
     let path = sandbox.root.path().join(if cfg!(windows) {
         "server.zip"
     } else {
@@ -899,7 +843,7 @@ fn ports_that_contradict_an_existing_config_are_refused() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     let config = fs::read(sandbox.nats_dir().join("nats-server.conf")).unwrap();
     setup(&sandbox, &mirror, &server.version, &["--port", "5000"])
@@ -936,7 +880,7 @@ fn an_unwritable_directory_is_reported() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
     fs::set_permissions(sandbox.root.path(), fs::Permissions::from_mode(0o755)).unwrap();
     fs::set_permissions(sandbox.nats_dir(), fs::Permissions::from_mode(0o555)).unwrap();
@@ -962,7 +906,7 @@ fn an_edited_config_is_kept_unless_regeneration_is_asked_for() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     let config = sandbox.nats_dir().join("nats-server.conf");
     let original = fs::read_to_string(&config).unwrap();
@@ -993,7 +937,7 @@ fn a_broken_config_is_reported_by_the_server_check() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     let config = sandbox.nats_dir().join("nats-server.conf");
     fs::write(
@@ -1009,7 +953,7 @@ fn an_existing_token_is_never_overwritten_and_a_malformed_one_is_named() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     fs::create_dir_all(sandbox.nats_dir()).unwrap();
     let env = sandbox.nats_dir().join(".env.nats");
     fs::write(&env, "NATS_TOKEN=mine\n").unwrap();
@@ -1029,9 +973,9 @@ fn the_token_is_printed_only_when_asked_for() {
     let Some(server) = server_binary() else {
         return;
     };
-    let (sandbox, mirror) = good_release(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let run = setup(&sandbox, &mirror, &server.version, &[]).ok();
-    let token = token_of(&sandbox);
+    let token = sandbox.token();
     assert!(!run.stdout.contains(&token) && !run.stderr.contains(&token));
     let run = setup(&sandbox, &mirror, &server.version, &["--show-token"]).ok();
     assert_eq!(run.stdout.trim(), token);

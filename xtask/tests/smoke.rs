@@ -24,25 +24,9 @@ const CHECKS: [&str; 8] = [
 ];
 
 fn start(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary, ports: Ports) {
-    let mut args = vec![
-        "run",
-        "--detach",
-        "--mirror",
-        &mirror.url,
-        "--version",
-        &server.version,
-    ];
-    let port_args = ports.args();
-    args.extend(port_args.iter().map(String::as_str));
-    sandbox.xtask(&args).ok();
-}
-
-struct StopOnDrop<'a>(&'a Sandbox);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.xtask(&["stop", "--timeout", "5"]);
-    }
+    sandbox
+        .with_ports(&["run", "--detach"], mirror, server, ports)
+        .ok();
 }
 
 fn smoke_json(sandbox: &Sandbox, extra: &[&str]) -> (bool, Value) {
@@ -178,16 +162,7 @@ fn smoke_fails_against_a_server_without_jetstream() {
     };
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let ports = Ports::free();
-    let mut args = vec![
-        "setup",
-        "--mirror",
-        &mirror.url,
-        "--version",
-        &server.version,
-    ];
-    let port_args = ports.args();
-    args.extend(port_args.iter().map(String::as_str));
-    sandbox.xtask(&args).ok();
+    sandbox.with_ports(&["setup"], &mirror, &server, ports).ok();
     let config = sandbox.nats_dir().join("nats-server.conf");
     let text = fs::read_to_string(&config).unwrap();
     let start = text.find("jetstream {").unwrap();

@@ -113,7 +113,7 @@ pub fn binary_name() -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     TarGz,
     Zip,
@@ -181,6 +181,23 @@ pub fn stem(version: &str) -> String {
     format!("nats-server-v{version}-{os}-{arch}")
 }
 
+/// An official-looking archive of `binary` for this host, built once per test process.
+pub fn release_archive(format: Format, version: &str, binary: &Path) -> Vec<u8> {
+    type Key = (Format, String, PathBuf);
+    static BUILT: Mutex<Option<HashMap<Key, Vec<u8>>>> = Mutex::new(None);
+    let key = (format, version.to_string(), binary.to_path_buf());
+    if let Some(archive) = BUILT.lock().unwrap().get_or_insert_default().get(&key) {
+        return archive.clone();
+    }
+    let archive = build_archive(format, &release_entries(&stem(version), binary));
+    BUILT
+        .lock()
+        .unwrap()
+        .get_or_insert_default()
+        .insert(key, archive.clone());
+    archive
+}
+
 pub fn build_archive(format: Format, entries: &[Entry]) -> Vec<u8> {
     match format {
         Format::TarGz => build_tar_gz(entries),
@@ -189,7 +206,7 @@ pub fn build_archive(format: Format, entries: &[Entry]) -> Vec<u8> {
 }
 
 fn build_tar_gz(entries: &[Entry]) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
     for entry in entries {
         let mut header = tar::Header::new_gnu();
@@ -544,10 +561,7 @@ impl Ports {
 /// A sandbox and a mirror serving `server`'s release for this host.
 pub fn sandbox_with_mirror(server: &ServerBinary) -> (Sandbox, Mirror) {
     let mirror = Mirror::start();
-    let archive = build_archive(
-        host_format(),
-        &release_entries(&stem(&server.version), &server.path),
-    );
+    let archive = release_archive(host_format(), &server.version, &server.path);
     mirror.put_release(
         &server.version,
         &asset_name(&server.version, host_format()),
@@ -556,7 +570,31 @@ pub fn sandbox_with_mirror(server: &ServerBinary) -> (Sandbox, Mirror) {
     (Sandbox::new(), mirror)
 }
 
+/// Stops whatever server a test leaves running.
+pub struct StopOnDrop<'a>(pub &'a Sandbox);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.xtask(&["stop", "--timeout", "5"]);
+    }
+}
+
 impl Sandbox {
+    /// `cargo xtask <task> --mirror … --version … <ports>`, which must succeed.
+    pub fn with_ports(
+        &self,
+        task: &[&str],
+        mirror: &Mirror,
+        server: &ServerBinary,
+        ports: Ports,
+    ) -> Run {
+        let mut args = task.to_vec();
+        args.extend(["--mirror", &mirror.url, "--version", &server.version]);
+        let port_args = ports.args();
+        args.extend(port_args.iter().map(String::as_str));
+        self.xtask(&args)
+    }
+
     pub fn token(&self) -> String {
         let text = fs::read_to_string(self.nats_dir().join(".env.nats")).unwrap();
         text.lines()
