@@ -1,29 +1,47 @@
 //! Running the programs we start, always with a deadline and their output at hand.
 
 use std::io::Read;
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use wait_timeout::ChildExt;
 
-/// Runs `command` to completion, killing it once `deadline` has passed.
+/// Runs `command` with its output captured, killing it once `deadline` has passed.
 /// A non-zero exit is an error that carries the last lines the program printed.
 pub(crate) fn run(mut command: Command, deadline: Duration) -> Result<Output> {
-    let program = command.get_program().to_string_lossy().into_owned();
-    let mut child = command
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    let program = command.get_program().to_string_lossy().into_owned();
+    let output = run_unchecked(command, deadline)?;
+    if !output.status.success() {
+        bail!(
+            "`{program}` failed ({}): {}",
+            output.status,
+            last_lines(&output, 5)
+        );
+    }
+    Ok(output)
+}
+
+/// Runs `command` with the stdio it was given, killing it once `deadline` has passed, and
+/// collects what it wrote to the streams that are piped. Its exit status is the caller's.
+pub(crate) fn run_unchecked(mut command: Command, deadline: Duration) -> Result<Output> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut child = command
         .spawn()
         .with_context(|| format!("cannot start `{program}`"))?;
-
-    // Drain both pipes while waiting so a chatty program cannot block on a full pipe.
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let out_reader = std::thread::spawn(move || read_all(&mut stdout));
-    let err_reader = std::thread::spawn(move || read_all(&mut stderr));
-
+    // Drain the pipes while waiting so a chatty program cannot block on a full pipe.
+    let stdout = child
+        .stdout
+        .take()
+        .map(|mut pipe| std::thread::spawn(move || read_all(&mut pipe)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|mut pipe| std::thread::spawn(move || read_all(&mut pipe)));
     let status = match child
         .wait_timeout(deadline)
         .with_context(|| format!("cannot wait for `{program}`"))?
@@ -38,69 +56,13 @@ pub(crate) fn run(mut command: Command, deadline: Duration) -> Result<Output> {
             );
         }
     };
-    let output = Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    };
-    if !output.status.success() {
-        bail!(
-            "`{program}` failed ({}): {}",
-            output.status,
-            last_lines(&output, 5)
-        );
-    }
-    Ok(output)
-}
-
-/// Runs `command` with the terminal as its input and output, killing it after `deadline`.
-pub(crate) fn run_attached(mut command: Command, deadline: Duration) -> Result<ExitStatus> {
-    let program = command.get_program().to_string_lossy().into_owned();
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot start `{program}`"))?;
-    match child
-        .wait_timeout(deadline)
-        .with_context(|| format!("cannot wait for `{program}`"))?
-    {
-        Some(status) => Ok(status),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "`{program}` did not finish within {} s and was stopped",
-                deadline.as_secs()
-            )
-        }
-    }
-}
-
-/// Like [`run_attached`], with stdout captured (it must be piped) and stderr on the terminal.
-pub(crate) fn run_attached_capturing(mut command: Command, deadline: Duration) -> Result<Output> {
-    let program = command.get_program().to_string_lossy().into_owned();
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot start `{program}`"))?;
-    let mut stdout = child.stdout.take().context("stdout is not piped")?;
-    let reader = std::thread::spawn(move || read_all(&mut stdout));
-    let status = match child
-        .wait_timeout(deadline)
-        .with_context(|| format!("cannot wait for `{program}`"))?
-    {
-        Some(status) => status,
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "`{program}` did not finish within {} s and was stopped",
-                deadline.as_secs()
-            )
-        }
+    let collect = |reader: Option<std::thread::JoinHandle<Vec<u8>>>| {
+        reader.and_then(|r| r.join().ok()).unwrap_or_default()
     };
     Ok(Output {
         status,
-        stdout: reader.join().unwrap_or_default(),
-        stderr: Vec::new(),
+        stdout: collect(stdout),
+        stderr: collect(stderr),
     })
 }
 

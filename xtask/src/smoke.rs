@@ -85,7 +85,7 @@ impl Smoke {
         let exit = if self.json {
             // The report gains which server was checked.
             checks.stdout(Stdio::piped());
-            let output = process::run_attached_capturing(checks, deadline)?;
+            let output = process::run_unchecked(checks, deadline)?;
             let mut report: Value = serde_json::from_slice(&output.stdout).with_context(|| {
                 format!(
                     "the smoke checks printed no report: {}",
@@ -99,7 +99,7 @@ impl Smoke {
             println!("{report}");
             output.status
         } else {
-            process::run_attached(checks, deadline)?
+            process::run_unchecked(checks, deadline)?.status
         };
         drop(temporary);
         Ok(if exit.success() {

@@ -50,7 +50,7 @@ impl Test {
             .args(&self.args)
             .env(SERVERS_VAR, servers)
             .current_dir(root);
-        let status = process::run_attached(cargo_test, Duration::from_secs(30 * 60))?;
+        let status = process::run_unchecked(cargo_test, Duration::from_secs(30 * 60))?.status;
         if !status.success() {
             bail!("the tests failed ({status})");
         }
