@@ -37,6 +37,8 @@ pub(crate) struct Run {
 
 impl Run {
     pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
+        // One run at a time per directory, from "is it running?" until it is.
+        let lock = server::lock(layout)?;
         if let Some(pid) = server::running(layout)? {
             eprintln!("nats-server is already running (pid {pid})");
             if let Some(endpoints) = Endpoints::of(layout, pid) {
@@ -50,27 +52,25 @@ impl Run {
         if self.detach {
             detached(layout, &token, timeout)
         } else {
-            foreground(layout, &token, timeout)
+            foreground(layout, &token, timeout, lock)
         }
     }
 }
 
 fn detached(layout: &Layout, token: &str, timeout: Duration) -> Result<()> {
     let mut child = server::spawn(layout, token, Mode::Detached)?;
-    match server::wait_ready(&mut child, layout, token, timeout) {
-        Ok(endpoints) => {
-            eprintln!(
-                "nats-server is running (pid {}); `cargo xtask stop` stops it",
-                child.id()
-            );
+    let pid = child.id();
+    match server::wait_ready(&mut child, layout, token, timeout, &|| false) {
+        Ok(Some(endpoints)) => {
+            eprintln!("nats-server is running (pid {pid}); `cargo xtask stop` stops it");
             print_endpoints(&endpoints);
             Ok(())
         }
-        Err(e) => {
+        outcome => {
             let _ = child.kill();
             let _ = child.wait();
-            server::remove_pid_file(layout);
-            Err(e)
+            server::remove_pid_file(layout, pid);
+            outcome.map(drop)
         }
     }
 }
@@ -80,7 +80,10 @@ enum Event {
     Exited(std::io::Result<std::process::ExitStatus>),
 }
 
-fn foreground(layout: &Layout, token: &str, timeout: Duration) -> Result<()> {
+/// How long a server asked to stop has before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn foreground(layout: &Layout, token: &str, timeout: Duration, lock: std::fs::File) -> Result<()> {
     let (events, next_event) = mpsc::channel();
     let on_signal = events.clone();
     ctrlc::set_handler(move || {
@@ -92,45 +95,58 @@ fn foreground(layout: &Layout, token: &str, timeout: Duration) -> Result<()> {
     let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
     let mut child = server::spawn(layout, token, Mode::Foreground)?;
     let pid = child.id();
-    let _pid_file = PidFileGuard(layout.clone());
+    let _pid_file = PidFileGuard(layout.clone(), pid);
     let follower = LogFollower::start(log, log_start);
 
-    match server::wait_ready(&mut child, layout, token, timeout) {
-        Ok(endpoints) => {
-            follower.catch_up();
-            eprintln!("nats-server is ready (pid {pid}); Ctrl-C stops it");
-            print_endpoints(&endpoints);
-        }
+    let interrupted = || matches!(next_event.try_recv(), Ok(Event::Interrupted));
+    let ready = match server::wait_ready(&mut child, layout, token, timeout, &interrupted) {
+        Ok(ready) => ready,
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
             return Err(e);
         }
+    };
+    drop(lock);
+    if let Some(endpoints) = &ready {
+        follower.catch_up();
+        eprintln!("nats-server is ready (pid {pid}); Ctrl-C stops it");
+        print_endpoints(endpoints);
     }
     std::thread::spawn(move || {
         let _ = events.send(Event::Exited(child.wait()));
     });
+    if ready.is_some()
+        && let Ok(Event::Exited(status)) = next_event.recv()
+    {
+        follower.finish();
+        bail!(
+            "nats-server stopped by itself ({}){}",
+            status?,
+            server::diagnosis(layout)
+        );
+    }
 
-    let outcome = match next_event.recv().expect("the waiting thread reports") {
-        Event::Exited(status) => {
-            let status = status?;
-            Err(anyhow::anyhow!(
-                "nats-server stopped by itself ({status}){}",
-                server::diagnosis(layout)
-            ))
-        }
-        Event::Interrupted => {
-            eprintln!("stopping nats-server (pid {pid})");
-            // On Windows, Ctrl-C has reached the server as well.
-            if cfg!(unix) {
-                server::graceful_stop(pid);
-            }
-            match next_event.recv_timeout(Duration::from_secs(30)) {
-                Ok(Event::Exited(_)) => Ok(()),
-                _ => {
-                    server::stop(pid, Duration::ZERO)?;
-                    bail!("nats-server did not stop within 30 s and was killed")
-                }
+    eprintln!("stopping nats-server (pid {pid})");
+    // On Windows, Ctrl-C has reached the server as well.
+    if cfg!(unix) {
+        server::graceful_stop(pid);
+    }
+    let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+    let outcome = loop {
+        match next_event.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            Ok(Event::Exited(_)) => break Ok(()),
+            Ok(Event::Interrupted) => eprintln!(
+                "still stopping nats-server cleanly; it is killed after {} s",
+                STOP_TIMEOUT.as_secs()
+            ),
+            Err(_) => {
+                server::stop(pid, layout, Duration::ZERO)?;
+                break Err(anyhow::anyhow!(
+                    "nats-server did not stop within {} s and was killed",
+                    STOP_TIMEOUT.as_secs()
+                ));
             }
         }
     };
@@ -150,11 +166,11 @@ pub(crate) fn print_endpoints(endpoints: &Endpoints) {
 }
 
 /// Removes the pid file when a foreground run ends, however it ends.
-struct PidFileGuard(Layout);
+struct PidFileGuard(Layout, u32);
 
 impl Drop for PidFileGuard {
     fn drop(&mut self) {
-        server::remove_pid_file(&self.0);
+        server::remove_pid_file(&self.0, self.1);
     }
 }
 

@@ -143,9 +143,12 @@ fn is_our_server(pid: u32, layout: &Layout) -> bool {
         .is_some_and(|n| n.starts_with("nats-server"));
     let dir = layout.dir.as_os_str();
     let cmd = process.cmd();
-    let ours = cmd
-        .windows(2)
-        .any(|pair| pair[0] == "--ports_file_dir" && pair[1] == dir);
+    // A command line the OS does not show us (another user's process, an elevated one on
+    // Windows) is one we could not signal anyway: the name has to do.
+    let ours = cmd.is_empty()
+        || cmd
+            .windows(2)
+            .any(|pair| pair[0] == "--ports_file_dir" && pair[1] == dir);
     named_nats_server && ours
 }
 
@@ -173,10 +176,8 @@ pub(crate) fn spawn(layout: &Layout, token: &str, mode: Mode) -> Result<Child> {
         .env(TOKEN_VAR, token)
         .stdin(Stdio::null());
     if matches!(mode, Mode::Detached | Mode::Attached) {
-        let out = File::options()
-            .create(true)
-            .append(true)
-            .open(output_file(layout))
+        // Truncated at every start: what an earlier run printed would mislead a diagnosis.
+        let out = File::create(output_file(layout))
             .with_context(|| format!("cannot write `{}`", show(&output_file(layout))))?;
         command.stdout(out.try_clone()?).stderr(out);
     }
@@ -184,10 +185,14 @@ pub(crate) fn spawn(layout: &Layout, token: &str, mode: Mode) -> Result<Child> {
         Mode::Foreground | Mode::Attached => tie_to_xtask(&mut command),
         Mode::Detached => detach(&mut command),
     }
-    let child = command
+    let mut child = command
         .spawn()
         .with_context(|| format!("cannot start `{}`", show(&layout.binary())))?;
-    write_pid_file(layout, child.id())?;
+    if let Err(e) = write_pid_file(layout, child.id()) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
     Ok(child)
 }
 
@@ -222,9 +227,24 @@ fn detach(command: &mut Command) {
 
 #[cfg(windows)]
 fn detach(command: &mut Command) {
+    use std::os::windows::io::AsRawHandle;
     use std::os::windows::process::CommandExt;
+    use windows_sys::Win32::Foundation::{HANDLE_FLAG_INHERIT, SetHandleInformation};
     const DETACHED_PROCESS: u32 = 0x0000_0008;
     const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+    // Windows hands a child every inheritable handle of its parent, the xtask's own stdout and
+    // stderr included (rust-lang/rust#54760): a detached server would hold them open, and
+    // whoever reads the xtask's output would wait for the server to exit. The standard
+    // library duplicates these handles afresh for any child that is meant to inherit them.
+    let handles = [
+        std::io::stdin().as_raw_handle(),
+        std::io::stdout().as_raw_handle(),
+        std::io::stderr().as_raw_handle(),
+    ];
+    for handle in handles.into_iter().filter(|h| !h.is_null()) {
+        // SAFETY: a standard handle of this process; only its inheritance flag changes.
+        unsafe { SetHandleInformation(handle, HANDLE_FLAG_INHERIT, 0) };
+    }
     command.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP);
 }
 
@@ -232,18 +252,36 @@ fn write_pid_file(layout: &Layout, pid: u32) -> Result<()> {
     crate::install::write_atomically(&pid_file(layout), format!("{pid}\n").as_bytes())
 }
 
-pub(crate) fn remove_pid_file(layout: &Layout) {
-    let _ = fs::remove_file(pid_file(layout));
+/// Removes the pid file if it still names `pid`: another run may have written its own since.
+pub(crate) fn remove_pid_file(layout: &Layout, pid: u32) {
+    let path = pid_file(layout);
+    if fs::read_to_string(&path).is_ok_and(|text| text.trim() == pid.to_string()) {
+        let _ = fs::remove_file(path);
+    }
+}
+
+/// Holds `.run.lock` in the server's directory, so that two runs of one checkout cannot both
+/// find it stopped and start a server.
+pub(crate) fn lock(layout: &Layout) -> Result<File> {
+    fs::create_dir_all(&layout.dir)
+        .with_context(|| format!("cannot create `{}`", show(&layout.dir)))?;
+    let path = layout.dir.join(".run.lock");
+    let file = File::create(&path).with_context(|| format!("cannot write `{}`", show(&path)))?;
+    file.lock()
+        .with_context(|| format!("cannot lock `{}`", show(&path)))?;
+    Ok(file)
 }
 
 /// Waits until the server is usable: JetStream healthy and an authenticated client answered.
-/// A server that exits or misses the deadline is reported with the end of its log.
+/// A server that exits or misses the deadline is reported with the end of its log; None means
+/// `cancelled` said so first.
 pub(crate) fn wait_ready(
     child: &mut Child,
     layout: &Layout,
     token: &str,
     timeout: Duration,
-) -> Result<Endpoints> {
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Option<Endpoints>> {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
@@ -256,7 +294,10 @@ pub(crate) fn wait_ready(
             && healthy(&endpoints)
             && ping(&endpoints, token).is_ok()
         {
-            return Ok(endpoints);
+            return Ok(Some(endpoints));
+        }
+        if cancelled() {
+            return Ok(None);
         }
         if start.elapsed() > timeout {
             bail!(
@@ -319,16 +360,18 @@ pub(crate) fn ping(endpoints: &Endpoints, token: &str) -> Result<()> {
     }
 }
 
-/// Asks the server to stop gracefully and waits for it; kills it if it does not stop in time.
-pub(crate) fn stop(pid: u32, timeout: Duration) -> Result<Stopped> {
-    if !graceful_stop(pid) {
-        kill(pid);
-    }
-    if wait_gone(pid, timeout) {
+/// Asks our server `pid` to stop gracefully and waits for it; kills it if it does not stop in
+/// time. It is looked at again before every signal and while waiting, so a pid that a stranger
+/// takes over in the meantime is never signalled.
+pub(crate) fn stop(pid: u32, layout: &Layout, timeout: Duration) -> Result<Stopped> {
+    let still_ours = || is_our_server(pid, layout);
+    if graceful_stop(pid) && wait_gone(timeout, still_ours) {
         return Ok(Stopped::Gracefully);
     }
-    kill(pid);
-    if wait_gone(pid, Duration::from_secs(5)) {
+    if still_ours() {
+        kill(pid);
+    }
+    if wait_gone(Duration::from_secs(5), still_ours) {
         return Ok(Stopped::Killed);
     }
     bail!("nats-server (pid {pid}) is still running after being killed")
@@ -357,10 +400,10 @@ fn kill(pid: u32) {
     }
 }
 
-/// Waits for a process that is not our child (so cannot be waited on) to be gone.
-fn wait_gone(pid: u32, timeout: Duration) -> bool {
+/// Waits until `running` says no. The server is not our child, so it cannot be waited on.
+fn wait_gone(timeout: Duration, running: impl Fn() -> bool) -> bool {
     let start = Instant::now();
-    while is_alive(pid) {
+    while running() {
         if start.elapsed() > timeout {
             return false;
         }
@@ -405,13 +448,13 @@ pub(crate) fn diagnosis(layout: &Layout) -> String {
     text
 }
 
-/// The port in a nats-server "address already in use" error, as in
-/// `Error listening on port: 127.0.0.1:4222, "address already in use"`.
+/// The port in a nats-server error for a port in use, as in
+/// `Error listening on port: 127.0.0.1:4222, "address already in use"` (Unix) or
+/// `... bind: Only one usage of each socket address ... is normally permitted.` (Windows).
 pub(crate) fn port_in_use(log: &str) -> Option<u16> {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("address already in use"))?;
+    let line = log.lines().rev().find(|l| {
+        l.contains("address already in use") || l.contains("Only one usage of each socket address")
+    })?;
     line.split(|c: char| {
         !(c.is_ascii_alphanumeric() || c == '.' || c == ':' || c == '[' || c == ']')
     })
@@ -442,6 +485,8 @@ mod tests {
         assert_eq!(port_in_use(monitor), Some(8222));
         let ws = "[FTL] Unable to listen for websocket connections: listen tcp [::1]:8223: bind: address already in use";
         assert_eq!(port_in_use(ws), Some(8223));
+        let windows = "[FTL] Error listening on port: 127.0.0.1:4222, \"listen tcp 127.0.0.1:4222: bind: Only one usage of each socket address (protocol/network address/port) is normally permitted.\"";
+        assert_eq!(port_in_use(windows), Some(4222));
         assert_eq!(port_in_use("[INF] Server is ready"), None);
     }
 }

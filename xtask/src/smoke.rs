@@ -51,6 +51,9 @@ impl Smoke {
                 )
             }
         };
+        // Ctrl-C ends the checks (they share the terminal) but not this process, which still
+        // has a temporary server to stop and delete.
+        ctrlc::set_handler(|| {}).context("cannot handle Ctrl-C")?;
         if !self.json {
             let which = if temporary.is_some() {
                 "a temporary server"
@@ -113,6 +116,7 @@ impl Smoke {
 /// A server of its own for one smoke run: a temporary directory, ports the server picks, a
 /// fresh token in its environment only. Stopped and deleted when dropped.
 struct Temporary {
+    layout: Layout,
     dir: tempfile::TempDir,
     child: std::process::Child,
     pid: u32,
@@ -130,8 +134,16 @@ impl Temporary {
         std::fs::write(layout.config(), config::render(&Listen::anywhere_free()))?;
         let token = token::generate()?;
         let mut child = server::spawn(&layout, &token, Mode::Attached)?;
-        match server::wait_ready(&mut child, &layout, &token, Duration::from_secs(10)) {
+        let ready = server::wait_ready(
+            &mut child,
+            &layout,
+            &token,
+            Duration::from_secs(10),
+            &|| false,
+        );
+        match ready.and_then(|ready| ready.context("cancelled")) {
             Ok(endpoints) => Ok(Temporary {
+                layout,
                 dir,
                 pid: child.id(),
                 child,
@@ -149,7 +161,7 @@ impl Temporary {
 
 impl Drop for Temporary {
     fn drop(&mut self) {
-        if let Err(e) = server::stop(self.pid, Duration::from_secs(10)) {
+        if let Err(e) = server::stop(self.pid, &self.layout, Duration::from_secs(10)) {
             eprintln!("warning: {e:#}");
         }
         let _ = self.child.wait();

@@ -25,10 +25,13 @@ impl Stop {
             eprintln!("nats-server is not running");
             return Ok(());
         };
-        let stopped = server::stop(pid, Duration::from_secs(self.timeout))?;
-        server::remove_pid_file(layout);
+        let stopped = server::stop(pid, layout, Duration::from_secs(self.timeout))?;
+        server::remove_pid_file(layout, pid);
         match stopped {
             Stopped::Gracefully => eprintln!("nats-server (pid {pid}) stopped"),
+            Stopped::Killed if cfg!(windows) => eprintln!(
+                "nats-server (pid {pid}) was terminated: Windows cannot ask a detached process to stop"
+            ),
             Stopped::Killed => eprintln!(
                 "nats-server (pid {pid}) did not stop within {} s and was killed",
                 self.timeout

@@ -17,6 +17,11 @@ fn started(server: &ServerBinary) -> (Sandbox, Mirror, Ports) {
     let ports = Ports::free();
     let run = detach(&sandbox, &mirror, server, ports);
     assert!(run.stdout.contains(&ports.client_url()), "{}", run.stdout);
+    let token = sandbox.token();
+    assert!(
+        !run.stdout.contains(&token) && !run.stderr.contains(&token),
+        "run printed the token"
+    );
     (sandbox, mirror, ports)
 }
 
@@ -95,6 +100,30 @@ fn run_when_already_running_says_so_with_the_pid() {
 }
 
 #[test]
+fn two_runs_at_once_start_one_server() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopOnDrop(&sandbox);
+    let ports = Ports::free();
+    let (a, b) = std::thread::scope(|scope| {
+        let run =
+            || scope.spawn(|| sandbox.with_ports(&["run", "--detach"], &mirror, &server, ports));
+        let (a, b) = (run(), run());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(a.success && b.success, "{}\n{}", a.stderr, b.stderr);
+    let already = [&a, &b]
+        .iter()
+        .filter(|r| r.stderr.contains("already running"))
+        .count();
+    assert_eq!(already, 1, "{}\n{}", a.stderr, b.stderr);
+    let pid = sandbox.recorded_pid().expect("a pid file");
+    assert_eq!(status_json(&sandbox)["pid"], pid);
+}
+
+#[test]
 fn a_busy_port_is_reported_with_the_process_holding_it() {
     let Some(server) = server_binary() else {
         return;
@@ -123,17 +152,21 @@ fn stop_shuts_the_server_down_gracefully_and_removes_the_pid_file() {
     let (sandbox, _mirror, _ports) = started(&server);
     let pid = sandbox.recorded_pid().unwrap();
     let run = sandbox.xtask(&["stop"]).ok();
-    assert!(
-        run.stderr.contains(&format!("(pid {pid}) stopped")),
-        "{}",
-        run.stderr
-    );
+    // Windows cannot ask a detached process to stop: it is terminated, and says so.
+    let said = if cfg!(windows) {
+        format!("(pid {pid}) was terminated")
+    } else {
+        format!("(pid {pid}) stopped")
+    };
+    assert!(run.stderr.contains(&said), "{}", run.stderr);
     assert!(!alive(pid));
     assert_eq!(sandbox.recorded_pid(), None);
-    assert!(
-        sandbox.log().contains("Server Exiting"),
-        "no clean shutdown in the log"
-    );
+    if cfg!(unix) {
+        assert!(
+            sandbox.log().contains("Server Exiting"),
+            "no clean shutdown in the log"
+        );
+    }
 
     let status = sandbox.xtask(&["status", "--json"]);
     assert!(!status.success);
@@ -197,6 +230,42 @@ fn a_pid_reused_by_another_program_is_never_signalled() {
         "the unrelated process was signalled"
     );
     assert_eq!(sandbox.recorded_pid(), None);
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
+}
+
+#[test]
+fn a_pid_reused_by_another_nats_server_is_never_signalled() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    fs::create_dir_all(sandbox.nats_dir()).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    // Someone else's nats-server: same executable name, another directory.
+    let mut stranger = std::process::Command::new(&server.path)
+        .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
+        .arg(elsewhere.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    fs::write(
+        sandbox.nats_dir().join("nats-server.pid"),
+        format!("{}\n", stranger.id()),
+    )
+    .unwrap();
+    let run = sandbox.xtask(&["stop"]).ok();
+    assert!(
+        run.stderr.contains("is now another program"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        stranger.try_wait().unwrap().is_none(),
+        "another nats-server was signalled"
+    );
+    assert!(!sandbox.xtask(&["status"]).success);
     stranger.kill().unwrap();
     stranger.wait().unwrap();
 }

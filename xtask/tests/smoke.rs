@@ -170,21 +170,23 @@ fn smoke_fails_against_a_server_without_jetstream() {
     fs::write(&config, format!("{}{}", &text[..start], &text[end..])).unwrap();
 
     // Started by hand the way `run` starts it, as `run` itself insists on JetStream.
-    let mut child = Command::new(sandbox.binary())
-        .args(["-c", "nats-server.conf", "--ports_file_dir"])
-        .arg(sandbox.nats_dir())
-        .current_dir(sandbox.nats_dir())
-        .env("NATS_TOKEN", sandbox.token())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = KillOnDrop(
+        Command::new(sandbox.binary())
+            .args(["-c", "nats-server.conf", "--ports_file_dir"])
+            .arg(sandbox.nats_dir())
+            .current_dir(sandbox.nats_dir())
+            .env("NATS_TOKEN", sandbox.token())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     fs::write(
         sandbox.nats_dir().join("nats-server.pid"),
-        child.id().to_string(),
+        child.0.id().to_string(),
     )
     .unwrap();
-    let suffix = format!("_{}.ports", child.id());
+    let suffix = format!("_{}.ports", child.0.id());
     let has_ports = || {
         fs::read_dir(sandbox.nats_dir())
             .unwrap()
@@ -195,8 +197,7 @@ fn smoke_fails_against_a_server_without_jetstream() {
         .expect("the server did not start");
 
     let (ok, report) = smoke_json(&sandbox, &[]);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert!(!ok);
     let failed = failed_checks(&report);
     assert!(
@@ -208,6 +209,16 @@ fn smoke_fails_against_a_server_without_jetstream() {
         !failed.contains(&"publish/subscribe".to_string()),
         "{report}"
     );
+}
+
+/// A server started by the test itself, killed however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Publishes small messages as fast as it can until stopped; counts them.
@@ -307,6 +318,100 @@ fn monitor_once_reports_totals_and_rates_of_real_traffic() {
     assert!(busy["connections"].as_u64().unwrap() >= 1);
 }
 
+/// Reads `monitor --json` samples line by line.
+struct Samples {
+    child: std::process::Child,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Samples {
+    fn start(sandbox: &Sandbox, interval: &str) -> Samples {
+        let mut child = sandbox
+            .command(&["monitor", "--json", "--interval", interval])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (send, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = send.send(serde_json::from_str::<Value>(&line).unwrap());
+            }
+        });
+        Samples { child, lines }
+    }
+
+    fn next(&self, what: &str, test: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let sample = self
+                .lines
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no sample with {what}"));
+            if test(&sample) {
+                return sample;
+            }
+        }
+    }
+}
+
+impl Drop for Samples {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn seconds_between(a: &Value, b: &Value) -> f64 {
+    let time = |s: &Value| humantime::parse_rfc3339_weak(s["now"].as_str().unwrap()).unwrap();
+    time(b).duration_since(time(a)).unwrap().as_secs_f64()
+}
+
+#[test]
+fn monitor_rates_are_the_traffic_between_samples_over_server_time() {
+    let Some(server) = server_binary() else {
+        return;
+    };
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let ports = Ports::free();
+    start(&sandbox, &mirror, &server, ports);
+    let _stop = StopOnDrop(&sandbox);
+
+    let samples = Samples::start(&sandbox, "0.2");
+    let first = samples.next("totals", |s| s["in_msgs"].is_u64());
+    let before = first["in_msgs"].as_u64().unwrap();
+    const SENT: u64 = 500;
+    publish(
+        &ports.client_url(),
+        &sandbox.token(),
+        "counted",
+        SENT as usize,
+        b"0123456789",
+    );
+
+    let mut previous = first;
+    loop {
+        let sample = samples.next("a sample", |s| s["in_msgs"].is_u64());
+        let delta = sample["in_msgs"].as_u64().unwrap() - previous["in_msgs"].as_u64().unwrap();
+        let expected = delta as f64 / seconds_between(&previous, &sample);
+        let rate = sample["rates"]["in_msgs_per_s"].as_f64().unwrap();
+        assert!(
+            (rate - expected).abs() <= 1e-9 * expected.max(1.0),
+            "rate {rate}, but {delta} msgs over the server's interval make {expected}"
+        );
+        let bytes = sample["rates"]["in_bytes_per_s"].as_f64().unwrap();
+        assert!(
+            (bytes - 10.0 * rate).abs() <= 1e-6 * bytes.max(1.0),
+            "{bytes} B/s for {rate} 10-byte msgs/s"
+        );
+        let total = sample["in_msgs"].as_u64().unwrap() - before;
+        assert!(total <= SENT, "{total} messages counted, {SENT} sent");
+        if total == SENT {
+            break;
+        }
+        previous = sample;
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn monitor_keeps_watching_across_a_server_restart() {
@@ -318,37 +423,21 @@ fn monitor_keeps_watching_across_a_server_restart() {
     start(&sandbox, &mirror, &server, ports);
     let _stop = StopOnDrop(&sandbox);
 
-    let mut monitor = sandbox
-        .command(&["monitor", "--json", "--interval", "0.1"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (send, lines) = mpsc::channel();
-    let stdout = monitor.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = send.send(serde_json::from_str::<Value>(&line).unwrap());
-        }
-    });
-    let next = |what: &str, test: &dyn Fn(&Value) -> bool| loop {
-        let sample = lines
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("no sample with {what}"));
-        if test(&sample) {
-            return sample;
-        }
-    };
-    let first = next("a server id", &|s| s["server_id"].is_string());
+    let mut samples = Samples::start(&sandbox, "0.1");
+    let first = samples.next("a server id", |s| s["server_id"].is_string());
     sandbox.xtask(&["stop"]).ok();
-    next("an error", &|s| s["error"].is_string());
+    samples.next("an error", |s| s["error"].is_string());
     start(&sandbox, &mirror, &server, ports);
     let id = first["server_id"].clone();
-    next("the new server", &|s| {
+    let back = samples.next("the new server", |s| {
         s["server_id"].is_string() && s["server_id"] != id
     });
+    assert!(back["rates"].is_null(), "no rates across a restart: {back}");
 
-    signal(monitor.id(), "INT");
-    let status = wait_for(Duration::from_secs(10), || monitor.try_wait().unwrap())
-        .expect("monitor did not exit");
+    signal(samples.child.id(), "INT");
+    let status = wait_for(Duration::from_secs(10), || {
+        samples.child.try_wait().unwrap()
+    })
+    .expect("monitor did not exit");
     assert!(status.success(), "Ctrl-C should exit 0, got {status}");
 }

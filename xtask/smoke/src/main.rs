@@ -16,7 +16,11 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 /// How long one check may take before it counts as failed.
-const CHECK_DEADLINE: Duration = Duration::from_secs(5);
+const CHECK_DEADLINE: Duration = Duration::from_secs(10);
+/// Within the JetStream check: its steps, then the clean-up, each with a deadline of its own,
+/// so that a slow step can never skip deleting the stream.
+const JETSTREAM_STEPS: Duration = Duration::from_secs(6);
+const JETSTREAM_CLEANUP: Duration = Duration::from_secs(3);
 
 /// Checks that a NATS server works: health, auth, pub/sub, request/reply, JetStream,
 /// WebSocket. Run through `cargo xtask smoke`.
@@ -301,9 +305,38 @@ async fn payload_limit(target: &Target, id: &str) -> Result<()> {
     let refused = matches!(&over, Err(e) if e.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded);
     expect(
         refused,
-        format!("a {}-byte payload refused", max + 1),
-        "it accepted",
+        format!("the client to refuse a {}-byte payload", max + 1),
+        "it sent it",
+    )?;
+    // The client refuses on the server's word (`max_payload` in INFO); the server must too.
+    let said = oversized_publish(target, max + 1).await?;
+    expect(
+        said.contains("Maximum Payload Violation"),
+        "the server to answer an oversized PUB with -ERR 'Maximum Payload Violation'",
+        format!("`{}`", said.trim()),
     )
+}
+
+/// Announces a `size`-byte message over the bare protocol, as a client without the check
+/// would, and returns the server's answer.
+async fn oversized_publish(target: &Target, size: usize) -> Result<String> {
+    let address = target.client.trim_start_matches("nats://").to_string();
+    let connect = json!({"auth_token": target.token, "verbose": false, "pedantic": false});
+    tokio::task::spawn_blocking(move || -> Result<String> {
+        use std::io::{BufRead, BufReader, Write};
+        let stream = std::net::TcpStream::connect(&address)
+            .with_context(|| format!("cannot connect to {address}"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        (&stream)
+            .write_all(format!("CONNECT {connect}\r\nPUB smoke.oversized {size}\r\n").as_bytes())?;
+        line.clear();
+        reader.read_line(&mut line)?;
+        Ok(line)
+    })
+    .await?
 }
 
 async fn request_reply(target: &Target, id: &str) -> Result<()> {
@@ -361,14 +394,30 @@ async fn jetstream_round_trip(target: &Target, id: &str) -> Result<()> {
     let client = connect(target).await?;
     let js = jetstream::new(client);
     let stream = format!("SMOKE_{id}");
-    let result = stream_checks(target, &js, &stream, id).await;
-    let deleted = js.delete_stream(&stream).await;
+    let result = tokio::time::timeout(JETSTREAM_STEPS, stream_checks(target, &js, &stream, id))
+        .await
+        .unwrap_or_else(|_| bail_timeout(JETSTREAM_STEPS));
+    let deleted = tokio::time::timeout(JETSTREAM_CLEANUP, js.delete_stream(&stream)).await;
     result?;
-    deleted.with_context(|| format!("cannot delete stream {stream}"))?;
+    deleted
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "expected stream {stream} deleted within {} s",
+                JETSTREAM_CLEANUP.as_secs()
+            )
+        })?
+        .with_context(|| format!("cannot delete stream {stream}"))?;
     expect(
         js.get_stream(&stream).await.is_err(),
         format!("stream {stream} gone"),
         "it still there",
+    )
+}
+
+fn bail_timeout(deadline: Duration) -> Result<()> {
+    bail!(
+        "expected the JetStream steps within {} s, seen them unfinished",
+        deadline.as_secs()
     )
 }
 

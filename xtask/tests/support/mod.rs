@@ -694,6 +694,23 @@ pub fn publish_acked(url: &str, token: &str, stream: &str, count: usize) -> Vec<
     })
 }
 
+/// Publishes `count` core NATS messages of `payload` and waits until the server has them all.
+pub fn publish(url: &str, token: &str, subject: &str, count: usize, payload: &[u8]) {
+    runtime().block_on(async {
+        let client = async_nats::ConnectOptions::with_token(token.into())
+            .connect(url)
+            .await
+            .unwrap();
+        for _ in 0..count {
+            client
+                .publish(subject.to_string(), payload.to_vec().into())
+                .await
+                .unwrap();
+        }
+        client.flush().await.unwrap();
+    })
+}
+
 /// Every message stored in `stream`, in order.
 pub fn stored(url: &str, token: &str, stream: &str) -> Vec<Vec<u8>> {
     runtime().block_on(async {
