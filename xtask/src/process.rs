@@ -66,6 +66,26 @@ pub(crate) fn run_unchecked(mut command: Command, deadline: Duration) -> Result<
     })
 }
 
+/// A `cargo` command, run by the cargo that runs the xtask (`$CARGO`). The variables that
+/// cargo sets for the program it runs are removed: build scripts watch some of them
+/// (`CARGO_MANIFEST_DIR`, for one), and seeing them change would rebuild half the
+/// dependencies on every nested run.
+pub(crate) fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_by_cargo_run = name.starts_with("CARGO_PKG_")
+            || matches!(
+                name.as_ref(),
+                "CARGO_MANIFEST_DIR" | "CARGO_MANIFEST_PATH" | "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+            );
+        if set_by_cargo_run {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command
+}
+
 fn read_all(pipe: &mut impl Read) -> Vec<u8> {
     let mut bytes = Vec::new();
     let _ = pipe.read_to_end(&mut bytes);

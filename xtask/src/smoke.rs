@@ -2,8 +2,7 @@
 //! temporary one); the checks themselves are the `xtask-smoke` crate (`xtask/smoke/`), built
 //! on first use so that its NATS client does not slow every `cargo xtask` build.
 
-use std::ffi::OsString;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -63,8 +62,7 @@ impl Smoke {
             eprintln!("checking {which} at {}", endpoints.client);
         }
 
-        let mut checks =
-            Command::new(std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")));
+        let mut checks = process::cargo();
         checks
             .args([
                 "run",

