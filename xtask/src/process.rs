@@ -77,7 +77,11 @@ pub(crate) fn cargo() -> Command {
         let set_by_cargo_run = name.starts_with("CARGO_PKG_")
             || matches!(
                 name.as_ref(),
-                "CARGO_MANIFEST_DIR" | "CARGO_MANIFEST_PATH" | "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
             );
         if set_by_cargo_run {
             command.env_remove(name.as_ref());
