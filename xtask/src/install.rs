@@ -101,7 +101,7 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
         Source::Mirror(_) => None,
     };
     let unpacked = staging.path().join("unpacked");
-    fs::create_dir(&unpacked)?;
+    fs::create_dir(&unpacked).with_context(|| format!("cannot create `{}`", unpacked.display()))?;
     archive::unpack(
         &archive,
         format.unwrap_or(request.asset.platform.format()),
@@ -116,19 +116,20 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
     }
 
     let binary_sha256 = sha256_file(&binary)?;
-    if let Some(license) = binary
-        .parent()
-        .map(|dir| dir.join("LICENSE"))
-        .filter(|l| l.is_file())
-    {
-        fs::rename(license, layout.license())?;
-    }
     fs::rename(&binary, layout.binary()).with_context(|| {
         format!(
             "cannot replace `{}`: is the server still running? (`cargo xtask stop`)",
             show(&layout.binary())
         )
     })?;
+    if let Some(license) = binary
+        .parent()
+        .map(|dir| dir.join("LICENSE"))
+        .filter(|l| l.is_file())
+    {
+        fs::rename(license, layout.license())
+            .with_context(|| format!("cannot write `{}`", show(&layout.license())))?;
+    }
     write_manifest(layout, &request.asset, &binary_sha256, verified)?;
     eprintln!(
         "installed nats-server v{version} at `{}` ({verified})",
@@ -235,7 +236,8 @@ fn fetch(request: &Request, mirror: &str, staging: &Path) -> Result<(PathBuf, Ve
     let actual = downloader.to_file(&url, &partial)?;
     check_hash(&url, &listed, &actual, Verified::Sums)?;
     let archive = staging.join(&file_name);
-    fs::rename(&partial, &archive)?;
+    fs::rename(&partial, &archive)
+        .with_context(|| format!("cannot rename `{}`", partial.display()))?;
     cache.store(&archive, &file_name, &url, &actual);
     Ok((archive, vouched.map_or(Verified::Sums, |(_, by)| by)))
 }

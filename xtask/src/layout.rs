@@ -51,6 +51,24 @@ impl Layout {
     }
 }
 
+static INVOKED_IN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Remembers the directory the user ran the xtask in, before it moves to the checkout.
+pub(crate) fn remember_invocation_dir() {
+    if let Ok(dir) = std::env::current_dir() {
+        let _ = INVOKED_IN.set(dir);
+    }
+}
+
+/// A path the user gave (an option, a variable), made absolute against where they ran the
+/// xtask rather than the checkout it works in.
+pub(crate) fn from_user(path: &Path) -> PathBuf {
+    match INVOKED_IN.get() {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
 /// A path as people want to read it: relative to the current directory when it is inside it.
 pub(crate) fn show(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();

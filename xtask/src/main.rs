@@ -64,9 +64,10 @@ fn main() -> ExitCode {
 
 fn run(flags: Flags) -> Result<ExitCode> {
     let root = project_root();
+    layout::remember_invocation_dir();
     // `--dir` is relative to where the user is, everything else to the checkout.
     let dir = match flags.dir {
-        Some(dir) => std::path::absolute(&dir)
+        Some(dir) => std::path::absolute(layout::from_user(&dir))
             .with_context(|| format!("bad directory `{}`", dir.display()))?,
         None => root.join("infrastructure/nats"),
     };

@@ -19,7 +19,7 @@ use crate::status::bytes;
 /// it is back. Ctrl-C exits.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Monitor {
-    /// Seconds between samples.
+    /// Seconds between samples, from 0.05 to 3600.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = parse_interval)]
     interval: f64,
 

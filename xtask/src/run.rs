@@ -18,6 +18,9 @@ use crate::token;
 /// In the foreground (the default) the server's log is shown live and Ctrl-C stops it
 /// cleanly. With `--detach` it runs in the background and this returns once clients can use
 /// it. The token from `.env.nats` goes into the server's environment only.
+///
+/// Environment: NATS_SERVER_MIRROR, NATS_HOST, NATS_PORT, NATS_HTTP_PORT and NATS_WS_PORT as
+/// below; NATS_XTASK_CACHE and the proxy variables as for `setup`, when it installs.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Run {
     /// Run in the background; stop it with `cargo xtask stop`.

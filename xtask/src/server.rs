@@ -141,15 +141,20 @@ fn is_our_server(pid: u32, layout: &Layout) -> bool {
         .as_deref()
         .or(process.name().to_str())
         .is_some_and(|n| n.starts_with("nats-server"));
-    let dir = layout.dir.as_os_str();
     let cmd = process.cmd();
     // A command line the OS does not show us (another user's process, an elevated one on
     // Windows) is one we could not signal anyway: the name has to do.
     let ours = cmd.is_empty()
-        || cmd
-            .windows(2)
-            .any(|pair| pair[0] == "--ports_file_dir" && pair[1] == dir);
+        || cmd.windows(2).any(|pair| {
+            pair[0] == "--ports_file_dir" && same_dir(Path::new(&pair[1]), &layout.dir)
+        });
     named_nats_server && ours
+}
+
+/// Whether two paths name one directory: equal component by component (a trailing slash does
+/// not matter), or the same once symbolic links are resolved.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b || matches!((fs::canonicalize(a), fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b)
 }
 
 pub(crate) enum Mode {

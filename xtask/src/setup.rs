@@ -2,7 +2,7 @@
 
 use std::fs::{self, File};
 use std::io::ErrorKind;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
@@ -56,7 +56,8 @@ pub(crate) struct Setup {
 /// Which release to install, and from where.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct SourceArgs {
-    /// nats-server 2.10 patch release to install (upgrades or downgrades in place) [default: 2.10.29]
+    /// nats-server 2.10 patch release to install, replacing the one installed [default: for
+    /// setup 2.10.29; for run and smoke the installed one, else 2.10.29]
     #[arg(long = "version", value_name = "2.10.N", value_parser = Version::parse)]
     pub(crate) version: Option<Version>,
 
@@ -151,7 +152,8 @@ impl Setup {
         })?;
         let _lock = lock(layout)?;
 
-        let source = match &self.archive {
+        let archive = self.archive.as_deref().map(crate::layout::from_user);
+        let source = match &archive {
             Some(path) => Source::Archive(path),
             None => Source::Mirror(&self.source.mirror),
         };
@@ -196,9 +198,9 @@ impl Setup {
             (Some(asked), Some(named)) if asked != named => {
                 bail!("--version {asked} contradicts the archive's name, which says {named}")
             }
-            (None, None) if let Some(path) = &self.archive => bail!(
+            (None, None) if self.archive.is_some() => bail!(
                 "cannot tell which version `{}` holds from its name: pass --version 2.10.N",
-                path.display()
+                self.archive.as_deref().unwrap_or(Path::new("")).display()
             ),
             (asked, named) => {
                 let installed = || {

@@ -20,7 +20,9 @@ use crate::token::{self, TOKEN_VAR};
 /// Runs against the server of this checkout with its token. If none is running, starts a
 /// temporary one (its own directory, free ports, a token of its own), runs the checks and
 /// stops it. Every check runs even when one fails; the exit code is non-zero if any failed.
-/// The first run builds the checks (the `xtask-smoke` crate).
+/// The first run builds the checks (the `xtask-smoke` crate). `--version` and `--mirror` matter
+/// only when nothing is installed yet; NATS_XTASK_CACHE and the proxy variables are read as
+/// for `setup` then.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Smoke {
     /// Print the results as one JSON document on stdout.
@@ -129,7 +131,8 @@ impl Temporary {
             .tempdir()
             .context("cannot create a temporary directory")?;
         let layout = Layout::with_binary(dir.path().to_path_buf(), checkout.binary());
-        std::fs::write(layout.config(), config::render(&Listen::anywhere_free()))?;
+        std::fs::write(layout.config(), config::render(&Listen::anywhere_free()))
+            .with_context(|| format!("cannot write `{}`", layout.config().display()))?;
         let token = token::generate()?;
         let mut child = server::spawn(&layout, &token, Mode::Attached)?;
         let ready = server::wait_ready(

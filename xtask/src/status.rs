@@ -8,8 +8,10 @@ use serde_json::{Value, json};
 use crate::layout::Layout;
 use crate::server::{self, Endpoints};
 
-/// Show whether the server runs, its pid, version, uptime, addresses, connections and
-/// JetStream usage. Exits 0 when it runs and 3 when it does not, as service managers do.
+/// Show whether the server runs, with its pid, addresses and usage.
+///
+/// Prints the pid, version, uptime, the three listen addresses, the connection count and
+/// JetStream usage. Exits 0 when the server runs and 3 when it does not, as service managers do.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Status {
     /// Print one JSON object on stdout instead.

