@@ -296,7 +296,7 @@ fn acknowledged_messages_survive_sigkill() {
     let sent = publish_acked(&ports.client_url(), &token, "PAYMENTS", 200);
     let pid = sandbox.recorded_pid().unwrap();
     signal(pid, "KILL");
-    assert!(wait_for(Duration::from_secs(10), || (!alive(pid)).then_some(())).is_some());
+    assert!(gone(pid));
 
     let run = detach(&sandbox, &mirror, &server, ports);
     assert!(run.stderr.contains("removing stale"), "{}", run.stderr);
@@ -394,10 +394,7 @@ fn a_killed_foreground_xtask_takes_its_server_along() {
     run.wait_for_line("is ready");
     let pid = sandbox.recorded_pid().unwrap();
     signal(run.child.id(), "KILL");
-    assert!(
-        wait_for(Duration::from_secs(10), || (!alive(pid)).then_some(())).is_some(),
-        "the server lingers as an orphan"
-    );
+    assert!(gone(pid), "the server lingers as an orphan");
 }
 
 #[test]

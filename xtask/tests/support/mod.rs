@@ -330,6 +330,14 @@ impl Mirror {
     pub fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
     }
+
+    /// How many requests were for something other than SHA256SUMS.
+    pub fn archive_requests(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| !r.ends_with("SHA256SUMS"))
+            .count()
+    }
 }
 
 fn serve(stream: TcpStream, routes: &Mutex<HashMap<String, Reply>>, requests: &Mutex<Vec<String>>) {
@@ -647,6 +655,11 @@ fn process<T>(pid: u32, look: impl FnOnce(&sysinfo::Process) -> T) -> Option<T> 
     let what = ProcessRefreshKind::nothing().with_cmd(UpdateKind::Always);
     system.refresh_processes_specifics(ProcessesToUpdate::Some(&[pid]), true, what);
     system.process(pid).map(look)
+}
+
+/// Waits up to 10 s for process `pid` to be gone.
+pub fn gone(pid: u32) -> bool {
+    wait_for(Duration::from_secs(10), || (!alive(pid)).then_some(())).is_some()
 }
 
 /// Sends `signal` (`TERM`, `INT`, `KILL`) to `pid` with the system's `kill`.
