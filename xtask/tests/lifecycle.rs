@@ -205,15 +205,10 @@ fn a_stale_pid_file_is_cleaned_up() {
     assert_eq!(sandbox.recorded_pid(), None);
 }
 
-#[cfg(unix)]
-#[test]
-fn a_pid_reused_by_another_program_is_never_signalled() {
+/// Records `stranger`'s pid as the server's, and checks that `stop` leaves it alone.
+fn stop_spares(mut stranger: Child, what: &str) {
     let sandbox = Sandbox::new();
     fs::create_dir_all(sandbox.nats_dir()).unwrap();
-    let mut stranger = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
     fs::write(
         sandbox.nats_dir().join("nats-server.pid"),
         format!("{}\n", stranger.id()),
@@ -227,11 +222,24 @@ fn a_pid_reused_by_another_program_is_never_signalled() {
     );
     assert!(
         stranger.try_wait().unwrap().is_none(),
-        "the unrelated process was signalled"
+        "{what} was signalled"
     );
     assert_eq!(sandbox.recorded_pid(), None);
+    assert!(!sandbox.xtask(&["status"]).success);
     stranger.kill().unwrap();
     stranger.wait().unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn a_pid_reused_by_another_program_is_never_signalled() {
+    stop_spares(
+        std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap(),
+        "an unrelated program",
+    );
 }
 
 #[test]
@@ -239,35 +247,16 @@ fn a_pid_reused_by_another_nats_server_is_never_signalled() {
     let Some(server) = server_binary() else {
         return;
     };
-    let sandbox = Sandbox::new();
-    fs::create_dir_all(sandbox.nats_dir()).unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
     // Someone else's nats-server: same executable name, another directory.
-    let mut stranger = std::process::Command::new(&server.path)
+    let stranger = std::process::Command::new(&server.path)
         .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
         .arg(elsewhere.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    fs::write(
-        sandbox.nats_dir().join("nats-server.pid"),
-        format!("{}\n", stranger.id()),
-    )
-    .unwrap();
-    let run = sandbox.xtask(&["stop"]).ok();
-    assert!(
-        run.stderr.contains("is now another program"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        stranger.try_wait().unwrap().is_none(),
-        "another nats-server was signalled"
-    );
-    assert!(!sandbox.xtask(&["status"]).success);
-    stranger.kill().unwrap();
-    stranger.wait().unwrap();
+    stop_spares(stranger, "another nats-server");
 }
 
 #[test]
