@@ -542,3 +542,29 @@ async fn websocket(target: &Target, id: &str) -> Result<()> {
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_eight_hex_digits_and_differ() {
+        let (a, b) = (unique_id(), unique_id());
+        assert_eq!(a.len(), 8);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn failures_say_what_was_expected_and_what_was_seen() {
+        assert!(expect(true, "x", "y").is_ok());
+        let err = expect(false, "a reply", "none").unwrap_err();
+        assert_eq!(err.to_string(), "expected a reply, seen none");
+    }
+
+    #[test]
+    fn durations_are_shown_in_tenths_of_a_millisecond() {
+        assert_eq!(millis(Duration::from_micros(12_345)), 12.3);
+        assert_eq!(millis(Duration::ZERO), 0.0);
+    }
+}
