@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::download::sha256_file;
-use crate::install::write_atomically;
+use crate::files::{sha256_file, write_atomically};
 
 pub(crate) const CACHE_VAR: &str = "NATS_XTASK_CACHE";
 

@@ -14,7 +14,7 @@ pub(crate) struct Listen {
 
 impl Listen {
     /// Loopback, on ports the server picks (its ports file tells which).
-    pub(crate) fn anywhere_free() -> Listen {
+    pub(crate) fn loopback_on_free_ports() -> Listen {
         Listen {
             port: -1,
             http_port: -1,

@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::cache::Cache;
-use crate::download::{Downloader, sha256_file};
+use crate::download::Downloader;
+use crate::files::{sha256_file, write_atomically};
 use crate::layout::{Layout, show};
 use crate::release::{Asset, Format, Version, sha256_in_sums};
 use crate::token::{self, TOKEN_VAR};
@@ -112,7 +113,7 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
     check_version(&binary, version)?;
     // A config that the new binary rejects (after a downgrade, say) keeps the old one in place.
     if layout.config().is_file() {
-        check_config(&binary, layout)?;
+        server_accepts_config(&binary, layout)?;
     }
 
     let binary_sha256 = sha256_file(&binary)?;
@@ -278,7 +279,7 @@ fn check_version(binary: &Path, version: Version) -> Result<()> {
 }
 
 /// Asks `binary` whether it accepts the config, with the token in its environment.
-pub(crate) fn check_config(binary: &Path, layout: &Layout) -> Result<()> {
+pub(crate) fn server_accepts_config(binary: &Path, layout: &Layout) -> Result<()> {
     let token = token::load(&layout.env_file())?;
     let sh = xshell::Shell::new()?;
     sh.change_dir(&layout.dir);
@@ -334,15 +335,4 @@ fn write_manifest(
         &layout.manifest(),
         serde_json::to_string_pretty(&manifest)?.as_bytes(),
     )
-}
-
-/// Writes `path` through a temporary file in the same directory, so it is never half-written.
-pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write to `{}`", show(dir)))?;
-    std::io::Write::write_all(&mut file, contents)?;
-    file.persist(path)
-        .with_context(|| format!("cannot write `{}`", show(path)))?;
-    Ok(())
 }

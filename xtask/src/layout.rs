@@ -10,14 +10,8 @@ pub(crate) struct Layout {
 
 impl Layout {
     pub(crate) fn new(dir: PathBuf) -> Layout {
-        // The binary's name follows the OS this xtask runs on.
-        let name = if cfg!(windows) {
-            "nats-server.exe"
-        } else {
-            "nats-server"
-        };
         Layout {
-            binary: dir.join(name),
+            binary: dir.join(crate::release::binary_name(std::env::consts::OS)),
             dir,
         }
     }
@@ -48,6 +42,21 @@ impl Layout {
 
     pub(crate) fn license(&self) -> PathBuf {
         self.dir.join("LICENSE.nats-server")
+    }
+
+    /// The running server's pid.
+    pub(crate) fn pid_file(&self) -> PathBuf {
+        self.dir.join("nats-server.pid")
+    }
+
+    pub(crate) fn log_file(&self) -> PathBuf {
+        self.dir.join("logs/nats.log")
+    }
+
+    /// What a server not run in the foreground printed outside its log (errors before the log
+    /// is open).
+    pub(crate) fn output_file(&self) -> PathBuf {
+        self.dir.join("logs/nats-server.out")
     }
 }
 

@@ -2,12 +2,19 @@
 //! See the README for the tasks, or `cargo xtask --help`.
 
 mod archive;
+mod args;
 mod cache;
+mod checkout;
+mod ci;
 mod config;
+mod cross;
 mod download;
+mod files;
 mod install;
 mod layout;
+mod lines;
 mod monitor;
+mod pip;
 mod process;
 mod release;
 mod run;
@@ -18,8 +25,9 @@ mod status;
 mod stop;
 mod test;
 mod token;
+mod units;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -50,6 +58,7 @@ enum Task {
     Smoke(smoke::Smoke),
     Monitor(monitor::Monitor),
     Test(test::Test),
+    Ci(ci::Ci),
 }
 
 fn main() -> ExitCode {
@@ -63,36 +72,35 @@ fn main() -> ExitCode {
 }
 
 fn run(flags: Flags) -> Result<ExitCode> {
-    let root = project_root();
+    let root = checkout::root();
     layout::remember_invocation_dir();
     // `--dir` is relative to where the user is, everything else to the checkout.
     let dir = match flags.dir {
         Some(dir) => std::path::absolute(layout::from_user(&dir))
             .with_context(|| format!("bad directory `{}`", dir.display()))?,
-        None => root.join("infrastructure/nats"),
+        None => root
+            .as_ref()
+            .map_err(clone_error)?
+            .join("infrastructure/nats"),
     };
-    std::env::set_current_dir(&root)
-        .with_context(|| format!("cannot enter `{}`", root.display()))?;
+    if let Ok(root) = &root {
+        std::env::set_current_dir(root)
+            .with_context(|| format!("cannot enter `{}`", root.display()))?;
+    }
     let layout = Layout::new(dir);
     match flags.task {
         Task::Setup(setup) => setup.run(&layout)?,
         Task::Run(run) => run.run(&layout)?,
         Task::Stop(stop) => stop.run(&layout)?,
         Task::Status(status) => return status.run(&layout),
-        Task::Smoke(smoke) => return smoke.run(&layout),
+        Task::Smoke(smoke) => return smoke.run(&layout, &root?),
         Task::Monitor(monitor) => monitor.run(&layout)?,
-        Task::Test(test) => test.run(&root)?,
+        Task::Test(test) => test.run(&root?)?,
+        Task::Ci(ci) => ci.run(&root?)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The checkout: the parent of this crate's directory. Cargo sets `CARGO_MANIFEST_DIR` when
-/// it runs the xtask; the value from build time serves when the binary is run directly.
-fn project_root() -> PathBuf {
-    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
-    let manifest_dir = manifest_dir.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    manifest_dir
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or(manifest_dir)
+fn clone_error(e: &anyhow::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e:#}")
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::layout::Layout;
 use crate::server::{self, Endpoints};
-use crate::status::bytes;
+use crate::units::bytes;
 
 /// Watch the server: connections, message and byte rates, memory, CPU, JetStream usage.
 ///
@@ -292,28 +292,15 @@ impl Monitor {
         if let Some(url) = &self.url {
             return Ok(url.trim_end_matches('/').to_string());
         }
-        let pid = server::running(layout)?
+        let pid = server::reconcile_pid_file(layout)?
             .context("nats-server is not running (`cargo xtask run` starts it)")?;
-        let endpoints = Endpoints::of(layout, pid).with_context(|| {
-            format!("nats-server (pid {pid}) has not written its ports file yet")
-        })?;
-        Ok(endpoints.monitoring)
+        Ok(Endpoints::of_running(layout, pid)?.monitoring)
     }
 }
 
 fn sample(url: &str) -> Result<Sample> {
-    let agent = server::quick_agent();
-    let get = |path: &str| -> Result<Value> {
-        let mut response = agent
-            .get(&format!("{url}{path}"))
-            .call()
-            .with_context(|| format!("cannot reach {url}{path}"))?;
-        if !response.status().is_success() {
-            bail!("{url}{path} answered HTTP {}", response.status());
-        }
-        serde_json::from_str(&response.body_mut().read_to_string()?)
-            .with_context(|| format!("{url}{path} is not JSON"))
-    };
+    let agent = xtask_probe::monitoring_agent();
+    let get = |path: &str| xtask_probe::get_json(&agent, &format!("{url}{path}"));
     Sample::parse(get("/varz")?, get("/jsz")?)
 }
 

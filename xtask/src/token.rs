@@ -15,7 +15,7 @@ pub(crate) fn generate() -> Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| anyhow::anyhow!("the OS's random source failed: {e}"))?;
-    Ok(format!("nats_{}", crate::download::hex(&bytes)))
+    Ok(format!("nats_{}", crate::files::hex(&bytes)))
 }
 
 /// Whether nats-server will read `token` from the environment as the very same string.
@@ -93,26 +93,15 @@ pub(crate) fn load(path: &Path) -> Result<String> {
 /// Parses `KEY=value` lines with `#` comments and blank lines; a value may be quoted.
 /// Errors name the line but never show it: it may hold the secret.
 pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>> {
-    let mut vars = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
+    crate::lines::parse(text, "NAME=value", |line| {
         let line = line.strip_prefix("export ").unwrap_or(line);
-        let parsed = line.split_once('=').and_then(|(key, value)| {
-            let key = key.trim();
-            let valid_key = !key.is_empty()
-                && !key.starts_with(|c: char| c.is_ascii_digit())
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            Some((key.to_string(), unquote(value.trim())?)).filter(|_| valid_key)
-        });
-        match parsed {
-            Some(var) => vars.push(var),
-            None => bail!("line {} is not `NAME=value`", index + 1),
-        }
-    }
-    Ok(vars)
+        let (key, value) = line.split_once('=')?;
+        let key = key.trim();
+        let valid_key = !key.is_empty()
+            && !key.starts_with(|c: char| c.is_ascii_digit())
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        Some((key.to_string(), unquote(value.trim())?)).filter(|_| valid_key)
+    })
 }
 
 fn unquote(value: &str) -> Option<String> {

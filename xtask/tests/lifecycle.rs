@@ -1,5 +1,5 @@
 //! `cargo xtask run`, `stop` and `status` driving a real nats-server, set up from a loopback
-//! mirror. Every test has its own directory and free ports.
+//! mirror. Every test has its own directory, and its server picks its own ports.
 
 mod support;
 
@@ -7,22 +7,21 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
 
 use support::*;
 
 /// `run --detach` in a fresh sandbox: setup from the mirror, then start.
-fn started(server: &ServerBinary) -> (Sandbox, Mirror, Ports) {
+fn started(server: &ServerBinary) -> (Sandbox, Mirror, Endpoints) {
     let (sandbox, mirror) = sandbox_with_mirror(server);
-    let ports = Ports::free();
-    let run = detach(&sandbox, &mirror, server, ports);
-    assert!(run.stdout.contains(&ports.client_url()), "{}", run.stdout);
+    let run = detach(&sandbox, &mirror, server, Ports::picked());
+    let endpoints = sandbox.endpoints();
+    assert!(run.stdout.contains(&endpoints.client), "{}", run.stdout);
     let token = sandbox.token();
     assert!(
         !run.stdout.contains(&token) && !run.stderr.contains(&token),
         "run printed the token"
     );
-    (sandbox, mirror, ports)
+    (sandbox, mirror, endpoints)
 }
 
 fn detach(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary, ports: Ports) -> Run {
@@ -38,10 +37,8 @@ fn status_json(sandbox: &Sandbox) -> serde_json::Value {
 
 #[test]
 fn run_detach_returns_a_usable_server_and_status_reports_it() {
-    let Some(server) = server_binary() else {
-        return;
-    };
-    let (sandbox, _mirror, ports) = started(&server);
+    let server = server_binary();
+    let (sandbox, _mirror, endpoints) = started(&server);
     let _stop = StopOnDrop(&sandbox);
     let pid = sandbox.recorded_pid().expect("a pid file");
     assert!(alive(pid));
@@ -57,20 +54,22 @@ fn run_detach_returns_a_usable_server_and_status_reports_it() {
     assert_eq!(json["running"], true);
     assert_eq!(json["pid"], pid);
     assert_eq!(json["version"], server.version.as_str());
-    assert_eq!(json["client_url"], ports.client_url());
-    assert_eq!(
-        json["monitoring_url"],
-        format!("http://127.0.0.1:{}", ports.http)
-    );
-    assert_eq!(
-        json["websocket_url"],
-        format!("ws://127.0.0.1:{}", ports.ws)
-    );
+    for (key, scheme) in [
+        ("client_url", "nats"),
+        ("monitoring_url", "http"),
+        ("websocket_url", "ws"),
+    ] {
+        let url = json[key].as_str().unwrap_or_default();
+        let port = url
+            .strip_prefix(&format!("{scheme}://127.0.0.1:"))
+            .and_then(|port| port.parse::<u16>().ok());
+        assert!(port.is_some_and(|p| p > 0), "{key}: `{url}`");
+    }
     assert_eq!(json["jetstream"]["max_storage"], 10u64 << 30);
 
     let token = sandbox.token();
-    let sent = publish_acked(&ports.client_url(), &token, "READY", 3);
-    assert_eq!(stored(&ports.client_url(), &token, "READY"), sent);
+    let sent = publish_acked(&endpoints.client, &token, "READY", 3);
+    assert_eq!(stored(&endpoints.client, &token, "READY"), sent);
     let command_line = command_line(pid);
     assert!(
         command_line.contains("--ports_file_dir"),
@@ -84,13 +83,11 @@ fn run_detach_returns_a_usable_server_and_status_reports_it() {
 
 #[test]
 fn run_when_already_running_says_so_with_the_pid() {
-    let Some(server) = server_binary() else {
-        return;
-    };
-    let (sandbox, mirror, ports) = started(&server);
+    let server = server_binary();
+    let (sandbox, mirror, _) = started(&server);
     let _stop = StopOnDrop(&sandbox);
     let pid = sandbox.recorded_pid().unwrap();
-    let run = detach(&sandbox, &mirror, &server, ports);
+    let run = detach(&sandbox, &mirror, &server, Ports::picked());
     assert!(
         run.stderr.contains(&format!("already running (pid {pid})")),
         "{}",
@@ -101,12 +98,10 @@ fn run_when_already_running_says_so_with_the_pid() {
 
 #[test]
 fn two_runs_at_once_start_one_server() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let _stop = StopOnDrop(&sandbox);
-    let ports = Ports::free();
+    let ports = Ports::picked();
     let (a, b) = std::thread::scope(|scope| {
         let run =
             || scope.spawn(|| sandbox.with_ports(&["run", "--detach"], &mirror, &server, ports));
@@ -125,15 +120,13 @@ fn two_runs_at_once_start_one_server() {
 
 #[test]
 fn a_busy_port_is_reported_with_the_process_holding_it() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = holder.local_addr().unwrap().port();
     let ports = Ports {
         client: busy,
-        ..Ports::free()
+        ..Ports::picked()
     };
     let run = sandbox.with_ports(&["run", "--detach"], &mirror, &server, ports);
     run.fails_with(&format!(
@@ -146,10 +139,8 @@ fn a_busy_port_is_reported_with_the_process_holding_it() {
 
 #[test]
 fn stop_shuts_the_server_down_gracefully_and_removes_the_pid_file() {
-    let Some(server) = server_binary() else {
-        return;
-    };
-    let (sandbox, _mirror, _ports) = started(&server);
+    let server = server_binary();
+    let (sandbox, _mirror, _) = started(&server);
     let pid = sandbox.recorded_pid().unwrap();
     let run = sandbox.xtask(&["stop"]).ok();
     // Windows cannot ask a detached process to stop: it is terminated, and says so.
@@ -244,9 +235,7 @@ fn a_pid_reused_by_another_program_is_never_signalled() {
 
 #[test]
 fn a_pid_reused_by_another_nats_server_is_never_signalled() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let elsewhere = tempfile::tempdir().unwrap();
     // Someone else's nats-server: same executable name, another directory.
     let stranger = std::process::Command::new(&server.path)
@@ -261,43 +250,45 @@ fn a_pid_reused_by_another_nats_server_is_never_signalled() {
 
 #[test]
 fn acknowledged_messages_survive_stop_and_run() {
-    let Some(server) = server_binary() else {
-        return;
-    };
-    let (sandbox, mirror, ports) = started(&server);
+    let server = server_binary();
+    let (sandbox, mirror, endpoints) = started(&server);
     let _stop = StopOnDrop(&sandbox);
     let token = sandbox.token();
-    let sent = publish_acked(&ports.client_url(), &token, "ORDERS", 200);
+    let sent = publish_acked(&endpoints.client, &token, "ORDERS", 200);
     sandbox.xtask(&["stop"]).ok();
-    detach(&sandbox, &mirror, &server, ports);
-    assert_eq!(stored(&ports.client_url(), &token, "ORDERS"), sent);
+    detach(&sandbox, &mirror, &server, Ports::picked());
+    assert_eq!(stored(&sandbox.endpoints().client, &token, "ORDERS"), sent);
 }
 
 #[cfg(unix)]
 #[test]
 fn acknowledged_messages_survive_sigkill() {
-    let Some(server) = server_binary() else {
-        return;
-    };
-    let (sandbox, mirror, ports) = started(&server);
+    let server = server_binary();
+    let (sandbox, mirror, endpoints) = started(&server);
     let _stop = StopOnDrop(&sandbox);
     let token = sandbox.token();
-    let sent = publish_acked(&ports.client_url(), &token, "PAYMENTS", 200);
+    let sent = publish_acked(&endpoints.client, &token, "PAYMENTS", 200);
     let pid = sandbox.recorded_pid().unwrap();
     signal(pid, "KILL");
     assert!(gone(pid));
 
-    let run = detach(&sandbox, &mirror, &server, ports);
+    let run = detach(&sandbox, &mirror, &server, Ports::picked());
     assert!(run.stderr.contains("removing stale"), "{}", run.stderr);
-    assert_eq!(stored(&ports.client_url(), &token, "PAYMENTS"), sent);
+    assert_eq!(
+        stored(&sandbox.endpoints().client, &token, "PAYMENTS"),
+        sent
+    );
 }
 
-/// `cargo xtask run` in the foreground, with its output read line by line.
+/// `cargo xtask run` in the foreground, with its output read line by line. Unix only: the
+/// tests that use it send signals.
+#[cfg(unix)]
 struct Foreground {
     child: Child,
     lines: mpsc::Receiver<String>,
 }
 
+#[cfg(unix)]
 impl Foreground {
     fn start(
         sandbox: &Sandbox,
@@ -327,7 +318,7 @@ impl Foreground {
     /// Waits for a line containing `text`, returning everything read until then.
     fn wait_for_line(&self, text: &str) -> String {
         let mut seen = String::new();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(20)) {
+        while let Ok(line) = self.lines.recv_timeout(DEADLINE) {
             seen.push_str(&line);
             seen.push('\n');
             if line.contains(text) {
@@ -338,6 +329,7 @@ impl Foreground {
     }
 }
 
+#[cfg(unix)]
 impl Drop for Foreground {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -348,11 +340,9 @@ impl Drop for Foreground {
 #[cfg(unix)]
 #[test]
 fn a_foreground_run_shows_the_log_and_stops_cleanly_on_ctrl_c() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let mut run = Foreground::start(&sandbox, &mirror, &server, Ports::free());
+    let mut run = Foreground::start(&sandbox, &mirror, &server, Ports::picked());
     let shown = run.wait_for_line("is ready");
     assert!(
         shown.contains("[INF] Server is ready"),
@@ -361,8 +351,7 @@ fn a_foreground_run_shows_the_log_and_stops_cleanly_on_ctrl_c() {
     let pid = sandbox.recorded_pid().unwrap();
 
     signal(run.child.id(), "INT");
-    let status = wait_for(Duration::from_secs(20), || run.child.try_wait().unwrap())
-        .expect("xtask did not exit");
+    let status = wait_for(DEADLINE, || run.child.try_wait().unwrap()).expect("xtask did not exit");
     assert!(status.success(), "{status}");
     assert!(!alive(pid), "the server outlived the xtask");
     assert!(
@@ -375,11 +364,9 @@ fn a_foreground_run_shows_the_log_and_stops_cleanly_on_ctrl_c() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_killed_foreground_xtask_takes_its_server_along() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let run = Foreground::start(&sandbox, &mirror, &server, Ports::free());
+    let run = Foreground::start(&sandbox, &mirror, &server, Ports::picked());
     run.wait_for_line("is ready");
     let pid = sandbox.recorded_pid().unwrap();
     signal(run.child.id(), "KILL");
@@ -388,11 +375,9 @@ fn a_killed_foreground_xtask_takes_its_server_along() {
 
 #[test]
 fn a_server_that_cannot_start_is_reported_with_its_output() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let ports = Ports::free();
+    let ports = Ports::picked();
     sandbox.with_ports(&["setup"], &mirror, &server, ports).ok();
     // Valid to `nats-server -t`, fatal at start: the system account is never defined.
     let config = sandbox.nats_dir().join("nats-server.conf");

@@ -5,7 +5,6 @@ mod support;
 
 use std::fs;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use support::*;
 
@@ -81,37 +80,20 @@ impl Drop for Server {
     }
 }
 
-fn healthz(port: u16) -> Option<String> {
-    let mut response = ureq::get(&format!(
-        "http://127.0.0.1:{port}/healthz?js-enabled-only=true"
-    ))
-    .call()
-    .ok()?;
+fn healthz(monitoring: &str) -> Option<String> {
+    let mut response = ureq::get(&format!("{monitoring}/healthz?js-enabled-only=true"))
+        .call()
+        .ok()?;
     response.body_mut().read_to_string().ok()
 }
 
 #[test]
 fn installs_from_the_mirror_and_the_server_starts_with_the_written_config() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let (port, http_port, ws_port) = (free_port(), free_port(), free_port());
-    let ports = [port.to_string(), http_port.to_string(), ws_port.to_string()];
-    let run = setup(
-        &sandbox,
-        &mirror,
-        &server.version,
-        &[
-            "--port",
-            &ports[0],
-            "--http-port",
-            &ports[1],
-            "--ws-port",
-            &ports[2],
-        ],
-    )
-    .ok();
+    let ports = Ports::picked().args();
+    let ports: Vec<&str> = ports.iter().map(String::as_str).collect();
+    let run = setup(&sandbox, &mirror, &server.version, &ports).ok();
     assert!(
         run.stderr
             .contains("verified against the release's SHA256SUMS (not pinned)"),
@@ -132,15 +114,23 @@ fn installs_from_the_mirror_and_the_server_starts_with_the_written_config() {
     );
 
     let child = Command::new(sandbox.binary())
-        .args(["-c", "nats-server.conf"])
+        .args(["-c", "nats-server.conf", "--ports_file_dir", "."])
         .current_dir(sandbox.nats_dir())
         .env("NATS_TOKEN", &token)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let ports_file = sandbox
+        .nats_dir()
+        .join(format!("nats-server_{}.ports", child.id()));
     let _server = Server(child);
-    let health = wait_for(Duration::from_secs(10), || healthz(http_port));
+    let monitoring = wait_for(DEADLINE, || {
+        let ports: serde_json::Value = serde_json::from_slice(&fs::read(&ports_file).ok()?).ok()?;
+        Some(ports["monitoring"][0].as_str()?.to_string())
+    })
+    .expect("the server wrote no ports file");
+    let health = wait_for(DEADLINE, || healthz(&monitoring));
     assert_eq!(health.as_deref().map(str::trim), Some(r#"{"status":"ok"}"#));
     assert!(
         sandbox.nats_dir().join("data/jetstream/jetstream").is_dir(),
@@ -156,9 +146,7 @@ fn installs_from_the_mirror_and_the_server_starts_with_the_written_config() {
 #[test]
 fn the_token_file_is_readable_by_its_owner_only() {
     use std::os::unix::fs::PermissionsExt;
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     let mode = fs::metadata(sandbox.nats_dir().join(".env.nats"))
@@ -170,9 +158,7 @@ fn the_token_file_is_readable_by_its_owner_only() {
 
 #[test]
 fn a_second_run_makes_no_request_and_keeps_everything() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     let requests = mirror.requests().len();
@@ -194,9 +180,7 @@ fn a_second_run_makes_no_request_and_keeps_everything() {
 
 #[test]
 fn a_second_clone_installs_from_the_cache_without_network() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (first, mirror) = sandbox_with_mirror(&server);
     setup(&first, &mirror, &server.version, &[]).ok();
     let requests = mirror.requests().len();
@@ -218,9 +202,7 @@ fn a_second_clone_installs_from_the_cache_without_network() {
 
 #[test]
 fn a_corrupt_cache_entry_is_replaced_by_a_download() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (first, mirror) = sandbox_with_mirror(&server);
     setup(&first, &mirror, &server.version, &[]).ok();
     let cached: Vec<_> = fs::read_dir(first.cache_dir().join("archives"))
@@ -253,9 +235,7 @@ fn a_corrupt_cache_entry_is_replaced_by_a_download() {
 
 #[test]
 fn another_version_replaces_the_binary_and_keeps_config_token_and_data() {
-    let Some(servers) = server_binaries() else {
-        return;
-    };
+    let servers = server_binaries();
     let other = servers.iter().find(|s| s.version != servers[0].version);
     let other =
         other.expect("NATS_TEST_SERVERS needs two different 2.10 versions for the upgrade test");
@@ -298,9 +278,7 @@ fn another_version_replaces_the_binary_and_keeps_config_token_and_data() {
 
 #[test]
 fn installs_from_local_archives_in_both_formats() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     for format in [Format::TarGz, Format::Zip] {
         let sandbox = Sandbox::new();
         let archive = release_archive(format, &server.version, &server.path);
@@ -343,9 +321,7 @@ fn installs_from_local_archives_in_both_formats() {
 
 #[test]
 fn a_local_archive_without_a_hash_to_check_is_refused() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let sandbox = Sandbox::new();
     let path = sandbox
         .root
@@ -364,9 +340,7 @@ fn a_local_archive_without_a_hash_to_check_is_refused() {
 
 #[test]
 fn a_local_archive_with_the_wrong_hash_is_refused() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let sandbox = Sandbox::new();
     let before = install_first(&sandbox, &server);
     let path = sandbox
@@ -386,9 +360,7 @@ fn a_local_archive_with_the_wrong_hash_is_refused() {
 
 #[test]
 fn a_checksum_mismatch_is_refused() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
     let wrong = "ab".repeat(32);
@@ -412,9 +384,7 @@ fn a_checksum_mismatch_is_refused() {
 
 #[test]
 fn a_pinned_asset_must_match_the_pin_whatever_sha256sums_says() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (os, arch) = host_platform();
     if !pinned(&asset_name("2.10.29", host_format())) {
         eprintln!("no pinned hash for {os}-{arch}: nothing to check here");
@@ -438,9 +408,7 @@ fn a_pinned_asset_must_match_the_pin_whatever_sha256sums_says() {
 
 #[test]
 fn missing_sha256sums_is_refused() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
     mirror.put(&server.version, "SHA256SUMS", Reply::Status(404));
@@ -455,9 +423,7 @@ fn missing_sha256sums_is_refused() {
 
 #[test]
 fn sha256sums_without_the_asset_is_refused() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
     mirror.put(
@@ -471,9 +437,7 @@ fn sha256sums_without_the_asset_is_refused() {
 
 #[test]
 fn a_missing_asset_is_refused_at_once() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
     mirror.put(
@@ -493,9 +457,7 @@ fn a_missing_asset_is_refused_at_once() {
 
 #[test]
 fn a_server_error_is_retried_then_reported() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
     mirror.put(
@@ -510,9 +472,7 @@ fn a_server_error_is_retried_then_reported() {
 
 #[test]
 fn transient_failures_are_retried_until_the_download_succeeds() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let archive = release_archive(host_format(), &server.version, &server.path);
     let flaky = Reply::Sequence(vec![
@@ -538,9 +498,7 @@ fn transient_failures_are_retried_until_the_download_succeeds() {
 
 #[test]
 fn a_connection_dropped_mid_download_is_reported() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
     let archive = release_archive(host_format(), &server.version, &server.path);
@@ -559,9 +517,7 @@ fn a_connection_dropped_mid_download_is_reported() {
 
 /// Serves `archive` honestly listed in SHA256SUMS, so that only unpacking can catch the fault.
 fn fails_to_install(archive: Vec<u8>, what: &str) {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
     mirror.put_release(
@@ -575,9 +531,7 @@ fn fails_to_install(archive: Vec<u8>, what: &str) {
 
 #[test]
 fn a_truncated_archive_is_refused() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let mut archive = release_archive(host_format(), &server.version, &server.path);
     archive.truncate(archive.len() / 2);
     fails_to_install(archive, "cannot unpack");
@@ -585,9 +539,7 @@ fn a_truncated_archive_is_refused() {
 
 #[test]
 fn a_corrupt_archive_is_refused() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let mut archive = release_archive(host_format(), &server.version, &server.path);
     let middle = archive.len() / 2;
     for byte in &mut archive[middle..middle + 4096] {
@@ -598,9 +550,7 @@ fn a_corrupt_archive_is_refused() {
 
 #[test]
 fn entries_escaping_the_target_are_refused() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let stem = stem(&server.version);
     let outside = std::env::temp_dir().join(format!("escaped-{}", std::process::id()));
     let absolute = outside.to_str().unwrap().to_string();
@@ -684,9 +634,7 @@ fn entries_escaping_the_target_are_refused() {
 
 #[test]
 fn an_archive_without_the_binary_is_refused() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let stem = stem(&server.version);
     let entries = [Entry::File {
         path: format!("{stem}/LICENSE"),
@@ -701,9 +649,7 @@ fn an_archive_without_the_binary_is_refused() {
 
 #[test]
 fn a_binary_that_does_not_run_is_refused() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let stem = stem(&server.version);
     let entries = [Entry::File {
         path: format!("{stem}/{}", binary_name()),
@@ -718,9 +664,7 @@ fn a_binary_that_does_not_run_is_refused() {
 
 #[test]
 fn a_binary_reporting_another_version_is_refused() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let claimed = if server.version == "2.10.20" {
         "2.10.21"
     } else {
@@ -741,9 +685,7 @@ fn a_binary_reporting_another_version_is_refused() {
 
 #[test]
 fn scratch_of_an_interrupted_setup_is_removed_by_the_next() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let interrupted = sandbox.nats_dir().join(".setup-Xy12ab");
     fs::create_dir_all(interrupted.join("unpacked")).unwrap();
@@ -768,9 +710,7 @@ fn a_sha256_argument_contradicting_the_pin_is_refused() {
 
 #[test]
 fn a_cached_archive_from_another_mirror_is_not_used() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (first, mirror) = sandbox_with_mirror(&server);
     setup(&first, &mirror, &server.version, &[]).ok();
 
@@ -788,9 +728,7 @@ fn a_cached_archive_from_another_mirror_is_not_used() {
 
 #[test]
 fn a_local_archive_whose_name_gives_no_version_needs_one() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let sandbox = Sandbox::new();
     let archive = release_archive(host_format(), &server.version, &server.path);
     let path = sandbox.root.path().join(if cfg!(windows) {
@@ -827,9 +765,7 @@ fn a_mirror_that_is_not_a_url_is_refused_at_once() {
 
 #[test]
 fn ports_that_contradict_an_existing_config_are_refused() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     let config = fs::read(sandbox.nats_dir().join("nats-server.conf")).unwrap();
@@ -864,9 +800,7 @@ fn versions_outside_2_10_are_refused() {
 fn an_unwritable_directory_is_reported() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
     fs::set_permissions(sandbox.root.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -890,9 +824,7 @@ fn an_unwritable_directory_is_reported() {
 
 #[test]
 fn an_edited_config_is_kept_unless_regeneration_is_asked_for() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     let config = sandbox.nats_dir().join("nats-server.conf");
@@ -921,9 +853,7 @@ fn an_edited_config_is_kept_unless_regeneration_is_asked_for() {
 
 #[test]
 fn a_broken_config_is_reported_by_the_server_check() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     let config = sandbox.nats_dir().join("nats-server.conf");
@@ -937,9 +867,7 @@ fn a_broken_config_is_reported_by_the_server_check() {
 
 #[test]
 fn an_existing_token_is_never_overwritten_and_a_malformed_one_is_named() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     fs::create_dir_all(sandbox.nats_dir()).unwrap();
     let env = sandbox.nats_dir().join(".env.nats");
@@ -957,9 +885,7 @@ fn an_existing_token_is_never_overwritten_and_a_malformed_one_is_named() {
 
 #[test]
 fn the_token_is_printed_only_when_asked_for() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let run = setup(&sandbox, &mirror, &server.version, &[]).ok();
     let token = sandbox.token();

@@ -7,7 +7,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
 
 use serde_json::Value;
 use support::*;
@@ -23,10 +22,12 @@ const CHECKS: [&str; 8] = [
     "websocket",
 ];
 
-fn start(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary, ports: Ports) {
+/// `run --detach` on ports the server picks; returns where it listens.
+fn start(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Endpoints {
     sandbox
-        .with_ports(&["run", "--detach"], mirror, server, ports)
+        .with_ports(&["run", "--detach"], mirror, server, Ports::picked())
         .ok();
+    sandbox.endpoints()
 }
 
 fn smoke_json(sandbox: &Sandbox, extra: &[&str]) -> (bool, Value) {
@@ -47,8 +48,8 @@ fn failed_checks(report: &Value) -> Vec<String> {
         .collect()
 }
 
-fn jsz(ports: Ports) -> Value {
-    let mut response = ureq::get(&format!("http://127.0.0.1:{}/jsz", ports.http))
+fn jsz(endpoints: &Endpoints) -> Value {
+    let mut response = ureq::get(&format!("{}/jsz", endpoints.monitoring))
         .call()
         .unwrap();
     serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
@@ -56,12 +57,9 @@ fn jsz(ports: Ports) -> Value {
 
 #[test]
 fn every_check_passes_against_the_running_server_and_nothing_is_left_behind() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let ports = Ports::free();
-    start(&sandbox, &mirror, &server, ports);
+    let endpoints = start(&sandbox, &mirror, &server);
     let _stop = StopOnDrop(&sandbox);
 
     let run = sandbox.xtask(&["smoke"]).ok();
@@ -81,7 +79,7 @@ fn every_check_passes_against_the_running_server_and_nothing_is_left_behind() {
         "{report}"
     );
     assert_eq!(report["server"]["temporary"], false);
-    let jsz = jsz(ports);
+    let jsz = jsz(&endpoints);
     assert_eq!(
         (jsz["streams"].as_u64(), jsz["consumers"].as_u64()),
         (Some(0), Some(0)),
@@ -91,9 +89,7 @@ fn every_check_passes_against_the_running_server_and_nothing_is_left_behind() {
 
 #[test]
 fn without_a_server_smoke_runs_its_own_and_cleans_up() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let (ok, report) = smoke_json(
         &sandbox,
@@ -116,11 +112,9 @@ fn without_a_server_smoke_runs_its_own_and_cleans_up() {
 
 #[test]
 fn smoke_fails_against_a_server_with_another_token() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    start(&sandbox, &mirror, &server, Ports::free());
+    start(&sandbox, &mirror, &server);
     let _stop = StopOnDrop(&sandbox);
     fs::write(
         sandbox.nats_dir().join(".env.nats"),
@@ -157,12 +151,11 @@ fn smoke_fails_against_a_server_with_another_token() {
 
 #[test]
 fn smoke_fails_against_a_server_without_jetstream() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let ports = Ports::free();
-    sandbox.with_ports(&["setup"], &mirror, &server, ports).ok();
+    sandbox
+        .with_ports(&["setup"], &mirror, &server, Ports::picked())
+        .ok();
     let config = sandbox.nats_dir().join("nats-server.conf");
     let text = fs::read_to_string(&config).unwrap();
     let start = text.find("jetstream {").unwrap();
@@ -193,8 +186,7 @@ fn smoke_fails_against_a_server_without_jetstream() {
             .flatten()
             .any(|e| e.file_name().to_string_lossy().ends_with(&suffix))
     };
-    wait_for(Duration::from_secs(10), || has_ports().then_some(()))
-        .expect("the server did not start");
+    wait_for(DEADLINE, || has_ports().then_some(())).expect("the server did not start");
 
     let (ok, report) = smoke_json(&sandbox, &[]);
     drop(child);
@@ -265,12 +257,9 @@ impl Traffic {
 
 #[test]
 fn monitor_once_reports_totals_and_rates_of_real_traffic() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let ports = Ports::free();
-    start(&sandbox, &mirror, &server, ports);
+    let endpoints = start(&sandbox, &mirror, &server);
     let _stop = StopOnDrop(&sandbox);
 
     let quiet = sandbox
@@ -293,8 +282,8 @@ fn monitor_once_reports_totals_and_rates_of_real_traffic() {
     }
     assert_eq!(quiet["jetstream"]["max_storage"], 10u64 << 30);
 
-    let traffic = Traffic::start(ports.client_url(), sandbox.token());
-    wait_for(Duration::from_secs(10), || {
+    let traffic = Traffic::start(endpoints.client.clone(), sandbox.token());
+    wait_for(DEADLINE, || {
         (traffic.sent.load(Ordering::SeqCst) > 100).then_some(())
     })
     .unwrap();
@@ -345,7 +334,7 @@ impl Samples {
         loop {
             let sample = self
                 .lines
-                .recv_timeout(Duration::from_secs(10))
+                .recv_timeout(DEADLINE)
                 .unwrap_or_else(|_| panic!("no sample with {what}"));
             if test(&sample) {
                 return sample;
@@ -368,12 +357,9 @@ fn seconds_between(a: &Value, b: &Value) -> f64 {
 
 #[test]
 fn monitor_rates_are_the_traffic_between_samples_over_server_time() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let ports = Ports::free();
-    start(&sandbox, &mirror, &server, ports);
+    let endpoints = start(&sandbox, &mirror, &server);
     let _stop = StopOnDrop(&sandbox);
 
     let samples = Samples::start(&sandbox, "0.2");
@@ -381,7 +367,7 @@ fn monitor_rates_are_the_traffic_between_samples_over_server_time() {
     let before = first["in_msgs"].as_u64().unwrap();
     const SENT: u64 = 500;
     publish(
-        &ports.client_url(),
+        &endpoints.client,
         &sandbox.token(),
         "counted",
         SENT as usize,
@@ -415,19 +401,17 @@ fn monitor_rates_are_the_traffic_between_samples_over_server_time() {
 #[cfg(unix)]
 #[test]
 fn monitor_keeps_watching_across_a_server_restart() {
-    let Some(server) = server_binary() else {
-        return;
-    };
+    let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let ports = Ports::free();
-    start(&sandbox, &mirror, &server, ports);
+    start(&sandbox, &mirror, &server);
     let _stop = StopOnDrop(&sandbox);
 
     let mut samples = Samples::start(&sandbox, "0.1");
     let first = samples.next("a server id", |s| s["server_id"].is_string());
     sandbox.xtask(&["stop"]).ok();
     samples.next("an error", |s| s["error"].is_string());
-    start(&sandbox, &mirror, &server, ports);
+    // On new ports: monitor finds the server again through the checkout, not a stale URL.
+    start(&sandbox, &mirror, &server);
     let id = first["server_id"].clone();
     let back = samples.next("the new server", |s| {
         s["server_id"].is_string() && s["server_id"] != id
@@ -435,9 +419,7 @@ fn monitor_keeps_watching_across_a_server_restart() {
     assert!(back["rates"].is_null(), "no rates across a restart: {back}");
 
     signal(samples.child.id(), "INT");
-    let status = wait_for(Duration::from_secs(10), || {
-        samples.child.try_wait().unwrap()
-    })
-    .expect("monitor did not exit");
+    let status =
+        wait_for(DEADLINE, || samples.child.try_wait().unwrap()).expect("monitor did not exit");
     assert!(status.success(), "Ctrl-C should exit 0, got {status}");
 }

@@ -107,17 +107,7 @@ fn main() -> ExitCode {
 fn unique_id() -> String {
     let mut bytes = [0u8; 4];
     let _ = getrandom::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// An HTTP client for loopback monitoring requests: no proxy, short timeouts.
-fn quick_agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .proxy(None)
-        .timeout_global(Some(Duration::from_secs(2)))
-        .http_status_as_error(false)
-        .build()
-        .into()
+    format!("{:08x}", u32::from_be_bytes(bytes))
 }
 
 fn millis(d: Duration) -> f64 {
@@ -197,14 +187,16 @@ fn expect(ok: bool, expected: impl std::fmt::Display, seen: impl std::fmt::Displ
     Ok(())
 }
 
+/// GETs a monitoring URL: its status and body.
 async fn get(url: String) -> Result<(u16, String)> {
+    tokio::task::spawn_blocking(move || xtask_probe::get(&xtask_probe::monitoring_agent(), &url))
+        .await?
+}
+
+/// GETs a monitoring URL that must answer with JSON.
+async fn get_json(url: String) -> Result<Value> {
     tokio::task::spawn_blocking(move || {
-        let mut response = quick_agent()
-            .get(&url)
-            .call()
-            .with_context(|| format!("GET {url}"))?;
-        let body = response.body_mut().read_to_string()?;
-        Ok((response.status().as_u16(), body))
+        xtask_probe::get_json(&xtask_probe::monitoring_agent(), &url)
     })
     .await?
 }
@@ -219,8 +211,7 @@ async fn monitoring(target: &Target) -> Result<()> {
         format!("{status} {}", body.trim()),
     )?;
 
-    let (_, body) = get(format!("{base}/varz")).await?;
-    let varz: Value = serde_json::from_str(&body).context("/varz is not JSON")?;
+    let varz = get_json(format!("{base}/varz")).await?;
     let version = varz["version"].as_str().unwrap_or_default();
     expect(
         version.starts_with("2.10."),
@@ -228,15 +219,10 @@ async fn monitoring(target: &Target) -> Result<()> {
         format!("`{version}`"),
     )?;
 
-    let (_, body) = get(format!("{base}/jsz")).await?;
-    let jsz: Value = serde_json::from_str(&body).context("/jsz is not JSON")?;
+    let jsz = get_json(format!("{base}/jsz")).await?;
     let enabled =
         jsz["disabled"] != true && jsz["config"]["max_storage"].as_u64().is_some_and(|n| n > 0);
-    expect(
-        enabled,
-        "/jsz to show JetStream enabled",
-        body.split_whitespace().collect::<String>(),
-    )
+    expect(enabled, "/jsz to show JetStream enabled", jsz.to_string())
 }
 
 async fn connect(target: &Target) -> Result<async_nats::Client> {
@@ -343,21 +329,11 @@ async fn payload_limit(target: &Target, id: &str) -> Result<()> {
 /// Announces a `size`-byte message over the bare protocol, as a client without the check
 /// would, and returns the server's answer.
 async fn oversized_publish(target: &Target, size: usize) -> Result<String> {
-    let address = target.client.trim_start_matches("nats://").to_string();
-    let connect = json!({"auth_token": target.token, "verbose": false, "pedantic": false});
+    let (client, token) = (target.client.clone(), target.token.clone());
     tokio::task::spawn_blocking(move || -> Result<String> {
-        use std::io::{BufRead, BufReader, Write};
-        let stream = std::net::TcpStream::connect(&address)
-            .with_context(|| format!("cannot connect to {address}"))?;
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        let mut reader = BufReader::new(stream.try_clone()?);
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        (&stream)
-            .write_all(format!("CONNECT {connect}\r\nPUB smoke.oversized {size}\r\n").as_bytes())?;
-        line.clear();
-        reader.read_line(&mut line)?;
-        Ok(line)
+        let mut connection = xtask_probe::Connection::open(&client, &token, "cargo xtask smoke")?;
+        connection.send(&format!("PUB smoke.oversized {size}\r\n"))?;
+        connection.line()
     })
     .await?
 }
@@ -502,12 +478,11 @@ async fn stream_checks(
         format!("{read:?}"),
     )?;
 
-    let (_, body) = get(format!(
+    let jsz = get_json(format!(
         "{}/jsz?streams=true&consumers=true",
         target.monitoring
     ))
     .await?;
-    let jsz: Value = serde_json::from_str(&body).context("/jsz is not JSON")?;
     let ours = jsz["account_details"]
         .as_array()
         .into_iter()

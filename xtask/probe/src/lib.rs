@@ -1,0 +1,114 @@
+//! Asking a running nats-server how it is, without a client library: its monitoring endpoint
+//! over HTTP, and the first lines of its client protocol over TCP. Shared by the xtask (is the
+//! server ready?) and its smoke checks (does it refuse what it must?).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// How long one request or protocol line may take: the server is on this machine.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An HTTP client for monitoring requests on loopback: no proxy, short timeouts, and an HTTP
+/// error status is an answer to look at rather than an error.
+pub fn monitoring_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .proxy(None)
+        .timeout_global(Some(TIMEOUT))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// GETs `url`: its status and body, whatever the status.
+pub fn get(agent: &ureq::Agent, url: &str) -> Result<(u16, String)> {
+    let mut response = agent
+        .get(url)
+        .call()
+        .with_context(|| format!("cannot reach {url}"))?;
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .with_context(|| format!("cannot read the answer of {url}"))?;
+    Ok((response.status().as_u16(), body))
+}
+
+/// GETs `url`, which must answer 2xx with JSON.
+pub fn get_json(agent: &ureq::Agent, url: &str) -> Result<Value> {
+    let (status, body) = get(agent, url)?;
+    if !(200..300).contains(&status) {
+        bail!("{url} answered HTTP {status}");
+    }
+    serde_json::from_str(&body).with_context(|| format!("{url} is not JSON"))
+}
+
+/// A client connection after the handshake: the server's INFO read, our CONNECT sent.
+pub struct Connection {
+    address: String,
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Connection {
+    /// Connects to `nats://host:port` (or `host:port`) as a client named `name` with `token`.
+    /// CONNECT is not acknowledged (`verbose` is off): what the server thinks of it comes with
+    /// the answer to the next line sent.
+    pub fn open(url: &str, token: &str, name: &str) -> Result<Connection> {
+        let address = url.strip_prefix("nats://").unwrap_or(url).to_string();
+        let socket = address
+            .to_socket_addrs()
+            .with_context(|| format!("`{address}` is not an address"))?
+            .next()
+            .with_context(|| format!("no address for `{address}`"))?;
+        let stream = TcpStream::connect_timeout(&socket, TIMEOUT)
+            .with_context(|| format!("cannot connect to {address}"))?;
+        stream.set_read_timeout(Some(TIMEOUT))?;
+        let reader = BufReader::new(stream.try_clone()?);
+        let mut connection = Connection {
+            address,
+            stream,
+            reader,
+        };
+        let info = connection.line()?;
+        if !info.starts_with("INFO ") {
+            bail!(
+                "`{}` is not a NATS server: it said `{info}`",
+                connection.address
+            );
+        }
+        let connect = serde_json::json!({
+            "auth_token": token, "verbose": false, "pedantic": false, "name": name,
+        });
+        connection.send(&format!("CONNECT {connect}\r\n"))?;
+        Ok(connection)
+    }
+
+    /// Sends protocol text as it is (lines end in `\r\n`).
+    pub fn send(&mut self, text: &str) -> Result<()> {
+        self.stream
+            .write_all(text.as_bytes())
+            .with_context(|| format!("cannot write to {}", self.address))
+    }
+
+    /// The next line the server sends, without its line end.
+    pub fn line(&mut self) -> Result<String> {
+        let mut line = String::new();
+        self.reader
+            .read_line(&mut line)
+            .with_context(|| format!("no answer from {}", self.address))?;
+        Ok(line.trim_end().to_string())
+    }
+
+    /// PING, which must be answered PONG: the one round trip that proves that this client may
+    /// use the server.
+    pub fn ping(&mut self) -> Result<()> {
+        self.send("PING\r\n")?;
+        match self.line()?.as_str() {
+            "PONG" => Ok(()),
+            other => bail!("`{}` refused the client: {other}", self.address),
+        }
+    }
+}

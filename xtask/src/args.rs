@@ -1,0 +1,99 @@
+//! Options that several tasks share: which release to install, and where the server listens.
+
+use anyhow::{Context, Result};
+
+use crate::config::Listen;
+use crate::release::{GITHUB_RELEASES, Version};
+
+/// Which release to install, and from where.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SourceArgs {
+    /// nats-server 2.10 patch release to install, replacing the one installed [default: for
+    /// setup 2.10.29; for run and smoke the installed one, else 2.10.29]
+    #[arg(long = "version", value_name = "2.10.N", value_parser = Version::parse)]
+    pub(crate) version: Option<Version>,
+
+    /// Base URL that holds `v{VERSION}/{ASSET}` and `v{VERSION}/SHA256SUMS`.
+    #[arg(long, env = "NATS_SERVER_MIRROR", value_name = "URL", default_value = GITHUB_RELEASES)]
+    pub(crate) mirror: String,
+}
+
+/// Where the server listens. They are written into a new config; for an existing one that
+/// differs, setup needs `--regenerate-config`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct ListenArgs {
+    /// Address every listener binds to; anything but loopback exposes the server [default: 127.0.0.1]
+    #[arg(long, env = "NATS_HOST", value_parser = parse_host)]
+    pub(crate) host: Option<String>,
+    /// Client port; 0 lets the server pick a free one [default: 4222]
+    #[arg(long, env = "NATS_PORT")]
+    pub(crate) port: Option<u16>,
+    /// HTTP monitoring port; 0 lets the server pick [default: 8222]
+    #[arg(long, env = "NATS_HTTP_PORT")]
+    pub(crate) http_port: Option<u16>,
+    /// WebSocket port; 0 lets the server pick [default: 8223]
+    #[arg(long, env = "NATS_WS_PORT")]
+    pub(crate) ws_port: Option<u16>,
+}
+
+/// A port as the config says it: nats-server reads 0 as "the default port" (or "off", for
+/// monitoring) and -1 as "pick a free one".
+fn config_port(port: u16) -> i32 {
+    if port == 0 { -1 } else { i32::from(port) }
+}
+
+/// An IP address to listen on: it goes into the config, so nothing but an address is let in.
+fn parse_host(text: &str) -> Result<String> {
+    let address: std::net::IpAddr = text
+        .parse()
+        .with_context(|| format!("`{text}` is not an IP address"))?;
+    Ok(address.to_string())
+}
+
+impl ListenArgs {
+    /// The listeners these options ask for, defaults filling in the rest.
+    pub(crate) fn listen(&self) -> Listen {
+        let default = Listen::default();
+        Listen {
+            host: self.host.clone().unwrap_or(default.host),
+            port: self.port.map_or(default.port, config_port),
+            http_port: self.http_port.map_or(default.http_port, config_port),
+            ws_port: self.ws_port.map_or(default.ws_port, config_port),
+        }
+    }
+
+    pub(crate) fn any_given(&self) -> bool {
+        self.host.is_some()
+            || self.port.is_some()
+            || self.http_port.is_some()
+            || self.ws_port.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_zero_lets_the_server_pick() {
+        let listen = ListenArgs {
+            port: Some(0),
+            http_port: Some(8322),
+            ..ListenArgs::default()
+        }
+        .listen();
+        assert_eq!(
+            (listen.port, listen.http_port, listen.ws_port),
+            (-1, 8322, 8223)
+        );
+        assert_eq!(listen.host, "127.0.0.1");
+    }
+
+    #[test]
+    fn hosts_must_be_ip_addresses() {
+        assert_eq!(parse_host("0.0.0.0").unwrap(), "0.0.0.0");
+        assert_eq!(parse_host("::1").unwrap(), "::1");
+        assert!(parse_host("example.com").is_err());
+        assert!(parse_host("127.0.0.1\nhttp: 1").is_err());
+    }
+}

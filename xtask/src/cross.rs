@@ -1,0 +1,268 @@
+//! `cargo xtask ci --targets`: type-checks the Windows and macOS builds on this Linux machine,
+//! so that code behind `cfg(windows)` or `cfg(target_os = "macos")` is compiled before a
+//! native runner sees it.
+//!
+//! `rustup target add` needs the internet, and nothing links without the targets' SDKs, but a
+//! check needs neither: Debian's `rustc-web` ships the standard library's sources, which
+//! `-Zbuild-std` compiles for the target as metadata, and zig (from PyPI) compiles the C of
+//! ring's build script for it. cc-rs is told not to add its own `--target=` (zig wants
+//! `-target`) through `CRATE_CC_NO_DEFAULTS`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::{checkout, pip, process};
+
+/// A target to check, with the names zig gives it and its archiver.
+struct Target {
+    rust: &'static str,
+    zig: &'static str,
+    /// `lib` takes MSVC's archiver arguments, `ar` the Unix ones.
+    archiver: &'static str,
+}
+
+const TARGETS: [Target; 2] = [
+    Target {
+        rust: "x86_64-pc-windows-msvc",
+        zig: "x86_64-windows-gnu",
+        archiver: "lib",
+    },
+    Target {
+        rust: "aarch64-apple-darwin",
+        zig: "aarch64-macos",
+        archiver: "ar",
+    },
+];
+
+/// Debian's Rust built for Firefox: a recent rustc whose standard library sources are on disk.
+const DEBIAN_PACKAGES: [&str; 4] = ["rustc-web", "cargo-web", "rust-web-src", "rust-web-clippy"];
+const ZIG: &str = "ziglang==0.17.0";
+const DEADLINE: Duration = Duration::from_secs(30 * 60);
+
+/// Checks every target, warnings denied in this workspace's code, then shows what Debian's
+/// clippy says of it without failing: its version is not the project's, so a lint new to it
+/// must not fail CI by itself. Outside CI, a machine that cannot do this says why and passes.
+pub(crate) fn check(root: &Path) -> Result<()> {
+    let tools = match Tools::find_or_install(root) {
+        Ok(tools) => tools,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipping the cross-target check: {e:#} (under CI this fails)");
+            return Ok(());
+        }
+        Err(e) => return Err(e.context("the cross-target check cannot run on this machine")),
+    };
+    for target in &TARGETS {
+        let start = Instant::now();
+        let problems = tools.cargo(root, target, "check")?;
+        let checked = start.elapsed();
+        if !problems.is_empty() {
+            bail!(
+                "`cargo check --target {}` reports {} problem(s) in this workspace:\n{}",
+                target.rust,
+                problems.len(),
+                problems.join("\n")
+            );
+        }
+        let start = Instant::now();
+        let lints = tools.cargo(root, target, "clippy")?;
+        let linted = start.elapsed();
+        for lint in &lints {
+            eprintln!("{lint}");
+        }
+        eprintln!(
+            "{}: check passed in {:.1} s; clippy {} in {:.1} s ({} finding(s), shown but not failing)",
+            target.rust,
+            checked.as_secs_f64(),
+            tools.version,
+            linted.as_secs_f64(),
+            lints.len()
+        );
+    }
+    Ok(())
+}
+
+struct Tools {
+    /// Debian's cargo, rustc and clippy live here.
+    bin: PathBuf,
+    version: String,
+    zig: PathBuf,
+}
+
+impl Tools {
+    fn find_or_install(root: &Path) -> Result<Tools> {
+        if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+            bail!(
+                "it needs Linux on x86_64 with Debian's {} packages; this is {} on {}",
+                DEBIAN_PACKAGES.join(", "),
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            );
+        }
+        let bin = PathBuf::from("/usr/bin");
+        if !has_rust_sources(&bin) {
+            install_debian_packages()?;
+            if !has_rust_sources(&bin) {
+                bail!(
+                    "Debian's {} installed no rustc with its standard library's sources",
+                    DEBIAN_PACKAGES.join(", ")
+                );
+            }
+        }
+        let mut rustc = std::process::Command::new(bin.join("rustc"));
+        rustc.arg("--version");
+        let version = process::run(rustc, Duration::from_secs(30))?;
+        let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+        let zig_dir = checkout::target_dir(root).join("ci-tools/zig");
+        let zig = pip::ensure(ZIG, &zig_dir, |dir| {
+            Some(dir.join("ziglang/zig")).filter(|zig| zig.is_file())
+        })?;
+        Ok(Tools { bin, version, zig })
+    }
+
+    /// Runs `cargo <task>` (check or clippy) for `target` and returns the rendered warnings and
+    /// errors in this workspace's code.
+    fn cargo(&self, root: &Path, target: &Target, task: &str) -> Result<Vec<String>> {
+        let mut path = OsString::from(&self.bin);
+        if let Some(rest) = std::env::var_os("PATH") {
+            path.push(":");
+            path.push(rest);
+        }
+        let env_target = target.rust.replace('-', "_");
+        let zig = self.zig.display();
+        let sh = xshell::Shell::new()?;
+        sh.change_dir(root);
+        let (cargo, rust_target) = (self.bin.join("cargo"), target.rust);
+        let command = xshell::cmd!(
+            sh,
+            "{cargo} {task} -Zbuild-std=std,panic_abort --locked --target {rust_target} --workspace --all-targets --message-format=json"
+        )
+        .env("PATH", path)
+        .env("RUSTC", self.bin.join("rustc"))
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_TARGET_DIR", checkout::target_dir(root).join("cross"))
+        .env("CRATE_CC_NO_DEFAULTS", "1")
+        .env(format!("CC_{env_target}"), format!("{zig} cc -target {}", target.zig))
+        .env(format!("AR_{env_target}"), format!("{zig} {}", target.archiver));
+        let mut command = process::without_cargo_run_vars(command.into());
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let output = process::run_unchecked(command, DEADLINE)?;
+        let problems = workspace_diagnostics(&String::from_utf8_lossy(&output.stdout), root);
+        if !output.status.success() && problems.is_empty() {
+            bail!(
+                "`cargo {task} --target {}` failed ({}): {}",
+                target.rust,
+                output.status,
+                process::last_lines(&output, 15)
+            );
+        }
+        Ok(problems)
+    }
+}
+
+/// Whether Debian's rustc is in `bin` with the standard library's sources beside it.
+fn has_rust_sources(bin: &Path) -> bool {
+    bin.join("cargo").is_file()
+        && bin.join("cargo-clippy").is_file()
+        && Path::new("/usr/lib/rustlib/src/rust/library/Cargo.lock").is_file()
+}
+
+fn install_debian_packages() -> Result<()> {
+    #[cfg(target_os = "linux")]
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    #[cfg(not(target_os = "linux"))]
+    let root = false;
+    if !root || !Path::new("/usr/bin/apt-get").is_file() {
+        bail!(
+            "it needs Debian's {} packages, and installing them needs apt-get as root: \
+             install them (`apt-get install --no-install-recommends {}`) and run it again",
+            DEBIAN_PACKAGES.join(", "),
+            DEBIAN_PACKAGES.join(" ")
+        );
+    }
+    eprintln!("installing Debian's {}", DEBIAN_PACKAGES.join(", "));
+    let sh = xshell::Shell::new()?;
+    sh.set_var("DEBIAN_FRONTEND", "noninteractive");
+    let packages = DEBIAN_PACKAGES;
+    let install = || {
+        let command = xshell::cmd!(
+            sh,
+            "apt-get install -y --no-install-recommends {packages...}"
+        );
+        process::run(command.into(), Duration::from_secs(600))
+    };
+    if install().is_err() {
+        // A new machine has no package lists yet.
+        process::run(
+            xshell::cmd!(sh, "apt-get update").into(),
+            Duration::from_secs(600),
+        )?;
+        install().context("cannot install Debian's Rust packages")?;
+    }
+    Ok(())
+}
+
+/// The rendered warnings and errors that cargo's JSON messages report for code under `root`
+/// (not for dependencies or the standard library).
+fn workspace_diagnostics(messages: &str, root: &Path) -> Vec<String> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-message")
+        .filter(|m| {
+            m["manifest_path"]
+                .as_str()
+                .is_some_and(|path| Path::new(path).starts_with(root))
+        })
+        .filter(|m| matches!(m["message"]["level"].as_str(), Some("warning" | "error")))
+        .filter_map(|m| m["message"]["rendered"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_workspaces_warnings_and_errors_count() {
+        let message = |manifest: &str, level: &str, text: &str| {
+            serde_json::json!({
+                "reason": "compiler-message",
+                "manifest_path": manifest,
+                "message": {"level": level, "rendered": text},
+            })
+            .to_string()
+        };
+        let messages = [
+            message("/repo/xtask/Cargo.toml", "warning", "unused import"),
+            message("/repo/xtask/smoke/Cargo.toml", "error", "mismatched types"),
+            message("/repo/xtask/Cargo.toml", "note", "a note"),
+            message(
+                "/usr/lib/rustlib/src/rust/library/std/Cargo.toml",
+                "warning",
+                "std's own",
+            ),
+            message(
+                "/home/u/.cargo/registry/ring/Cargo.toml",
+                "warning",
+                "a dependency's",
+            ),
+            r#"{"reason":"compiler-artifact","manifest_path":"/repo/xtask/Cargo.toml"}"#
+                .to_string(),
+            "Compiling xtask".to_string(),
+        ]
+        .join("\n");
+        assert_eq!(
+            workspace_diagnostics(&messages, Path::new("/repo")),
+            ["unused import", "mismatched types"]
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! File helpers every other module may use: atomic writes and SHA-256 digests.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::layout::show;
+
+/// Writes `path` through a temporary file in the same directory, so it is never half-written.
+pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write to `{}`", show(dir)))?;
+    std::io::Write::write_all(&mut file, contents)?;
+    file.persist(path)
+        .with_context(|| format!("cannot write `{}`", show(path)))?;
+    Ok(())
+}
+
+/// Holds an exclusive lock on `path` (created if needed) until the file is dropped, so that
+/// tasks of one checkout take turns; says so when another `task` holds it.
+pub(crate) fn lock(path: &Path, task: &str) -> Result<File> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file = File::create(path).with_context(|| {
+        format!(
+            "cannot write to `{}`: check that you may write there",
+            show(dir)
+        )
+    })?;
+    if file.try_lock().is_err() {
+        eprintln!("waiting for another {task} of `{}` to finish", show(dir));
+        file.lock()
+            .with_context(|| format!("cannot lock `{}`", show(path)))?;
+    }
+    Ok(file)
+}
+
+/// Which side of a copy failed.
+#[derive(Debug)]
+pub(crate) enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Copies `reader` to `writer`, feeding every chunk to the hasher on its way. A read error
+/// ends the copy with that error: a download is never hashed short.
+pub(crate) fn copy_hashing(
+    mut reader: impl Read,
+    writer: &mut impl Write,
+    mut on_chunk: impl FnMut(usize),
+) -> Result<String, CopyError> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; 256 * 1024];
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        hasher.update(&buffer[..n]);
+        writer.write_all(&buffer[..n]).map_err(CopyError::Write)?;
+        on_chunk(n);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// The SHA-256 of a file, in lower-case hex.
+pub(crate) fn sha256_file(path: &Path) -> Result<String> {
+    let file = File::open(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    copy_hashing(file, &mut io::sink(), |_| ()).map_err(|e| match e {
+        CopyError::Read(e) | CopyError::Write(e) => {
+            anyhow::Error::new(e).context(format!("cannot read `{}`", path.display()))
+        }
+    })
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_covers_every_byte_copied() {
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
+        let mut out = Vec::new();
+        let mut seen = 0;
+        let hash = copy_hashing(&data[..], &mut out, |n| seen += n).unwrap();
+        assert_eq!(out, data);
+        assert_eq!(seen, data.len());
+        assert_eq!(hash, hex(&Sha256::digest(&data)));
+    }
+
+    #[test]
+    fn a_read_error_fails_the_copy_instead_of_hashing_short() {
+        struct Broken(bool);
+        impl Read for Broken {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if std::mem::replace(&mut self.0, true) {
+                    Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset"))
+                } else {
+                    buf[0] = 1;
+                    Ok(1)
+                }
+            }
+        }
+        let err = copy_hashing(Broken(false), &mut Vec::new(), |_| ()).unwrap_err();
+        assert!(matches!(err, CopyError::Read(e) if e.kind() == io::ErrorKind::ConnectionReset));
+    }
+
+    #[test]
+    fn a_write_error_is_told_apart_from_a_read_error() {
+        let mut full = [0u8; 2];
+        let err = copy_hashing(&b"abc"[..], &mut &mut full[..], |_| ()).unwrap_err();
+        assert!(matches!(err, CopyError::Write(_)));
+    }
+
+    #[test]
+    fn known_digest() {
+        assert_eq!(
+            copy_hashing(&b"abc"[..], &mut io::sink(), |_| ()).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

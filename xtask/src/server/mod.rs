@@ -1,0 +1,25 @@
+//! The server process of a checkout: which process it is, starting it, knowing when it is
+//! ready, stopping it, and saying why it would not start.
+//!
+//! The server runs in its directory with `--ports_file_dir` pointing there, so it writes
+//! `nats-server_<pid>.ports` with the addresses it really listens on (and removes the file when
+//! it exits); `nats-server.pid` records which process is ours.
+
+mod diagnosis;
+mod endpoints;
+mod halt;
+mod identity;
+mod launch;
+mod ready;
+
+use std::time::Duration;
+
+pub(crate) use diagnosis::diagnosis;
+pub(crate) use endpoints::Endpoints;
+pub(crate) use halt::{Stopped, ask_to_stop, stop};
+pub(crate) use identity::{reconcile_pid_file, remove_pid_file};
+pub(crate) use launch::{Mode, run_lock, spawn};
+pub(crate) use ready::wait_ready;
+
+/// How often a wait on the server looks again.
+const POLL: Duration = Duration::from_millis(10);
