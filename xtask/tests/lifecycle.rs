@@ -4,9 +4,7 @@
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
-use std::sync::mpsc;
 
 use support::*;
 
@@ -280,62 +278,70 @@ fn acknowledged_messages_survive_sigkill() {
     );
 }
 
-/// `cargo xtask run` in the foreground, with its output read line by line. Unix only: the
-/// tests that use it send signals.
+/// `cargo xtask run` in the foreground. Unix only: the tests that use it send signals.
 #[cfg(unix)]
-struct Foreground {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
+mod foreground {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Stdio};
+    use std::sync::mpsc;
 
-#[cfg(unix)]
-impl Foreground {
-    fn start(
-        sandbox: &Sandbox,
-        mirror: &Mirror,
-        server: &ServerBinary,
-        ports: Ports,
-    ) -> Foreground {
-        let mut args = vec!["run", "--mirror", &mirror.url, "--version", &server.version];
-        let port_args = ports.args();
-        args.extend(port_args.iter().map(String::as_str));
-        let mut child = sandbox
-            .command(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (send, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = send.send(line);
-            }
-        });
-        Foreground { child, lines }
+    use super::support::*;
+
+    /// `cargo xtask run` in the foreground, with its output read line by line.
+    pub struct Foreground {
+        pub child: Child,
+        lines: mpsc::Receiver<String>,
     }
 
-    /// Waits for a line containing `text`, returning everything read until then.
-    fn wait_for_line(&self, text: &str) -> String {
-        let mut seen = String::new();
-        while let Ok(line) = self.lines.recv_timeout(DEADLINE) {
-            seen.push_str(&line);
-            seen.push('\n');
-            if line.contains(text) {
-                return seen;
-            }
+    impl Foreground {
+        pub fn start(
+            sandbox: &Sandbox,
+            mirror: &Mirror,
+            server: &ServerBinary,
+            ports: Ports,
+        ) -> Foreground {
+            let mut args = vec!["run", "--mirror", &mirror.url, "--version", &server.version];
+            let port_args = ports.args();
+            args.extend(port_args.iter().map(String::as_str));
+            let mut child = sandbox
+                .command(&args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let (send, lines) = mpsc::channel();
+            let stderr = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let _ = send.send(line);
+                }
+            });
+            Foreground { child, lines }
         }
-        panic!("no line with `{text}` in:\n{seen}");
-    }
-}
 
-#[cfg(unix)]
-impl Drop for Foreground {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        /// Waits for a line containing `text`, returning everything read until then.
+        pub fn wait_for_line(&self, text: &str) -> String {
+            let mut seen = String::new();
+            while let Ok(line) = self.lines.recv_timeout(DEADLINE) {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains(text) {
+                    return seen;
+                }
+            }
+            panic!("no line with `{text}` in:\n{seen}");
+        }
+    }
+
+    impl Drop for Foreground {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
+#[cfg(unix)]
+use foreground::Foreground;
 
 #[cfg(unix)]
 #[test]
