@@ -3,43 +3,51 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
-
-/// The checkout to work in. Under cargo (`cargo xtask`) it is the parent of this crate's
-/// directory, which cargo sets at run time. Run directly (`target/debug/xtask`), it is the
-/// nearest directory from here up that holds this workspace: never the one the binary was
-/// built in, which with a shared target directory is another clone.
-pub(crate) fn root() -> Result<PathBuf> {
+/// The checkout to work in, if there is one. Under cargo (`cargo xtask`) it is the parent of
+/// this crate's directory, which cargo sets at run time. Run directly (`target/debug/xtask`),
+/// it is the nearest directory from here up that holds this workspace: never the one the
+/// binary was built in, which with a shared target directory is another clone.
+pub(crate) fn find() -> Option<PathBuf> {
     if let Some(manifest_dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
-        let manifest_dir = PathBuf::from(manifest_dir);
-        if is_xtask_crate(&manifest_dir)
-            && let Some(root) = manifest_dir.parent()
-        {
-            return Ok(root.to_path_buf());
+        let root = Path::new(&manifest_dir).parent()?;
+        if is_checkout(root) {
+            return Some(root.to_path_buf());
         }
     }
-    let here = std::env::current_dir()?;
-    match here.ancestors().find(|dir| is_checkout(dir)) {
-        Some(root) => Ok(root.to_path_buf()),
-        None => bail!(
-            "`{}` is not inside a checkout of this repository (a Cargo workspace with the \
-             `xtask` crate): run `cargo xtask` from the checkout, or pass --dir for the \
-             server's files",
-            here.display()
-        ),
-    }
+    let here = std::env::current_dir().ok()?;
+    here.ancestors()
+        .find(|dir| is_checkout(dir))
+        .map(Path::to_path_buf)
 }
 
-/// Whether `dir` is the root of this repository: a workspace whose `xtask/` is this crate.
+/// The error for a task that needs a checkout where there is none, with what to do.
+pub(crate) fn not_found(what_to_do: &str) -> anyhow::Error {
+    let here = std::env::current_dir().unwrap_or_default();
+    anyhow::anyhow!(
+        "`{}` is not inside a checkout of this repository (a Cargo workspace with the `xtask` \
+         and `xtask-probe` crates): {what_to_do}",
+        here.display()
+    )
+}
+
+/// Whether `dir` is the root of this repository: a workspace whose members include `xtask`,
+/// holding this crate and the probe crate that only this repository has.
 fn is_checkout(dir: &Path) -> bool {
-    fs::read_to_string(dir.join("Cargo.toml"))
-        .is_ok_and(|text| text.lines().any(|line| line.trim() == "[workspace]"))
-        && is_xtask_crate(&dir.join("xtask"))
+    let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
+    let workspace = manifest.lines().any(|line| line.trim() == "[workspace]");
+    let members = manifest
+        .lines()
+        .any(|line| line.trim_start().starts_with("members") && line.contains("\"xtask\""));
+    workspace
+        && members
+        && is_crate(&dir.join("xtask"), "xtask")
+        && is_crate(&dir.join("xtask/probe"), "xtask-probe")
 }
 
-fn is_xtask_crate(dir: &Path) -> bool {
+fn is_crate(dir: &Path, name: &str) -> bool {
+    let line = format!("name = \"{name}\"");
     fs::read_to_string(dir.join("Cargo.toml"))
-        .is_ok_and(|text| text.lines().any(|line| line.trim() == r#"name = "xtask""#))
+        .is_ok_and(|text| text.lines().any(|l| l.trim() == line))
 }
 
 /// Cargo's target directory for the checkout: `CARGO_TARGET_DIR`, else `target/`.
@@ -55,27 +63,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_checkout_is_a_workspace_holding_the_xtask_crate() {
+    fn a_checkout_is_this_workspace_with_its_xtask_and_probe_crates() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        fs::create_dir_all(root.join("xtask")).unwrap();
-        fs::write(
-            root.join("Cargo.toml"),
-            "[workspace]\nmembers = [\"xtask\"]\n",
-        )
-        .unwrap();
-        assert!(!is_checkout(root), "no xtask crate yet");
-        fs::write(
-            root.join("xtask/Cargo.toml"),
-            "[package]\nname = \"xtask\"\n",
-        )
-        .unwrap();
+        fs::create_dir_all(root.join("xtask/probe")).unwrap();
+        let write = |path: &str, text: &str| fs::write(root.join(path), text).unwrap();
+        write(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"xtask\", \"xtask/probe\"]\n",
+        );
+        write("xtask/Cargo.toml", "[package]\nname = \"xtask\"\n");
+        assert!(!is_checkout(root), "any project's xtask is not ours");
+        write(
+            "xtask/probe/Cargo.toml",
+            "[package]\nname = \"xtask-probe\"\n",
+        );
         assert!(is_checkout(root));
         assert!(
             !is_checkout(&root.join("xtask")),
             "a member is not the root"
         );
-        fs::write(root.join("Cargo.toml"), "[package]\nname = \"other\"\n").unwrap();
+        write("Cargo.toml", "[workspace]\nmembers = [\"other\"]\n");
+        assert!(!is_checkout(root), "xtask is not a member");
+        write("Cargo.toml", "[package]\nname = \"other\"\n");
         assert!(!is_checkout(root), "not a workspace");
     }
 }

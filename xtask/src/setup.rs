@@ -94,7 +94,7 @@ impl Setup {
                 show(&layout.dir)
             )
         })?;
-        let _lock = files::lock(&layout.dir.join(".setup.lock"), "setup")?;
+        let _lock = files::lock(&layout.setup_lock(), "setup")?;
 
         let archive = self.archive.as_deref().map(crate::layout::from_user);
         let source = match &archive {
@@ -121,9 +121,7 @@ impl Setup {
             }
             EnvFile::Kept => {}
         }
-        for dir in [layout.dir.join("data/jetstream"), layout.dir.join("logs")] {
-            fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", show(&dir)))?;
-        }
+        layout.create_working_dirs()?;
         install::server_accepts_config(&layout.binary(), layout)?;
         if !self.for_run {
             eprintln!(

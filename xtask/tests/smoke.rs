@@ -25,7 +25,12 @@ const CHECKS: [&str; 8] = [
 /// `run --detach` on ports the server picks; returns where it listens.
 fn start(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Endpoints {
     sandbox
-        .with_ports(&["run", "--detach"], mirror, server, Ports::picked())
+        .with_ports(
+            &["run", "--detach", "--timeout", "120"],
+            mirror,
+            server,
+            Ports::picked(),
+        )
         .ok();
     sandbox.endpoints()
 }
@@ -49,10 +54,7 @@ fn failed_checks(report: &Value) -> Vec<String> {
 }
 
 fn jsz(endpoints: &Endpoints) -> Value {
-    let mut response = ureq::get(&format!("{}/jsz", endpoints.monitoring))
-        .call()
-        .unwrap();
-    serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
+    monitoring_json(&endpoints.monitoring, "/jsz")
 }
 
 #[test]

@@ -112,3 +112,81 @@ impl Connection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread::JoinHandle;
+
+    /// A peer on loopback that sends `greeting`, then answers each line it reads with
+    /// `answer(line)`; it returns the lines it read.
+    fn peer(
+        greeting: &'static str,
+        answer: fn(&str) -> &'static str,
+    ) -> (String, JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("nats://{}", listener.local_addr().unwrap());
+        let thread = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.write_all(greeting.as_bytes()).unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut seen = Vec::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let _ = stream.write_all(answer(line.trim_end()).as_bytes());
+                seen.push(std::mem::take(&mut line).trim_end().to_string());
+            }
+            seen
+        });
+        (url, thread)
+    }
+
+    const INFO: &str = "INFO {\"server_id\":\"test\"}\r\n";
+
+    #[test]
+    fn a_client_connects_with_its_token_and_is_answered_pong() {
+        let (url, server) = peer(INFO, |line| if line == "PING" { "PONG\r\n" } else { "" });
+        let mut client = Connection::open(&url, "nats_secret", "probe test").unwrap();
+        client.ping().unwrap();
+        drop(client);
+        let seen = server.join().unwrap();
+        let connect: Value =
+            serde_json::from_str(seen[0].strip_prefix("CONNECT ").unwrap()).unwrap();
+        assert_eq!(connect["auth_token"], "nats_secret");
+        assert_eq!(connect["name"], "probe test");
+        assert_eq!(connect["verbose"], false);
+        assert_eq!(seen[1], "PING");
+    }
+
+    #[test]
+    fn a_refused_client_gets_the_servers_words() {
+        let (url, _server) = peer(INFO, |line| {
+            if line == "PING" {
+                "-ERR 'Authorization Violation'\r\n"
+            } else {
+                ""
+            }
+        });
+        let mut client = Connection::open(&url, "wrong", "probe test").unwrap();
+        let err = client.ping().unwrap_err().to_string();
+        assert!(
+            err.ends_with("refused the client: -ERR 'Authorization Violation'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_peer_that_is_not_nats_is_named() {
+        let (url, _server) = peer("HTTP/1.1 400 Bad Request\r\n", |_| "");
+        let err = Connection::open(&url, "t", "probe test")
+            .err()
+            .unwrap()
+            .to_string();
+        let address = url.strip_prefix("nats://").unwrap();
+        assert_eq!(
+            err,
+            format!("`{address}` is not a NATS server: it said `HTTP/1.1 400 Bad Request`")
+        );
+    }
+}

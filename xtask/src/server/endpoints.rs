@@ -44,7 +44,10 @@ impl Endpoints {
     /// The endpoints of the running server `pid`, which must have written its ports file.
     pub(crate) fn of_running(layout: &Layout, pid: u32) -> Result<Endpoints> {
         Endpoints::of(layout, pid).with_context(|| {
-            format!("the running nats-server (pid {pid}) has not written its ports file")
+            format!(
+                "the running nats-server (pid {pid}) has not written its ports file: if it has \
+                 only just started, try again; else `cargo xtask stop` and run it again"
+            )
         })
     }
 }

@@ -22,9 +22,7 @@ pub(crate) enum Mode {
 
 /// Starts the server in its directory with the token in its environment only.
 pub(crate) fn spawn(layout: &Layout, token: &str, mode: Mode) -> Result<Child> {
-    for dir in [layout.dir.join("data/jetstream"), layout.dir.join("logs")] {
-        fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", show(&dir)))?;
-    }
+    layout.create_working_dirs()?;
     let mut command = Command::new(layout.binary());
     command
         .arg("-c")
@@ -112,5 +110,5 @@ fn detach(command: &mut Command) {
 pub(crate) fn run_lock(layout: &Layout) -> Result<File> {
     fs::create_dir_all(&layout.dir)
         .with_context(|| format!("cannot create `{}`", show(&layout.dir)))?;
-    files::lock(&layout.dir.join(".run.lock"), "run")
+    files::lock(&layout.run_lock(), "run")
 }

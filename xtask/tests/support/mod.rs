@@ -510,6 +510,14 @@ impl Run {
     }
 }
 
+/// What a monitoring endpoint answers at `path`, which must be JSON.
+#[track_caller]
+pub fn monitoring_json(monitoring: &str, path: &str) -> serde_json::Value {
+    let url = format!("{monitoring}{path}");
+    xtask_probe::get_json(&xtask_probe::monitoring_agent(), &url)
+        .unwrap_or_else(|e| panic!("{e:#}"))
+}
+
 /// How long a test waits for something to happen: long enough for a two-core machine that
 /// is compiling at the same time (the first smoke test builds the smoke checks). Waits end as
 /// soon as the event comes, so a passing test never waits this long.
@@ -673,7 +681,7 @@ fn process<T>(pid: u32, look: impl FnOnce(&sysinfo::Process) -> T) -> Option<T> 
     system.process(pid).map(look)
 }
 
-/// Waits up to 10 s for process `pid` to be gone.
+/// Waits up to `DEADLINE` for process `pid` to be gone.
 pub fn gone(pid: u32) -> bool {
     wait_for(DEADLINE, || (!alive(pid)).then_some(())).is_some()
 }
