@@ -300,7 +300,6 @@ fn acknowledged_messages_survive_sigkill() {
 /// `cargo xtask run` in the foreground. Unix only: the tests that use it send signals.
 #[cfg(unix)]
 mod foreground {
-    use std::io::{BufRead, BufReader};
     use std::process::{Child, Stdio};
     use std::sync::mpsc;
 
@@ -328,13 +327,7 @@ mod foreground {
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            let (send, lines) = mpsc::channel();
-            let stderr = child.stderr.take().unwrap();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let _ = send.send(line);
-                }
-            });
+            let lines = line_by_line(child.stderr.take().unwrap());
             Foreground { child, lines }
         }
 

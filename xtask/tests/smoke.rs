@@ -3,7 +3,6 @@
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
@@ -312,7 +311,7 @@ fn monitor_once_reports_totals_and_rates_of_real_traffic() {
 /// Reads `monitor --json` samples line by line.
 struct Samples {
     child: std::process::Child,
-    lines: mpsc::Receiver<Value>,
+    lines: mpsc::Receiver<String>,
 }
 
 impl Samples {
@@ -322,22 +321,18 @@ impl Samples {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let (send, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = send.send(serde_json::from_str::<Value>(&line).unwrap());
-            }
-        });
+        let lines = line_by_line(child.stdout.take().unwrap());
         Samples { child, lines }
     }
 
     fn next(&self, what: &str, test: impl Fn(&Value) -> bool) -> Value {
         loop {
-            let sample = self
+            let line = self
                 .lines
                 .recv_timeout(DEADLINE)
                 .unwrap_or_else(|_| panic!("no sample with {what}"));
+            let sample: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("monitor --json printed `{line}`: {e}"));
             if test(&sample) {
                 return sample;
             }

@@ -518,6 +518,17 @@ pub fn monitoring_json(monitoring: &str, path: &str) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
+/// The lines a child process writes to `pipe`, as they come.
+pub fn line_by_line(pipe: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let _ = send.send(line);
+        }
+    });
+    lines
+}
+
 /// How long a test waits for something to happen: long enough for a two-core machine that
 /// is compiling at the same time (the first smoke test builds the smoke checks). Waits end as
 /// soon as the event comes, so a passing test never waits this long.
