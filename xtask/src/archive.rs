@@ -24,7 +24,6 @@ pub(crate) fn unpack(archive: &Path, format: Format, dest: &Path) -> Result<()> 
 fn unpack_tar_gz(archive: &Path, dest: &Path) -> Result<()> {
     let file = File::open(archive)?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));
-    // Keeps the executable bits, drops setuid, setgid and sticky.
     tar.set_preserve_permissions(false);
     tar.set_overwrite(false);
     for entry in tar
@@ -43,9 +42,11 @@ fn unpack_tar_gz(archive: &Path, dest: &Path) -> Result<()> {
                 path.display()
             );
         }
+        let mode = entry.header().mode().ok();
         entry
             .unpack_in(dest)
             .with_context(|| format!("cannot unpack entry `{}`", path.display()))?;
+        set_mode(&dest.join(&path), kind.is_dir(), mode)?;
     }
     Ok(())
 }
@@ -76,12 +77,26 @@ fn unpack_zip(archive: &Path, dest: &Path) -> Result<()> {
             .with_context(|| format!("cannot create `{}`", out.display()))?;
         io::copy(&mut entry, &mut file)
             .with_context(|| format!("entry `{}` is truncated or corrupt", path.display()))?;
-        #[cfg(unix)]
-        if let Some(mode) = entry.unix_mode() {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&out, fs::Permissions::from_mode(mode & 0o777))?;
-        }
+        set_mode(&out, false, entry.unix_mode())?;
     }
+    Ok(())
+}
+
+/// Gives an unpacked file our modes, not the archive's: 0755 for directories and for files the
+/// archive marks executable, 0644 for the rest. Nothing unpacked is writable by others, setuid
+/// or setgid, whatever the archive says.
+#[cfg(unix)]
+fn set_mode(path: &Path, is_dir: bool, archive_mode: Option<u32>) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = is_dir || archive_mode.is_some_and(|mode| mode & 0o111 != 0);
+    let mode = if executable { 0o755 } else { 0o644 };
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of `{}`", path.display()))
+}
+
+/// Windows has no modes to set: files are executable by their name.
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: bool, _: Option<u32>) -> Result<()> {
     Ok(())
 }
 

@@ -2,10 +2,11 @@
 //! (`NATS_XTASK_CACHE` overrides it), so that another clone or a re-install needs no network.
 //!
 //! Layout: `<cache>/archives/<sha256>/<asset file name>`, with `<asset file name>.source`
-//! holding the URL it was downloaded from. Only archives that passed verification are stored,
-//! and every entry is hashed again before it is used. Without a hash to look for (no pin, no
-//! `--sha256`), an entry is used only for the very URL it came from: what one mirror served
-//! is never taken for another's.
+//! holding the URL it was downloaded from. Only archives that passed verification are stored.
+//! An entry is looked up by the hash the archive must have (the pin, `--sha256`, or what the
+//! release's `SHA256SUMS` lists), and hashed again as it is copied out, so an entry planted
+//! under another hash is never used. Only when `SHA256SUMS` cannot be fetched is an entry
+//! found by the URL it came from.
 
 use std::fs::{self, File};
 use std::io;
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::files::{sha256_file, write_atomically};
+use crate::files::{copy_file_hashing, write_atomically};
 
 pub(crate) const CACHE_VAR: &str = "NATS_XTASK_CACHE";
 
@@ -32,47 +33,47 @@ impl Cache {
         }
     }
 
-    /// A cached copy of `file_name` whose content still has its recorded hash: the one with
-    /// hash `expected`, else one downloaded from `url`. Corrupt entries are removed.
-    pub(crate) fn find(
-        &self,
-        file_name: &str,
-        url: &str,
-        expected: Option<&str>,
-    ) -> Option<PathBuf> {
-        let archives = self.archives.as_ref()?;
-        let candidates: Vec<PathBuf> = match expected {
-            Some(hash) => vec![archives.join(hash)],
-            None => fs::read_dir(archives)
-                .ok()?
-                .filter_map(|entry| Some(entry.ok()?.path()))
-                .filter(|dir| {
-                    fs::read_to_string(dir.join(source_name(file_name))).is_ok_and(|s| s == url)
-                })
-                .collect(),
+    /// Copies the cached `file_name` with hash `sha256` to `dest`, hashing what it copies.
+    /// False when there is none, or when its content no longer has that hash: the entry is then
+    /// corrupt (or planted) and is removed.
+    pub(crate) fn copy_out(&self, file_name: &str, sha256: &str, dest: &Path) -> bool {
+        let Some(archives) = &self.archives else {
+            return false;
         };
-        for dir in candidates {
-            let path = dir.join(file_name);
-            let recorded = dir
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_string();
-            if !path.is_file() {
-                continue;
+        let dir = archives.join(sha256);
+        let path = dir.join(file_name);
+        if !path.is_file() {
+            return false;
+        }
+        match copy_file_hashing(&path, dest) {
+            Ok(actual) if actual == sha256 => {
+                eprintln!("using cached `{}`", path.display());
+                true
             }
-            match sha256_file(&path) {
-                Ok(actual) if actual == recorded => return Some(path),
-                _ => {
-                    eprintln!(
-                        "warning: cached `{}` is corrupt; removing it",
-                        path.display()
-                    );
-                    let _ = fs::remove_dir_all(&dir);
-                }
+            _ => {
+                eprintln!(
+                    "warning: cached `{}` is corrupt; removing it",
+                    path.display()
+                );
+                let _ = fs::remove_dir_all(&dir);
+                let _ = fs::remove_file(dest);
+                false
             }
         }
-        None
+    }
+
+    /// The hash of an archive `file_name` cached from `url`, if there is one: for when the
+    /// release's `SHA256SUMS` cannot be fetched to say which hash to look for.
+    pub(crate) fn hash_for_url(&self, file_name: &str, url: &str) -> Option<String> {
+        let archives = self.archives.as_ref()?;
+        fs::read_dir(archives)
+            .ok()?
+            .filter_map(|entry| Some(entry.ok()?.path()))
+            .filter(|dir| dir.join(file_name).is_file())
+            .find(|dir| {
+                fs::read_to_string(dir.join(source_name(file_name))).is_ok_and(|s| s == url)
+            })
+            .and_then(|dir| Some(dir.file_name()?.to_str()?.to_string()))
     }
 
     /// Keeps a copy of a verified archive. Failing to is not an error: it only costs a download.

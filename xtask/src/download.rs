@@ -16,7 +16,11 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 pub(crate) struct Downloader {
     agent: Agent,
+    attempts: u32,
 }
+
+/// How long the one attempt of a quick download may take, all told.
+const QUICK: Duration = Duration::from_secs(3);
 
 /// Why one attempt failed, and whether another could succeed.
 enum Failure {
@@ -39,6 +43,22 @@ impl Downloader {
             .build();
         Downloader {
             agent: config.into(),
+            attempts: ATTEMPTS,
+        }
+    }
+
+    /// One attempt of at most a few seconds: for a small file that is nice to have, where a
+    /// machine without network must not wait.
+    pub(crate) fn quick() -> Downloader {
+        let config = Agent::config_builder()
+            .proxy(ureq::Proxy::try_from_env())
+            .timeout_global(Some(QUICK))
+            .http_status_as_error(false)
+            .user_agent(concat!("nats-xtask/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Downloader {
+            agent: config.into(),
+            attempts: 1,
         }
     }
 
@@ -124,12 +144,14 @@ impl Downloader {
 
     fn retrying<T>(&self, url: &str, mut attempt: impl FnMut() -> Result<T, Failure>) -> Result<T> {
         let mut backoff = FIRST_BACKOFF;
-        for n in 1..=ATTEMPTS {
+        let attempts = self.attempts;
+        for n in 1..=attempts {
             match attempt() {
                 Ok(value) => return Ok(value),
                 Err(Failure::Final(e)) => return Err(e),
-                Err(Failure::Transient(e)) if n == ATTEMPTS => {
-                    return Err(e.context(format!("gave up on `{url}` after {ATTEMPTS} attempts")));
+                Err(Failure::Transient(e)) if n == attempts && attempts == 1 => return Err(e),
+                Err(Failure::Transient(e)) if n == attempts => {
+                    return Err(e.context(format!("gave up on `{url}` after {attempts} attempts")));
                 }
                 Err(Failure::Transient(e)) => {
                     eprintln!("{:#}; retrying in {} ms", e, backoff.as_millis());

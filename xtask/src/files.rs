@@ -68,6 +68,21 @@ pub(crate) fn copy_hashing(
     Ok(hex(&hasher.finalize()))
 }
 
+/// Copies the file `from` to `to` and returns the SHA-256 of the bytes written: the file is
+/// read once, so what was hashed is what was copied, whatever happens to `from` meanwhile.
+pub(crate) fn copy_file_hashing(from: &Path, to: &Path) -> Result<String> {
+    let source = File::open(from).with_context(|| format!("cannot read `{}`", show(from)))?;
+    let mut dest = File::create(to).with_context(|| format!("cannot write `{}`", show(to)))?;
+    copy_hashing(source, &mut dest, |_| ()).map_err(|e| match e {
+        CopyError::Read(e) => {
+            anyhow::Error::new(e).context(format!("cannot read `{}`", show(from)))
+        }
+        CopyError::Write(e) => {
+            anyhow::Error::new(e).context(format!("cannot write `{}`", show(to)))
+        }
+    })
+}
+
 /// The SHA-256 of a file, in lower-case hex.
 pub(crate) fn sha256_file(path: &Path) -> Result<String> {
     let file = File::open(path).with_context(|| format!("cannot read `{}`", path.display()))?;

@@ -5,14 +5,14 @@
 
 use std::fmt;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 use crate::cache::Cache;
 use crate::download::Downloader;
-use crate::files::{sha256_file, write_atomically};
+use crate::files::{copy_file_hashing, sha256_file, write_atomically};
 use crate::layout::{Layout, show};
 use crate::release::{Asset, Format, Version, sha256_in_sums};
 use crate::token::{self, TOKEN_VAR};
@@ -37,13 +37,16 @@ pub(crate) struct Request<'a> {
     pub(crate) quiet: bool,
 }
 
-/// Which hashes an archive was checked against.
+/// Which hash the archive installed was checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verified {
     Pinned,
-    Sums,
     Argument,
-    CachedSums,
+    /// The hash `SHA256SUMS` lists, fetched now.
+    Sums,
+    /// A cached archive whose `SHA256SUMS` could not be fetched now: it was checked against
+    /// it when downloaded, from the same URL.
+    CachedUnchecked,
 }
 
 impl Verified {
@@ -52,7 +55,7 @@ impl Verified {
         match self {
             Verified::Pinned => "the official hash pinned in this repository",
             Verified::Argument => "--sha256",
-            Verified::Sums | Verified::CachedSums => "the release's SHA256SUMS",
+            Verified::Sums | Verified::CachedUnchecked => "the release's SHA256SUMS",
         }
     }
 }
@@ -63,8 +66,9 @@ impl fmt::Display for Verified {
             Verified::Pinned => "verified against pinned hash",
             Verified::Sums => "verified against the release's SHA256SUMS (not pinned)",
             Verified::Argument => "verified against --sha256",
-            Verified::CachedSums => {
-                "cached; verified against the release's SHA256SUMS when downloaded (not pinned)"
+            Verified::CachedUnchecked => {
+                "cached; verified against the release's SHA256SUMS when it was downloaded, \
+                 which could not be fetched to check it again now (not pinned)"
             }
         })
     }
@@ -93,9 +97,12 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
             )
         })?;
 
-    let (archive, verified) = match request.source {
-        Source::Archive(path) => (path.to_path_buf(), verify_local(request, path)?),
-        Source::Mirror(mirror) => fetch(request, mirror, staging.path())?,
+    // Whatever its source, the archive is copied into the staging directory while it is
+    // hashed, and that copy is what gets unpacked: the bytes installed are the bytes verified.
+    let archive = staging.path().join(request.asset.file_name());
+    let verified = match request.source {
+        Source::Archive(path) => verify_local(request, path, &archive)?,
+        Source::Mirror(mirror) => fetch(request, mirror, &archive)?,
     };
     let format = match request.source {
         Source::Archive(path) => Format::from_file_name(&path.to_string_lossy()),
@@ -179,7 +186,8 @@ fn vouched(request: &Request) -> Result<Option<(String, Verified)>> {
     }))
 }
 
-fn verify_local(request: &Request, path: &Path) -> Result<Verified> {
+/// Copies the local archive `path` to `dest`, checking it against the hash vouched for.
+fn verify_local(request: &Request, path: &Path, dest: &Path) -> Result<Verified> {
     let Some((expected, by)) = vouched(request)? else {
         bail!(
             "cannot verify `{}`: no official hash of `{}` is pinned here; \
@@ -188,35 +196,47 @@ fn verify_local(request: &Request, path: &Path) -> Result<Verified> {
             request.asset.file_name()
         );
     };
-    check_hash(
-        &path.display().to_string(),
-        &expected,
-        &sha256_file(path)?,
-        by,
-    )?;
+    let actual = copy_file_hashing(path, dest)?;
+    check_hash(&path.display().to_string(), &expected, &actual, by)?;
     Ok(by)
 }
 
-/// Downloads and verifies the archive into `staging`, unless the cache has it.
-fn fetch(request: &Request, mirror: &str, staging: &Path) -> Result<(PathBuf, Verified)> {
+/// Puts the verified archive at `dest`: from the cache when it holds an archive with the hash
+/// the archive must have, else downloaded. That hash is the pin or `--sha256` (then no request
+/// at all), else the one the release's `SHA256SUMS` lists. Only when `SHA256SUMS` cannot be
+/// fetched is an archive cached from the same URL used, and said to be unchecked now.
+fn fetch(request: &Request, mirror: &str, dest: &Path) -> Result<Verified> {
     let asset = &request.asset;
     let (file_name, url) = (asset.file_name(), asset.url(mirror));
     let vouched = vouched(request)?;
     let cache = Cache::from_env();
-    if let Some(path) = cache.find(
-        &file_name,
-        &url,
-        vouched.as_ref().map(|(hash, _)| hash.as_str()),
-    ) {
-        eprintln!("using cached `{}`", path.display());
-        return Ok((path, vouched.map_or(Verified::CachedSums, |(_, by)| by)));
+    if let Some((hash, by)) = &vouched
+        && cache.copy_out(&file_name, hash, dest)
+    {
+        return Ok(*by);
     }
 
-    let downloader = Downloader::new();
     let sums_url = asset.sums_url(mirror);
-    let sums = downloader
-        .text(&sums_url)
-        .context("cannot fetch the release's checksums")?;
+    // With an archive cached from this URL at hand, an offline machine is not held up.
+    let cached_from_url = match vouched {
+        None => cache.hash_for_url(&file_name, &url),
+        Some(_) => None,
+    };
+    let sums = match &cached_from_url {
+        Some(_) => Downloader::quick().text(&sums_url),
+        None => Downloader::new().text(&sums_url),
+    };
+    let sums = match (sums, cached_from_url) {
+        (Ok(sums), _) => sums,
+        (Err(e), Some(hash)) => {
+            eprintln!("warning: {e:#}");
+            if cache.copy_out(&file_name, &hash, dest) {
+                return Ok(Verified::CachedUnchecked);
+            }
+            return Err(e.context("cannot fetch the release's checksums"));
+        }
+        (Err(e), None) => return Err(e.context("cannot fetch the release's checksums")),
+    };
     let listed = sha256_in_sums(&sums, &file_name)
         .with_context(|| format!("`{sums_url}` is not a SHA256SUMS file"))?
         .with_context(|| {
@@ -231,16 +251,33 @@ fn fetch(request: &Request, mirror: &str, staging: &Path) -> Result<(PathBuf, Ve
             by.source()
         );
     }
+    let verified = vouched.map_or(Verified::Sums, |(_, by)| by);
+    if verified == Verified::Sums {
+        warn_if_unauthenticated(&sums_url, &url);
+    }
+    if cache.copy_out(&file_name, &listed, dest) {
+        return Ok(verified);
+    }
 
     eprintln!("downloading {url}");
-    let partial = staging.join(format!("{file_name}.partial"));
-    let actual = downloader.to_file(&url, &partial)?;
+    let partial = dest.with_file_name(format!("{file_name}.partial"));
+    let actual = Downloader::new().to_file(&url, &partial)?;
     check_hash(&url, &listed, &actual, Verified::Sums)?;
-    let archive = staging.join(&file_name);
-    fs::rename(&partial, &archive)
-        .with_context(|| format!("cannot rename `{}`", partial.display()))?;
-    cache.store(&archive, &file_name, &url, &actual);
-    Ok((archive, vouched.map_or(Verified::Sums, |(_, by)| by)))
+    fs::rename(&partial, dest).with_context(|| format!("cannot rename `{}`", partial.display()))?;
+    cache.store(dest, &file_name, &url, &actual);
+    Ok(verified)
+}
+
+/// Warns when nothing but plain HTTP vouches for the archive: whoever sits on the way could
+/// have replaced both it and `SHA256SUMS`.
+fn warn_if_unauthenticated(sums_url: &str, url: &str) {
+    if sums_url.starts_with("http://") && url.starts_with("http://") {
+        eprintln!(
+            "warning: `{url}` and its SHA256SUMS come over plain http://, so nothing \
+             authenticated them: use an https:// mirror, or pass --sha256 with the hash from the \
+             release page"
+        );
+    }
 }
 
 fn check_hash(what: &str, expected: &str, actual: &str, by: Verified) -> Result<()> {

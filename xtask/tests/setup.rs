@@ -185,14 +185,14 @@ fn a_second_clone_installs_from_the_cache_without_network() {
     let server = server_binary();
     let (first, mirror) = sandbox_with_mirror(&server);
     setup(&first, &mirror, &server.version, &[]).ok();
-    let requests = mirror.requests().len();
+    let downloads = mirror.archive_requests();
 
     let second = Sandbox::new();
     fs::rename(first.cache_dir(), second.cache_dir()).unwrap();
     let run = setup(&second, &mirror, &server.version, &[]).ok();
     assert_eq!(
-        mirror.requests().len(),
-        requests,
+        mirror.archive_requests(),
+        downloads,
         "the cached archive was downloaded again"
     );
     assert!(run.stderr.contains("using cached"), "{}", run.stderr);
@@ -237,10 +237,9 @@ fn a_corrupt_cache_entry_is_replaced_by_a_download() {
 
 #[test]
 fn another_version_replaces_the_binary_and_keeps_config_token_and_data() {
-    let servers = server_binaries();
-    let other = servers.iter().find(|s| s.version != servers[0].version);
-    let other =
-        other.expect("NATS_TEST_SERVERS needs two different 2.10 versions for the upgrade test");
+    let (first, other) = two_server_binaries();
+    let servers = [first];
+    let other = &other;
     let sandbox = Sandbox::new();
     let mirror = Mirror::start();
     for server in [&servers[0], other] {
@@ -712,20 +711,223 @@ fn a_sha256_argument_contradicting_the_pin_is_refused() {
 }
 
 #[test]
-fn a_cached_archive_from_another_mirror_is_not_used() {
+fn a_cached_archive_is_used_only_for_the_hash_sha256sums_lists() {
     let server = server_binary();
     let (first, mirror) = sandbox_with_mirror(&server);
     setup(&first, &mirror, &server.version, &[]).ok();
 
-    let (second, other_mirror) = sandbox_with_mirror(&server);
+    // Another mirror whose release (and SHA256SUMS) differs from what the cache holds.
+    let other_mirror = Mirror::start();
+    let mut entries = release_entries(&stem(&server.version), &server.path);
+    entries.push(Entry::File {
+        path: "EXTRA".to_string(),
+        bytes: b"not in the cached archive".to_vec(),
+        mode: 0o644,
+    });
+    let other = build_archive(host_format(), &entries);
+    let file = asset_name(&server.version, host_format());
+    other_mirror.put_release(&server.version, &file, other);
+    let second = Sandbox::new();
     fs::rename(first.cache_dir(), second.cache_dir()).unwrap();
     let run = setup(&second, &other_mirror, &server.version, &[]).ok();
     assert!(!run.stderr.contains("using cached"), "{}", run.stderr);
+    assert_eq!(other_mirror.archive_requests(), 1, "{}", run.stderr);
+}
+
+/// A cache entry for `file` holding `archive`, filed under its own hash and naming `url` as
+/// its source: what anyone who can write to a shared cache could plant.
+fn plant_in_cache(sandbox: &Sandbox, file: &str, url: &str, archive: &[u8]) {
+    let dir = sandbox
+        .cache_dir()
+        .join("archives")
+        .join(sha256_hex(archive));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(file), archive).unwrap();
+    fs::write(dir.join(format!("{file}.source")), url).unwrap();
+}
+
+#[test]
+fn a_planted_cache_entry_is_never_installed() {
+    let (real, planted) = two_server_binaries();
+    let (real, planted) = (&real, &planted);
+    let (sandbox, mirror) = sandbox_with_mirror(real);
+    let file = asset_name(&real.version, host_format());
+    let url = format!("{}/v{}/{file}", mirror.url, real.version);
+    // Another build, in an archive named for the requested release.
+    let forged = build_archive(
+        host_format(),
+        &release_entries(&stem(&real.version), &planted.path),
+    );
+    assert_ne!(
+        sha256_hex(&forged),
+        sha256_hex(&release_archive(host_format(), &real.version, &real.path))
+    );
+    plant_in_cache(&sandbox, &file, &url, &forged);
+
+    let run = setup(&sandbox, &mirror, &real.version, &[]).ok();
+    assert!(!run.stderr.contains("using cached"), "{}", run.stderr);
+    assert_eq!(
+        mirror.archive_requests(),
+        1,
+        "the real archive was not downloaded"
+    );
+    assert_eq!(
+        fs::read(sandbox.binary()).unwrap(),
+        fs::read(&real.path).unwrap()
+    );
+}
+
+#[test]
+fn without_sha256sums_an_archive_cached_from_the_same_url_is_used_and_said_unchecked() {
+    let server = server_binary();
+    let (first, mirror) = sandbox_with_mirror(&server);
+    setup(&first, &mirror, &server.version, &[]).ok();
+    let second = Sandbox::new();
+    fs::rename(first.cache_dir(), second.cache_dir()).unwrap();
+    // The mirror stays, but its SHA256SUMS cannot be had.
+    mirror.put(&server.version, "SHA256SUMS", Reply::Status(503));
+    let before = mirror.requests().len();
+
+    let run = setup(&second, &mirror, &server.version, &[]).ok();
     assert!(
-        other_mirror
-            .requests()
-            .iter()
-            .any(|r| r.ends_with(".tar.gz") || r.ends_with(".zip"))
+        run.stderr.contains(
+            "verified against the release's SHA256SUMS when it was downloaded, which could not \
+             be fetched to check it again now"
+        ),
+        "{}",
+        run.stderr
+    );
+    let asked: Vec<String> = mirror.requests()[before..].to_vec();
+    assert_eq!(
+        asked,
+        [format!("/releases/v{}/SHA256SUMS", server.version)],
+        "one attempt at SHA256SUMS, no download"
+    );
+    assert_eq!(
+        fs::read(second.binary()).unwrap(),
+        fs::read(&server.path).unwrap()
+    );
+}
+
+#[test]
+fn the_installed_binary_and_licence_get_our_modes_not_the_archives() {
+    let server = server_binary();
+    let sandbox = Sandbox::new();
+    let stem = stem(&server.version);
+    let entries = [
+        Entry::File {
+            path: format!("{stem}/{}", binary_name()),
+            bytes: fs::read(&server.path).unwrap(),
+            mode: 0o7777,
+        },
+        Entry::File {
+            path: format!("{stem}/LICENSE"),
+            bytes: b"Apache License 2.0\n".to_vec(),
+            mode: 0o666,
+        },
+    ];
+    let archive = build_archive(host_format(), &entries);
+    let path = sandbox
+        .root
+        .path()
+        .join(asset_name(&server.version, host_format()));
+    fs::write(&path, &archive).unwrap();
+    sandbox
+        .xtask(&[
+            "setup",
+            "--archive",
+            path.to_str().unwrap(),
+            "--sha256",
+            &sha256_hex(&archive),
+        ])
+        .ok();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            |file: &std::path::Path| fs::metadata(file).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&sandbox.binary()), 0o755);
+        assert_eq!(mode(&sandbox.nats_dir().join("LICENSE.nats-server")), 0o644);
+    }
+}
+
+#[test]
+fn a_plain_http_mirror_is_named_unauthenticated_unless_a_hash_vouches() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    assert!(mirror.url.starts_with("http://"));
+    let run = setup(&sandbox, &mirror, &server.version, &[]).ok();
+    assert!(
+        run.stderr
+            .contains("come over plain http://, so nothing authenticated them"),
+        "{}",
+        run.stderr
+    );
+
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let archive = release_archive(host_format(), &server.version, &server.path);
+    let run = setup(
+        &sandbox,
+        &mirror,
+        &server.version,
+        &["--sha256", &sha256_hex(&archive)],
+    )
+    .ok();
+    assert!(
+        run.stderr.contains("verified against --sha256"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("nothing authenticated"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The archive is read once, so what is unpacked is the very bytes that were hashed, not
+/// what the path holds by the time it is opened again. A FIFO tells: it yields the archive to
+/// one reader only, so a second open would wait for ever.
+#[cfg(unix)]
+#[test]
+fn a_local_archive_is_read_once_so_what_is_installed_is_what_was_hashed() {
+    let server = server_binary();
+    let sandbox = Sandbox::new();
+    let archive = release_archive(host_format(), &server.version, &server.path);
+    let fifo = sandbox
+        .root
+        .path()
+        .join(asset_name(&server.version, host_format()));
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (writer_fifo, bytes) = (fifo.clone(), archive.clone());
+    std::thread::spawn(move || fs::write(&writer_fifo, &bytes));
+
+    let mut setup = sandbox
+        .command(&[
+            "setup",
+            "--archive",
+            fifo.to_str().unwrap(),
+            "--sha256",
+            &sha256_hex(&archive),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = wait_for(DEADLINE, || setup.try_wait().unwrap());
+    if status.is_none() {
+        let _ = setup.kill();
+        let _ = setup.wait();
+    }
+    let status = status.expect("setup opened the archive a second time and waits for it");
+    assert!(status.success());
+    assert_eq!(
+        fs::read(sandbox.binary()).unwrap(),
+        fs::read(&server.path).unwrap()
     );
 }
 

@@ -42,6 +42,17 @@ pub fn server_binaries() -> Vec<ServerBinary> {
     binaries
 }
 
+/// Two binaries of different versions, for the tests that need another build.
+pub fn two_server_binaries() -> (ServerBinary, ServerBinary) {
+    let mut servers = server_binaries();
+    let first = servers.remove(0);
+    let other = servers
+        .into_iter()
+        .find(|s| s.version != first.version)
+        .expect("NATS_TEST_SERVERS needs two different 2.10 versions for this test");
+    (first, other)
+}
+
 /// The first binary of `server_binaries`.
 pub fn server_binary() -> ServerBinary {
     server_binaries().remove(0)
