@@ -62,6 +62,41 @@ impl ListenArgs {
         }
     }
 
+    /// Each option given whose value differs from `configured`, saying both values.
+    pub(crate) fn differences(&self, configured: &Listen) -> Vec<String> {
+        let asked = self.listen();
+        let port = |port: i32| match port {
+            -1 => "0 (the server picks)".to_string(),
+            port => port.to_string(),
+        };
+        let mut differences = Vec::new();
+        if self.host.is_some() && asked.host != configured.host {
+            differences.push(format!(
+                "--host {} (the config has {})",
+                asked.host, configured.host
+            ));
+        }
+        for (given, option, asked, configured) in [
+            (self.port, "--port", asked.port, configured.port),
+            (
+                self.http_port,
+                "--http-port",
+                asked.http_port,
+                configured.http_port,
+            ),
+            (self.ws_port, "--ws-port", asked.ws_port, configured.ws_port),
+        ] {
+            if given.is_some() && asked != configured {
+                differences.push(format!(
+                    "{option} {} (the config has {})",
+                    port(asked),
+                    port(configured)
+                ));
+            }
+        }
+        differences
+    }
+
     pub(crate) fn any_given(&self) -> bool {
         self.host.is_some()
             || self.port.is_some()
@@ -87,6 +122,29 @@ mod tests {
             (-1, 8322, 8223)
         );
         assert_eq!(listen.host, "127.0.0.1");
+    }
+
+    #[test]
+    fn only_the_options_given_are_compared_and_each_difference_is_named() {
+        let configured = Listen {
+            port: 4322,
+            ..Listen::default()
+        };
+        let asked = ListenArgs {
+            port: Some(4322),
+            http_port: Some(0),
+            ..ListenArgs::default()
+        };
+        assert_eq!(
+            asked.differences(&configured),
+            ["--http-port 0 (the server picks) (the config has 8222)"]
+        );
+        let same = ListenArgs {
+            port: Some(4322),
+            ws_port: Some(8223),
+            ..ListenArgs::default()
+        };
+        assert!(same.differences(&configured).is_empty());
     }
 
     #[test]

@@ -111,6 +111,63 @@ ping_max: 3
     )
 }
 
+/// Where a config makes the server listen, read from its text as nats-server would for the
+/// settings setup writes: top-level `host`, `port` and `http` (or `http_port`), and the
+/// `websocket` block's `port`. Absent, they take nats-server's defaults (host 0.0.0.0, port
+/// 4222; monitoring and WebSocket off, 0).
+pub(crate) fn read_listen(text: &str) -> Listen {
+    let mut listen = Listen {
+        host: "0.0.0.0".to_string(),
+        port: 4222,
+        http_port: 0,
+        ws_port: 0,
+    };
+    let mut blocks: Vec<String> = Vec::new();
+    for line in text.lines().map(without_comment).map(str::trim) {
+        if let Some(name) = line.strip_suffix('{') {
+            blocks.push(name.trim().trim_end_matches([':', '=']).trim().to_string());
+            continue;
+        }
+        if line.starts_with('}') {
+            blocks.pop();
+            continue;
+        }
+        let Some((key, value)) = line.split_once([':', '=']) else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"').trim_matches('\'');
+        let port = || value.parse::<i32>().ok();
+        match (blocks.last().map(String::as_str), key.trim()) {
+            (None, "host" | "net") => listen.host = value.to_string(),
+            (None, "port") => listen.port = port().unwrap_or(listen.port),
+            (None, "http_port" | "monitor_port") => {
+                listen.http_port = port().unwrap_or(listen.http_port)
+            }
+            (None, "http") => {
+                let port = value.rsplit(':').next().and_then(|p| p.parse().ok());
+                listen.http_port = port.unwrap_or(listen.http_port);
+            }
+            (Some("websocket" | "ws"), "port") => listen.ws_port = port().unwrap_or(0),
+            _ => {}
+        }
+    }
+    listen
+}
+
+/// A config line without its `#` or `//` comment (outside quotes).
+fn without_comment(line: &str) -> &str {
+    let mut quoted = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '#' if !quoted => return &line[..i],
+            '/' if !quoted && line[i..].starts_with("//") => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +268,39 @@ mod tests {
         let lines = lines(&text);
         let tokens: Vec<_> = lines.iter().filter(|l| l.starts_with("token:")).collect();
         assert_eq!(tokens, [&"token: $NATS_TOKEN"]);
+    }
+
+    #[test]
+    fn the_listeners_are_read_back_from_a_rendered_config() {
+        for listen in [
+            Listen::default(),
+            Listen::loopback_on_free_ports(),
+            Listen {
+                host: "::1".into(),
+                port: 1,
+                http_port: 2,
+                ws_port: 3,
+            },
+        ] {
+            assert_eq!(read_listen(&render(&listen)), listen);
+        }
+    }
+
+    #[test]
+    fn edited_configs_are_read_as_nats_server_reads_them() {
+        let text = "# a comment: port: 1\nport = 5222 # trailing\nhttp_port: 9222\n\
+                    authorization { token: $NATS_TOKEN }\nwebsocket: {\n  port: 9223\n}\n\
+                    cluster {\n  port: 6222\n}\n";
+        let listen = read_listen(text);
+        assert_eq!(listen.host, "0.0.0.0", "nats-server's default host");
+        assert_eq!(
+            (listen.port, listen.http_port, listen.ws_port),
+            (5222, 9222, 9223)
+        );
+        assert_eq!(
+            read_listen("").http_port,
+            0,
+            "no monitoring unless configured"
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -18,6 +18,40 @@ pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     file.persist(path)
         .with_context(|| format!("cannot write `{}`", show(path)))?;
     Ok(())
+}
+
+/// Copies `path` to a new `<path>.<unix time>.bak` beside it (`.<time>-2.bak` and so on when
+/// that exists: two backups within a second must not overwrite each other) and returns it.
+pub(crate) fn back_up(path: &Path) -> Result<PathBuf> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut n = 1;
+    loop {
+        let suffix = if n == 1 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
+        n += 1;
+        let backup = path.with_file_name(format!("{name}.{stamp}{suffix}.bak"));
+        let mut copy = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&backup)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot write `{}`", show(&backup))),
+        };
+        let mut original =
+            File::open(path).with_context(|| format!("cannot read `{}`", show(path)))?;
+        io::copy(&mut original, &mut copy)
+            .with_context(|| format!("cannot back up `{}`", show(path)))?;
+        return Ok(backup);
+    }
 }
 
 /// Holds an exclusive lock on `path` (created if needed) until the file is dropped, so that

@@ -78,7 +78,7 @@ impl fmt::Display for Verified {
 pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
     let version = request.asset.version;
     remove_interrupted_setups(layout);
-    if !request.reinstall && installed_version(layout) == Some(version) {
+    if !request.reinstall && installed_version(layout, &request.asset) == Some(version) {
         if !request.quiet {
             eprintln!(
                 "nats-server v{version} is already installed and verified at `{}`",
@@ -340,10 +340,22 @@ fn read_manifest(layout: &Layout) -> Option<serde_json::Value> {
     serde_json::from_slice(&fs::read(layout.manifest()).ok()?).ok()
 }
 
-/// The version that setup installed and verified, if the binary is still that very file.
-fn installed_version(layout: &Layout) -> Option<Version> {
+/// The version that setup installed and verified, if the binary is still that very file and
+/// was installed for this host: a checkout shared by two systems (a container and its host)
+/// holds one binary at a time.
+fn installed_version(layout: &Layout, asset: &Asset) -> Option<Version> {
     let manifest = read_manifest(layout)?;
     let version = Version::parse(manifest["version"].as_str()?).ok()?;
+    let installed_for = manifest["asset"].as_str().unwrap_or("an unknown platform");
+    let wanted = asset.with_version(version).file_name();
+    if installed_for != wanted {
+        eprintln!(
+            "`{}` was installed from `{installed_for}`, which is not for this host; \
+             installing `{wanted}`",
+            show(&layout.binary())
+        );
+        return None;
+    }
     let recorded = manifest["binary_sha256"].as_str()?;
     let actual = sha256_file(&layout.binary()).ok()?;
     if actual != recorded {

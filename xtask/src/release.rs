@@ -185,6 +185,14 @@ impl Asset {
         )
     }
 
+    /// The same platform's asset of another version.
+    pub(crate) fn with_version(&self, version: Version) -> Asset {
+        Asset {
+            version,
+            platform: self.platform,
+        }
+    }
+
     pub(crate) fn file_name(&self) -> String {
         format!("{}.{}", self.stem(), self.platform.format().extension())
     }

@@ -3,7 +3,6 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
@@ -108,10 +107,12 @@ impl Setup {
             reinstall: self.reinstall,
             quiet: self.for_run,
         };
+        // The token first: a new binary checks the existing config, which needs it.
+        let token_file = token::ensure(&layout.env_file())?;
         install::ensure(layout, &request).context("cannot install nats-server")?;
 
         self.write_config(layout)?;
-        match token::ensure(&layout.env_file())? {
+        match token_file {
             EnvFile::Created => eprintln!(
                 "created `{}` with a new token (readable by you only)",
                 show(&layout.env_file())
@@ -179,13 +180,7 @@ impl Setup {
                 }
             }
             Ok(_) if self.regenerate_config => {
-                let stamp = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .unwrap_or(Duration::ZERO)
-                    .as_secs();
-                let backup = path.with_extension(format!("conf.{stamp}.bak"));
-                fs::copy(&path, &backup)
-                    .with_context(|| format!("cannot back up `{}`", show(&path)))?;
+                let backup = files::back_up(&path)?;
                 write_atomically(&path, rendered.as_bytes())?;
                 eprintln!(
                     "rewrote `{}`; the old one is `{}`",
@@ -193,12 +188,18 @@ impl Setup {
                     show(&backup)
                 );
             }
-            Ok(_) if self.listen.any_given() => bail!(
-                "`{}` exists and differs from what --host/--port/--http-port/--ws-port \
-                 (or NATS_HOST/NATS_PORT/NATS_HTTP_PORT/NATS_WS_PORT) ask for: run \
-                 `cargo xtask setup --regenerate-config` with them to rewrite it (the old file is kept), or edit it",
-                show(&path)
-            ),
+            Ok(existing) if self.listen.any_given() => {
+                let differences = self.listen.differences(&config::read_listen(&existing));
+                if !differences.is_empty() {
+                    bail!(
+                        "`{}` differs from what you ask for: {}; run `cargo xtask setup \
+                         --regenerate-config` with these options to rewrite it (the old file is \
+                         kept), or edit it",
+                        show(&path),
+                        differences.join(", ")
+                    );
+                }
+            }
             Ok(_) if self.for_run => {}
             Ok(_) => eprintln!(
                 "kept `{}`, which differs from what setup would write \

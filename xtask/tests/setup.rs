@@ -992,6 +992,134 @@ fn ports_that_contradict_an_existing_config_are_refused() {
 }
 
 #[test]
+fn asking_for_the_configured_ports_is_fine_in_an_edited_config_and_differences_are_named() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let ports = ["--port", "5000", "--http-port", "5001", "--ws-port", "5002"];
+    setup(&sandbox, &mirror, &server.version, &ports).ok();
+    let config = sandbox.nats_dir().join("nats-server.conf");
+    let edited = fs::read_to_string(&config)
+        .unwrap()
+        .replace("max_connections: 100", "max_connections: 50");
+    fs::write(&config, &edited).unwrap();
+
+    setup(&sandbox, &mirror, &server.version, &ports).ok();
+    setup(&sandbox, &mirror, &server.version, &["--http-port", "5001"]).ok();
+    setup(
+        &sandbox,
+        &mirror,
+        &server.version,
+        &["--port", "5000", "--ws-port", "6002"],
+    )
+    .fails_with("differs from what you ask for: --ws-port 6002 (the config has 5002)");
+    assert_eq!(fs::read_to_string(&config).unwrap(), edited);
+}
+
+#[test]
+fn a_second_regeneration_within_a_second_keeps_every_backup() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    setup(&sandbox, &mirror, &server.version, &[]).ok();
+    // Backups that an earlier regeneration in this second (or the next few) would have made.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let earlier: Vec<_> = (now..now + 10)
+        .map(|stamp| {
+            let path = sandbox
+                .nats_dir()
+                .join(format!("nats-server.conf.{stamp}.bak"));
+            fs::write(&path, format!("backup {stamp}")).unwrap();
+            (path, format!("backup {stamp}"))
+        })
+        .collect();
+    let config = sandbox.nats_dir().join("nats-server.conf");
+    let edited = fs::read_to_string(&config).unwrap().replace("100", "99");
+    fs::write(&config, &edited).unwrap();
+
+    setup(&sandbox, &mirror, &server.version, &["--regenerate-config"]).ok();
+    for (path, text) in &earlier {
+        assert_eq!(
+            &fs::read_to_string(path).unwrap(),
+            text,
+            "{}",
+            path.display()
+        );
+    }
+    let kept = fs::read_dir(sandbox.nats_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".bak"))
+        .filter(|e| fs::read_to_string(e.path()).unwrap() == edited)
+        .count();
+    assert_eq!(kept, 1, "the edited config was not backed up");
+}
+
+#[test]
+fn a_deleted_token_file_is_made_anew_with_or_without_a_version_change() {
+    let (server, other) = two_server_binaries();
+    let sandbox = Sandbox::new();
+    let mirror = Mirror::start();
+    for server in [&server, &other] {
+        let archive = release_archive(host_format(), &server.version, &server.path);
+        mirror.put_release(
+            &server.version,
+            &asset_name(&server.version, host_format()),
+            archive,
+        );
+    }
+    setup(&sandbox, &mirror, &server.version, &[]).ok();
+    let env_file = sandbox.nats_dir().join(".env.nats");
+    let first = sandbox.token();
+
+    fs::remove_file(&env_file).unwrap();
+    let run = setup(&sandbox, &mirror, &other.version, &[]).ok();
+    assert!(run.stderr.contains("with a new token"), "{}", run.stderr);
+    let second = sandbox.token();
+    assert_ne!(first, second);
+    assert_eq!(
+        fs::read(sandbox.binary()).unwrap(),
+        fs::read(&other.path).unwrap()
+    );
+
+    fs::remove_file(&env_file).unwrap();
+    setup(&sandbox, &mirror, &other.version, &[]).ok();
+    assert_ne!(sandbox.token(), second);
+}
+
+#[test]
+fn an_install_for_another_host_is_replaced() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    setup(&sandbox, &mirror, &server.version, &[]).ok();
+    // As a checkout shared with a machine of another kind would have it.
+    let manifest = sandbox.nats_dir().join(".install.json");
+    let (os, arch) = host_platform();
+    let other_os = if os == "darwin" { "linux" } else { "darwin" };
+    let text = fs::read_to_string(&manifest)
+        .unwrap()
+        .replace(&format!("-{os}-{arch}"), &format!("-{other_os}-{arch}"));
+    fs::write(&manifest, text).unwrap();
+    let run = setup(&sandbox, &mirror, &server.version, &[]).ok();
+    assert!(
+        run.stderr.contains("which is not for this host"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("installed nats-server v"),
+        "{}",
+        run.stderr
+    );
+    let manifest = fs::read_to_string(&manifest).unwrap();
+    assert!(
+        manifest.contains(&asset_name(&server.version, host_format())),
+        "{manifest}"
+    );
+}
+
+#[test]
 fn versions_outside_2_10_are_refused() {
     let sandbox = Sandbox::new();
     sandbox
