@@ -2,11 +2,13 @@
 //! temporary one); the checks themselves are the `xtask-smoke` crate (`xtask/smoke/`), built
 //! on first use so that its NATS client does not slow every `cargo xtask` build.
 
-use std::path::Path;
-use std::process::{ExitCode, Stdio};
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::args::{ListenArgs, SourceArgs};
@@ -19,9 +21,10 @@ use crate::token::{self, TOKEN_VAR};
 
 /// Prove the server works: health, auth, pub/sub, request/reply, JetStream, WebSocket.
 ///
-/// Runs against the server of this checkout with its token. If none is running, starts a
-/// temporary one (its own directory, free ports, a token of its own), runs the checks and
-/// stops it. Every check runs even when one fails; the exit code is non-zero if any failed.
+/// Runs against the server of this checkout with its token: the one `run` started, else
+/// whatever answers on the ports of this checkout's config (say, a server started by hand).
+/// If nothing does, starts a temporary one (its own directory, free ports, a token of its own),
+/// runs the checks and stops it. It says which server it checked. Every check runs even when one fails; the exit code is non-zero if any failed.
 /// The first run builds the checks (the `xtask-smoke` crate). `--version` and `--mirror` matter
 /// only when nothing is installed yet; NATS_XTASK_CACHE and the proxy variables are read as
 /// for `setup` then.
@@ -37,45 +40,23 @@ pub(crate) struct Smoke {
 
 impl Smoke {
     pub(crate) fn run(&self, layout: &Layout, root: &Path) -> Result<ExitCode> {
-        let (endpoints, token, temporary) = match server::reconcile_pid_file(layout)? {
-            Some(pid) => (
-                Endpoints::of_running(layout, pid)?,
-                token::load(&layout.env_file())?,
-                None,
-            ),
-            None => {
-                Setup::for_run(self.source.clone(), ListenArgs::default()).run(layout)?;
-                let temporary = Temporary::start(layout)?;
-                (
-                    temporary.endpoints.clone(),
-                    temporary.token.clone(),
-                    Some(temporary),
-                )
-            }
-        };
+        // Built first, without the token: no build script or proc-macro ever sees it.
+        let checks = build_checks(root)?;
+        let target = self.target(layout)?;
         // Ctrl-C ends the checks (they share the terminal) but not this process, which still
         // has a temporary server to stop and delete.
         ctrlc::set_handler(|| {}).context("cannot handle Ctrl-C")?;
+        let endpoints = &target.endpoints;
+        let server = target.describe();
         if !self.json {
-            let which = if temporary.is_some() {
-                "a temporary server"
-            } else {
-                "the running server"
-            };
-            eprintln!("checking {which} at {}", endpoints.client);
+            eprintln!(
+                "checking {}",
+                server["summary"].as_str().unwrap_or_default()
+            );
         }
 
-        let mut checks = process::cargo();
-        checks
-            .args([
-                "run",
-                "--quiet",
-                "--package",
-                "xtask-smoke",
-                "--",
-                "--client",
-                &endpoints.client,
-            ])
+        let mut run = Command::new(&checks);
+        run.args(["--client", &endpoints.client])
             .args(["--monitoring", &endpoints.monitoring])
             .args(
                 endpoints
@@ -84,34 +65,189 @@ impl Smoke {
                     .flat_map(|url| ["--websocket", url]),
             )
             .args(self.json.then_some("--json"))
-            .current_dir(root)
-            .env(TOKEN_VAR, &token);
-        let deadline = Duration::from_secs(15 * 60);
+            .env(TOKEN_VAR, &target.token);
+        let deadline = Duration::from_secs(5 * 60);
         let exit = if self.json {
             // The report gains which server was checked.
-            checks.stdout(Stdio::piped());
-            let output = process::run_unchecked(checks, deadline)?;
+            run.stdout(Stdio::piped());
+            let output = process::run_unchecked(run, deadline)?;
             let mut report: Value = serde_json::from_slice(&output.stdout).with_context(|| {
                 format!(
                     "the smoke checks printed no report: {}",
                     String::from_utf8_lossy(&output.stdout)
                 )
             })?;
-            report["server"] = match &temporary {
-                Some(t) => json!({"temporary": true, "pid": t.pid, "dir": t.dir.path()}),
-                None => json!({"temporary": false}),
-            };
+            report["server"] = server;
             println!("{report}");
             output.status
         } else {
-            process::run_unchecked(checks, deadline)?.status
+            process::run_unchecked(run, deadline)?.status
         };
-        drop(temporary);
+        drop(target);
         Ok(if exit.success() {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
         })
+    }
+
+    /// The server to check: the one recorded as this checkout's; else whatever answers on the
+    /// ports of this checkout's config (a server started without the xtask, or another
+    /// clone's); else a temporary one.
+    fn target(&self, layout: &Layout) -> Result<Target> {
+        if let Some(pid) = server::reconcile_pid_file(layout)? {
+            return Ok(Target {
+                endpoints: Endpoints::of_running(layout, pid)?,
+                token: token::load(&layout.env_file())?,
+                kind: Kind::Recorded { pid },
+            });
+        }
+        if let Some(endpoints) = answering_on_configured_ports(layout) {
+            let token = token::load(&layout.env_file()).with_context(|| {
+                format!(
+                    "a server answers at {}, the address in this checkout's config, but \
+                     this checkout has no token to check it with",
+                    endpoints.client
+                )
+            })?;
+            return Ok(Target {
+                endpoints,
+                token,
+                kind: Kind::Answering,
+            });
+        }
+        Setup::for_run(self.source.clone(), ListenArgs::default()).run(layout)?;
+        let temporary = Temporary::start(layout)?;
+        Ok(Target {
+            endpoints: temporary.endpoints.clone(),
+            token: temporary.token.clone(),
+            kind: Kind::Temporary(temporary),
+        })
+    }
+}
+
+/// Builds the checks (`cargo build --package xtask-smoke`) without the token in the
+/// environment, and returns the executable.
+fn build_checks(root: &Path) -> Result<PathBuf> {
+    let output = process::run_unchecked(build_command(root), Duration::from_secs(15 * 60))?;
+    if !output.status.success() {
+        bail!(
+            "cannot build the smoke checks (`cargo build --package xtask-smoke`, {}): {}",
+            output.status,
+            process::last_lines(&output, 10)
+        );
+    }
+    executable(&String::from_utf8_lossy(&output.stdout), "xtask-smoke")
+        .context("cargo built the smoke checks but named no executable")
+}
+
+fn build_command(root: &Path) -> Command {
+    let mut build = process::cargo();
+    build
+        .args(["build", "--quiet", "--package", "xtask-smoke"])
+        .arg("--message-format=json-render-diagnostics")
+        .current_dir(root)
+        .env_remove(TOKEN_VAR)
+        .stdout(Stdio::piped());
+    build
+}
+
+/// The executable of binary `name` in cargo's JSON messages.
+fn executable(messages: &str, name: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+}
+
+/// The endpoints of a server answering on the addresses in this checkout's config, if one
+/// does.
+fn answering_on_configured_ports(layout: &Layout) -> Option<Endpoints> {
+    let listen = config::read_listen(&fs::read_to_string(layout.config()).ok()?);
+    if listen.port <= 0 || listen.http_port <= 0 {
+        return None;
+    }
+    let host: IpAddr = listen.host.parse().ok()?;
+    // A wildcard address is reached on loopback.
+    let host = match host {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        host => host,
+    };
+    let at = |port: i32| SocketAddr::new(host, port as u16);
+    let monitoring = format!("http://{}", at(listen.http_port));
+    xtask_probe::get_json(
+        &xtask_probe::monitoring_agent(),
+        &format!("{monitoring}/varz"),
+    )
+    .ok()?;
+    Some(Endpoints {
+        client: format!("nats://{}", at(listen.port)),
+        monitoring,
+        websocket: (listen.ws_port > 0).then(|| format!("ws://{}", at(listen.ws_port))),
+    })
+}
+
+/// The server one smoke run checks.
+struct Target {
+    endpoints: Endpoints,
+    token: String,
+    kind: Kind,
+}
+
+enum Kind {
+    /// This checkout's server, recorded in its pid file.
+    Recorded { pid: u32 },
+    /// A server answering on this checkout's configured ports, not started by the xtask.
+    Answering,
+    /// Started for this run, stopped and deleted when dropped.
+    Temporary(Temporary),
+}
+
+impl Target {
+    /// Which server this is, as the report gives it, with a line for people (`summary`). What
+    /// the server says of itself comes from `/varz`: an answering server may be another
+    /// clone's or a container's.
+    fn describe(&self) -> Value {
+        let varz = xtask_probe::get_json(
+            &xtask_probe::monitoring_agent(),
+            &format!("{}/varz", self.endpoints.monitoring),
+        )
+        .unwrap_or(Value::Null);
+        let text = |key: &str| varz[key].as_str().unwrap_or("?").to_string();
+        let (version, name, id) = (text("version"), text("server_name"), text("server_id"));
+        let mut server = json!({
+            "client_url": self.endpoints.client,
+            "version": varz["version"],
+            "name": varz["server_name"],
+            "id": varz["server_id"],
+        });
+        let which = match &self.kind {
+            Kind::Recorded { pid } => {
+                server["kind"] = json!("recorded");
+                server["pid"] = json!(pid);
+                format!("the server of this checkout (pid {pid})")
+            }
+            Kind::Answering => {
+                server["kind"] = json!("answering");
+                "the server answering on this checkout's configured ports, which the xtask did \
+                 not start (it may be another clone's or a container's)"
+                    .to_string()
+            }
+            Kind::Temporary(temporary) => {
+                server["kind"] = json!("temporary");
+                server["pid"] = json!(temporary.pid);
+                server["dir"] = json!(temporary.dir.path());
+                "a temporary server".to_string()
+            }
+        };
+        server["temporary"] = json!(matches!(self.kind, Kind::Temporary(_)));
+        server["summary"] = json!(format!(
+            "{which}: nats-server v{version} \"{name}\" ({id}) at {}",
+            self.endpoints.client
+        ));
+        server
     }
 }
 
@@ -171,5 +307,36 @@ impl Drop for Temporary {
             eprintln!("warning: {e:#}");
         }
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checks_are_built_without_the_token() {
+        let build = build_command(Path::new("."));
+        let token = build.get_envs().find(|(name, _)| *name == TOKEN_VAR);
+        assert_eq!(
+            token,
+            Some((std::ffi::OsStr::new(TOKEN_VAR), None)),
+            "not removed"
+        );
+    }
+
+    #[test]
+    fn the_executable_is_read_from_cargos_messages() {
+        let messages = [
+            r#"{"reason":"compiler-artifact","target":{"name":"xtask-probe"},"executable":null}"#,
+            r#"{"reason":"compiler-artifact","target":{"name":"xtask-smoke"},"executable":"/t/debug/xtask-smoke"}"#,
+            r#"{"reason":"build-finished","success":true}"#,
+        ]
+        .join("\n");
+        assert_eq!(
+            executable(&messages, "xtask-smoke"),
+            Some(PathBuf::from("/t/debug/xtask-smoke"))
+        );
+        assert_eq!(executable(&messages, "other"), None);
     }
 }

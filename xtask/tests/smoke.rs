@@ -204,6 +204,102 @@ fn smoke_fails_against_a_server_without_jetstream() {
     );
 }
 
+/// A nats-server started by hand in the sandbox, as the README says one can (from its
+/// directory, with `NATS_TOKEN` set), on ports it picks, with `token` or else the
+/// checkout's own; the config is then
+/// rewritten for the ports it listens on, so that they are this checkout's configured ports.
+fn started_by_hand(
+    sandbox: &Sandbox,
+    mirror: &Mirror,
+    server: &ServerBinary,
+    token: Option<&str>,
+) -> (KillOnDrop, Value) {
+    sandbox
+        .with_ports(&["setup"], mirror, server, Ports::picked())
+        .ok();
+    let token = match token {
+        Some(token) => token.to_string(),
+        None => sandbox.token(),
+    };
+    let child = KillOnDrop(
+        Command::new(sandbox.binary())
+            .args(["-c", "nats-server.conf", "--ports_file_dir", "."])
+            .current_dir(sandbox.nats_dir())
+            .env("NATS_TOKEN", &token)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let suffix = format!("_{}.ports", child.0.id());
+    let ports: Value = wait_for(DEADLINE, || {
+        let file = fs::read_dir(sandbox.nats_dir())
+            .ok()?
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with(&suffix))?;
+        serde_json::from_slice(&fs::read(file.path()).ok()?).ok()
+    })
+    .expect("the server did not start");
+    let port = |key: &str| {
+        let url = ports[key][0].as_str().unwrap();
+        url.rsplit(':').next().unwrap().to_string()
+    };
+    let (client, http, ws) = (port("nats"), port("monitoring"), port("websocket"));
+    sandbox
+        .xtask(&[
+            "setup",
+            "--regenerate-config",
+            "--mirror",
+            &mirror.url,
+            "--version",
+            &server.version,
+            "--port",
+            &client,
+            "--http-port",
+            &http,
+            "--ws-port",
+            &ws,
+        ])
+        .ok();
+    (child, ports)
+}
+
+#[test]
+fn smoke_checks_a_server_answering_on_the_configured_ports() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (_server, ports) = started_by_hand(&sandbox, &mirror, &server, None);
+
+    let (ok, report) = smoke_json(&sandbox, &[]);
+    assert!(ok, "{report}");
+    assert_eq!(report["server"]["kind"], "answering", "{report}");
+    assert_eq!(report["server"]["client_url"], ports["nats"][0], "{report}");
+    assert_eq!(report["server"]["version"], server.version.as_str());
+
+    let run = sandbox.xtask(&["smoke"]).ok();
+    assert!(
+        run.stderr
+            .contains("the server answering on this checkout's configured ports"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn smoke_fails_when_the_server_on_the_configured_ports_refuses_the_token() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (_server, _) = started_by_hand(&sandbox, &mirror, &server, Some("nats_another_checkouts"));
+
+    let (ok, report) = smoke_json(&sandbox, &[]);
+    assert!(!ok, "{report}");
+    assert_eq!(report["server"]["kind"], "answering", "{report}");
+    assert!(
+        failed_checks(&report).contains(&"token authentication".to_string()),
+        "{report}"
+    );
+}
+
 /// A server started by the test itself, killed however the test ends.
 struct KillOnDrop(std::process::Child);
 
