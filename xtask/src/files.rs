@@ -54,6 +54,26 @@ pub(crate) fn back_up(path: &Path) -> Result<PathBuf> {
     }
 }
 
+/// Renames `from` to `to`, trying again for a few seconds while the OS refuses it as in use:
+/// on Windows a file that a virus scanner has just opened cannot be replaced until it lets go.
+pub(crate) fn rename_patiently(from: &Path, to: &Path) -> io::Result<()> {
+    let mut wait = std::time::Duration::from_millis(50);
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match std::fs::rename(from, to) {
+            Err(e)
+                if cfg!(windows)
+                    && e.kind() == io::ErrorKind::PermissionDenied
+                    && std::time::Instant::now() < give_up =>
+            {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(std::time::Duration::from_secs(1));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// Holds an exclusive lock on `path` (created if needed) until the file is dropped, so that
 /// tasks of one checkout take turns; says so when another `task` holds it.
 pub(crate) fn lock(path: &Path, task: &str) -> Result<File> {

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::cache::Cache;
 use crate::download::Downloader;
-use crate::files::{copy_file_hashing, sha256_file, write_atomically};
+use crate::files::{self, copy_file_hashing, sha256_file, write_atomically};
 use crate::layout::{Layout, show};
 use crate::release::{Asset, Format, Version, sha256_in_sums};
 use crate::token::{self, TOKEN_VAR};
@@ -124,9 +124,11 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
     }
 
     let binary_sha256 = sha256_file(&binary)?;
-    fs::rename(&binary, layout.binary()).with_context(|| {
+    files::rename_patiently(&binary, &layout.binary()).with_context(|| {
         format!(
-            "cannot replace `{}`: is the server still running? (`cargo xtask stop`)",
+            "cannot replace `{}`: is the server still running (`cargo xtask stop`), or does \
+             another program hold the file open (an antivirus scan, an editor, a terminal in \
+             its directory on Windows)?",
             show(&layout.binary())
         )
     })?;

@@ -56,6 +56,11 @@ impl Layout {
         self.dir.join("logs/nats.log")
     }
 
+    /// Written by `cargo xtask stop` with the pid it stops, for a foreground run to read.
+    pub(crate) fn stop_request(&self) -> PathBuf {
+        self.dir.join(".stop-requested")
+    }
+
     /// Taken while a setup runs, so that setups of one directory take turns.
     pub(crate) fn setup_lock(&self) -> PathBuf {
         self.dir.join(".setup.lock")

@@ -71,8 +71,7 @@ fn detached(layout: &Layout, token: &str, timeout: Duration) -> Result<()> {
             Ok(())
         }
         outcome => {
-            let _ = child.kill();
-            let _ = child.wait();
+            server::shut_down(&mut child, layout, STOP_TIMEOUT);
             server::remove_pid_file(layout, pid);
             outcome.map(drop)
         }
@@ -106,8 +105,7 @@ fn foreground(layout: &Layout, token: &str, timeout: Duration, lock: std::fs::Fi
     let ready = match server::wait_ready(&mut child, layout, token, timeout, &interrupted) {
         Ok(ready) => ready,
         Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
+            server::shut_down(&mut child, layout, STOP_TIMEOUT);
             return Err(e);
         }
     };
@@ -124,9 +122,13 @@ fn foreground(layout: &Layout, token: &str, timeout: Duration, lock: std::fs::Fi
         && let Ok(Event::Exited(status)) = next_event.recv()
     {
         follower.finish();
+        let status = status?;
+        if server::exit_was_requested(layout, pid) {
+            eprintln!("nats-server was asked to stop by another program, and stopped ({status})");
+            return Ok(());
+        }
         bail!(
-            "nats-server stopped by itself ({}){}",
-            status?,
+            "nats-server stopped by itself ({status}){}",
             server::diagnosis(layout)
         );
     }
@@ -161,7 +163,11 @@ fn foreground(layout: &Layout, token: &str, timeout: Duration, lock: std::fs::Fi
     outcome
 }
 
+/// Where the server listens, on stdout, and a warning on stderr if other machines can reach it.
 pub(crate) fn print_endpoints(endpoints: &Endpoints) {
+    if let Some(warning) = endpoints.exposure_warning() {
+        eprintln!("{warning}");
+    }
     println!("client      {}", endpoints.client);
     println!("monitoring  {}", endpoints.monitoring);
     if let Some(websocket) = &endpoints.websocket {

@@ -121,7 +121,7 @@ impl Smoke {
         Ok(Target {
             endpoints: temporary.endpoints.clone(),
             token: temporary.token.clone(),
-            kind: Kind::Temporary(temporary),
+            kind: Kind::Temporary(Box::new(temporary)),
         })
     }
 }
@@ -186,6 +186,7 @@ fn answering_on_configured_ports(layout: &Layout) -> Option<Endpoints> {
         client: format!("nats://{}", at(listen.port)),
         monitoring,
         websocket: (listen.ws_port > 0).then(|| format!("ws://{}", at(listen.ws_port))),
+        exposed: Vec::new(),
     })
 }
 
@@ -202,7 +203,7 @@ enum Kind {
     /// A server answering on this checkout's configured ports, not started by the xtask.
     Answering,
     /// Started for this run, stopped and deleted when dropped.
-    Temporary(Temporary),
+    Temporary(Box<Temporary>),
 }
 
 impl Target {
@@ -293,8 +294,7 @@ impl Temporary {
                 token,
             }),
             Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                server::shut_down(&mut child, &layout, Duration::from_secs(10));
                 Err(e.context("cannot start a temporary nats-server"))
             }
         }

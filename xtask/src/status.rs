@@ -33,7 +33,11 @@ impl Status {
             }
             return Ok(ExitCode::from(NOT_RUNNING));
         };
-        let report = report(pid, Endpoints::of(layout, pid).as_ref());
+        let endpoints = Endpoints::of(layout, pid);
+        if let Some(warning) = endpoints.as_ref().and_then(Endpoints::exposure_warning) {
+            eprintln!("{warning}");
+        }
+        let report = report(pid, endpoints.as_ref());
         if self.json {
             println!("{report}");
         } else {
@@ -52,6 +56,7 @@ fn report(pid: u32, endpoints: Option<&Endpoints>) -> Value {
     report["client_url"] = json!(endpoints.client);
     report["monitoring_url"] = json!(endpoints.monitoring);
     report["websocket_url"] = json!(endpoints.websocket);
+    report["exposed"] = json!(endpoints.exposed);
     let agent = xtask_probe::monitoring_agent();
     let varz = xtask_probe::get_json(&agent, &format!("{}/varz", endpoints.monitoring));
     let varz = match varz {

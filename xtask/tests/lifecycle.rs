@@ -472,3 +472,137 @@ fn outside_any_checkout_the_xtask_says_so() {
     xtask_in(elsewhere.path(), &["status"])
         .fails_with("is not inside a checkout of this repository");
 }
+
+/// The sandbox's config, with `edit` applied.
+fn edit_config(sandbox: &Sandbox, edit: impl FnOnce(String) -> String) {
+    let path = sandbox.nats_dir().join("nats-server.conf");
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, edit(text)).unwrap();
+}
+
+/// Whether the log shows that server `pid` shut down cleanly rather than being killed.
+fn shut_down_cleanly(sandbox: &Sandbox, pid: u32) -> bool {
+    let prefix = format!("[{pid}] ");
+    sandbox
+        .log()
+        .lines()
+        .any(|line| line.starts_with(&prefix) && line.ends_with("Server Exiting.."))
+}
+
+#[test]
+fn a_server_that_misses_the_deadline_is_asked_to_stop_before_it_is_killed() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    sandbox
+        .with_ports(&["setup"], &mirror, &server, Ports::picked())
+        .ok();
+    // Up and running, but never usable by the xtask's client: it wants another token.
+    edit_config(&sandbox, |text| {
+        text.replace("token: $NATS_TOKEN", "token: \"nats_someone_elses\"")
+    });
+    let run = sandbox
+        .xtask(&["run", "--detach", "--timeout", "3"])
+        .fails_with("was not ready within 3 s");
+    assert!(
+        run.stderr.contains("`--timeout SECONDS` waits longer"),
+        "{}",
+        run.stderr
+    );
+    let pid: u32 = run
+        .stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("stopping nats-server (pid ")?
+                .strip_suffix(')')?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no stopping line in {}", run.stderr));
+    assert!(gone(pid));
+    assert!(
+        shut_down_cleanly(&sandbox, pid),
+        "killed:\n{}",
+        sandbox.log()
+    );
+    assert_eq!(sandbox.recorded_pid(), None);
+}
+
+#[test]
+fn a_config_without_monitoring_is_named_at_once() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    sandbox
+        .with_ports(&["setup"], &mirror, &server, Ports::picked())
+        .ok();
+    edit_config(&sandbox, |text| text.replace("http: ", "# http: "));
+    sandbox
+        .xtask(&["run", "--detach", "--timeout", "120"])
+        .fails_with("the config has no `http` monitoring listener");
+    assert_eq!(sandbox.recorded_pid(), None);
+}
+
+#[test]
+fn a_server_without_jetstream_is_not_ready() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    sandbox
+        .with_ports(&["setup"], &mirror, &server, Ports::picked())
+        .ok();
+    edit_config(&sandbox, |text| {
+        let start = text.find("jetstream {").unwrap();
+        let end = start + text[start..].find('}').unwrap() + 1;
+        format!("{}{}", &text[..start], &text[end..])
+    });
+    let run = sandbox
+        .xtask(&["run", "--detach", "--timeout", "120"])
+        .fails_with("nats-server runs without JetStream");
+    assert!(
+        run.stderr.contains("stopping nats-server"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sandbox.recorded_pid(), None);
+    assert!(!sandbox.xtask(&["status"]).success);
+}
+
+#[test]
+fn run_and_status_warn_when_other_machines_can_reach_the_server() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopOnDrop(&sandbox);
+    // Ports the server picks, on every interface, for the few seconds the test runs.
+    let run = sandbox
+        .with_ports(
+            &["run", "--detach", "--timeout", "120", "--host", "0.0.0.0"],
+            &mirror,
+            &server,
+            Ports::picked(),
+        )
+        .ok();
+    let warning = "nats-server listens on addresses other machines can reach";
+    assert!(run.stderr.contains(warning), "{}", run.stderr);
+    let status = sandbox.xtask(&["status"]).ok();
+    assert!(status.stderr.contains(warning), "{}", status.stderr);
+    let json = sandbox.xtask(&["status", "--json"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(!json["exposed"].as_array().unwrap().is_empty(), "{json}");
+
+    // On loopback, no warning.
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopOnDrop(&sandbox);
+    let run = detach(&sandbox, &mirror, &server, Ports::picked());
+    assert!(!run.stderr.contains(warning), "{}", run.stderr);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_foreground_run_stopped_from_another_terminal_exits_0() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let mut run = Foreground::start(&sandbox, &mirror, &server, Ports::picked());
+    run.wait_for_line("is ready");
+    sandbox.xtask(&["stop"]).ok();
+    let status = wait_for(DEADLINE, || run.child.try_wait().unwrap()).expect("xtask did not exit");
+    assert!(status.success(), "{status}");
+    run.wait_for_line("was asked to stop");
+}

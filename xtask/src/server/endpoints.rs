@@ -11,6 +11,8 @@ pub(crate) struct Endpoints {
     pub(crate) client: String,
     pub(crate) monitoring: String,
     pub(crate) websocket: Option<String>,
+    /// Every address listened on that other machines can reach (not loopback).
+    pub(crate) exposed: Vec<String>,
 }
 
 impl Endpoints {
@@ -23,22 +25,53 @@ impl Endpoints {
                 .and_then(|v| v.as_str())
                 .map(str::to_string)
         };
+        let exposed = ["nats", "monitoring", "websocket"]
+            .iter()
+            .flat_map(|key| ports[*key].as_array().into_iter().flatten())
+            .filter_map(|url| url.as_str())
+            .filter(|url| !is_loopback(url))
+            .map(str::to_string)
+            .collect();
         Ok(Endpoints {
             client: first("nats").context("no client address")?,
-            monitoring: first("monitoring")
-                .context("no monitoring address: the config needs `http`")?,
+            monitoring: first("monitoring").context(
+                "the config has no `http` monitoring listener, which the xtask needs to tell \
+                 when the server is ready and how it is: add `http: \"127.0.0.1:8222\"`, or \
+                 rewrite the config with `cargo xtask setup --regenerate-config`",
+            )?,
             websocket: first("websocket"),
+            exposed,
         })
     }
 
-    /// The ports file of the server with `pid`, once it has written it.
-    pub(crate) fn of(layout: &Layout, pid: u32) -> Option<Endpoints> {
+    /// The ports file of the server with `pid`: None until it has written one, then what it
+    /// says (an error for a ports file the xtask cannot use).
+    pub(crate) fn read(layout: &Layout, pid: u32) -> Option<Result<Endpoints>> {
         let suffix = format!("_{pid}.ports");
         let entries = fs::read_dir(&layout.dir).ok()?;
         let file = entries
             .flatten()
             .find(|e| e.file_name().to_string_lossy().ends_with(&suffix))?;
-        Endpoints::parse(&fs::read_to_string(file.path()).ok()?).ok()
+        let text = fs::read_to_string(file.path()).ok()?;
+        Some(Endpoints::parse(&text))
+    }
+
+    /// A warning naming the addresses that other machines can reach, if there are any.
+    pub(crate) fn exposure_warning(&self) -> Option<String> {
+        (!self.exposed.is_empty()).then(|| {
+            format!(
+                "warning: nats-server listens on addresses other machines can reach ({}): the \
+                 monitoring port has no authentication and WebSocket no TLS; unless you mean \
+                 it, set the config's `host` to 127.0.0.1 (`cargo xtask setup \
+                 --regenerate-config`, without NATS_HOST)",
+                self.exposed.join(", ")
+            )
+        })
+    }
+
+    /// The ports file of the server with `pid`, once it has written a usable one.
+    pub(crate) fn of(layout: &Layout, pid: u32) -> Option<Endpoints> {
+        Endpoints::read(layout, pid)?.ok()
     }
 
     /// The endpoints of the running server `pid`, which must have written its ports file.
@@ -50,6 +83,20 @@ impl Endpoints {
             )
         })
     }
+}
+
+/// Whether a URL's host is a loopback address (or `localhost`).
+fn is_loopback(url: &str) -> bool {
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -64,5 +111,25 @@ mod tests {
         assert_eq!(endpoints.monitoring, "http://127.0.0.1:8222");
         assert_eq!(endpoints.websocket.as_deref(), Some("ws://127.0.0.1:8223"));
         assert!(Endpoints::parse(r#"{"nats":["nats://127.0.0.1:4222"]}"#).is_err());
+        assert!(endpoints.exposed.is_empty());
+        assert_eq!(endpoints.exposure_warning(), None);
+    }
+
+    #[test]
+    fn addresses_other_machines_reach_are_named() {
+        // What nats-server writes when it listens on 0.0.0.0.
+        let text = r#"{"nats":["nats://127.0.0.1:4222","nats://[::1]:4222","nats://192.0.2.2:4222"],
+            "monitoring":["http://127.0.0.1:8222","http://[fd00::2]:8222"]}"#;
+        let endpoints = Endpoints::parse(text).unwrap();
+        assert_eq!(endpoints.client, "nats://127.0.0.1:4222");
+        assert_eq!(
+            endpoints.exposed,
+            ["nats://192.0.2.2:4222", "http://[fd00::2]:8222"]
+        );
+        let warning = endpoints.exposure_warning().unwrap();
+        assert!(
+            warning.contains("(nats://192.0.2.2:4222, http://[fd00::2]:8222)"),
+            "{warning}"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Stopping the server: asked first, killed only if it will not go, and never a process that
 //! is no longer ours.
 
+use std::fs;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -8,6 +10,7 @@ use sysinfo::Signal;
 
 use super::POLL;
 use super::identity::{is_our_server, process_info};
+use crate::files::write_atomically;
 use crate::layout::Layout;
 
 /// Asks our server `pid` to stop gracefully and waits for it; kills it if it does not stop in
@@ -15,6 +18,9 @@ use crate::layout::Layout;
 /// takes over in the meantime is never signalled.
 pub(crate) fn stop(pid: u32, layout: &Layout, timeout: Duration) -> Result<Stopped> {
     let still_ours = || is_our_server(pid, layout);
+    // For a foreground run of this server, which then knows its exit was asked for. Windows
+    // ends the server without a word in its log, so this is the only sign there.
+    let _ = write_atomically(&layout.stop_request(), pid.to_string().as_bytes());
     if ask_to_stop(pid) && wait_gone(timeout, still_ours) {
         return Ok(Stopped::Gracefully);
     }
@@ -25,6 +31,34 @@ pub(crate) fn stop(pid: u32, layout: &Layout, timeout: Duration) -> Result<Stopp
         return Ok(Stopped::Killed);
     }
     bail!("nats-server (pid {pid}) is still running after being killed")
+}
+
+/// Stops a server this xtask started and still holds, if it runs: asked first, killed only
+/// if it will not go within `timeout` (JetStream may be writing its store), then reaped.
+pub(crate) fn shut_down(child: &mut Child, layout: &Layout, timeout: Duration) {
+    if matches!(child.try_wait(), Ok(None)) {
+        eprintln!("stopping nats-server (pid {})", child.id());
+        if let Err(e) = stop(child.id(), layout, timeout) {
+            eprintln!("warning: {e:#}");
+            let _ = child.kill();
+        }
+    }
+    let _ = child.wait();
+}
+
+/// Whether the server `pid`, which has exited, was asked to: by `cargo xtask stop` (which
+/// says so in a file), or by a signal, after which nats-server logs a clean shutdown.
+pub(crate) fn exit_was_requested(layout: &Layout, pid: u32) -> bool {
+    let marker = layout.stop_request();
+    if fs::read_to_string(&marker).is_ok_and(|text| text.trim() == pid.to_string()) {
+        let _ = fs::remove_file(marker);
+        return true;
+    }
+    let prefix = format!("[{pid}] ");
+    fs::read_to_string(layout.log_file()).is_ok_and(|log| {
+        log.lines()
+            .any(|line| line.starts_with(&prefix) && line.ends_with("[INF] Server Exiting.."))
+    })
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -23,6 +23,8 @@ pub(crate) enum Mode {
 /// Starts the server in its directory with the token in its environment only.
 pub(crate) fn spawn(layout: &Layout, token: &str, mode: Mode) -> Result<Child> {
     layout.create_working_dirs()?;
+    // A request to stop an earlier server is not one to stop this one.
+    let _ = fs::remove_file(layout.stop_request());
     let mut command = Command::new(layout.binary());
     command
         .arg("-c")

@@ -4,14 +4,15 @@
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::{Endpoints, POLL, diagnosis};
-use crate::layout::Layout;
+use crate::layout::{Layout, show};
 
-/// Waits until the server is usable: JetStream healthy and an authenticated client answered.
-/// A server that exits or misses the deadline is reported with the end of its log; None means
-/// `cancelled` said so first.
+/// Waits until the server is usable: healthy, JetStream enabled, and an authenticated client
+/// answered. A server that exits, misses the deadline, or turns out unusable (no monitoring
+/// listener, no JetStream) is an error, with the end of its log; the caller stops it. None
+/// means `cancelled` said so first.
 pub(crate) fn wait_ready(
     child: &mut Child,
     layout: &Layout,
@@ -27,26 +28,45 @@ pub(crate) fn wait_ready(
                 diagnosis(layout)
             );
         }
-        if let Some(endpoints) = Endpoints::of(layout, child.id())
-            && healthy(&endpoints)
-            && xtask_probe::Connection::open(&endpoints.client, token, "cargo xtask")
-                .and_then(|mut client| client.ping())
-                .is_ok()
-        {
-            return Ok(Some(endpoints));
+        if let Some(endpoints) = Endpoints::read(layout, child.id()) {
+            let endpoints = endpoints.context("nats-server started, but cannot be used")?;
+            if healthy(&endpoints)
+                && xtask_probe::Connection::open(&endpoints.client, token, "cargo xtask")
+                    .and_then(|mut client| client.ping())
+                    .is_ok()
+            {
+                if !jetstream_enabled(&endpoints) {
+                    bail!(
+                        "nats-server runs without JetStream: `{}` has no `jetstream` block, or \
+                         it is disabled; add it back, or rewrite the config with `cargo xtask \
+                         setup --regenerate-config`",
+                        show(&layout.config())
+                    );
+                }
+                return Ok(Some(endpoints));
+            }
         }
         if cancelled() {
             return Ok(None);
         }
         if start.elapsed() > timeout {
             bail!(
-                "nats-server was not ready within {} s{}",
+                "nats-server was not ready within {} s (JetStream may still be recovering a \
+                 large store: `--timeout SECONDS` waits longer){}",
                 timeout.as_secs(),
                 diagnosis(layout)
             );
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// Whether JetStream is on: `/healthz` answers ok without it when the config has no
+/// `jetstream` block, but `/varz` then shows no JetStream config.
+fn jetstream_enabled(endpoints: &Endpoints) -> bool {
+    let url = format!("{}/varz", endpoints.monitoring);
+    xtask_probe::get_json(&xtask_probe::monitoring_agent(), &url)
+        .is_ok_and(|varz| varz["jetstream"]["config"].is_object())
 }
 
 /// `/healthz` answers ok, JetStream included.
