@@ -72,7 +72,7 @@ impl ListenArgs {
         let mut differences = Vec::new();
         if self.host.is_some() && asked.host != configured.host {
             differences.push(format!(
-                "--host {} (the config has {})",
+                "--host {}, but the config has {}",
                 asked.host, configured.host
             ));
         }
@@ -88,7 +88,7 @@ impl ListenArgs {
         ] {
             if given.is_some() && asked != configured {
                 differences.push(format!(
-                    "{option} {} (the config has {})",
+                    "{option} {}, but the config has {}",
                     port(asked),
                     port(configured)
                 ));
@@ -137,7 +137,7 @@ mod tests {
         };
         assert_eq!(
             asked.differences(&configured),
-            ["--http-port 0 (the server picks) (the config has 8222)"]
+            ["--http-port 0 (the server picks), but the config has 8222"]
         );
         let same = ListenArgs {
             port: Some(4322),

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::files::{copy_file_hashing, write_atomically};
+use crate::files::{CopyError, copy_file_hashing, write_atomically};
 
 pub(crate) const CACHE_VAR: &str = "NATS_XTASK_CACHE";
 
@@ -33,47 +33,54 @@ impl Cache {
         }
     }
 
-    /// Copies the cached `file_name` with hash `sha256` to `dest`, hashing what it copies.
-    /// False when there is none, or when its content no longer has that hash: the entry is then
-    /// corrupt (or planted) and is removed.
-    pub(crate) fn copy_out(&self, file_name: &str, sha256: &str, dest: &Path) -> bool {
+    /// Copies the cached `file_name` with hash `sha256` to `dest`, hashing what it copies:
+    /// true if it did. False when there is none, or when its content no longer has that hash
+    /// (or cannot be read): the entry is then corrupt, or planted, and is removed. Failing to
+    /// write `dest` is an error, not the entry's fault.
+    pub(crate) fn copy_out(&self, file_name: &str, sha256: &str, dest: &Path) -> Result<bool> {
         let Some(archives) = &self.archives else {
-            return false;
+            return Ok(false);
         };
         let dir = archives.join(sha256);
         let path = dir.join(file_name);
         if !path.is_file() {
-            return false;
+            return Ok(false);
         }
         match copy_file_hashing(&path, dest) {
             Ok(actual) if actual == sha256 => {
                 eprintln!("using cached `{}`", path.display());
-                true
+                return Ok(true);
             }
-            _ => {
-                eprintln!(
-                    "warning: cached `{}` is corrupt; removing it",
-                    path.display()
-                );
-                let _ = fs::remove_dir_all(&dir);
-                let _ = fs::remove_file(dest);
-                false
-            }
+            Err(e @ CopyError::Write(_)) => return Err(e.naming(&path, dest)),
+            _ => {}
         }
+        eprintln!(
+            "warning: cached `{}` is corrupt; removing it",
+            path.display()
+        );
+        let _ = fs::remove_dir_all(&dir);
+        let _ = fs::remove_file(dest);
+        Ok(false)
     }
 
-    /// The hash of an archive `file_name` cached from `url`, if there is one: for when the
+    /// The hashes of the archives `file_name` cached from `url`, newest first: for when the
     /// release's `SHA256SUMS` cannot be fetched to say which hash to look for.
-    pub(crate) fn hash_for_url(&self, file_name: &str, url: &str) -> Option<String> {
-        let archives = self.archives.as_ref()?;
-        fs::read_dir(archives)
-            .ok()?
+    pub(crate) fn hashes_for_url(&self, file_name: &str, url: &str) -> Vec<String> {
+        let Some(entries) = self.archives.as_ref().and_then(|a| fs::read_dir(a).ok()) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(std::time::SystemTime, String)> = entries
             .filter_map(|entry| Some(entry.ok()?.path()))
-            .filter(|dir| dir.join(file_name).is_file())
-            .find(|dir| {
+            .filter(|dir| {
                 fs::read_to_string(dir.join(source_name(file_name))).is_ok_and(|s| s == url)
             })
-            .and_then(|dir| Some(dir.file_name()?.to_str()?.to_string()))
+            .filter_map(|dir| {
+                let modified = dir.join(file_name).metadata().ok()?.modified().ok()?;
+                Some((modified, dir.file_name()?.to_str()?.to_string()))
+            })
+            .collect();
+        found.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+        found.into_iter().map(|(_, hash)| hash).collect()
     }
 
     /// Keeps a copy of a verified archive. Failing to is not an error: it only costs a download.

@@ -112,9 +112,10 @@ ping_max: 3
 }
 
 /// Where a config makes the server listen, read from its text as nats-server would for the
-/// settings setup writes: top-level `host`, `port` and `http` (or `http_port`), and the
-/// `websocket` block's `port`. Absent, they take nats-server's defaults (host 0.0.0.0, port
-/// 4222; monitoring and WebSocket off, 0).
+/// settings setup writes: top-level `host` (or `net`), `port`, `listen` (`host:port`) and
+/// `http` (or `http_port`), and the `websocket` block's `port`, also on one line
+/// (`websocket { port: 8223 }`). Absent, they take nats-server's defaults (host 0.0.0.0,
+/// port 4222; monitoring and WebSocket off, 0). Includes are not followed.
 pub(crate) fn read_listen(text: &str) -> Listen {
     let mut listen = Listen {
         host: "0.0.0.0".to_string(),
@@ -125,33 +126,63 @@ pub(crate) fn read_listen(text: &str) -> Listen {
     let mut blocks: Vec<String> = Vec::new();
     for line in text.lines().map(without_comment).map(str::trim) {
         if let Some(name) = line.strip_suffix('{') {
-            blocks.push(name.trim().trim_end_matches([':', '=']).trim().to_string());
+            blocks.push(block_name(name));
             continue;
         }
         if line.starts_with('}') {
             blocks.pop();
             continue;
         }
-        let Some((key, value)) = line.split_once([':', '=']) else {
+        // A block on one line: `websocket { port: 8223, no_tls: true }`.
+        if let Some((name, rest)) = line.split_once('{') {
+            let inner = rest.trim_end().trim_end_matches('}');
+            for setting in inner.split([',', ';']) {
+                listen.apply(Some(&block_name(name)), setting);
+            }
             continue;
+        }
+        listen.apply(blocks.last().map(String::as_str), line);
+    }
+    listen
+}
+
+fn block_name(text: &str) -> String {
+    text.trim().trim_end_matches([':', '=']).trim().to_string()
+}
+
+impl Listen {
+    /// Takes in one `key: value` setting found in `block` (None: at the top level).
+    fn apply(&mut self, block: Option<&str>, setting: &str) {
+        let Some((key, value)) = setting.split_once([':', '=']) else {
+            return;
         };
         let value = value.trim().trim_matches('"').trim_matches('\'');
-        let port = || value.parse::<i32>().ok();
-        match (blocks.last().map(String::as_str), key.trim()) {
-            (None, "host" | "net") => listen.host = value.to_string(),
-            (None, "port") => listen.port = port().unwrap_or(listen.port),
+        let port = |text: &str| text.trim().parse::<i32>().ok();
+        // `host:port`, the port alone, or `[v6]:port`.
+        let host_port = |text: &str| match text.rsplit_once(':') {
+            Some((host, p)) if !p.contains(']') => {
+                (Some(host.trim_matches(['[', ']']).to_string()), port(p))
+            }
+            _ => (None, port(text)),
+        };
+        match (block, key.trim()) {
+            (None, "host" | "net") => self.host = value.to_string(),
+            (None, "port") => self.port = port(value).unwrap_or(self.port),
+            (None, "listen") => {
+                let (host, port) = host_port(value);
+                if let Some(host) = host.filter(|h| !h.is_empty()) {
+                    self.host = host;
+                }
+                self.port = port.unwrap_or(self.port);
+            }
             (None, "http_port" | "monitor_port") => {
-                listen.http_port = port().unwrap_or(listen.http_port)
+                self.http_port = port(value).unwrap_or(self.http_port)
             }
-            (None, "http") => {
-                let port = value.rsplit(':').next().and_then(|p| p.parse().ok());
-                listen.http_port = port.unwrap_or(listen.http_port);
-            }
-            (Some("websocket" | "ws"), "port") => listen.ws_port = port().unwrap_or(0),
+            (None, "http") => self.http_port = host_port(value).1.unwrap_or(self.http_port),
+            (Some("websocket" | "ws"), "port") => self.ws_port = port(value).unwrap_or(0),
             _ => {}
         }
     }
-    listen
 }
 
 /// A config line without its `#` or `//` comment (outside quotes).
@@ -302,5 +333,15 @@ mod tests {
             0,
             "no monitoring unless configured"
         );
+        let one_line = read_listen(
+            "listen: 127.0.0.2:5333\nhttp: 8333\nwebsocket { port: 8334, no_tls: true }\n",
+        );
+        assert_eq!(one_line.host, "127.0.0.2");
+        assert_eq!(
+            (one_line.port, one_line.http_port, one_line.ws_port),
+            (5333, 8333, 8334)
+        );
+        let v6 = read_listen("listen: \"[::1]:5333\"\n");
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 5333));
     }
 }

@@ -61,17 +61,21 @@ pub(crate) fn rename_patiently(from: &Path, to: &Path) -> io::Result<()> {
     let give_up = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         match std::fs::rename(from, to) {
-            Err(e)
-                if cfg!(windows)
-                    && e.kind() == io::ErrorKind::PermissionDenied
-                    && std::time::Instant::now() < give_up =>
-            {
+            Err(e) if in_use(&e) && std::time::Instant::now() < give_up => {
                 std::thread::sleep(wait);
                 wait = (wait * 2).min(std::time::Duration::from_secs(1));
             }
             outcome => return outcome,
         }
     }
+}
+
+/// Whether Windows refuses a file operation because another process has the file open: access
+/// denied, or a sharing or lock violation (errors 32 and 33, which std does not name).
+fn in_use(error: &io::Error) -> bool {
+    cfg!(windows)
+        && (error.kind() == io::ErrorKind::PermissionDenied
+            || matches!(error.raw_os_error(), Some(32 | 33)))
 }
 
 /// Holds an exclusive lock on `path` (created if needed) until the file is dropped, so that
@@ -99,6 +103,20 @@ pub(crate) enum CopyError {
     Write(io::Error),
 }
 
+impl CopyError {
+    /// The error as people read it, naming the file that could not be read or written.
+    pub(crate) fn naming(self, from: &Path, to: &Path) -> anyhow::Error {
+        match self {
+            CopyError::Read(e) => {
+                anyhow::Error::new(e).context(format!("cannot read `{}`", show(from)))
+            }
+            CopyError::Write(e) => {
+                anyhow::Error::new(e).context(format!("cannot write `{}`", show(to)))
+            }
+        }
+    }
+}
+
 /// Copies `reader` to `writer`, feeding every chunk to the hasher on its way. A read error
 /// ends the copy with that error: a download is never hashed short.
 pub(crate) fn copy_hashing(
@@ -124,17 +142,10 @@ pub(crate) fn copy_hashing(
 
 /// Copies the file `from` to `to` and returns the SHA-256 of the bytes written: the file is
 /// read once, so what was hashed is what was copied, whatever happens to `from` meanwhile.
-pub(crate) fn copy_file_hashing(from: &Path, to: &Path) -> Result<String> {
-    let source = File::open(from).with_context(|| format!("cannot read `{}`", show(from)))?;
-    let mut dest = File::create(to).with_context(|| format!("cannot write `{}`", show(to)))?;
-    copy_hashing(source, &mut dest, |_| ()).map_err(|e| match e {
-        CopyError::Read(e) => {
-            anyhow::Error::new(e).context(format!("cannot read `{}`", show(from)))
-        }
-        CopyError::Write(e) => {
-            anyhow::Error::new(e).context(format!("cannot write `{}`", show(to)))
-        }
-    })
+pub(crate) fn copy_file_hashing(from: &Path, to: &Path) -> Result<String, CopyError> {
+    let source = File::open(from).map_err(CopyError::Read)?;
+    let mut dest = File::create(to).map_err(CopyError::Write)?;
+    copy_hashing(source, &mut dest, |_| ())
 }
 
 /// The SHA-256 of a file, in lower-case hex.

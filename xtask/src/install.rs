@@ -33,6 +33,8 @@ pub(crate) struct Request<'a> {
     /// A hash the user vouches for (`--sha256`).
     pub(crate) sha256: Option<String>,
     pub(crate) reinstall: bool,
+    /// The config is about to be rewritten, so the new binary need not accept the old one.
+    pub(crate) config_replaced: bool,
     /// Say nothing when nothing changes.
     pub(crate) quiet: bool,
 }
@@ -119,7 +121,7 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
         .with_context(|| format!("cannot install from `{}`", archive.display()))?;
     check_version(&binary, version)?;
     // A config that the new binary rejects (after a downgrade, say) keeps the old one in place.
-    if layout.config().is_file() {
+    if layout.config().is_file() && !request.config_replaced {
         server_accepts_config(&binary, layout)?;
     }
 
@@ -137,7 +139,7 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
         .map(|dir| dir.join("LICENSE"))
         .filter(|l| l.is_file())
     {
-        fs::rename(license, layout.license())
+        files::rename_patiently(&license, &layout.license())
             .with_context(|| format!("cannot write `{}`", show(&layout.license())))?;
     }
     write_manifest(layout, &request.asset, &binary_sha256, verified)?;
@@ -198,7 +200,7 @@ fn verify_local(request: &Request, path: &Path, dest: &Path) -> Result<Verified>
             request.asset.file_name()
         );
     };
-    let actual = copy_file_hashing(path, dest)?;
+    let actual = copy_file_hashing(path, dest).map_err(|e| e.naming(path, dest))?;
     check_hash(&path.display().to_string(), &expected, &actual, by)?;
     Ok(by)
 }
@@ -213,7 +215,7 @@ fn fetch(request: &Request, mirror: &str, dest: &Path) -> Result<Verified> {
     let vouched = vouched(request)?;
     let cache = Cache::from_env();
     if let Some((hash, by)) = &vouched
-        && cache.copy_out(&file_name, hash, dest)
+        && cache.copy_out(&file_name, hash, dest)?
     {
         return Ok(*by);
     }
@@ -221,7 +223,7 @@ fn fetch(request: &Request, mirror: &str, dest: &Path) -> Result<Verified> {
     let sums_url = asset.sums_url(mirror);
     // With an archive cached from this URL at hand, an offline machine is not held up.
     let cached_from_url = match vouched {
-        None => cache.hash_for_url(&file_name, &url),
+        None => Some(cache.hashes_for_url(&file_name, &url)).filter(|h| !h.is_empty()),
         Some(_) => None,
     };
     let sums = match &cached_from_url {
@@ -230,10 +232,13 @@ fn fetch(request: &Request, mirror: &str, dest: &Path) -> Result<Verified> {
     };
     let sums = match (sums, cached_from_url) {
         (Ok(sums), _) => sums,
-        (Err(e), Some(hash)) => {
+        (Err(e), Some(hashes)) => {
             eprintln!("warning: {e:#}");
-            if cache.copy_out(&file_name, &hash, dest) {
-                return Ok(Verified::CachedUnchecked);
+            for hash in hashes {
+                if cache.copy_out(&file_name, &hash, dest)? {
+                    warn_if_unauthenticated(&sums_url, &url);
+                    return Ok(Verified::CachedUnchecked);
+                }
             }
             return Err(e.context("cannot fetch the release's checksums"));
         }
@@ -257,7 +262,7 @@ fn fetch(request: &Request, mirror: &str, dest: &Path) -> Result<Verified> {
     if verified == Verified::Sums {
         warn_if_unauthenticated(&sums_url, &url);
     }
-    if cache.copy_out(&file_name, &listed, dest) {
+    if cache.copy_out(&file_name, &listed, dest)? {
         return Ok(verified);
     }
 
@@ -353,8 +358,9 @@ fn installed_version(layout: &Layout, asset: &Asset) -> Option<Version> {
     if installed_for != wanted {
         eprintln!(
             "`{}` was installed from `{installed_for}`, which is not for this host; \
-             installing `{wanted}`",
-            show(&layout.binary())
+             installing `{}`",
+            show(&layout.binary()),
+            asset.file_name()
         );
         return None;
     }

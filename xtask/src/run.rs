@@ -123,7 +123,7 @@ fn foreground(layout: &Layout, token: &str, timeout: Duration, lock: std::fs::Fi
     {
         follower.finish();
         let status = status?;
-        if server::exit_was_requested(layout, pid) {
+        if server::exit_was_requested(layout, pid, log_start) {
             eprintln!("nats-server was asked to stop by another program, and stopped ({status})");
             return Ok(());
         }

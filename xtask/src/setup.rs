@@ -105,6 +105,7 @@ impl Setup {
             source,
             sha256: self.sha256.clone(),
             reinstall: self.reinstall,
+            config_replaced: self.regenerate_config,
             quiet: self.for_run,
         };
         // The token first: a new binary checks the existing config, which needs it.

@@ -24,7 +24,8 @@ use crate::token::{self, TOKEN_VAR};
 /// Runs against the server of this checkout with its token: the one `run` started, else
 /// whatever answers on the ports of this checkout's config (say, a server started by hand).
 /// If nothing does, starts a temporary one (its own directory, free ports, a token of its own),
-/// runs the checks and stops it. It says which server it checked. Every check runs even when one fails; the exit code is non-zero if any failed.
+/// runs the checks and stops it. It says which server it checked. Every check runs even when
+/// one fails; the exit code is non-zero if any failed.
 /// The first run builds the checks (the `xtask-smoke` crate). `--version` and `--mirror` matter
 /// only when nothing is installed yet; NATS_XTASK_CACHE and the proxy variables are read as
 /// for `setup` then.
@@ -131,10 +132,13 @@ impl Smoke {
 fn build_checks(root: &Path) -> Result<PathBuf> {
     let output = process::run_unchecked(build_command(root), Duration::from_secs(15 * 60))?;
     if !output.status.success() {
+        // Cargo's JSON messages are on stdout; what it says to people is on stderr.
+        let said = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = said.lines().collect();
         bail!(
-            "cannot build the smoke checks (`cargo build --package xtask-smoke`, {}): {}",
+            "cannot build the smoke checks (`cargo build --package xtask-smoke`, {}):\n{}",
             output.status,
-            process::last_lines(&output, 10)
+            lines[lines.len().saturating_sub(20)..].join("\n")
         );
     }
     executable(&String::from_utf8_lossy(&output.stdout), "xtask-smoke")
@@ -148,7 +152,8 @@ fn build_command(root: &Path) -> Command {
         .arg("--message-format=json-render-diagnostics")
         .current_dir(root)
         .env_remove(TOKEN_VAR)
-        .stdout(Stdio::piped());
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     build
 }
 

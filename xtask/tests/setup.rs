@@ -181,7 +181,7 @@ fn a_second_run_makes_no_request_and_keeps_everything() {
 }
 
 #[test]
-fn a_second_clone_installs_from_the_cache_without_network() {
+fn a_second_clone_installs_from_the_cache_without_downloading() {
     let server = server_binary();
     let (first, mirror) = sandbox_with_mirror(&server);
     setup(&first, &mirror, &server.version, &[]).ok();
@@ -196,6 +196,30 @@ fn a_second_clone_installs_from_the_cache_without_network() {
         "the cached archive was downloaded again"
     );
     assert!(run.stderr.contains("using cached"), "{}", run.stderr);
+    assert_eq!(
+        fs::read(second.binary()).unwrap(),
+        fs::read(&server.path).unwrap()
+    );
+}
+
+#[test]
+fn with_a_hash_to_look_for_a_second_clone_installs_from_the_cache_without_any_request() {
+    let server = server_binary();
+    let (first, mirror) = sandbox_with_mirror(&server);
+    let archive = release_archive(host_format(), &server.version, &server.path);
+    let hash = sha256_hex(&archive);
+    setup(&first, &mirror, &server.version, &["--sha256", &hash]).ok();
+    let requests = mirror.requests().len();
+
+    let second = Sandbox::new();
+    fs::rename(first.cache_dir(), second.cache_dir()).unwrap();
+    let run = setup(&second, &mirror, &server.version, &["--sha256", &hash]).ok();
+    assert_eq!(mirror.requests().len(), requests, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("verified against --sha256"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(
         fs::read(second.binary()).unwrap(),
         fs::read(&server.path).unwrap()
@@ -809,6 +833,7 @@ fn without_sha256sums_an_archive_cached_from_the_same_url_is_used_and_said_unche
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn the_installed_binary_and_licence_get_our_modes_not_the_archives() {
     let server = server_binary();
@@ -841,7 +866,6 @@ fn the_installed_binary_and_licence_get_our_modes_not_the_archives() {
             &sha256_hex(&archive),
         ])
         .ok();
-    #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode =
@@ -1011,7 +1035,7 @@ fn asking_for_the_configured_ports_is_fine_in_an_edited_config_and_differences_a
         &server.version,
         &["--port", "5000", "--ws-port", "6002"],
     )
-    .fails_with("differs from what you ask for: --ws-port 6002 (the config has 5002)");
+    .fails_with("differs from what you ask for: --ws-port 6002, but the config has 5002");
     assert_eq!(fs::read_to_string(&config).unwrap(), edited);
 }
 
@@ -1196,6 +1220,32 @@ fn a_broken_config_is_reported_by_the_server_check() {
     )
     .unwrap();
     setup(&sandbox, &mirror, &server.version, &[]).fails_with("nats-server rejects");
+}
+
+#[test]
+fn a_rejected_config_can_be_regenerated_while_another_version_is_installed() {
+    let (server, other) = two_server_binaries();
+    let sandbox = Sandbox::new();
+    let mirror = Mirror::start();
+    for server in [&server, &other] {
+        let archive = release_archive(host_format(), &server.version, &server.path);
+        mirror.put_release(
+            &server.version,
+            &asset_name(&server.version, host_format()),
+            archive,
+        );
+    }
+    setup(&sandbox, &mirror, &server.version, &[]).ok();
+    let config = sandbox.nats_dir().join("nats-server.conf");
+    fs::write(&config, "no_such_setting_anywhere: 1\n").unwrap();
+    setup(&sandbox, &mirror, &other.version, &[]).fails_with("nats-server rejects");
+    // What the message advises: regenerating the config, which the new binary then checks.
+    setup(&sandbox, &mirror, &other.version, &["--regenerate-config"]).ok();
+    assert_eq!(
+        fs::read(sandbox.binary()).unwrap(),
+        fs::read(&other.path).unwrap()
+    );
+    assert!(fs::read_to_string(&config).unwrap().contains("jetstream {"));
 }
 
 #[test]

@@ -44,8 +44,9 @@ impl Endpoints {
         })
     }
 
-    /// The ports file of the server with `pid`: None until it has written one, then what it
-    /// says (an error for a ports file the xtask cannot use).
+    /// The ports file of the server with `pid`: None until it has written the whole of one
+    /// (the server truncates, then writes it), then what it says: an error for one that the
+    /// xtask cannot use.
     pub(crate) fn read(layout: &Layout, pid: u32) -> Option<Result<Endpoints>> {
         let suffix = format!("_{pid}.ports");
         let entries = fs::read_dir(&layout.dir).ok()?;
@@ -53,6 +54,7 @@ impl Endpoints {
             .flatten()
             .find(|e| e.file_name().to_string_lossy().ends_with(&suffix))?;
         let text = fs::read_to_string(file.path()).ok()?;
+        serde_json::from_str::<serde_json::Value>(&text).ok()?;
         Some(Endpoints::parse(&text))
     }
 
@@ -62,8 +64,8 @@ impl Endpoints {
             format!(
                 "warning: nats-server listens on addresses other machines can reach ({}): the \
                  monitoring port has no authentication and WebSocket no TLS; unless you mean \
-                 it, set the config's `host` to 127.0.0.1 (`cargo xtask setup \
-                 --regenerate-config`, without NATS_HOST)",
+                 it, set `host` to \"127.0.0.1\" in nats-server.conf (at the top and in the \
+                 websocket block) and unset NATS_HOST",
                 self.exposed.join(", ")
             )
         })

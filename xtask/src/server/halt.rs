@@ -34,31 +34,47 @@ pub(crate) fn stop(pid: u32, layout: &Layout, timeout: Duration) -> Result<Stopp
 }
 
 /// Stops a server this xtask started and still holds, if it runs: asked first, killed only
-/// if it will not go within `timeout` (JetStream may be writing its store), then reaped.
+/// if it will not go within `timeout` (JetStream may be writing its store), then reaped. On
+/// Windows, where a process without a console cannot be asked, it is ended at once.
 pub(crate) fn shut_down(child: &mut Child, layout: &Layout, timeout: Duration) {
     if matches!(child.try_wait(), Ok(None)) {
-        eprintln!("stopping nats-server (pid {})", child.id());
-        if let Err(e) = stop(child.id(), layout, timeout) {
-            eprintln!("warning: {e:#}");
-            let _ = child.kill();
+        let pid = child.id();
+        eprintln!("stopping nats-server (pid {pid})");
+        match stop(pid, layout, timeout) {
+            Ok(Stopped::Gracefully) => {}
+            Ok(Stopped::Killed) if cfg!(windows) => {}
+            Ok(Stopped::Killed) => eprintln!(
+                "nats-server (pid {pid}) did not stop within {} s and was killed",
+                timeout.as_secs()
+            ),
+            Err(e) => {
+                eprintln!("warning: {e:#}");
+                let _ = child.kill();
+            }
         }
     }
     let _ = child.wait();
 }
 
 /// Whether the server `pid`, which has exited, was asked to: by `cargo xtask stop` (which
-/// says so in a file), or by a signal, after which nats-server logs a clean shutdown.
-pub(crate) fn exit_was_requested(layout: &Layout, pid: u32) -> bool {
+/// says so in a file), or by a signal, after which nats-server logs a clean shutdown in what
+/// its log gained past `log_start`.
+pub(crate) fn exit_was_requested(layout: &Layout, pid: u32, log_start: u64) -> bool {
     let marker = layout.stop_request();
     if fs::read_to_string(&marker).is_ok_and(|text| text.trim() == pid.to_string()) {
         let _ = fs::remove_file(marker);
         return true;
     }
+    let Ok(log) = fs::read(layout.log_file()) else {
+        return false;
+    };
+    // A log shorter than where it started has been rotated: all of it is new.
+    let start = usize::try_from(log_start).unwrap_or(0);
+    let new = log.get(start..).unwrap_or(&log);
     let prefix = format!("[{pid}] ");
-    fs::read_to_string(layout.log_file()).is_ok_and(|log| {
-        log.lines()
-            .any(|line| line.starts_with(&prefix) && line.ends_with("[INF] Server Exiting.."))
-    })
+    String::from_utf8_lossy(new)
+        .lines()
+        .any(|line| line.starts_with(&prefix) && line.ends_with("[INF] Server Exiting.."))
 }
 
 #[derive(Debug, PartialEq, Eq)]

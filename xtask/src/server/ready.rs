@@ -21,6 +21,7 @@ pub(crate) fn wait_ready(
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Option<Endpoints>> {
     let start = Instant::now();
+    let mut waiting_for = "its ports file".to_string();
     loop {
         if let Some(status) = child.try_wait()? {
             bail!(
@@ -30,20 +31,10 @@ pub(crate) fn wait_ready(
         }
         if let Some(endpoints) = Endpoints::read(layout, child.id()) {
             let endpoints = endpoints.context("nats-server started, but cannot be used")?;
-            if healthy(&endpoints)
-                && xtask_probe::Connection::open(&endpoints.client, token, "cargo xtask")
-                    .and_then(|mut client| client.ping())
-                    .is_ok()
-            {
-                if !jetstream_enabled(&endpoints) {
-                    bail!(
-                        "nats-server runs without JetStream: `{}` has no `jetstream` block, or \
-                         it is disabled; add it back, or rewrite the config with `cargo xtask \
-                         setup --regenerate-config`",
-                        show(&layout.config())
-                    );
-                }
-                return Ok(Some(endpoints));
+            match usable(&endpoints, token, &show(&layout.config())) {
+                Ok(()) => return Ok(Some(endpoints)),
+                Err(Unusable::Not(why)) => waiting_for = why,
+                Err(Unusable::Never(why)) => bail!("{why}"),
             }
         }
         if cancelled() {
@@ -51,8 +42,9 @@ pub(crate) fn wait_ready(
         }
         if start.elapsed() > timeout {
             bail!(
-                "nats-server was not ready within {} s (JetStream may still be recovering a \
-                 large store: `--timeout SECONDS` waits longer){}",
+                "nats-server was not ready within {} s; last seen: {waiting_for} (a large \
+                 JetStream store can take longer to recover: `cargo xtask run --timeout \
+                 SECONDS` waits longer){}",
                 timeout.as_secs(),
                 diagnosis(layout)
             );
@@ -61,16 +53,44 @@ pub(crate) fn wait_ready(
     }
 }
 
-/// Whether JetStream is on: `/healthz` answers ok without it when the config has no
-/// `jetstream` block, but `/varz` then shows no JetStream config.
-fn jetstream_enabled(endpoints: &Endpoints) -> bool {
-    let url = format!("{}/varz", endpoints.monitoring);
-    xtask_probe::get_json(&xtask_probe::monitoring_agent(), &url)
-        .is_ok_and(|varz| varz["jetstream"]["config"].is_object())
+/// Why a started server cannot be used.
+enum Unusable {
+    /// Not yet, perhaps: what was last seen.
+    Not(String),
+    /// Not with this config.
+    Never(String),
 }
 
-/// `/healthz` answers ok, JetStream included.
-fn healthy(endpoints: &Endpoints) -> bool {
+/// Whether clients can use the server: healthy, JetStream enabled, and an authenticated
+/// client answered.
+fn usable(endpoints: &Endpoints, token: &str, config: &str) -> Result<(), Unusable> {
+    let agent = xtask_probe::monitoring_agent();
     let url = format!("{}/healthz?js-enabled-only=true", endpoints.monitoring);
-    xtask_probe::get(&xtask_probe::monitoring_agent(), &url).is_ok_and(|(status, _)| status == 200)
+    match xtask_probe::get(&agent, &url) {
+        Ok((200, _)) => {}
+        Ok((status, body)) => {
+            return Err(Unusable::Not(format!(
+                "/healthz answered {status} {}",
+                body.trim()
+            )));
+        }
+        Err(e) => return Err(Unusable::Not(format!("{e:#}"))),
+    }
+    // `/healthz` says ok without JetStream when the config has no `jetstream` block; `/varz`
+    // then shows no JetStream config.
+    let url = format!("{}/varz", endpoints.monitoring);
+    match xtask_probe::get_json(&agent, &url) {
+        Ok(varz) if varz["jetstream"]["config"].is_object() => {}
+        Ok(_) => {
+            return Err(Unusable::Never(format!(
+                "nats-server runs without JetStream: `{config}` has no `jetstream` block, or it \
+                 is disabled; add it back, or rewrite the config with `cargo xtask setup \
+                 --regenerate-config`"
+            )));
+        }
+        Err(e) => return Err(Unusable::Not(format!("{e:#}"))),
+    }
+    xtask_probe::Connection::open(&endpoints.client, token, "cargo xtask")
+        .and_then(|mut client| client.ping())
+        .map_err(|e| Unusable::Not(format!("{e:#}")))
 }
