@@ -331,6 +331,18 @@ mod foreground {
             Foreground { child, lines }
         }
 
+        /// `cargo xtask run` in the foreground, once its server is ready.
+        pub fn ready(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Foreground {
+            let run = Foreground::start(sandbox, mirror, server, Ports::picked());
+            run.wait_for_line("is ready");
+            run
+        }
+
+        /// How the xtask exited, once it has.
+        pub fn exit_status(&mut self) -> std::process::ExitStatus {
+            wait_for(DEADLINE, || self.child.try_wait().unwrap()).expect("xtask did not exit")
+        }
+
         /// Waits for a line containing `text`, returning everything read until then.
         pub fn wait_for_line(&self, text: &str) -> String {
             let mut seen = String::new();
@@ -369,7 +381,7 @@ fn a_foreground_run_shows_the_log_and_stops_cleanly_on_ctrl_c() {
     let pid = sandbox.recorded_pid().unwrap();
 
     signal(run.child.id(), "INT");
-    let status = wait_for(DEADLINE, || run.child.try_wait().unwrap()).expect("xtask did not exit");
+    let status = run.exit_status();
     assert!(status.success(), "{status}");
     assert!(!alive(pid), "the server outlived the xtask");
     assert!(
@@ -481,6 +493,7 @@ fn edit_config(sandbox: &Sandbox, edit: impl FnOnce(String) -> String) {
 }
 
 /// Whether the log shows that server `pid` shut down cleanly rather than being killed.
+#[cfg(unix)]
 fn shut_down_cleanly(sandbox: &Sandbox, pid: u32) -> bool {
     let prefix = format!("[{pid}] ");
     sandbox
@@ -607,10 +620,9 @@ fn run_and_status_warn_when_other_machines_can_reach_the_server() {
 fn a_foreground_run_stopped_from_another_terminal_exits_0() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let mut run = Foreground::start(&sandbox, &mirror, &server, Ports::picked());
-    run.wait_for_line("is ready");
+    let mut run = Foreground::ready(&sandbox, &mirror, &server);
     sandbox.xtask(&["stop"]).ok();
-    let status = wait_for(DEADLINE, || run.child.try_wait().unwrap()).expect("xtask did not exit");
+    let status = run.exit_status();
     assert!(status.success(), "{status}");
     run.wait_for_line("was asked to stop");
 }
@@ -622,12 +634,11 @@ fn a_foreground_run_stopped_from_another_terminal_exits_0() {
 fn a_foreground_run_whose_server_is_ended_on_request_without_a_log_line_exits_0() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let mut run = Foreground::start(&sandbox, &mirror, &server, Ports::picked());
-    run.wait_for_line("is ready");
+    let mut run = Foreground::ready(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
     fs::write(sandbox.nats_dir().join(".stop-requested"), pid.to_string()).unwrap();
     signal(pid, "KILL");
-    let status = wait_for(DEADLINE, || run.child.try_wait().unwrap()).expect("xtask did not exit");
+    let status = run.exit_status();
     assert!(status.success(), "{status}");
     assert!(
         !shut_down_cleanly(&sandbox, pid),
@@ -641,10 +652,9 @@ fn a_foreground_run_whose_server_is_ended_on_request_without_a_log_line_exits_0(
 fn a_foreground_server_killed_by_no_one_s_request_is_a_failure() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let mut run = Foreground::start(&sandbox, &mirror, &server, Ports::picked());
-    run.wait_for_line("is ready");
+    let mut run = Foreground::ready(&sandbox, &mirror, &server);
     signal(sandbox.recorded_pid().unwrap(), "KILL");
-    let status = wait_for(DEADLINE, || run.child.try_wait().unwrap()).expect("xtask did not exit");
+    let status = run.exit_status();
     assert!(!status.success(), "{status}");
     run.wait_for_line("stopped by itself");
 }

@@ -4,7 +4,6 @@
 mod support;
 
 use std::fs;
-use std::process::{Child, Command, Stdio};
 
 use support::*;
 
@@ -71,13 +70,22 @@ fn fails_keeping_install(sandbox: &Sandbox, before: &Installed, run: Run, what: 
     );
 }
 
-struct Server(Child);
+/// Asserts that `sandbox` has `server`'s very binary installed.
+#[track_caller]
+fn assert_installed(sandbox: &Sandbox, server: &ServerBinary) {
+    assert!(
+        fs::read(sandbox.binary()).unwrap() == fs::read(&server.path).unwrap(),
+        "`{}` is not v{}'s binary",
+        sandbox.binary().display(),
+        server.version
+    );
+}
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A second clone whose cache is what `first` left (a shared `NATS_XTASK_CACHE`).
+fn sharing_the_cache_of(first: Sandbox) -> Sandbox {
+    let second = Sandbox::new();
+    fs::rename(first.cache_dir(), second.cache_dir()).unwrap();
+    second
 }
 
 fn healthz(monitoring: &str) -> Option<String> {
@@ -99,10 +107,7 @@ fn installs_from_the_mirror_and_the_server_starts_with_the_written_config() {
         "{}",
         run.stderr
     );
-    assert_eq!(
-        fs::read(sandbox.binary()).unwrap(),
-        fs::read(&server.path).unwrap()
-    );
+    assert_installed(&sandbox, &server);
     assert_eq!(sandbox.leftovers(), Vec::<std::path::PathBuf>::new());
 
     let token = sandbox.token();
@@ -112,26 +117,8 @@ fn installs_from_the_mirror_and_the_server_starts_with_the_written_config() {
         !config.contains(&token) && !run.stderr.contains(&token) && !run.stdout.contains(&token)
     );
 
-    let child = Command::new(sandbox.binary())
-        .args(["-c", "nats-server.conf", "--ports_file_dir", "."])
-        .current_dir(sandbox.nats_dir())
-        .env("NATS_TOKEN", &token)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // `nats-server_<pid>.ports`, or `nats-server.exe_<pid>.ports` on Windows.
-    let suffix = format!("_{}.ports", child.id());
-    let _server = Server(child);
-    let monitoring = wait_for(DEADLINE, || {
-        let file = fs::read_dir(sandbox.nats_dir())
-            .ok()?
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().ends_with(&suffix))?;
-        let ports: serde_json::Value = serde_json::from_slice(&fs::read(file.path()).ok()?).ok()?;
-        Some(ports["monitoring"][0].as_str()?.to_string())
-    })
-    .expect("the server wrote no ports file");
+    let server = ByHand::start(&sandbox, &token);
+    let monitoring = server.url("monitoring");
     let health = wait_for(DEADLINE, || healthz(&monitoring));
     assert_eq!(health.as_deref().map(str::trim), Some(r#"{"status":"ok"}"#));
     assert!(
@@ -187,8 +174,7 @@ fn a_second_clone_installs_from_the_cache_without_downloading() {
     setup(&first, &mirror, &server.version, &[]).ok();
     let downloads = mirror.archive_requests();
 
-    let second = Sandbox::new();
-    fs::rename(first.cache_dir(), second.cache_dir()).unwrap();
+    let second = sharing_the_cache_of(first);
     let run = setup(&second, &mirror, &server.version, &[]).ok();
     assert_eq!(
         mirror.archive_requests(),
@@ -196,10 +182,7 @@ fn a_second_clone_installs_from_the_cache_without_downloading() {
         "the cached archive was downloaded again"
     );
     assert!(run.stderr.contains("using cached"), "{}", run.stderr);
-    assert_eq!(
-        fs::read(second.binary()).unwrap(),
-        fs::read(&server.path).unwrap()
-    );
+    assert_installed(&second, &server);
 }
 
 #[test]
@@ -211,8 +194,7 @@ fn with_a_hash_to_look_for_a_second_clone_installs_from_the_cache_without_any_re
     setup(&first, &mirror, &server.version, &["--sha256", &hash]).ok();
     let requests = mirror.requests().len();
 
-    let second = Sandbox::new();
-    fs::rename(first.cache_dir(), second.cache_dir()).unwrap();
+    let second = sharing_the_cache_of(first);
     let run = setup(&second, &mirror, &server.version, &["--sha256", &hash]).ok();
     assert_eq!(mirror.requests().len(), requests, "{}", run.stderr);
     assert!(
@@ -220,10 +202,7 @@ fn with_a_hash_to_look_for_a_second_clone_installs_from_the_cache_without_any_re
         "{}",
         run.stderr
     );
-    assert_eq!(
-        fs::read(second.binary()).unwrap(),
-        fs::read(&server.path).unwrap()
-    );
+    assert_installed(&second, &server);
 }
 
 #[test]
@@ -240,8 +219,7 @@ fn a_corrupt_cache_entry_is_replaced_by_a_download() {
         .join(asset_name(&server.version, host_format()));
     fs::write(&cached, b"bit rot").unwrap();
 
-    let second = Sandbox::new();
-    fs::rename(first.cache_dir(), second.cache_dir()).unwrap();
+    let second = sharing_the_cache_of(first);
     let requests = mirror.requests().len();
     let run = setup(&second, &mirror, &server.version, &[]).ok();
     assert!(
@@ -253,28 +231,15 @@ fn a_corrupt_cache_entry_is_replaced_by_a_download() {
         mirror.requests().len() > requests,
         "no download replaced the corrupt entry"
     );
-    assert_eq!(
-        fs::read(second.binary()).unwrap(),
-        fs::read(&server.path).unwrap()
-    );
+    assert_installed(&second, &server);
 }
 
 #[test]
 fn another_version_replaces_the_binary_and_keeps_config_token_and_data() {
     let (first, other) = two_server_binaries();
-    let servers = [first];
-    let other = &other;
     let sandbox = Sandbox::new();
-    let mirror = Mirror::start();
-    for server in [&servers[0], other] {
-        let archive = release_archive(host_format(), &server.version, &server.path);
-        mirror.put_release(
-            &server.version,
-            &asset_name(&server.version, host_format()),
-            archive,
-        );
-    }
-    setup(&sandbox, &mirror, &servers[0].version, &[]).ok();
+    let mirror = mirror_with(&[&first, &other]);
+    setup(&sandbox, &mirror, &first.version, &[]).ok();
     let config = sandbox.nats_dir().join("nats-server.conf");
     let edited = format!("{}\n# my edit\n", fs::read_to_string(&config).unwrap());
     fs::write(&config, &edited).unwrap();
@@ -292,10 +257,7 @@ fn another_version_replaces_the_binary_and_keeps_config_token_and_data() {
         "{}",
         run.stderr
     );
-    assert_eq!(
-        fs::read(sandbox.binary()).unwrap(),
-        fs::read(&other.path).unwrap()
-    );
+    assert_installed(&sandbox, &other);
     assert_eq!(fs::read_to_string(&config).unwrap(), edited);
     assert_eq!(sandbox.token(), token);
     assert_eq!(fs::read(&stored).unwrap(), b"messages");
@@ -516,10 +478,7 @@ fn transient_failures_are_retried_until_the_download_succeeds() {
     );
     let run = setup(&sandbox, &mirror, &server.version, &[]).ok();
     assert_eq!(run.stderr.matches("retrying").count(), 2, "{}", run.stderr);
-    assert_eq!(
-        fs::read(sandbox.binary()).unwrap(),
-        fs::read(&server.path).unwrap()
-    );
+    assert_installed(&sandbox, &server);
 }
 
 #[test]
@@ -751,8 +710,7 @@ fn a_cached_archive_is_used_only_for_the_hash_sha256sums_lists() {
     let other = build_archive(host_format(), &entries);
     let file = asset_name(&server.version, host_format());
     other_mirror.put_release(&server.version, &file, other);
-    let second = Sandbox::new();
-    fs::rename(first.cache_dir(), second.cache_dir()).unwrap();
+    let second = sharing_the_cache_of(first);
     let run = setup(&second, &other_mirror, &server.version, &[]).ok();
     assert!(!run.stderr.contains("using cached"), "{}", run.stderr);
     assert_eq!(other_mirror.archive_requests(), 1, "{}", run.stderr);
@@ -795,10 +753,7 @@ fn a_planted_cache_entry_is_never_installed() {
         1,
         "the real archive was not downloaded"
     );
-    assert_eq!(
-        fs::read(sandbox.binary()).unwrap(),
-        fs::read(&real.path).unwrap()
-    );
+    assert_installed(&sandbox, real);
 }
 
 #[test]
@@ -806,8 +761,7 @@ fn without_sha256sums_an_archive_cached_from_the_same_url_is_used_and_said_unche
     let server = server_binary();
     let (first, mirror) = sandbox_with_mirror(&server);
     setup(&first, &mirror, &server.version, &[]).ok();
-    let second = Sandbox::new();
-    fs::rename(first.cache_dir(), second.cache_dir()).unwrap();
+    let second = sharing_the_cache_of(first);
     // The mirror stays, but its SHA256SUMS cannot be had.
     mirror.put(&server.version, "SHA256SUMS", Reply::Status(503));
     let before = mirror.requests().len();
@@ -827,10 +781,7 @@ fn without_sha256sums_an_archive_cached_from_the_same_url_is_used_and_said_unche
         [format!("/releases/v{}/SHA256SUMS", server.version)],
         "one attempt at SHA256SUMS, no download"
     );
-    assert_eq!(
-        fs::read(second.binary()).unwrap(),
-        fs::read(&server.path).unwrap()
-    );
+    assert_installed(&second, &server);
 }
 
 #[cfg(unix)]
@@ -938,8 +889,8 @@ fn a_local_archive_is_read_once_so_what_is_installed_is_what_was_hashed() {
             "--sha256",
             &sha256_hex(&archive),
         ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let status = wait_for(DEADLINE, || setup.try_wait().unwrap());
@@ -949,10 +900,7 @@ fn a_local_archive_is_read_once_so_what_is_installed_is_what_was_hashed() {
     }
     let status = status.expect("setup opened the archive a second time and waits for it");
     assert!(status.success());
-    assert_eq!(
-        fs::read(sandbox.binary()).unwrap(),
-        fs::read(&server.path).unwrap()
-    );
+    assert_installed(&sandbox, &server);
 }
 
 #[test]
@@ -1084,15 +1032,7 @@ fn a_second_regeneration_within_a_second_keeps_every_backup() {
 fn a_deleted_token_file_is_made_anew_with_or_without_a_version_change() {
     let (server, other) = two_server_binaries();
     let sandbox = Sandbox::new();
-    let mirror = Mirror::start();
-    for server in [&server, &other] {
-        let archive = release_archive(host_format(), &server.version, &server.path);
-        mirror.put_release(
-            &server.version,
-            &asset_name(&server.version, host_format()),
-            archive,
-        );
-    }
+    let mirror = mirror_with(&[&server, &other]);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     let env_file = sandbox.nats_dir().join(".env.nats");
     let first = sandbox.token();
@@ -1102,10 +1042,7 @@ fn a_deleted_token_file_is_made_anew_with_or_without_a_version_change() {
     assert!(run.stderr.contains("with a new token"), "{}", run.stderr);
     let second = sandbox.token();
     assert_ne!(first, second);
-    assert_eq!(
-        fs::read(sandbox.binary()).unwrap(),
-        fs::read(&other.path).unwrap()
-    );
+    assert_installed(&sandbox, &other);
 
     fs::remove_file(&env_file).unwrap();
     setup(&sandbox, &mirror, &other.version, &[]).ok();
@@ -1226,25 +1163,14 @@ fn a_broken_config_is_reported_by_the_server_check() {
 fn a_rejected_config_can_be_regenerated_while_another_version_is_installed() {
     let (server, other) = two_server_binaries();
     let sandbox = Sandbox::new();
-    let mirror = Mirror::start();
-    for server in [&server, &other] {
-        let archive = release_archive(host_format(), &server.version, &server.path);
-        mirror.put_release(
-            &server.version,
-            &asset_name(&server.version, host_format()),
-            archive,
-        );
-    }
+    let mirror = mirror_with(&[&server, &other]);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     let config = sandbox.nats_dir().join("nats-server.conf");
     fs::write(&config, "no_such_setting_anywhere: 1\n").unwrap();
     setup(&sandbox, &mirror, &other.version, &[]).fails_with("nats-server rejects");
     // What the message advises: regenerating the config, which the new binary then checks.
     setup(&sandbox, &mirror, &other.version, &["--regenerate-config"]).ok();
-    assert_eq!(
-        fs::read(sandbox.binary()).unwrap(),
-        fs::read(&other.path).unwrap()
-    );
+    assert_installed(&sandbox, &other);
     assert!(fs::read_to_string(&config).unwrap().contains("jetstream {"));
 }
 

@@ -3,7 +3,7 @@
 mod support;
 
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 
@@ -164,30 +164,12 @@ fn smoke_fails_against_a_server_without_jetstream() {
     fs::write(&config, format!("{}{}", &text[..start], &text[end..])).unwrap();
 
     // Started by hand the way `run` starts it, as `run` itself insists on JetStream.
-    let child = KillOnDrop(
-        Command::new(sandbox.binary())
-            .args(["-c", "nats-server.conf", "--ports_file_dir"])
-            .arg(sandbox.nats_dir())
-            .current_dir(sandbox.nats_dir())
-            .env("NATS_TOKEN", sandbox.token())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let child = ByHand::start(&sandbox, &sandbox.token());
     fs::write(
         sandbox.nats_dir().join("nats-server.pid"),
-        child.0.id().to_string(),
+        child.child.id().to_string(),
     )
     .unwrap();
-    let suffix = format!("_{}.ports", child.0.id());
-    let has_ports = || {
-        fs::read_dir(sandbox.nats_dir())
-            .unwrap()
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().ends_with(&suffix))
-    };
-    wait_for(DEADLINE, || has_ports().then_some(())).expect("the server did not start");
 
     let (ok, report) = smoke_json(&sandbox, &[]);
     drop(child);
@@ -204,46 +186,21 @@ fn smoke_fails_against_a_server_without_jetstream() {
     );
 }
 
-/// A nats-server started by hand in the sandbox, as the README says one can (from its
-/// directory, with `NATS_TOKEN` set), on ports it picks, with `token` or else the
-/// checkout's own; the config is then
-/// rewritten for the ports it listens on, so that they are this checkout's configured ports.
+/// A nats-server started by hand in the sandbox with `token` or else the checkout's own, and
+/// the config rewritten for the ports it listens on, so that they are this checkout's
+/// configured ports.
 fn started_by_hand(
     sandbox: &Sandbox,
     mirror: &Mirror,
     server: &ServerBinary,
     token: Option<&str>,
-) -> (KillOnDrop, Value) {
+) -> ByHand {
     sandbox
         .with_ports(&["setup"], mirror, server, Ports::picked())
         .ok();
-    let token = match token {
-        Some(token) => token.to_string(),
-        None => sandbox.token(),
-    };
-    let child = KillOnDrop(
-        Command::new(sandbox.binary())
-            .args(["-c", "nats-server.conf", "--ports_file_dir", "."])
-            .current_dir(sandbox.nats_dir())
-            .env("NATS_TOKEN", &token)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let suffix = format!("_{}.ports", child.0.id());
-    let ports: Value = wait_for(DEADLINE, || {
-        let file = fs::read_dir(sandbox.nats_dir())
-            .ok()?
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().ends_with(&suffix))?;
-        serde_json::from_slice(&fs::read(file.path()).ok()?).ok()
-    })
-    .expect("the server did not start");
-    let port = |key: &str| {
-        let url = ports[key][0].as_str().unwrap();
-        url.rsplit(':').next().unwrap().to_string()
-    };
+    let token = token.map_or_else(|| sandbox.token(), str::to_string);
+    let by_hand = ByHand::start(sandbox, &token);
+    let port = |key: &str| by_hand.url(key).rsplit(':').next().unwrap().to_string();
     let (client, http, ws) = (port("nats"), port("monitoring"), port("websocket"));
     sandbox
         .xtask(&[
@@ -261,19 +218,23 @@ fn started_by_hand(
             &ws,
         ])
         .ok();
-    (child, ports)
+    by_hand
 }
 
 #[test]
 fn smoke_checks_a_server_answering_on_the_configured_ports() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let (_server, ports) = started_by_hand(&sandbox, &mirror, &server, None);
+    let by_hand = started_by_hand(&sandbox, &mirror, &server, None);
 
     let (ok, report) = smoke_json(&sandbox, &[]);
     assert!(ok, "{report}");
     assert_eq!(report["server"]["kind"], "answering", "{report}");
-    assert_eq!(report["server"]["client_url"], ports["nats"][0], "{report}");
+    assert_eq!(
+        report["server"]["client_url"],
+        by_hand.url("nats"),
+        "{report}"
+    );
     assert_eq!(report["server"]["version"], server.version.as_str());
 
     let run = sandbox.xtask(&["smoke"]).ok();
@@ -289,7 +250,7 @@ fn smoke_checks_a_server_answering_on_the_configured_ports() {
 fn smoke_fails_when_the_server_on_the_configured_ports_refuses_the_token() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let (_server, _) = started_by_hand(&sandbox, &mirror, &server, Some("nats_another_checkouts"));
+    let _by_hand = started_by_hand(&sandbox, &mirror, &server, Some("nats_another_checkouts"));
 
     let (ok, report) = smoke_json(&sandbox, &[]);
     assert!(!ok, "{report}");
@@ -298,16 +259,6 @@ fn smoke_fails_when_the_server_on_the_configured_ports_refuses_the_token() {
         failed_checks(&report).contains(&"token authentication".to_string()),
         "{report}"
     );
-}
-
-/// A server started by the test itself, killed however the test ends.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Publishes small messages as fast as it can until stopped; counts them.

@@ -540,6 +540,70 @@ pub fn line_by_line(pipe: impl Read + Send + 'static) -> std::sync::mpsc::Receiv
     lines
 }
 
+/// A nats-server started by hand in the sandbox's directory, as the README says one can
+/// (from there, with `NATS_TOKEN` set), with its ports file in that directory. Killed when
+/// dropped.
+pub struct ByHand {
+    pub child: std::process::Child,
+    /// The ports file: `{"nats": [...], "monitoring": [...], "websocket": [...]}`.
+    pub ports: serde_json::Value,
+}
+
+impl ByHand {
+    pub fn start(sandbox: &Sandbox, token: &str) -> ByHand {
+        let child = Command::new(sandbox.binary())
+            .args(["-c", "nats-server.conf", "--ports_file_dir"])
+            .arg(sandbox.nats_dir())
+            .current_dir(sandbox.nats_dir())
+            .env("NATS_TOKEN", token)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // `nats-server_<pid>.ports`, or `nats-server.exe_<pid>.ports` on Windows.
+        let suffix = format!("_{}.ports", child.id());
+        let mut by_hand = ByHand {
+            child,
+            ports: serde_json::Value::Null,
+        };
+        by_hand.ports = wait_for(DEADLINE, || {
+            let file = fs::read_dir(sandbox.nats_dir())
+                .ok()?
+                .flatten()
+                .find(|e| e.file_name().to_string_lossy().ends_with(&suffix))?;
+            serde_json::from_slice(&fs::read(file.path()).ok()?).ok()
+        })
+        .expect("the server wrote no ports file");
+        by_hand
+    }
+
+    /// The first address of `key` in the ports file.
+    pub fn url(&self, key: &str) -> String {
+        self.ports[key][0].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for ByHand {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A mirror serving the release of each of `servers` for this host.
+pub fn mirror_with(servers: &[&ServerBinary]) -> Mirror {
+    let mirror = Mirror::start();
+    for server in servers {
+        let archive = release_archive(host_format(), &server.version, &server.path);
+        mirror.put_release(
+            &server.version,
+            &asset_name(&server.version, host_format()),
+            archive,
+        );
+    }
+    mirror
+}
+
 /// How long a test waits for something to happen: long enough for a two-core machine that
 /// is compiling at the same time (the first smoke test builds the smoke checks). Waits end as
 /// soon as the event comes, so a passing test never waits this long.
