@@ -38,7 +38,7 @@ pub(crate) struct ListenArgs {
 
 /// A port as the config says it: nats-server reads 0 as "the default port" (or "off", for
 /// monitoring) and -1 as "pick a free one".
-fn config_port(port: u16) -> i32 {
+pub(crate) fn config_port(port: u16) -> i32 {
     if port == 0 { -1 } else { i32::from(port) }
 }
 

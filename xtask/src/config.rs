@@ -35,9 +35,30 @@ impl Default for Listen {
     }
 }
 
-/// Renders the config. Sizes use binary suffixes (`GB` means 2^30 to nats-server) and durations
-/// are quoted strings: unquoted, `2m` would be read as the number 2,000,000.
+/// One node of a local cluster: its name and its route port (-1: the server picks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClusterNode {
+    pub(crate) name: String,
+    pub(crate) cluster_port: i32,
+}
+
+/// The name of the cluster every node of a checkout joins.
+pub(crate) const CLUSTER_NAME: &str = "nats-dev";
+
+/// The config of the single server.
 pub(crate) fn render(listen: &Listen) -> String {
+    render_server(listen, None)
+}
+
+/// The config of one cluster node: the single server's, with its own name and a `cluster`
+/// block whose route password and routes come from the environment, never from the file.
+pub(crate) fn render_node(listen: &Listen, node: &ClusterNode) -> String {
+    render_server(listen, Some(node))
+}
+
+/// Renders a config. Sizes use binary suffixes (`GB` means 2^30 to nats-server) and durations
+/// are quoted strings: unquoted, `2m` would be read as the number 2,000,000.
+fn render_server(listen: &Listen, node: Option<&ClusterNode>) -> String {
     let Listen {
         host,
         port,
@@ -49,12 +70,41 @@ pub(crate) fn render(listen: &Listen) -> String {
     } else {
         format!("{host}:{http_port}")
     };
+    let (header, server_name, cluster) = match node {
+        None => (
+            "# nats-server 2.10 configuration, written by `cargo xtask setup`.\n\
+             # Setup leaves this file alone once it exists; `cargo xtask setup --regenerate-config`\n\
+             # rewrites it (keeping a copy of the old one). Relative paths are relative to this directory.",
+            "nats-dev".to_string(),
+            String::new(),
+        ),
+        Some(node) => (
+            "# Configuration of one node of this checkout's local cluster, written by\n\
+             # `cargo xtask run --cluster` at every start. Relative paths are relative to this directory.",
+            node.name.clone(),
+            format!(
+                r#"
+# Routes to the other nodes. They authenticate with the password from `.env.nats`; the
+# routes, which carry it, come from the environment too.
+cluster {{
+  name: "{CLUSTER_NAME}"
+  host: "{host}"
+  port: {port}
+  authorization {{
+    user: "route"
+    password: $NATS_ROUTE_PASSWORD
+  }}
+  routes: $NATS_ROUTES
+}}
+"#,
+                port = node.cluster_port
+            ),
+        ),
+    };
     format!(
-        r#"# nats-server 2.10 configuration, written by `cargo xtask setup`.
-# Setup leaves this file alone once it exists; `cargo xtask setup --regenerate-config`
-# rewrites it (keeping a copy of the old one). Relative paths are relative to this directory.
+        r#"{header}
 
-server_name: "nats-dev"
+server_name: "{server_name}"
 
 # Every listener is on {host} unless you choose otherwise (see the README).
 host: "{host}"
@@ -74,6 +124,7 @@ websocket {{
   no_tls: true
 }}
 
+{cluster}
 jetstream {{
   # Files end up in data/jetstream/jetstream/.
   store_dir: "data/jetstream"
@@ -299,6 +350,31 @@ mod tests {
         let lines = lines(&text);
         let tokens: Vec<_> = lines.iter().filter(|l| l.starts_with("token:")).collect();
         assert_eq!(tokens, [&"token: $NATS_TOKEN"]);
+    }
+
+    #[test]
+    fn a_node_config_names_the_node_and_takes_its_route_secrets_from_the_environment() {
+        let node = ClusterNode {
+            name: "n2".into(),
+            cluster_port: 6232,
+        };
+        let text = render_node(&Listen::default(), &node);
+        let lines = lines(&text);
+        for want in [
+            "server_name: \"n2\"",
+            "name: \"nats-dev\"",
+            "port: 6232",
+            "password: $NATS_ROUTE_PASSWORD",
+            "routes: $NATS_ROUTES",
+        ] {
+            assert!(lines.contains(&want), "missing `{want}` in\n{text}");
+        }
+        assert_eq!(
+            read_listen(&text),
+            Listen::default(),
+            "the cluster port is not the client's"
+        );
+        assert!(!render(&Listen::default()).contains("cluster {"));
     }
 
     #[test]

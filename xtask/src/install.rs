@@ -15,7 +15,7 @@ use crate::download::Downloader;
 use crate::files::{self, copy_file_hashing, sha256_file, write_atomically};
 use crate::layout::{Layout, show};
 use crate::release::{Asset, Format, Version, sha256_in_sums};
-use crate::token::{self, TOKEN_VAR};
+use crate::token::{self, ServerEnv};
 use crate::{archive, process};
 
 const STAGING_PREFIX: &str = ".setup-";
@@ -322,13 +322,26 @@ fn check_version(binary: &Path, version: Version) -> Result<()> {
     Ok(())
 }
 
-/// Asks `binary` whether it accepts the config, with the token in its environment.
+/// Asks `binary` whether it accepts the config of the single server, with the token in its
+/// environment.
 pub(crate) fn server_accepts_config(binary: &Path, layout: &Layout) -> Result<()> {
-    let token = token::load(&layout.env_file())?;
+    let env = ServerEnv::single(token::load(&layout.env_file())?);
+    server_accepts_config_with(binary, layout, &env)
+}
+
+/// Asks `binary` whether it accepts `layout`'s config, with `env` in its environment.
+pub(crate) fn server_accepts_config_with(
+    binary: &Path,
+    layout: &Layout,
+    env: &ServerEnv,
+) -> Result<()> {
     let sh = xshell::Shell::new()?;
     sh.change_dir(&layout.dir);
     let config = layout.config();
-    let command = xshell::cmd!(sh, "{binary} -t -c {config}").env(TOKEN_VAR, token);
+    let mut command = xshell::cmd!(sh, "{binary} -t -c {config}");
+    for (name, value) in env.vars() {
+        command = command.env(name, value);
+    }
     process::run(command.into(), Duration::from_secs(10)).with_context(|| {
         format!(
             "nats-server rejects `{}`: fix it, or run setup with --regenerate-config",

@@ -9,12 +9,14 @@ use anyhow::{Context, Result};
 pub(crate) struct Layout {
     pub(crate) dir: PathBuf,
     binary: PathBuf,
+    env_file: PathBuf,
 }
 
 impl Layout {
     pub(crate) fn new(dir: PathBuf) -> Layout {
         Layout {
             binary: dir.join(binary_name(std::env::consts::OS)),
+            env_file: dir.join(".env.nats"),
             dir,
         }
     }
@@ -22,7 +24,26 @@ impl Layout {
     /// A directory of its own for a server that runs `binary` from elsewhere (smoke's
     /// temporary server).
     pub(crate) fn with_binary(dir: PathBuf, binary: PathBuf) -> Layout {
-        Layout { dir, binary }
+        Layout {
+            env_file: dir.join(".env.nats"),
+            dir,
+            binary,
+        }
+    }
+
+    /// Where the nodes of this directory's local cluster keep their own files.
+    pub(crate) fn cluster_dir(&self) -> PathBuf {
+        self.dir.join("cluster")
+    }
+
+    /// Cluster node `name`: its own directory (config, data, logs, pid and ports files),
+    /// this directory's binary and secrets.
+    pub(crate) fn node(&self, name: &str) -> Layout {
+        Layout {
+            dir: self.cluster_dir().join(name),
+            binary: self.binary.clone(),
+            env_file: self.env_file.clone(),
+        }
     }
 
     /// The server binary.
@@ -35,7 +56,7 @@ impl Layout {
     }
 
     pub(crate) fn env_file(&self) -> PathBuf {
-        self.dir.join(".env.nats")
+        self.env_file.clone()
     }
 
     /// What setup installed and verified, so a re-run can trust the binary without a download.

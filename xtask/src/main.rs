@@ -6,6 +6,7 @@ mod args;
 mod cache;
 mod checkout;
 mod ci;
+mod cluster;
 mod config;
 mod cross;
 mod download;

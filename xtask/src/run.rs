@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::args::{ListenArgs, SourceArgs};
+use crate::args::{ListenArgs, SourceArgs, config_port};
+use crate::cluster;
 use crate::layout::Layout;
 use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
-use crate::token;
+use crate::token::{self, ServerEnv};
 
 /// Start the server (installing and configuring it first if needed).
 ///
@@ -20,13 +21,30 @@ use crate::token;
 /// cleanly. With `--detach` it runs in the background and this returns once clients can use
 /// it. The token from `.env.nats` goes into the server's environment only.
 ///
-/// Environment: NATS_SERVER_MIRROR, NATS_HOST, NATS_PORT, NATS_HTTP_PORT and NATS_WS_PORT as
-/// below; NATS_XTASK_CACHE and the proxy variables as for `setup`, when it installs.
+/// With `--cluster`, a local JetStream cluster of 3 (or 5) nodes from the same binary, node K
+/// in `cluster/nK/` on the ports given plus 10·(K-1), its routes authenticated with a password
+/// kept in `.env.nats`.
+///
+/// Environment: NATS_SERVER_MIRROR, NATS_HOST, NATS_PORT, NATS_HTTP_PORT, NATS_WS_PORT and
+/// NATS_CLUSTER_PORT as below; NATS_XTASK_CACHE and the proxy variables as for `setup`, when
+/// it installs.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Run {
     /// Run in the background; stop it with `cargo xtask stop`.
     #[arg(long)]
     detach: bool,
+
+    /// Run a local cluster instead of the single server (with --detach, for now).
+    #[arg(long)]
+    cluster: bool,
+
+    /// Nodes of the cluster.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = parse_nodes, requires = "cluster")]
+    nodes: usize,
+
+    /// Route port of the cluster's first node; 0 lets the server pick [default: 6222]
+    #[arg(long, env = "NATS_CLUSTER_PORT", requires = "cluster")]
+    cluster_port: Option<u16>,
 
     /// Seconds to wait for the server to become ready.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
@@ -39,10 +57,31 @@ pub(crate) struct Run {
     listen: ListenArgs,
 }
 
+/// A cluster of 3 or 5: one that can lose a node and keep a quorum, and not more nodes than
+/// a laptop wants to run.
+fn parse_nodes(text: &str) -> Result<usize> {
+    match text.parse() {
+        Ok(n @ (3 | 5)) => Ok(n),
+        _ => bail!("a local cluster has 3 or 5 nodes, not `{text}`"),
+    }
+}
+
 impl Run {
     pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
         // One run at a time per directory, from "is it running?" until it is.
         let lock = server::run_lock(layout)?;
+        if self.cluster {
+            return self.run_cluster(layout);
+        }
+        let nodes = cluster::running(layout)?;
+        if !nodes.is_empty() {
+            let names: Vec<&str> = nodes.iter().map(|(name, _)| name.as_str()).collect();
+            bail!(
+                "this checkout's cluster runs (nodes {}): the single server cannot run beside \
+                 it; `cargo xtask stop` stops the cluster",
+                names.join(", ")
+            );
+        }
         if let Some(pid) = server::reconcile_pid_file(layout)? {
             eprintln!("nats-server is already running (pid {pid})");
             if let Some(endpoints) = Endpoints::of(layout, pid) {
@@ -51,20 +90,20 @@ impl Run {
             return Ok(());
         }
         Setup::for_run(self.source.clone(), self.listen.clone()).run(layout)?;
-        let token = token::load(&layout.env_file())?;
+        let env = ServerEnv::single(token::load(&layout.env_file())?);
         let timeout = Duration::from_secs(self.timeout);
         if self.detach {
-            detached(layout, &token, timeout)
+            detached(layout, &env, timeout)
         } else {
-            foreground(layout, &token, timeout, lock)
+            foreground(layout, &env, timeout, lock)
         }
     }
 }
 
-fn detached(layout: &Layout, token: &str, timeout: Duration) -> Result<()> {
-    let mut child = server::spawn(layout, token, Mode::Detached)?;
+fn detached(layout: &Layout, env: &ServerEnv, timeout: Duration) -> Result<()> {
+    let mut child = server::spawn(layout, env, Mode::Detached)?;
     let pid = child.id();
-    match server::wait_ready(&mut child, layout, token, timeout, &|| false) {
+    match server::wait_ready(&mut child, layout, &env.token, timeout, &|| false) {
         Ok(Some(endpoints)) => {
             eprintln!("nats-server is running (pid {pid}); `cargo xtask stop` stops it");
             print_endpoints(&endpoints);
@@ -86,7 +125,12 @@ enum Event {
 /// How long a server asked to stop has before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn foreground(layout: &Layout, token: &str, timeout: Duration, lock: std::fs::File) -> Result<()> {
+fn foreground(
+    layout: &Layout,
+    env: &ServerEnv,
+    timeout: Duration,
+    lock: std::fs::File,
+) -> Result<()> {
     let (events, next_event) = mpsc::channel();
     let on_signal = events.clone();
     ctrlc::set_handler(move || {
@@ -96,13 +140,13 @@ fn foreground(layout: &Layout, token: &str, timeout: Duration, lock: std::fs::Fi
 
     let log = layout.log_file();
     let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-    let mut child = server::spawn(layout, token, Mode::Foreground)?;
+    let mut child = server::spawn(layout, env, Mode::Foreground)?;
     let pid = child.id();
     let _pid_file = PidFileGuard(layout.clone(), pid);
     let follower = LogFollower::start(log, log_start);
 
     let interrupted = || matches!(next_event.try_recv(), Ok(Event::Interrupted));
-    let ready = match server::wait_ready(&mut child, layout, token, timeout, &interrupted) {
+    let ready = match server::wait_ready(&mut child, layout, &env.token, timeout, &interrupted) {
         Ok(ready) => ready,
         Err(e) => {
             server::shut_down(&mut child, layout, STOP_TIMEOUT);
@@ -164,6 +208,70 @@ fn foreground(layout: &Layout, token: &str, timeout: Duration, lock: std::fs::Fi
 }
 
 /// Where the server listens, on stdout, and a warning on stderr if other machines can reach it.
+impl Run {
+    fn run_cluster(&self, layout: &Layout) -> Result<()> {
+        if let Some(pid) = server::reconcile_pid_file(layout)? {
+            bail!(
+                "the single nats-server of this checkout runs (pid {pid}): the cluster cannot \
+                 run beside it; `cargo xtask stop` stops it"
+            );
+        }
+        if !self.detach {
+            bail!("the cluster runs in the background only, for now: add --detach");
+        }
+        // The single server's config keeps its own ports: the options are the cluster's.
+        Setup::for_run(self.source.clone(), ListenArgs::default()).run(layout)?;
+        let token = token::load(&layout.env_file())?;
+        let password = token::ensure_route_password(&layout.env_file())?;
+        cluster::settle_count(layout, self.nodes)?;
+        let cluster_port = self.cluster_port.map_or(6222, config_port);
+        let nodes = cluster::nodes(layout, &self.listen.listen(), cluster_port, self.nodes);
+        let mut to_start = Vec::new();
+        for node in &nodes {
+            match server::reconcile_pid_file(&node.layout)? {
+                Some(pid) => eprintln!("node {} is already running (pid {pid})", node.name),
+                None => to_start.push(node.clone()),
+            }
+        }
+        let timeout = Duration::from_secs(self.timeout);
+        let mut started = cluster::start(&nodes, &to_start, &token, &password, timeout)?;
+        match cluster::wait_ready(&nodes, &mut started, &token, timeout) {
+            Ok(endpoints) => {
+                eprintln!(
+                    "the cluster of {} nodes is ready; `cargo xtask stop` stops it",
+                    nodes.len()
+                );
+                for (node, endpoints) in nodes.iter().zip(&endpoints) {
+                    if let Some(warning) = endpoints.exposure_warning() {
+                        eprintln!("{}: {warning}", node.name);
+                    }
+                    print_node(&node.name, endpoints);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                cluster::stop_started(&mut started);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// One line per node: its name and where it listens.
+pub(crate) fn print_node(name: &str, endpoints: &Endpoints) {
+    let mut line = format!(
+        "{name}  client {}  monitoring {}",
+        endpoints.client, endpoints.monitoring
+    );
+    if let Some(websocket) = &endpoints.websocket {
+        line.push_str(&format!("  websocket {websocket}"));
+    }
+    if let Some(cluster) = &endpoints.cluster {
+        line.push_str(&format!("  routes {cluster}"));
+    }
+    println!("{line}");
+}
+
 pub(crate) fn print_endpoints(endpoints: &Endpoints) {
     if let Some(warning) = endpoints.exposure_warning() {
         eprintln!("{warning}");

@@ -17,7 +17,7 @@ use crate::layout::Layout;
 use crate::process;
 use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
-use crate::token::{self, TOKEN_VAR};
+use crate::token::{self, ServerEnv, TOKEN_VAR};
 
 /// Prove the server works: health, auth, pub/sub, request/reply, JetStream, WebSocket.
 ///
@@ -191,6 +191,7 @@ fn answering_on_configured_ports(layout: &Layout) -> Option<Endpoints> {
         client: format!("nats://{}", at(listen.port)),
         monitoring,
         websocket: (listen.ws_port > 0).then(|| format!("ws://{}", at(listen.ws_port))),
+        cluster: None,
         exposed: Vec::new(),
     })
 }
@@ -281,7 +282,7 @@ impl Temporary {
         )
         .with_context(|| format!("cannot write `{}`", layout.config().display()))?;
         let token = token::generate()?;
-        let mut child = server::spawn(&layout, &token, Mode::Attached)?;
+        let mut child = server::spawn(&layout, &ServerEnv::single(token.clone()), Mode::Attached)?;
         let ready = server::wait_ready(
             &mut child,
             &layout,

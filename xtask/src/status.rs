@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde_json::{Value, json};
 
+use crate::cluster;
 use crate::layout::Layout;
 use crate::server::{self, Endpoints};
 use crate::units::bytes;
@@ -26,8 +27,11 @@ const NOT_RUNNING: u8 = 3;
 impl Status {
     pub(crate) fn run(&self, layout: &Layout) -> Result<ExitCode> {
         let Some(pid) = server::reconcile_pid_file(layout)? else {
+            if !cluster::recorded_names(layout).is_empty() {
+                return self.cluster(layout);
+            }
             if self.json {
-                println!("{}", json!({"running": false}));
+                println!("{}", json!({"running": false, "mode": "single"}));
             } else {
                 println!("nats-server is not running");
             }
@@ -47,9 +51,101 @@ impl Status {
     }
 }
 
+impl Status {
+    /// Every node of the cluster: exit 0 only when all of them run.
+    fn cluster(&self, layout: &Layout) -> Result<ExitCode> {
+        let names = cluster::recorded_names(layout);
+        let mut nodes = Vec::new();
+        let mut endpoints = Vec::new();
+        for name in &names {
+            let node = layout.node(name);
+            let pid = server::reconcile_pid_file(&node)?;
+            let node_endpoints = pid.and_then(|pid| Endpoints::of(&node, pid));
+            if let Some(warning) = node_endpoints
+                .as_ref()
+                .and_then(Endpoints::exposure_warning)
+            {
+                eprintln!("{name}: {warning}");
+            }
+            let mut report = match pid {
+                Some(pid) => report(pid, node_endpoints.as_ref()),
+                None => json!({"running": false}),
+            };
+            if let Some(fields) = report.as_object_mut() {
+                fields.remove("mode");
+            }
+            report["name"] = json!(name);
+            nodes.push(report);
+            endpoints.extend(node_endpoints);
+        }
+        let meta = cluster::meta_group(&endpoints);
+        for node in &mut nodes {
+            let name = node["name"].as_str().unwrap_or_default().to_string();
+            node["meta_leader"] = json!(meta.as_ref().is_some_and(|m| m.leader == name));
+            node["current"] = json!(meta.as_ref().is_some_and(|m| {
+                m.leader == name || m.peers.iter().any(|p| p.name == name && p.current)
+            }));
+        }
+        let down: Vec<&str> = nodes
+            .iter()
+            .filter(|n| n["running"] != true)
+            .filter_map(|n| n["name"].as_str())
+            .collect();
+        let report = json!({
+            "mode": "cluster",
+            "running": down.is_empty(),
+            "meta_leader": meta.as_ref().map(|m| m.leader.clone()),
+            "nodes": nodes,
+        });
+        if self.json {
+            println!("{report}");
+        } else {
+            print!("{}", human_cluster(&report));
+        }
+        if down.is_empty() {
+            Ok(ExitCode::SUCCESS)
+        } else {
+            eprintln!("nodes not running: {}", down.join(", "));
+            Ok(ExitCode::from(NOT_RUNNING))
+        }
+    }
+}
+
+fn human_cluster(report: &Value) -> String {
+    let nodes = report["nodes"].as_array().cloned().unwrap_or_default();
+    let running = nodes.iter().filter(|n| n["running"] == true).count();
+    let leader = report["meta_leader"].as_str().unwrap_or("none");
+    let mut text = format!(
+        "cluster of {} nodes: {running} running; meta leader {leader}\n",
+        nodes.len()
+    );
+    for node in &nodes {
+        let name = node["name"].as_str().unwrap_or("?");
+        if node["running"] != true {
+            text.push_str(&format!("  {name}  not running\n"));
+            continue;
+        }
+        let role = if node["meta_leader"] == true {
+            "meta leader"
+        } else if node["current"] == true {
+            "current"
+        } else {
+            "not current"
+        };
+        text.push_str(&format!(
+            "  {name}  pid {}  {}  {}  {} connections  {role}\n",
+            node["pid"],
+            node["client_url"].as_str().unwrap_or("?"),
+            node["monitoring_url"].as_str().unwrap_or("?"),
+            node["connections"],
+        ));
+    }
+    text
+}
+
 /// Everything status knows, as the JSON that `--json` prints.
 fn report(pid: u32, endpoints: Option<&Endpoints>) -> Value {
-    let mut report = json!({"running": true, "pid": pid});
+    let mut report = json!({"running": true, "mode": "single", "pid": pid});
     let Some(endpoints) = endpoints else {
         return report;
     };

@@ -7,15 +7,94 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 pub(crate) const TOKEN_VAR: &str = "NATS_TOKEN";
+/// The password cluster nodes present to each other on their routes.
+pub(crate) const ROUTE_PASSWORD_VAR: &str = "NATS_ROUTE_PASSWORD";
+/// The routes a cluster node solicits, as a config array: they carry the password.
+pub(crate) const ROUTES_VAR: &str = "NATS_ROUTES";
+
+/// What a server gets in its environment, and nothing but the server and the checks: the
+/// token and, for a cluster node, the route password and the routes that carry it.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerEnv {
+    pub(crate) token: String,
+    pub(crate) cluster: Option<RouteSecrets>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RouteSecrets {
+    pub(crate) password: String,
+    /// `["nats-route://route:<password>@127.0.0.1:6222", ...]`
+    pub(crate) routes: String,
+}
+
+impl ServerEnv {
+    pub(crate) fn single(token: String) -> ServerEnv {
+        ServerEnv {
+            token,
+            cluster: None,
+        }
+    }
+
+    /// The variables to set, by name.
+    pub(crate) fn vars(&self) -> Vec<(&'static str, &str)> {
+        let mut vars = vec![(TOKEN_VAR, self.token.as_str())];
+        if let Some(cluster) = &self.cluster {
+            vars.push((ROUTE_PASSWORD_VAR, cluster.password.as_str()));
+            vars.push((ROUTES_VAR, cluster.routes.as_str()));
+        }
+        vars
+    }
+}
+
+/// 256 bits from the OS's secure random source, as `prefix` and 64 hex digits.
+fn secret(prefix: &str) -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("the OS's random source failed: {e}"))?;
+    Ok(format!("{prefix}{}", crate::files::hex(&bytes)))
+}
+
+/// The route password in `path`, added to it (atomically, owner-only like the token) if it
+/// has none yet. It is URL-safe: it goes into route URLs as it is.
+pub(crate) fn ensure_route_password(path: &Path) -> Result<String> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let vars = parse(&text).with_context(|| format!("`{}` is malformed", path.display()))?;
+    if let Some((_, password)) = vars.iter().find(|(k, _)| k == ROUTE_PASSWORD_VAR) {
+        if !readable_by_server(password) {
+            bail!(
+                "{ROUTE_PASSWORD_VAR} in `{}` must start with a letter and hold only letters, \
+                 digits, `_` and `-`; delete its line and run again for a new one",
+                path.display()
+            );
+        }
+        return Ok(password.clone());
+    }
+    let password = secret("route_")?;
+    let separator = if text.ends_with('\n') || text.is_empty() {
+        ""
+    } else {
+        "\n"
+    };
+    let text = format!(
+        "{text}{separator}# Password of the routes between this checkout's cluster nodes.\n\
+         {ROUTE_PASSWORD_VAR}={password}\n"
+    );
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write to `{}`", dir.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.as_file().sync_all()?;
+    file.persist(path)
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    Ok(password)
+}
 
 /// 256 bits from the OS's secure random source, as `nats_` and 64 hex digits. nats-server
 /// parses `$NATS_TOKEN` as a config value, so a token starting with a digit would be read as a
 /// number (and fail); the prefix keeps it a string, and hex needs no quoting anywhere.
 pub(crate) fn generate() -> Result<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("the OS's random source failed: {e}"))?;
-    Ok(format!("nats_{}", crate::files::hex(&bytes)))
+    secret("nats_")
 }
 
 /// Whether nats-server will read `token` from the environment as the very same string.
@@ -201,6 +280,28 @@ mod tests {
             "", "4abc", "1e5", "a,b", "a b", "tok.en", "true", "Off", "\"q\"",
         ] {
             assert!(!readable_by_server(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_route_password_is_added_once_beside_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env.nats");
+        ensure(&path).unwrap();
+        let token = load(&path).unwrap();
+        let password = ensure_route_password(&path).unwrap();
+        assert!(
+            password.starts_with("route_") && password.len() == 70,
+            "{password}"
+        );
+        assert!(readable_by_server(&password));
+        assert_eq!(ensure_route_password(&path).unwrap(), password);
+        assert_eq!(load(&path).unwrap(), token, "the token is kept");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
         }
     }
 

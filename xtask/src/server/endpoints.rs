@@ -11,6 +11,8 @@ pub(crate) struct Endpoints {
     pub(crate) client: String,
     pub(crate) monitoring: String,
     pub(crate) websocket: Option<String>,
+    /// The route listener of a cluster node.
+    pub(crate) cluster: Option<String>,
     /// Every address listened on that other machines can reach (not loopback).
     pub(crate) exposed: Vec<String>,
 }
@@ -25,7 +27,7 @@ impl Endpoints {
                 .and_then(|v| v.as_str())
                 .map(str::to_string)
         };
-        let exposed = ["nats", "monitoring", "websocket"]
+        let exposed = ["nats", "monitoring", "websocket", "cluster"]
             .iter()
             .flat_map(|key| ports[*key].as_array().into_iter().flatten())
             .filter_map(|url| url.as_str())
@@ -40,6 +42,7 @@ impl Endpoints {
                  rewrite the config with `cargo xtask setup --regenerate-config`",
             )?,
             websocket: first("websocket"),
+            cluster: first("cluster"),
             exposed,
         })
     }

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use super::identity::write_pid_file;
 use crate::files;
 use crate::layout::{Layout, show};
-use crate::token::TOKEN_VAR;
+use crate::token::ServerEnv;
 
 pub(crate) enum Mode {
     /// Tied to the xtask, printing to its terminal (`run`).
@@ -20,8 +20,8 @@ pub(crate) enum Mode {
     Attached,
 }
 
-/// Starts the server in its directory with the token in its environment only.
-pub(crate) fn spawn(layout: &Layout, token: &str, mode: Mode) -> Result<Child> {
+/// Starts the server in its directory with its secrets in its environment only.
+pub(crate) fn spawn(layout: &Layout, env: &ServerEnv, mode: Mode) -> Result<Child> {
     layout.create_working_dirs()?;
     // A request to stop an earlier server is not one to stop this one.
     let _ = fs::remove_file(layout.stop_request());
@@ -32,7 +32,7 @@ pub(crate) fn spawn(layout: &Layout, token: &str, mode: Mode) -> Result<Child> {
         .arg("--ports_file_dir")
         .arg(&layout.dir)
         .current_dir(&layout.dir)
-        .env(TOKEN_VAR, token)
+        .envs(env.vars())
         .stdin(Stdio::null());
     if matches!(mode, Mode::Detached | Mode::Attached) {
         // Truncated at every start: what an earlier run printed would mislead a diagnosis.

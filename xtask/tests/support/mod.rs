@@ -817,6 +817,69 @@ pub fn publish_acked(url: &str, token: &str, stream: &str, count: usize) -> Vec<
     })
 }
 
+/// Publishes the messages numbered `range` to `stream` (created with `replicas` if it does not
+/// exist) and waits for each acknowledgement; returns their payloads.
+pub fn publish_acked_replicated(
+    url: &str,
+    token: &str,
+    stream: &str,
+    replicas: usize,
+    range: std::ops::Range<usize>,
+) -> Vec<Vec<u8>> {
+    runtime().block_on(async {
+        use async_nats::jetstream::{self, stream::Config, stream::StorageType};
+        let client = async_nats::ConnectOptions::with_token(token.into())
+            .connect(url)
+            .await
+            .unwrap();
+        let js = jetstream::new(client);
+        let subject = format!("{stream}.events");
+        let config = Config {
+            name: stream.into(),
+            subjects: vec![subject.clone()],
+            storage: StorageType::File,
+            num_replicas: replicas,
+            ..Default::default()
+        };
+        js.get_or_create_stream(config).await.unwrap();
+        let mut payloads = Vec::new();
+        for i in range {
+            let payload = format!("message {i} of {stream}").into_bytes();
+            let ack = js
+                .publish(subject.clone(), payload.clone().into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            assert_eq!(ack.sequence, i as u64 + 1);
+            payloads.push(payload);
+        }
+        payloads
+    })
+}
+
+/// What `stream` holds, read through `url` once the stream answers again (after its leader
+/// was lost, the others elect a new one first).
+pub fn stored_eventually(url: &str, token: &str, stream: &str) -> Vec<Vec<u8>> {
+    let read = || {
+        runtime().block_on(async {
+            let client = async_nats::ConnectOptions::with_token(token.into())
+                .connect(url)
+                .await
+                .ok()?;
+            let js = async_nats::jetstream::new(client);
+            let mut stream = js.get_stream(stream).await.ok()?;
+            let count = stream.info().await.ok()?.state.messages;
+            let mut payloads = Vec::new();
+            for seq in 1..=count {
+                payloads.push(stream.get_raw_message(seq).await.ok()?.payload.to_vec());
+            }
+            Some(payloads)
+        })
+    };
+    wait_for(DEADLINE, read).expect("the stream did not answer")
+}
+
 /// Publishes `count` core NATS messages of `payload` and waits until the server has them all.
 pub fn publish(url: &str, token: &str, subject: &str, count: usize, payload: &[u8]) {
     runtime().block_on(async {

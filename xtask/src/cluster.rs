@@ -1,0 +1,492 @@
+//! The local JetStream cluster of a checkout: its nodes and their ports, starting the nodes
+//! with authenticated routes, and knowing when the cluster as a whole is ready.
+//!
+//! Node `nK` lives in `cluster/nK/` (config, data, logs, pid and ports files) and listens on
+//! the single server's ports plus 10·(K-1). `cluster/cluster.json` records how many nodes the
+//! cluster has: its data only forms a quorum with that many. A node started on ports the
+//! server picks records them in `cluster/nK/ports.json`, and later starts reuse them.
+
+use std::fs;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::config::{self, ClusterNode, Listen};
+use crate::files::write_atomically;
+use crate::layout::{Layout, show};
+use crate::server::{self, Endpoints, Mode};
+use crate::token::{RouteSecrets, ServerEnv};
+
+/// How far apart the ports of two nodes are.
+const PORT_STEP: i32 = 10;
+/// The user routes authenticate as; the password is the secret.
+const ROUTE_USER: &str = "route";
+const POLL: Duration = Duration::from_millis(20);
+
+/// One node: its name, its files, and where it listens (-1: the server picks).
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    pub(crate) name: String,
+    pub(crate) layout: Layout,
+    pub(crate) listen: Listen,
+    pub(crate) cluster_port: i32,
+}
+
+/// The nodes of a cluster of `count` on `listen`'s ports and `cluster_port`, node K's shifted
+/// by 10·(K-1); ports a node recorded on an earlier start win.
+pub(crate) fn nodes(
+    layout: &Layout,
+    listen: &Listen,
+    cluster_port: i32,
+    count: usize,
+) -> Vec<Node> {
+    (0..count)
+        .map(|index| {
+            let name = format!("n{}", index + 1);
+            let node_layout = layout.node(&name);
+            let step = PORT_STEP * index as i32;
+            let shift = |port: i32| if port > 0 { port + step } else { port };
+            let planned = Node {
+                listen: Listen {
+                    host: listen.host.clone(),
+                    port: shift(listen.port),
+                    http_port: shift(listen.http_port),
+                    ws_port: shift(listen.ws_port),
+                },
+                cluster_port: shift(cluster_port),
+                layout: node_layout,
+                name,
+            };
+            recorded_ports(&planned).unwrap_or(planned)
+        })
+        .collect()
+}
+
+/// The names of the nodes of the cluster recorded in `layout`, if there is one.
+pub(crate) fn recorded_names(layout: &Layout) -> Vec<String> {
+    (1..=recorded_count(layout).unwrap_or(0))
+        .map(|k| format!("n{k}"))
+        .collect()
+}
+
+/// How many nodes the cluster in `layout` was started with.
+pub(crate) fn recorded_count(layout: &Layout) -> Option<usize> {
+    let text = fs::read_to_string(state_file(layout)).ok()?;
+    let state: Value = serde_json::from_str(&text).ok()?;
+    state["nodes"].as_u64().map(|n| n as usize)
+}
+
+fn state_file(layout: &Layout) -> std::path::PathBuf {
+    layout.cluster_dir().join("cluster.json")
+}
+
+/// Records the node count, refusing one that differs from the cluster's: the JetStream data of
+/// its nodes forms a quorum only with the nodes it was made with.
+pub(crate) fn settle_count(layout: &Layout, count: usize) -> Result<()> {
+    match recorded_count(layout) {
+        Some(recorded) if recorded != count => bail!(
+            "the cluster in `{}` has {recorded} nodes, not {count}: its JetStream data forms a \
+             quorum only with {recorded}; run it with `--nodes {recorded}`, or delete the \
+             cluster (`cargo xtask stop`, then remove `{}`) to start a new one",
+            show(&layout.cluster_dir()),
+            show(&layout.cluster_dir())
+        ),
+        Some(_) => Ok(()),
+        None => {
+            fs::create_dir_all(layout.cluster_dir())
+                .with_context(|| format!("cannot create `{}`", show(&layout.cluster_dir())))?;
+            write_atomically(
+                &state_file(layout),
+                json!({"nodes": count}).to_string().as_bytes(),
+            )
+        }
+    }
+}
+
+fn recorded_ports(node: &Node) -> Option<Node> {
+    let text = fs::read_to_string(node.layout.dir.join("ports.json")).ok()?;
+    let ports: Value = serde_json::from_str(&text).ok()?;
+    let port = |key: &str| ports[key].as_i64().map(|p| p as i32);
+    Some(Node {
+        listen: Listen {
+            host: node.listen.host.clone(),
+            port: port("client")?,
+            http_port: port("http")?,
+            ws_port: port("websocket")?,
+        },
+        cluster_port: port("cluster")?,
+        ..node.clone()
+    })
+}
+
+/// Keeps the ports a node picked for itself, so that it comes back on them: the other nodes
+/// route to them.
+fn record_ports(node: &Node, endpoints: &Endpoints) -> Result<()> {
+    let port = |url: Option<&String>| -> i32 {
+        url.and_then(|url| url.rsplit(':').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let ports = json!({
+        "client": port(Some(&endpoints.client)),
+        "http": port(Some(&endpoints.monitoring)),
+        "websocket": port(endpoints.websocket.as_ref()),
+        "cluster": port(endpoints.cluster.as_ref()),
+    });
+    write_atomically(
+        &node.layout.dir.join("ports.json"),
+        ports.to_string().as_bytes(),
+    )
+}
+
+/// The nodes of `layout`'s cluster that run, with their pids. Stale pid files are removed.
+pub(crate) fn running(layout: &Layout) -> Result<Vec<(String, u32)>> {
+    let mut running = Vec::new();
+    for name in recorded_names(layout) {
+        if let Some(pid) = server::reconcile_pid_file(&layout.node(&name))? {
+            running.push((name, pid));
+        }
+    }
+    Ok(running)
+}
+
+/// `host:port` that routes reach `port` at: a wildcard address is reached on loopback.
+fn route_address(host: &str, port: i32) -> String {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() || ip.is_loopback() => format!("127.0.0.1:{port}"),
+        Ok(std::net::IpAddr::V6(_)) => format!("[{host}]:{port}"),
+        _ => format!("{host}:{port}"),
+    }
+}
+
+/// The routes a node solicits, as the config array `$NATS_ROUTES` is read as: every other
+/// node's route listener it can know of, and its own (nats-server ignores a route to itself,
+/// but JetStream needs at least one configured).
+fn routes_value(password: &str, addresses: &[String]) -> String {
+    let urls: Vec<String> = addresses
+        .iter()
+        .map(|address| format!("\"nats-route://{ROUTE_USER}:{password}@{address}\""))
+        .collect();
+    format!("[{}]", urls.join(", "))
+}
+
+/// A started node the xtask waits for.
+pub(crate) struct Started {
+    pub(crate) node: Node,
+    pub(crate) child: Child,
+}
+
+/// Starts `to_start` (detached), in order, with routes to every node whose route listener can
+/// be known: fixed or recorded ports, and the ports files of nodes already running. A node on
+/// ports it picks is waited for until it has written its ports file, so that the next ones can
+/// route to it. On failure, the nodes started so far are stopped.
+pub(crate) fn start(
+    all: &[Node],
+    to_start: &[Node],
+    token: &str,
+    password: &str,
+    timeout: Duration,
+) -> Result<Vec<Started>> {
+    let mut started: Vec<Started> = Vec::new();
+    let outcome = (|| -> Result<()> {
+        for node in to_start {
+            let mut addresses: Vec<String> = all
+                .iter()
+                .filter(|n| n.cluster_port > 0)
+                .map(|n| route_address(&n.listen.host, n.cluster_port))
+                .collect();
+            for other in all {
+                if let Some(pid) = server::reconcile_pid_file(&other.layout)?
+                    && let Some(url) = Endpoints::of(&other.layout, pid).and_then(|e| e.cluster)
+                {
+                    addresses.push(url.trim_start_matches("nats://").to_string());
+                }
+            }
+            addresses.sort();
+            addresses.dedup();
+            if addresses.is_empty() {
+                // The first node on ports it picks: JetStream wants a configured route, and
+                // none can be known yet. The others route to it, and gossip does the rest.
+                addresses.push("127.0.0.1:1".to_string());
+            }
+            let env = ServerEnv {
+                token: token.to_string(),
+                cluster: Some(RouteSecrets {
+                    password: password.to_string(),
+                    routes: routes_value(password, &addresses),
+                }),
+            };
+            write_config(node)?;
+            let child = server::spawn(&node.layout, &env, Mode::Detached)
+                .with_context(|| format!("cannot start node {}", node.name))?;
+            started.push(Started {
+                node: node.clone(),
+                child,
+            });
+            let last = started.last_mut().expect("just pushed");
+            if node.cluster_port <= 0 {
+                let endpoints = wait_for_ports_file(last, timeout)?;
+                record_ports(node, &endpoints)?;
+            }
+        }
+        Ok(())
+    })();
+    match outcome {
+        Ok(()) => Ok(started),
+        Err(e) => {
+            stop_started(&mut started);
+            Err(e)
+        }
+    }
+}
+
+/// Stops nodes this run started, gracefully, all at once.
+pub(crate) fn stop_started(started: &mut [Started]) {
+    std::thread::scope(|scope| {
+        for s in started.iter_mut() {
+            scope.spawn(|| {
+                server::shut_down(&mut s.child, &s.node.layout, Duration::from_secs(30));
+                server::remove_pid_file(&s.node.layout, s.child.id());
+            });
+        }
+    });
+}
+
+fn write_config(node: &Node) -> Result<()> {
+    fs::create_dir_all(&node.layout.dir)
+        .with_context(|| format!("cannot create `{}`", show(&node.layout.dir)))?;
+    let cluster = ClusterNode {
+        name: node.name.clone(),
+        cluster_port: node.cluster_port,
+    };
+    write_atomically(
+        &node.layout.config(),
+        config::render_node(&node.listen, &cluster).as_bytes(),
+    )
+}
+
+fn wait_for_ports_file(started: &mut Started, timeout: Duration) -> Result<Endpoints> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = started.child.try_wait()? {
+            bail!(
+                "node {} exited during start-up ({status}){}",
+                started.node.name,
+                server::diagnosis(&started.node.layout)
+            );
+        }
+        if let Some(endpoints) = Endpoints::read(&started.node.layout, started.child.id()) {
+            return endpoints.with_context(|| format!("node {} cannot be used", started.node.name));
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "node {} wrote no ports file within {} s{}",
+                started.node.name,
+                timeout.as_secs(),
+                server::diagnosis(&started.node.layout)
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Waits until the whole cluster is usable: every node healthy and answering an authenticated
+/// PING, and the meta leader reporting every node as a current peer (`/healthz` alone stays ok
+/// while the meta group is stuck short of a node). Returns every node's endpoints.
+pub(crate) fn wait_ready(
+    nodes: &[Node],
+    started: &mut [Started],
+    token: &str,
+    timeout: Duration,
+) -> Result<Vec<Endpoints>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        for s in started.iter_mut() {
+            if let Some(status) = s.child.try_wait()? {
+                bail!(
+                    "node {} exited during start-up ({status}){}",
+                    s.node.name,
+                    server::diagnosis(&s.node.layout)
+                );
+            }
+        }
+        let last_seen = match ready(nodes, token) {
+            Ok(endpoints) => return Ok(endpoints),
+            Err(why) => why,
+        };
+        if Instant::now() > deadline {
+            let diagnosis: String = started
+                .iter()
+                .map(|s| server::diagnosis(&s.node.layout))
+                .collect();
+            bail!(
+                "the cluster was not ready within {} s; last seen: {last_seen} (after a restart \
+                 the nodes elect a leader, which can take seconds: `--timeout SECONDS` waits \
+                 longer){diagnosis}",
+                timeout.as_secs()
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Every node's endpoints if the cluster is ready, else what is not.
+fn ready(nodes: &[Node], token: &str) -> Result<Vec<Endpoints>, String> {
+    let agent = xtask_probe::monitoring_agent();
+    let mut all = Vec::new();
+    for node in nodes {
+        let pid = std::fs::read_to_string(node.layout.pid_file())
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .ok_or(format!("node {} has no pid file", node.name))?;
+        let endpoints = Endpoints::read(&node.layout, pid)
+            .ok_or(format!("node {} has not written its ports file", node.name))?
+            .map_err(|e| format!("node {}: {e:#}", node.name))?;
+        let url = format!("{}/healthz?js-server-only=true", endpoints.monitoring);
+        match xtask_probe::get(&agent, &url) {
+            Ok((200, _)) => {}
+            Ok((status, body)) => {
+                return Err(format!(
+                    "node {} /healthz: {status} {}",
+                    node.name,
+                    body.trim()
+                ));
+            }
+            Err(e) => return Err(format!("node {}: {e:#}", node.name)),
+        }
+        xtask_probe::Connection::open(&endpoints.client, token, "cargo xtask")
+            .and_then(|mut client| client.ping())
+            .map_err(|e| format!("node {}: {e:#}", node.name))?;
+        all.push(endpoints);
+    }
+    let meta = meta_group(&all).ok_or("no meta leader yet")?;
+    let current = meta.peers.iter().filter(|p| p.current).count();
+    if meta.cluster_size != nodes.len() || current + 1 != nodes.len() {
+        return Err(format!(
+            "the meta leader {} sees {} of {} nodes current",
+            meta.leader,
+            current + 1,
+            nodes.len()
+        ));
+    }
+    Ok(all)
+}
+
+/// The JetStream meta group as its leader sees it.
+#[derive(Debug)]
+pub(crate) struct MetaGroup {
+    pub(crate) leader: String,
+    pub(crate) cluster_size: usize,
+    pub(crate) peers: Vec<Peer>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub(crate) name: String,
+    pub(crate) current: bool,
+}
+
+/// The meta group, asked of its leader among `nodes`.
+pub(crate) fn meta_group(nodes: &[Endpoints]) -> Option<MetaGroup> {
+    let agent = xtask_probe::monitoring_agent();
+    nodes.iter().find_map(|endpoints| {
+        let jsz = xtask_probe::get_json(&agent, &format!("{}/jsz", endpoints.monitoring)).ok()?;
+        let varz = xtask_probe::get_json(&agent, &format!("{}/varz", endpoints.monitoring)).ok()?;
+        parse_meta(&jsz, varz["server_name"].as_str()?)
+    })
+}
+
+/// The meta group from a node's `/jsz`, if that node (`name`) leads it.
+fn parse_meta(jsz: &Value, name: &str) -> Option<MetaGroup> {
+    let meta = &jsz["meta_cluster"];
+    let leader = meta["leader"].as_str()?;
+    if leader != name {
+        return None;
+    }
+    let peers = meta["replicas"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|peer| {
+            Some(Peer {
+                name: peer["name"].as_str()?.to_string(),
+                current: peer["current"].as_bool().unwrap_or(false),
+            })
+        })
+        .collect();
+    Some(MetaGroup {
+        leader: leader.to_string(),
+        cluster_size: meta["cluster_size"].as_u64().unwrap_or(0) as usize,
+        peers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ports_step_by_ten_and_picked_ports_stay_picked() {
+        let layout = Layout::new("/x/nats".into());
+        let nodes = nodes(&layout, &Listen::default(), 6222, 3);
+        let ports: Vec<_> = nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.name.as_str(),
+                    n.listen.port,
+                    n.listen.http_port,
+                    n.listen.ws_port,
+                    n.cluster_port,
+                )
+            })
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                ("n1", 4222, 8222, 8223, 6222),
+                ("n2", 4232, 8232, 8233, 6232),
+                ("n3", 4242, 8242, 8243, 6242)
+            ]
+        );
+        assert!(nodes[1].layout.dir.ends_with("cluster/n2"));
+        assert_eq!(nodes[1].layout.env_file(), layout.env_file());
+        let picked = super::nodes(&layout, &Listen::loopback_on_free_ports(), -1, 3);
+        assert!(
+            picked
+                .iter()
+                .all(|n| n.listen.port == -1 && n.cluster_port == -1)
+        );
+    }
+
+    #[test]
+    fn routes_carry_the_password_to_every_address() {
+        let routes = routes_value(
+            "route_ab",
+            &["127.0.0.1:6222".into(), "127.0.0.1:6232".into()],
+        );
+        assert_eq!(
+            routes,
+            r#"["nats-route://route:route_ab@127.0.0.1:6222", "nats-route://route:route_ab@127.0.0.1:6232"]"#
+        );
+        assert_eq!(route_address("0.0.0.0", 6222), "127.0.0.1:6222");
+        assert_eq!(route_address("::1", 6222), "127.0.0.1:6222");
+        assert_eq!(route_address("192.0.2.7", 6222), "192.0.2.7:6222");
+    }
+
+    #[test]
+    fn the_meta_group_is_read_from_its_leader_only() {
+        let jsz = json!({"meta_cluster": {"leader": "n2", "cluster_size": 3,
+            "replicas": [{"name": "n1", "current": true}, {"name": "n3", "current": false}]}});
+        assert!(parse_meta(&jsz, "n1").is_none());
+        let meta = parse_meta(&jsz, "n2").unwrap();
+        assert_eq!((meta.leader.as_str(), meta.cluster_size), ("n2", 3));
+        let current: Vec<_> = meta
+            .peers
+            .iter()
+            .map(|p| (p.name.as_str(), p.current))
+            .collect();
+        assert_eq!(current, [("n1", true), ("n3", false)]);
+    }
+}

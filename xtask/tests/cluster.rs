@@ -1,0 +1,356 @@
+//! `cargo xtask run --cluster`, `status` and `stop` driving real 3-node clusters of
+//! nats-server, set up from a loopback mirror, on ports the servers pick. Cluster tests cost
+//! leader elections, so each test drives one cluster through several checks.
+
+mod support;
+
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use support::*;
+
+/// `run --cluster --detach` on ports the servers pick.
+fn start_cluster(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Run {
+    let mut args = vec![
+        "run",
+        "--cluster",
+        "--detach",
+        "--timeout",
+        "120",
+        "--cluster-port",
+        "0",
+    ];
+    args.extend(["--mirror", &mirror.url, "--version", &server.version]);
+    let ports = Ports::picked().args();
+    args.extend(ports.iter().map(String::as_str));
+    sandbox.xtask(&args).ok()
+}
+
+fn status_json(sandbox: &Sandbox) -> (bool, Value) {
+    let run = sandbox.xtask(&["status", "--json"]);
+    let json = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    (run.success, json)
+}
+
+/// Node `name` of a `status --json` report.
+fn node<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("no node {name} in {status}"))
+}
+
+/// The stream as node `monitoring` holds it (`/jsz?streams=true`), if it does.
+fn stream_on(monitoring: &str, stream: &str) -> Option<Value> {
+    let jsz = monitoring_json(monitoring, "/jsz?streams=true");
+    jsz["account_details"]
+        .as_array()?
+        .iter()
+        .flat_map(|account| account["stream_detail"].as_array().into_iter().flatten())
+        .find(|detail| detail["name"] == stream)
+        .cloned()
+}
+
+/// The password the routes use, from `.env.nats`.
+fn route_password(sandbox: &Sandbox) -> String {
+    let text = std::fs::read_to_string(sandbox.nats_dir().join(".env.nats")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("NATS_ROUTE_PASSWORD="))
+        .expect("no route password in .env.nats")
+        .to_string()
+}
+
+/// Stops the cluster however the test ends.
+struct StopCluster<'a>(&'a Sandbox);
+
+impl Drop for StopCluster<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.xtask(&["stop", "--timeout", "10"]);
+    }
+}
+
+#[test]
+fn a_cluster_starts_keeps_acknowledged_messages_through_node_loss_and_stops_cleanly() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopCluster(&sandbox);
+    let run = start_cluster(&sandbox, &mirror, &server);
+    let (token, password) = (sandbox.token(), route_password(&sandbox));
+    assert!(!run.stdout.contains(&password) && !run.stderr.contains(&password));
+
+    // Every node runs, one leads the meta group, and every peer is current.
+    let (ok, status) = status_json(&sandbox);
+    assert!(ok, "{status}");
+    assert_eq!(status["mode"], "cluster");
+    let leader = status["meta_leader"]
+        .as_str()
+        .expect("a meta leader")
+        .to_string();
+    let pids: Vec<u32> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|name| {
+            let n = node(&status, name);
+            assert_eq!(n["running"], true, "{n}");
+            assert_eq!(n["current"], true, "{n}");
+            assert_eq!(n["meta_leader"], *name == leader, "{n}");
+            n["pid"].as_u64().unwrap() as u32
+        })
+        .collect();
+    for (pid, name) in pids.iter().zip(["n1", "n2", "n3"]) {
+        let config = std::fs::read_to_string(
+            sandbox
+                .nats_dir()
+                .join(format!("cluster/{name}/nats-server.conf")),
+        )
+        .unwrap();
+        assert!(
+            !config.contains(&password) && !config.contains(&token),
+            "{name}'s config holds a secret"
+        );
+        let line = command_line(*pid);
+        assert!(
+            !line.contains(&password) && !line.contains(&token),
+            "{name}'s command line holds a secret"
+        );
+    }
+
+    // An R3 stream written through n1 is stored on every node.
+    let n1 = node(&status, "n1")["client_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut sent = publish_acked_replicated(&n1, &token, "ORDERS", 3, 0..50);
+    for name in ["n1", "n2", "n3"] {
+        let monitoring = node(&status, name)["monitoring_url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        wait_for(DEADLINE, || {
+            let stream = stream_on(&monitoring, "ORDERS")?;
+            (stream["state"]["messages"] == 50).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{name} does not hold the 50 messages"));
+    }
+
+    // n2 stopped: the others go on; started again on its own ports, it catches up.
+    sandbox.xtask(&["stop", "--node", "n2"]).ok();
+    assert!(gone(pids[1]));
+    let (ok, down) = status_json(&sandbox);
+    assert!(!ok && node(&down, "n2")["running"] == false, "{down}");
+    sent.extend(publish_acked_replicated(&n1, &token, "ORDERS", 3, 50..80));
+    let again = start_cluster(&sandbox, &mirror, &server);
+    assert!(
+        again.stderr.contains("node n1 is already running"),
+        "{}",
+        again.stderr
+    );
+    let first = status;
+    let (_, status) = status_json(&sandbox);
+    let n2 = node(&status, "n2");
+    assert_eq!(
+        n2["client_url"],
+        node(&first, "n2")["client_url"],
+        "n2 moved"
+    );
+    assert_ne!(n2["pid"], node(&first, "n2")["pid"]);
+    let n2_monitoring = n2["monitoring_url"].as_str().unwrap().to_string();
+    wait_for(DEADLINE, || {
+        let stream = stream_on(&n2_monitoring, "ORDERS")?;
+        (stream["state"]["messages"] == 80).then_some(())
+    })
+    .expect("n2 did not catch up");
+
+    // SIGKILL of the stream's leader loses no acknowledged message.
+    let stream_leader = stream_on(&n2_monitoring, "ORDERS").unwrap()["cluster"]["leader"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let victim = node(&status, &stream_leader);
+    signal(victim["pid"].as_u64().unwrap() as u32, "KILL");
+    let survivor = ["n1", "n2", "n3"]
+        .into_iter()
+        .find(|name| *name != stream_leader)
+        .unwrap();
+    let survivor_url = node(&status, survivor)["client_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(stored_eventually(&survivor_url, &token, "ORDERS"), sent);
+
+    // Stop leaves no process behind.
+    sandbox.xtask(&["stop"]).ok();
+    for pid in ["n1", "n2", "n3"].map(|name| node(&status, name)["pid"].as_u64().unwrap() as u32) {
+        assert!(gone(pid), "pid {pid} is still running");
+    }
+    let (ok, _) = status_json(&sandbox);
+    assert!(!ok);
+}
+
+#[test]
+fn a_route_without_the_password_is_refused() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopCluster(&sandbox);
+    start_cluster(&sandbox, &mirror, &server);
+    let (_, status) = status_json(&sandbox);
+    let n1_monitoring = node(&status, "n1")["monitoring_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let routez = monitoring_json(&n1_monitoring, "/routez");
+    let routes_before = routez["num_routes"].as_u64().unwrap();
+    let n1_routes = std::fs::read_dir(sandbox.nats_dir().join("cluster/n1"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".ports"))
+        .map(|e| serde_json::from_slice::<Value>(&std::fs::read(e.path()).unwrap()).unwrap())
+        .unwrap()["cluster"][0]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("nats://")
+        .to_string();
+
+    // A server that routes to n1 without the password is refused.
+    let mut intruder = ByHandRoute::start(&server, &format!("nats-route://{n1_routes}"));
+    intruder.wait_for_line("Authorization Violation");
+    drop(intruder);
+    assert_eq!(
+        monitoring_json(&n1_monitoring, "/routez")["num_routes"]
+            .as_u64()
+            .unwrap(),
+        routes_before
+    );
+
+    // The same server with the password gets in: the refusal was the password's doing.
+    let password = route_password(&sandbox);
+    let _member = ByHandRoute::start(
+        &server,
+        &format!("nats-route://route:{password}@{n1_routes}"),
+    );
+    wait_for(DEADLINE, || {
+        let routes = monitoring_json(&n1_monitoring, "/routez")["num_routes"].as_u64()?;
+        (routes > routes_before).then_some(())
+    })
+    .expect("a route with the password was not accepted");
+}
+
+/// A nats-server outside the cluster's directory that solicits one route, its log on stderr.
+struct ByHandRoute {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl ByHandRoute {
+    fn start(server: &ServerBinary, route: &str) -> ByHandRoute {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(&server.path)
+            .args(["-a", "127.0.0.1", "-p", "-1", "--cluster_name", "nats-dev"])
+            .args(["--cluster", "nats://127.0.0.1:-1", "--routes", route])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = line_by_line(child.stderr.take().unwrap());
+        ByHandRoute {
+            child,
+            lines,
+            _dir: dir,
+        }
+    }
+
+    fn wait_for_line(&mut self, text: &str) {
+        let mut seen = String::new();
+        while let Ok(line) = self.lines.recv_timeout(DEADLINE) {
+            if line.contains(text) {
+                return;
+            }
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        panic!("no `{text}` in:\n{seen}");
+    }
+}
+
+impl Drop for ByHandRoute {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_cluster_and_the_single_server_never_run_together_and_the_node_count_is_kept() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopCluster(&sandbox);
+    sandbox
+        .with_ports(
+            &["run", "--detach", "--timeout", "120"],
+            &mirror,
+            &server,
+            Ports::picked(),
+        )
+        .ok();
+    sandbox
+        .xtask(&["run", "--cluster", "--detach"])
+        .fails_with("the single nats-server of this checkout runs");
+    sandbox.xtask(&["stop"]).ok();
+
+    start_cluster(&sandbox, &mirror, &server);
+    sandbox
+        .xtask(&["run", "--detach"])
+        .fails_with("this checkout's cluster runs (nodes n1, n2, n3)");
+    sandbox.xtask(&["stop"]).ok();
+    sandbox
+        .xtask(&["run", "--cluster", "--detach", "--nodes", "5"])
+        .fails_with("has 3 nodes, not 5");
+    sandbox
+        .xtask(&["run", "--cluster", "--detach", "--nodes", "4"])
+        .fails_with("a local cluster has 3 or 5 nodes, not `4`");
+}
+
+#[test]
+fn a_node_that_cannot_start_is_named_and_nothing_is_left_running() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopCluster(&sandbox);
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = holder.local_addr().unwrap().port().to_string();
+    let run = sandbox.xtask(&[
+        "run",
+        "--cluster",
+        "--detach",
+        "--timeout",
+        "120",
+        "--cluster-port",
+        "0",
+        "--mirror",
+        &mirror.url,
+        "--version",
+        &server.version,
+        "--port",
+        &busy,
+        "--http-port",
+        "0",
+        "--ws-port",
+        "0",
+    ]);
+    let run = run.fails_with("node n1 exited during start-up");
+    assert!(
+        run.stderr.contains(&format!(
+            "port {busy} is already in use by pid {}",
+            std::process::id()
+        )),
+        "{}",
+        run.stderr
+    );
+    let (ok, status) = status_json(&sandbox);
+    assert!(!ok);
+    for name in ["n1", "n2", "n3"] {
+        assert_eq!(node(&status, name)["running"], false, "{status}");
+    }
+}
