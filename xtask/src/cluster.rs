@@ -171,6 +171,12 @@ fn routes_value(password: &str, addresses: &[String]) -> String {
     format!("[{}]", urls.join(", "))
 }
 
+/// The secrets every node gets in its environment.
+pub(crate) struct Secrets<'a> {
+    pub(crate) token: &'a str,
+    pub(crate) password: &'a str,
+}
+
 /// A started node the xtask waits for.
 pub(crate) struct Started {
     pub(crate) node: Node,
@@ -184,10 +190,11 @@ pub(crate) struct Started {
 pub(crate) fn start(
     all: &[Node],
     to_start: &[Node],
-    token: &str,
-    password: &str,
+    secrets: &Secrets,
     timeout: Duration,
+    mode: Mode,
 ) -> Result<Vec<Started>> {
+    let (token, password) = (secrets.token, secrets.password);
     let mut started: Vec<Started> = Vec::new();
     let outcome = (|| -> Result<()> {
         for node in to_start {
@@ -218,7 +225,7 @@ pub(crate) fn start(
                 }),
             };
             write_config(node)?;
-            let child = server::spawn(&node.layout, &env, Mode::Detached)
+            let child = server::spawn(&node.layout, &env, mode)
                 .with_context(|| format!("cannot start node {}", node.name))?;
             started.push(Started {
                 node: node.clone(),
@@ -293,13 +300,15 @@ fn wait_for_ports_file(started: &mut Started, timeout: Duration) -> Result<Endpo
 
 /// Waits until the whole cluster is usable: every node healthy and answering an authenticated
 /// PING, and the meta leader reporting every node as a current peer (`/healthz` alone stays ok
-/// while the meta group is stuck short of a node). Returns every node's endpoints.
+/// while the meta group is stuck short of a node). Returns every node's endpoints; None when
+/// `cancelled` said so first.
 pub(crate) fn wait_ready(
     nodes: &[Node],
     started: &mut [Started],
     token: &str,
     timeout: Duration,
-) -> Result<Vec<Endpoints>> {
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Option<Vec<Endpoints>>> {
     let deadline = Instant::now() + timeout;
     loop {
         for s in started.iter_mut() {
@@ -312,9 +321,12 @@ pub(crate) fn wait_ready(
             }
         }
         let last_seen = match ready(nodes, token) {
-            Ok(endpoints) => return Ok(endpoints),
+            Ok(endpoints) => return Ok(Some(endpoints)),
             Err(why) => why,
         };
+        if cancelled() {
+            return Ok(None);
+        }
         if Instant::now() > deadline {
             let diagnosis: String = started
                 .iter()

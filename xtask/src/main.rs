@@ -11,6 +11,7 @@ mod config;
 mod cross;
 mod download;
 mod files;
+mod follow;
 mod install;
 mod layout;
 mod lines;

@@ -162,13 +162,13 @@ fn a_cluster_starts_keeps_acknowledged_messages_through_node_loss_and_stops_clea
     })
     .expect("n2 did not catch up");
 
-    // SIGKILL of the stream's leader loses no acknowledged message.
+    // Killing the stream's leader outright (SIGKILL) loses no acknowledged message.
     let stream_leader = stream_on(&n2_monitoring, "ORDERS").unwrap()["cluster"]["leader"]
         .as_str()
         .unwrap()
         .to_string();
     let victim = node(&status, &stream_leader);
-    signal(victim["pid"].as_u64().unwrap() as u32, "KILL");
+    kill_hard(victim["pid"].as_u64().unwrap() as u32);
     let survivor = ["n1", "n2", "n3"]
         .into_iter()
         .find(|name| *name != stream_leader)
@@ -352,5 +352,59 @@ fn a_node_that_cannot_start_is_named_and_nothing_is_left_running() {
     assert!(!ok);
     for name in ["n1", "n2", "n3"] {
         assert_eq!(node(&status, name)["running"], false, "{status}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_foreground_cluster_shows_every_nodes_log_and_stops_on_ctrl_c() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopCluster(&sandbox);
+    let mut args = vec![
+        "run",
+        "--cluster",
+        "--timeout",
+        "120",
+        "--cluster-port",
+        "0",
+    ];
+    args.extend(["--mirror", &mirror.url, "--version", &server.version]);
+    let ports = Ports::picked().args();
+    args.extend(ports.iter().map(String::as_str));
+    let mut child = sandbox
+        .command(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = line_by_line(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("Ctrl-C stops every node") {
+        let line = lines
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|_| panic!("the cluster did not get ready:\n{seen}"));
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    for name in ["n1", "n2", "n3"] {
+        let prefix = format!("{name} | ");
+        assert!(
+            seen.lines()
+                .any(|l| l.starts_with(&prefix) && l.ends_with("[INF] Server is ready")),
+            "no log of {name}:\n{seen}"
+        );
+    }
+    let (ok, status) = status_json(&sandbox);
+    assert!(ok, "{status}");
+    let pids: Vec<u32> = ["n1", "n2", "n3"]
+        .map(|name| node(&status, name)["pid"].as_u64().unwrap() as u32)
+        .to_vec();
+
+    signal(child.id(), "INT");
+    let exit = wait_for(DEADLINE, || child.try_wait().unwrap()).expect("xtask did not exit");
+    assert!(exit.success(), "{exit}");
+    for pid in pids {
+        assert!(gone(pid), "node pid {pid} outlived the xtask");
     }
 }

@@ -178,7 +178,7 @@ fn stop_shuts_the_server_down_gracefully_and_removes_the_pid_file() {
 
     let status = sandbox.xtask(&["status", "--json"]);
     assert!(!status.success);
-    assert_eq!(status.stdout.trim(), r#"{"running":false}"#);
+    assert_eq!(status.stdout.trim(), r#"{"mode":"single","running":false}"#);
 }
 
 #[test]

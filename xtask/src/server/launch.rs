@@ -11,6 +11,7 @@ use crate::files;
 use crate::layout::{Layout, show};
 use crate::token::ServerEnv;
 
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Mode {
     /// Tied to the xtask, printing to its terminal (`run`).
     Foreground,

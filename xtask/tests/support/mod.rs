@@ -772,6 +772,13 @@ pub fn gone(pid: u32) -> bool {
     wait_for(DEADLINE, || (!alive(pid)).then_some(())).is_some()
 }
 
+/// Ends `pid` at once, as SIGKILL does on Unix and TerminateProcess on Windows: no clean
+/// shutdown.
+pub fn kill_hard(pid: u32) {
+    let killed = process(pid, |p| p.kill()).unwrap_or(false);
+    assert!(killed, "cannot kill pid {pid}");
+}
+
 /// Sends `signal` (`TERM`, `INT`, `KILL`) to `pid` with the system's `kill`.
 #[cfg(unix)]
 pub fn signal(pid: u32, signal: &str) {

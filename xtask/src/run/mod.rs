@@ -1,15 +1,14 @@
 //! `cargo xtask run`: start the server, in the foreground with its log shown, or detached.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::args::{ListenArgs, SourceArgs, config_port};
-use crate::cluster;
+mod cluster;
+
+use crate::args::{ListenArgs, SourceArgs};
+use crate::follow::LogFollower;
 use crate::layout::Layout;
 use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
@@ -34,7 +33,7 @@ pub(crate) struct Run {
     #[arg(long)]
     detach: bool,
 
-    /// Run a local cluster instead of the single server (with --detach, for now).
+    /// Run a local cluster instead of the single server.
     #[arg(long)]
     cluster: bool,
 
@@ -71,9 +70,9 @@ impl Run {
         // One run at a time per directory, from "is it running?" until it is.
         let lock = server::run_lock(layout)?;
         if self.cluster {
-            return self.run_cluster(layout);
+            return cluster::run(self, layout);
         }
-        let nodes = cluster::running(layout)?;
+        let nodes = crate::cluster::running(layout)?;
         if !nodes.is_empty() {
             let names: Vec<&str> = nodes.iter().map(|(name, _)| name.as_str()).collect();
             bail!(
@@ -143,7 +142,7 @@ fn foreground(
     let mut child = server::spawn(layout, env, Mode::Foreground)?;
     let pid = child.id();
     let _pid_file = PidFileGuard(layout.clone(), pid);
-    let follower = LogFollower::start(log, log_start);
+    let follower = LogFollower::start(log, log_start, "");
 
     let interrupted = || matches!(next_event.try_recv(), Ok(Event::Interrupted));
     let ready = match server::wait_ready(&mut child, layout, &env.token, timeout, &interrupted) {
@@ -208,70 +207,6 @@ fn foreground(
 }
 
 /// Where the server listens, on stdout, and a warning on stderr if other machines can reach it.
-impl Run {
-    fn run_cluster(&self, layout: &Layout) -> Result<()> {
-        if let Some(pid) = server::reconcile_pid_file(layout)? {
-            bail!(
-                "the single nats-server of this checkout runs (pid {pid}): the cluster cannot \
-                 run beside it; `cargo xtask stop` stops it"
-            );
-        }
-        if !self.detach {
-            bail!("the cluster runs in the background only, for now: add --detach");
-        }
-        // The single server's config keeps its own ports: the options are the cluster's.
-        Setup::for_run(self.source.clone(), ListenArgs::default()).run(layout)?;
-        let token = token::load(&layout.env_file())?;
-        let password = token::ensure_route_password(&layout.env_file())?;
-        cluster::settle_count(layout, self.nodes)?;
-        let cluster_port = self.cluster_port.map_or(6222, config_port);
-        let nodes = cluster::nodes(layout, &self.listen.listen(), cluster_port, self.nodes);
-        let mut to_start = Vec::new();
-        for node in &nodes {
-            match server::reconcile_pid_file(&node.layout)? {
-                Some(pid) => eprintln!("node {} is already running (pid {pid})", node.name),
-                None => to_start.push(node.clone()),
-            }
-        }
-        let timeout = Duration::from_secs(self.timeout);
-        let mut started = cluster::start(&nodes, &to_start, &token, &password, timeout)?;
-        match cluster::wait_ready(&nodes, &mut started, &token, timeout) {
-            Ok(endpoints) => {
-                eprintln!(
-                    "the cluster of {} nodes is ready; `cargo xtask stop` stops it",
-                    nodes.len()
-                );
-                for (node, endpoints) in nodes.iter().zip(&endpoints) {
-                    if let Some(warning) = endpoints.exposure_warning() {
-                        eprintln!("{}: {warning}", node.name);
-                    }
-                    print_node(&node.name, endpoints);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                cluster::stop_started(&mut started);
-                Err(e)
-            }
-        }
-    }
-}
-
-/// One line per node: its name and where it listens.
-pub(crate) fn print_node(name: &str, endpoints: &Endpoints) {
-    let mut line = format!(
-        "{name}  client {}  monitoring {}",
-        endpoints.client, endpoints.monitoring
-    );
-    if let Some(websocket) = &endpoints.websocket {
-        line.push_str(&format!("  websocket {websocket}"));
-    }
-    if let Some(cluster) = &endpoints.cluster {
-        line.push_str(&format!("  routes {cluster}"));
-    }
-    println!("{line}");
-}
-
 pub(crate) fn print_endpoints(endpoints: &Endpoints) {
     if let Some(warning) = endpoints.exposure_warning() {
         eprintln!("{warning}");
@@ -290,69 +225,4 @@ impl Drop for PidFileGuard {
     fn drop(&mut self) {
         server::remove_pid_file(&self.0, self.1);
     }
-}
-
-/// Shows what the server appends to its log, as `tail -F` would, following rotation.
-struct LogFollower {
-    path: PathBuf,
-    position: Arc<Mutex<u64>>,
-    stop: mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl LogFollower {
-    fn start(path: PathBuf, from: u64) -> LogFollower {
-        let position = Arc::new(Mutex::new(from));
-        let (stop, stopped) = mpsc::channel();
-        let (thread_path, thread_position) = (path.clone(), position.clone());
-        let thread = std::thread::spawn(move || {
-            // Looks every 100 ms; once told to stop, looks one last time.
-            loop {
-                let done = stopped.recv_timeout(Duration::from_millis(100))
-                    != Err(mpsc::RecvTimeoutError::Timeout);
-                let mut position = thread_position.lock().unwrap_or_else(|e| e.into_inner());
-                *position = copy_new_lines(&thread_path, *position);
-                if done {
-                    return;
-                }
-            }
-        });
-        LogFollower {
-            path,
-            position,
-            stop,
-            thread,
-        }
-    }
-
-    /// Shows everything logged so far, now.
-    fn catch_up(&self) {
-        let mut position = self.position.lock().unwrap_or_else(|e| e.into_inner());
-        *position = copy_new_lines(&self.path, *position);
-    }
-
-    fn finish(self) {
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
-    }
-}
-
-/// Prints what `path` holds past `position` and returns the new position. A file shorter than
-/// the position has been rotated: it is read from its start.
-fn copy_new_lines(path: &PathBuf, position: u64) -> u64 {
-    let Ok(mut file) = File::open(path) else {
-        return position;
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let from = if len < position { 0 } else { position };
-    if file.seek(SeekFrom::Start(from)).is_err() {
-        return position;
-    }
-    let mut text = Vec::new();
-    let read = file.read_to_end(&mut text).unwrap_or(0);
-    if read > 0 {
-        let mut stderr = std::io::stderr().lock();
-        let _ = stderr.write_all(&text);
-    }
-    from + read as u64
 }

@@ -1,0 +1,186 @@
+//! `cargo xtask run --cluster`: the local cluster, in the background or in the foreground with
+//! every node's log.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use super::{Event, Run};
+use crate::args::{ListenArgs, config_port};
+use crate::cluster::{self, Node};
+use crate::follow::LogFollower;
+use crate::layout::Layout;
+use crate::server::{self, Endpoints, Mode};
+use crate::setup::Setup;
+use crate::token;
+
+pub(super) fn run(args: &Run, layout: &Layout) -> Result<()> {
+    if let Some(pid) = server::reconcile_pid_file(layout)? {
+        bail!(
+            "the single nats-server of this checkout runs (pid {pid}): the cluster cannot run \
+             beside it; `cargo xtask stop` stops it"
+        );
+    }
+    // The single server's config keeps its own ports: the options are the cluster's.
+    Setup::for_run(args.source.clone(), ListenArgs::default()).run(layout)?;
+    let token = token::load(&layout.env_file())?;
+    let password = token::ensure_route_password(&layout.env_file())?;
+    cluster::settle_count(layout, args.nodes)?;
+    let cluster_port = args.cluster_port.map_or(6222, config_port);
+    let nodes = cluster::nodes(layout, &args.listen.listen(), cluster_port, args.nodes);
+    let mut to_start = Vec::new();
+    for node in &nodes {
+        match server::reconcile_pid_file(&node.layout)? {
+            Some(pid) => eprintln!("node {} is already running (pid {pid})", node.name),
+            None => to_start.push(node.clone()),
+        }
+    }
+    let timeout = Duration::from_secs(args.timeout);
+    let secrets = cluster::Secrets {
+        token: &token,
+        password: &password,
+    };
+    if args.detach {
+        let mut started = cluster::start(&nodes, &to_start, &secrets, timeout, Mode::Detached)?;
+        match cluster::wait_ready(&nodes, &mut started, &token, timeout, &|| false) {
+            Ok(Some(endpoints)) => {
+                eprintln!(
+                    "the cluster of {} nodes is ready; `cargo xtask stop` stops it",
+                    nodes.len()
+                );
+                print_nodes(&nodes, &endpoints);
+                Ok(())
+            }
+            outcome => {
+                cluster::stop_started(&mut started);
+                outcome.map(drop)
+            }
+        }
+    } else {
+        if to_start.len() != nodes.len() {
+            bail!(
+                "some nodes of the cluster already run in the background: run with --detach to \
+                 start the others, or `cargo xtask stop` them first"
+            );
+        }
+        foreground(&nodes, &secrets, timeout)
+    }
+}
+
+/// Runs every node tied to the xtask, showing their logs with each line after its node's
+/// name, until Ctrl-C stops them all. A node that exits is reported; the others go on, as a
+/// cluster would.
+fn foreground(nodes: &[Node], secrets: &cluster::Secrets, timeout: Duration) -> Result<()> {
+    let (events, next_event) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = events.send(Event::Interrupted);
+    })
+    .context("cannot handle Ctrl-C")?;
+    let followers: Vec<LogFollower> = nodes
+        .iter()
+        .map(|node| {
+            let log = node.layout.log_file();
+            let from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+            LogFollower::start(log, from, &format!("{} | ", node.name))
+        })
+        .collect();
+    let log_starts: Vec<u64> = nodes
+        .iter()
+        .map(|n| {
+            std::fs::metadata(n.layout.log_file())
+                .map(|m| m.len())
+                .unwrap_or(0)
+        })
+        .collect();
+    let finish = |followers: Vec<LogFollower>| followers.into_iter().for_each(LogFollower::finish);
+    let mut started = match cluster::start(nodes, nodes, secrets, timeout, Mode::Foreground) {
+        Ok(started) => started,
+        Err(e) => {
+            finish(followers);
+            return Err(e);
+        }
+    };
+    let interrupted = || matches!(next_event.try_recv(), Ok(Event::Interrupted));
+    let ready = cluster::wait_ready(nodes, &mut started, secrets.token, timeout, &interrupted);
+    let endpoints = match ready {
+        Ok(Some(endpoints)) => endpoints,
+        outcome => {
+            cluster::stop_started(&mut started);
+            finish(followers);
+            return outcome.map(drop);
+        }
+    };
+    followers.iter().for_each(LogFollower::catch_up);
+    eprintln!(
+        "the cluster of {} nodes is ready; Ctrl-C stops every node",
+        nodes.len()
+    );
+    print_nodes(nodes, &endpoints);
+
+    let mut exited = vec![false; started.len()];
+    loop {
+        match next_event.recv_timeout(Duration::from_millis(200)) {
+            Ok(Event::Interrupted) => break,
+            Ok(Event::Exited(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        for (index, s) in started.iter_mut().enumerate() {
+            if exited[index] {
+                continue;
+            }
+            if let Ok(Some(status)) = s.child.try_wait() {
+                exited[index] = true;
+                let pid = s.child.id();
+                server::remove_pid_file(&s.node.layout, pid);
+                if server::exit_was_requested(&s.node.layout, pid, log_starts[index]) {
+                    eprintln!(
+                        "node {} was asked to stop, and stopped ({status})",
+                        s.node.name
+                    );
+                } else {
+                    eprintln!(
+                        "node {} stopped by itself ({status}){}",
+                        s.node.name,
+                        server::diagnosis(&s.node.layout)
+                    );
+                }
+            }
+        }
+        if exited.iter().all(|&e| e) {
+            finish(followers);
+            eprintln!("every node has stopped");
+            return Ok(());
+        }
+    }
+    eprintln!("stopping the cluster");
+    cluster::stop_started(&mut started);
+    finish(followers);
+    eprintln!("the cluster stopped");
+    Ok(())
+}
+
+/// One line per node: its name and where it listens.
+fn print_node(name: &str, endpoints: &Endpoints) {
+    let mut line = format!(
+        "{name}  client {}  monitoring {}",
+        endpoints.client, endpoints.monitoring
+    );
+    if let Some(websocket) = &endpoints.websocket {
+        line.push_str(&format!("  websocket {websocket}"));
+    }
+    if let Some(cluster) = &endpoints.cluster {
+        line.push_str(&format!("  routes {cluster}"));
+    }
+    println!("{line}");
+}
+
+/// Every node's addresses, and a warning for those that other machines can reach.
+fn print_nodes(nodes: &[Node], endpoints: &[Endpoints]) {
+    for (node, endpoints) in nodes.iter().zip(endpoints) {
+        if let Some(warning) = endpoints.exposure_warning() {
+            eprintln!("{}: {warning}", node.name);
+        }
+        print_node(&node.name, endpoints);
+    }
+}
