@@ -1,5 +1,6 @@
 //! `cargo xtask monitor`: live statistics from the server's monitoring endpoint.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
@@ -7,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::cluster;
 use crate::layout::Layout;
 use crate::server::{self, Endpoints};
 use crate::units::bytes;
@@ -14,7 +16,8 @@ use crate::units::bytes;
 /// Watch the server: connections, message and byte rates, memory, CPU, JetStream usage.
 ///
 /// Samples `/varz` and `/jsz` every interval; rates are computed from the server's own
-/// timestamps between two samples. On a terminal the view is redrawn in place; piped, one line
+/// timestamps between two samples. For this checkout's cluster, one row (or JSON object, with
+/// `node` and `meta_leader`) per node and sample. On a terminal the view is redrawn in place; piped, one line
 /// is printed per sample. If the server goes away, that is shown and monitoring goes on until
 /// it is back. Ctrl-C exits.
 #[derive(Debug, clap::Args)]
@@ -255,11 +258,23 @@ impl Monitor {
         };
         let interval = Duration::from_secs_f64(self.interval);
         if self.once {
-            let url = self.url(&layout)?;
-            let first = sample(&url)?;
-            std::thread::sleep(interval);
-            let second = sample(&url)?;
-            show(&output, &second, second.rates_since(&first), &url);
+            match self.watched(&layout)? {
+                Watched::One(url) => {
+                    let first = sample(&url)?;
+                    std::thread::sleep(interval);
+                    let second = sample(&url)?;
+                    show(&output, &second, second.rates_since(&first), &url);
+                }
+                Watched::Nodes(nodes) => {
+                    let first = sample_nodes(&nodes, &HashMap::new());
+                    let first: HashMap<String, Sample> = first
+                        .into_iter()
+                        .filter_map(|row| Some((row.name, row.sample.ok()?)))
+                        .collect();
+                    std::thread::sleep(interval);
+                    show_nodes(&output, &sample_nodes(&nodes, &first));
+                }
+            }
             return Ok(());
         }
 
@@ -269,12 +284,31 @@ impl Monitor {
         })
         .context("cannot handle Ctrl-C")?;
         let mut previous: Option<Sample> = None;
+        let mut previous_nodes: HashMap<String, Sample> = HashMap::new();
         loop {
-            match self.url(&layout).and_then(|url| Ok((sample(&url)?, url))) {
-                Ok((current, url)) => {
-                    let rates = previous.as_ref().and_then(|p| current.rates_since(p));
-                    show(&output, &current, rates, &url);
-                    previous = Some(current);
+            match self.watched(&layout) {
+                Ok(Watched::Nodes(nodes)) => {
+                    previous = None;
+                    let rows = sample_nodes(&nodes, &previous_nodes);
+                    show_nodes(&output, &rows);
+                    previous_nodes = rows
+                        .into_iter()
+                        .filter_map(|row| Some((row.name, row.sample.ok()?)))
+                        .collect();
+                }
+                Ok(Watched::One(url)) => {
+                    previous_nodes.clear();
+                    match sample(&url) {
+                        Ok(current) => {
+                            let rates = previous.as_ref().and_then(|p| current.rates_since(p));
+                            show(&output, &current, rates, &url);
+                            previous = Some(current);
+                        }
+                        Err(e) => {
+                            show_down(&output, &e);
+                            previous = None;
+                        }
+                    }
                 }
                 Err(e) => {
                     show_down(&output, &e);
@@ -287,16 +321,130 @@ impl Monitor {
         }
     }
 
-    /// `--url`, else the monitoring endpoint of this checkout's running server.
-    fn url(&self, layout: &impl Fn() -> Result<Layout>) -> Result<String> {
+    /// `--url`, else this checkout's running server, else its cluster's nodes.
+    fn watched(&self, layout: &impl Fn() -> Result<Layout>) -> Result<Watched> {
         if let Some(url) = &self.url {
-            return Ok(url.trim_end_matches('/').to_string());
+            return Ok(Watched::One(url.trim_end_matches('/').to_string()));
         }
         let layout = &layout()?;
-        let pid = server::reconcile_pid_file(layout)?
-            .context("nats-server is not running (`cargo xtask run` starts it)")?;
-        Ok(Endpoints::of_running(layout, pid)?.monitoring)
+        if let Some(pid) = server::reconcile_pid_file(layout)? {
+            return Ok(Watched::One(Endpoints::of_running(layout, pid)?.monitoring));
+        }
+        let names = cluster::recorded_names(layout);
+        if names.is_empty() {
+            bail!("nats-server is not running (`cargo xtask run` starts it)");
+        }
+        let mut nodes = Vec::new();
+        for name in names {
+            let node = layout.node(&name);
+            let url = server::reconcile_pid_file(&node)?
+                .and_then(|pid| Endpoints::of(&node, pid))
+                .map(|endpoints| endpoints.monitoring);
+            nodes.push((name, url));
+        }
+        Ok(Watched::Nodes(nodes))
     }
+}
+
+/// What monitor watches: one monitoring endpoint, or every node of the cluster (with its
+/// endpoint when it runs).
+enum Watched {
+    One(String),
+    Nodes(Vec<(String, Option<String>)>),
+}
+
+/// One node's sample in a round, with its rates since the last round.
+struct NodeRow {
+    name: String,
+    sample: Result<Sample, String>,
+    rates: Option<Rates>,
+    meta_leader: bool,
+}
+
+fn sample_nodes(
+    nodes: &[(String, Option<String>)],
+    previous: &HashMap<String, Sample>,
+) -> Vec<NodeRow> {
+    nodes
+        .iter()
+        .map(|(name, url)| {
+            let sample = match url {
+                Some(url) => sample(url).map_err(|e| format!("{e:#}")),
+                None => Err("not running".to_string()),
+            };
+            let rates = match (&sample, previous.get(name)) {
+                (Ok(now), Some(before)) => now.rates_since(before),
+                _ => None,
+            };
+            let meta_leader = sample.as_ref().is_ok_and(|s| {
+                s.jsz["meta_cluster"]["leader"].as_str() == s.varz["server_name"].as_str()
+                    && s.varz["server_name"].is_string()
+            });
+            NodeRow {
+                name: name.clone(),
+                sample,
+                rates,
+                meta_leader,
+            }
+        })
+        .collect()
+}
+
+fn show_nodes(output: &Output, rows: &[NodeRow]) {
+    let mut stdout = std::io::stdout().lock();
+    let mut text = String::new();
+    if let Output::Screen = output {
+        text.push_str(&format!(
+            "\x1b[H\x1b[Jcluster of {} nodes   (Ctrl-C to quit; * leads the meta group)\n\n{:<6}{:>6}  {:<24}{:<24}{:>10}{:>7}{:>10}{:>12}\n",
+            rows.len(),
+            "node",
+            "conns",
+            "in",
+            "out",
+            "mem",
+            "cpu",
+            "js msgs",
+            "js file"
+        ));
+    }
+    for row in rows {
+        let line = match (&row.sample, output) {
+            (Ok(sample), Output::Json) => {
+                let mut json = sample.to_json(row.rates);
+                json["node"] = json!(row.name);
+                json["meta_leader"] = json!(row.meta_leader);
+                json.to_string()
+            }
+            (Err(why), Output::Json) => json!({"node": row.name, "error": why}).to_string(),
+            (Ok(sample), Output::Lines) => format!(
+                "{}{} {}",
+                row.name,
+                if row.meta_leader { "*" } else { "" },
+                line(sample, row.rates)
+            ),
+            (Err(why), Output::Lines) => format!("{} unavailable: {why}", row.name),
+            (Ok(sample), Output::Screen) => {
+                let v = &sample.varz;
+                let j = &sample.jsz;
+                format!(
+                    "{:<6}{:>6}  {:<24}{:<24}{:>10}{:>6}%{:>10}{:>12}",
+                    format!("{}{}", row.name, if row.meta_leader { "*" } else { "" }),
+                    v["connections"],
+                    rate_text(row.rates, |r| r.in_msgs, |r| r.in_bytes),
+                    rate_text(row.rates, |r| r.out_msgs, |r| r.out_bytes),
+                    bytes(&v["mem"]),
+                    v["cpu"],
+                    j["messages"],
+                    bytes(&j["storage"]),
+                )
+            }
+            (Err(why), Output::Screen) => format!("{:<6}{why}", row.name),
+        };
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
 }
 
 fn sample(url: &str) -> Result<Sample> {

@@ -304,6 +304,25 @@ fn the_cluster_and_the_single_server_never_run_together_and_the_node_count_is_ke
     sandbox
         .xtask(&["run", "--detach"])
         .fails_with("this checkout's cluster runs (nodes n1, n2, n3)");
+
+    // While it runs, monitor shows one sample per node, the meta leader marked.
+    let monitor = sandbox
+        .xtask(&["monitor", "--once", "--json", "--interval", "0.2"])
+        .ok();
+    let samples: Vec<Value> = monitor
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let names: Vec<&str> = samples.iter().filter_map(|s| s["node"].as_str()).collect();
+    assert_eq!(names, ["n1", "n2", "n3"], "{}", monitor.stdout);
+    let leaders = samples.iter().filter(|s| s["meta_leader"] == true).count();
+    assert_eq!(leaders, 1, "{}", monitor.stdout);
+    assert!(
+        samples.iter().all(|s| s["rates"].is_object()),
+        "{}",
+        monitor.stdout
+    );
     sandbox.xtask(&["stop"]).ok();
     sandbox
         .xtask(&["run", "--cluster", "--detach", "--nodes", "5"])
