@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::args::{ListenArgs, SourceArgs};
+use crate::cluster;
 use crate::config::{self, Listen};
 use crate::layout::Layout;
 use crate::process;
@@ -66,6 +67,7 @@ impl Smoke {
                     .flat_map(|url| ["--websocket", url]),
             )
             .args(self.json.then_some("--json"))
+            .args(target.node_args())
             .env(TOKEN_VAR, &target.token);
         let deadline = Duration::from_secs(5 * 60);
         let exit = if self.json {
@@ -101,6 +103,34 @@ impl Smoke {
                 endpoints: Endpoints::of_running(layout, pid)?,
                 token: token::load(&layout.env_file())?,
                 kind: Kind::Recorded { pid },
+            });
+        }
+        let names = cluster::recorded_names(layout);
+        let running = cluster::running(layout)?;
+        if !running.is_empty() {
+            let down: Vec<&str> = names
+                .iter()
+                .filter(|name| !running.iter().any(|(n, _)| n == *name))
+                .map(String::as_str)
+                .collect();
+            if !down.is_empty() {
+                bail!(
+                    "nodes {} of the cluster are not running: `cargo xtask run --cluster \
+                     --detach` starts them",
+                    down.join(", ")
+                );
+            }
+            let mut nodes = Vec::new();
+            for (name, pid) in &running {
+                nodes.push((
+                    name.clone(),
+                    Endpoints::of_running(&layout.node(name), *pid)?,
+                ));
+            }
+            return Ok(Target {
+                endpoints: nodes[0].1.clone(),
+                token: token::load(&layout.env_file())?,
+                kind: Kind::Cluster { nodes },
             });
         }
         if let Some(endpoints) = answering_on_configured_ports(layout) {
@@ -206,6 +236,8 @@ struct Target {
 enum Kind {
     /// This checkout's server, recorded in its pid file.
     Recorded { pid: u32 },
+    /// This checkout's cluster, checked through its first node.
+    Cluster { nodes: Vec<(String, Endpoints)> },
     /// A server answering on this checkout's configured ports, not started by the xtask.
     Answering,
     /// Started for this run, stopped and deleted when dropped.
@@ -213,6 +245,22 @@ enum Kind {
 }
 
 impl Target {
+    /// `--node NAME=MONITORING_URL` for every node of a cluster.
+    fn node_args(&self) -> Vec<String> {
+        match &self.kind {
+            Kind::Cluster { nodes } => nodes
+                .iter()
+                .flat_map(|(name, endpoints)| {
+                    [
+                        "--node".to_string(),
+                        format!("{name}={}", endpoints.monitoring),
+                    ]
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Which server this is, as the report gives it, with a line for people (`summary`). What
     /// the server says of itself comes from `/varz`: an answering server may be another
     /// clone's or a container's.
@@ -235,6 +283,15 @@ impl Target {
                 server["kind"] = json!("recorded");
                 server["pid"] = json!(pid);
                 format!("the server of this checkout (pid {pid})")
+            }
+            Kind::Cluster { nodes } => {
+                server["kind"] = json!("cluster");
+                server["nodes"] = json!(nodes.iter().map(|(name, _)| name).collect::<Vec<_>>());
+                format!(
+                    "this checkout's cluster of {} nodes, through {}",
+                    nodes.len(),
+                    nodes[0].0
+                )
             }
             Kind::Answering => {
                 server["kind"] = json!("answering");

@@ -323,6 +323,29 @@ fn the_cluster_and_the_single_server_never_run_together_and_the_node_count_is_ke
         "{}",
         monitor.stdout
     );
+
+    // And smoke checks it as a cluster: every single-server check, then its own.
+    let smoke = sandbox.xtask(&["smoke", "--json"]);
+    let report: Value = serde_json::from_str(&smoke.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", smoke.stdout, smoke.stderr));
+    assert!(smoke.success, "{report}");
+    assert_eq!(report["server"]["kind"], "cluster", "{report}");
+    let checks: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == true)
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    for name in [
+        "jetstream",
+        "routes",
+        "meta group",
+        "replicas on every node",
+    ] {
+        assert!(checks.contains(&name), "{name} did not pass: {report}");
+    }
+    assert_eq!(report["passed"], 11, "{report}");
     sandbox.xtask(&["stop"]).ok();
     sandbox
         .xtask(&["run", "--cluster", "--detach", "--nodes", "5"])

@@ -39,9 +39,20 @@ struct Args {
     /// Print the results as one JSON document.
     #[arg(long)]
     json: bool,
+    /// A node of the cluster the server belongs to, as `NAME=MONITORING_URL`; given for every
+    /// node, it adds the cluster's checks, and the JetStream check replicates to every node.
+    #[arg(long = "node", value_name = "NAME=URL", value_parser = parse_node)]
+    nodes: Vec<(String, String)>,
     /// The token, from the environment only.
     #[arg(skip = std::env::var("NATS_TOKEN").unwrap_or_default())]
     token: String,
+}
+
+fn parse_node(text: &str) -> Result<(String, String)> {
+    let (name, url) = text
+        .split_once('=')
+        .with_context(|| format!("`{text}` is not NAME=MONITORING_URL"))?;
+    Ok((name.to_string(), url.to_string()))
 }
 
 /// The server the checks talk to.
@@ -50,6 +61,15 @@ struct Target {
     monitoring: String,
     websocket: Option<String>,
     token: String,
+    /// The cluster's nodes and their monitoring URLs; empty for a single server.
+    nodes: Vec<(String, String)>,
+}
+
+impl Target {
+    /// How many copies of a stream the server keeps: one per node.
+    fn replicas(&self) -> usize {
+        self.nodes.len().max(1)
+    }
 }
 
 struct Outcome {
@@ -65,6 +85,7 @@ fn main() -> ExitCode {
         monitoring: args.monitoring,
         websocket: args.websocket,
         token: args.token,
+        nodes: args.nodes,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -147,6 +168,14 @@ async fn run_checks(target: &Target, print: bool) -> (Vec<Outcome>, bool) {
     check!("no responders", no_responders(target, &id));
     check!("jetstream", jetstream_round_trip(target, &id));
     check!("websocket", websocket(target, &id));
+    if !target.nodes.is_empty() {
+        check!("routes", routes(target));
+        check!("meta group", meta_group(target));
+        check!(
+            "replicas on every node",
+            replicas_on_every_node(target, &id)
+        );
+    }
     (
         outcomes,
         interrupted.load(std::sync::atomic::Ordering::SeqCst),
@@ -432,6 +461,7 @@ async fn stream_checks(
         name: name.to_string(),
         subjects: vec![subject.clone()],
         storage: StorageType::File,
+        num_replicas: target.replicas(),
         ..Default::default()
     };
     let stream = js
@@ -498,6 +528,120 @@ async fn stream_checks(
         format!("/jsz to show {name} with {COUNT} messages and 1 consumer"),
         format!("{messages} messages, {consumers} consumers"),
     )
+}
+
+/// Every node has routes to every other node.
+async fn routes(target: &Target) -> Result<()> {
+    let names: Vec<String> = target.nodes.iter().map(|(name, _)| name.clone()).collect();
+    for (name, monitoring) in &target.nodes {
+        let routez = get_json(format!("{monitoring}/routez")).await?;
+        let mut seen: Vec<String> = routez["routes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|route| route["remote_name"].as_str().map(str::to_string))
+            .collect();
+        seen.sort();
+        seen.dedup();
+        let others: Vec<String> = names.iter().filter(|n| *n != name).cloned().collect();
+        expect(
+            seen == others,
+            format!("{name} routed to {}", others.join(", ")),
+            format!("routes to [{}]", seen.join(", ")),
+        )?;
+    }
+    Ok(())
+}
+
+/// A meta leader that sees every node as a current peer.
+async fn meta_group(target: &Target) -> Result<()> {
+    for (name, monitoring) in &target.nodes {
+        let jsz = get_json(format!("{monitoring}/jsz")).await?;
+        let meta = &jsz["meta_cluster"];
+        if meta["leader"].as_str() != Some(name.as_str()) {
+            continue;
+        }
+        let peers = meta["replicas"].as_array().cloned().unwrap_or_default();
+        let current = peers.iter().filter(|p| p["current"] == true).count();
+        return expect(
+            meta["cluster_size"] == target.nodes.len() && current + 1 == target.nodes.len(),
+            format!(
+                "meta leader {name} with all {} nodes current",
+                target.nodes.len()
+            ),
+            format!(
+                "cluster size {}, {} current peers",
+                meta["cluster_size"], current
+            ),
+        );
+    }
+    bail!("expected one node to lead the meta group, seen none")
+}
+
+/// A stream with a replica on every node, written through one node: every node's own
+/// replica (its `/jsz`) reports every message. Reading through a node would be forwarded to
+/// the stream's leader and prove nothing about the others.
+async fn replicas_on_every_node(target: &Target, id: &str) -> Result<()> {
+    const COUNT: u64 = 10;
+    let client = connect(target).await?;
+    let js = jetstream::new(client);
+    let name = format!("SMOKE_R_{id}");
+    let subject = format!("smoke.{id}.replicated");
+    let steps = async {
+        let config = jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![subject.clone()],
+            storage: StorageType::File,
+            num_replicas: target.replicas(),
+            ..Default::default()
+        };
+        js.create_stream(config)
+            .await
+            .context("cannot create a replicated stream")?;
+        for n in 1..=COUNT {
+            js.publish(subject.clone(), format!("event {n}").into())
+                .await?
+                .await?;
+        }
+        for (node, monitoring) in &target.nodes {
+            let mut seen = Value::Null;
+            for _ in 0..100 {
+                let jsz = get_json(format!("{monitoring}/jsz?streams=true")).await?;
+                seen = jsz["account_details"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+                    .find(|s| s["name"] == name.as_str())
+                    .map(|s| s["state"]["messages"].clone())
+                    .unwrap_or(Value::Null);
+                if seen == COUNT {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            expect(
+                seen == COUNT,
+                format!("{node}'s replica of {name} with {COUNT} messages"),
+                format!("{seen} messages"),
+            )?;
+        }
+        Ok::<(), anyhow::Error>(())
+    };
+    let result = tokio::time::timeout(JETSTREAM_STEPS, steps)
+        .await
+        .unwrap_or_else(|_| bail_timeout(JETSTREAM_STEPS));
+    let deleted = tokio::time::timeout(JETSTREAM_CLEANUP, js.delete_stream(&name)).await;
+    result?;
+    deleted
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "expected stream {name} deleted within {} s",
+                JETSTREAM_CLEANUP.as_secs()
+            )
+        })?
+        .with_context(|| format!("cannot delete stream {name}"))?;
+    Ok(())
 }
 
 async fn websocket(target: &Target, id: &str) -> Result<()> {
