@@ -231,9 +231,12 @@ pub(crate) fn start(
                 node: node.clone(),
                 child,
             });
+            // One node at a time, each listening before the next starts: nodes that all
+            // bootstrap the JetStream meta group at once can settle on a group without one of
+            // them, and stay so (seen with 2.10.26).
             let last = started.last_mut().expect("just pushed");
+            let endpoints = wait_for_ports_file(last, timeout)?;
             if node.cluster_port <= 0 {
-                let endpoints = wait_for_ports_file(last, timeout)?;
                 record_ports(node, &endpoints)?;
             }
         }
