@@ -23,7 +23,7 @@ use crate::token::{RouteSecrets, ServerEnv};
 const PORT_STEP: i32 = 10;
 /// The user routes authenticate as; the password is the secret.
 const ROUTE_USER: &str = "route";
-const POLL: Duration = Duration::from_millis(20);
+const POLL: Duration = Duration::from_millis(50);
 
 /// One node: its name, its files, and where it listens (-1: the server picks).
 #[derive(Debug, Clone)]
@@ -82,27 +82,34 @@ fn state_file(layout: &Layout) -> std::path::PathBuf {
     layout.cluster_dir().join("cluster.json")
 }
 
-/// Records the node count, refusing one that differs from the cluster's: the JetStream data of
-/// its nodes forms a quorum only with the nodes it was made with.
-pub(crate) fn settle_count(layout: &Layout, count: usize) -> Result<()> {
-    match recorded_count(layout) {
-        Some(recorded) if recorded != count => bail!(
-            "the cluster in `{}` has {recorded} nodes, not {count}: its JetStream data forms a \
+/// The node count to run with: `asked`, which must be the cluster's if it has one (its
+/// JetStream data forms a quorum only with the nodes it was made with), else the cluster's,
+/// else 3.
+pub(crate) fn node_count(layout: &Layout, asked: Option<usize>) -> Result<usize> {
+    match (recorded_count(layout), asked) {
+        (Some(recorded), Some(asked)) if recorded != asked => bail!(
+            "the cluster in `{}` has {recorded} nodes, not {asked}: its JetStream data forms a \
              quorum only with {recorded}; run it with `--nodes {recorded}`, or delete the \
              cluster (`cargo xtask stop`, then remove `{}`) to start a new one",
             show(&layout.cluster_dir()),
             show(&layout.cluster_dir())
         ),
-        Some(_) => Ok(()),
-        None => {
-            fs::create_dir_all(layout.cluster_dir())
-                .with_context(|| format!("cannot create `{}`", show(&layout.cluster_dir())))?;
-            write_atomically(
-                &state_file(layout),
-                json!({"nodes": count}).to_string().as_bytes(),
-            )
-        }
+        (Some(recorded), _) => Ok(recorded),
+        (None, asked) => Ok(asked.unwrap_or(3)),
     }
+}
+
+/// Records the node count once the cluster has been ready: from then on its data needs them.
+pub(crate) fn record_count(layout: &Layout, count: usize) -> Result<()> {
+    if recorded_count(layout).is_some() {
+        return Ok(());
+    }
+    fs::create_dir_all(layout.cluster_dir())
+        .with_context(|| format!("cannot create `{}`", show(&layout.cluster_dir())))?;
+    write_atomically(
+        &state_file(layout),
+        json!({"nodes": count}).to_string().as_bytes(),
+    )
 }
 
 fn recorded_ports(node: &Node) -> Option<Node> {
@@ -154,7 +161,8 @@ pub(crate) fn running(layout: &Layout) -> Result<Vec<(String, u32)>> {
 /// `host:port` that routes reach `port` at: a wildcard address is reached on loopback.
 fn route_address(host: &str, port: i32) -> String {
     match host.parse::<std::net::IpAddr>() {
-        Ok(ip) if ip.is_unspecified() || ip.is_loopback() => format!("127.0.0.1:{port}"),
+        Ok(std::net::IpAddr::V4(ip)) if ip.is_unspecified() => format!("127.0.0.1:{port}"),
+        Ok(std::net::IpAddr::V6(ip)) if ip.is_unspecified() => format!("[::1]:{port}"),
         Ok(std::net::IpAddr::V6(_)) => format!("[{host}]:{port}"),
         _ => format!("{host}:{port}"),
     }
@@ -193,11 +201,15 @@ pub(crate) fn start(
     secrets: &Secrets,
     timeout: Duration,
     mode: Mode,
+    cancelled: &dyn Fn() -> bool,
 ) -> Result<Vec<Started>> {
     let (token, password) = (secrets.token, secrets.password);
     let mut started: Vec<Started> = Vec::new();
     let outcome = (|| -> Result<()> {
         for node in to_start {
+            if cancelled() {
+                bail!("interrupted while the cluster started: the nodes started are stopped");
+            }
             let mut addresses: Vec<String> = all
                 .iter()
                 .filter(|n| n.cluster_port > 0)
@@ -378,11 +390,23 @@ fn ready(nodes: &[Node], token: &str) -> Result<Vec<Endpoints>, String> {
     let meta = meta_group(&all).ok_or("no meta leader yet")?;
     let current = meta.peers.iter().filter(|p| p.current).count();
     if meta.cluster_size != nodes.len() || current + 1 != nodes.len() {
+        let behind: Vec<&str> = nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .filter(|name| {
+                *name != meta.leader && !meta.peers.iter().any(|p| p.name == *name && p.current)
+            })
+            .collect();
         return Err(format!(
-            "the meta leader {} sees {} of {} nodes current",
+            "the meta leader {} counts {} nodes, not {}; not current: {}",
             meta.leader,
-            current + 1,
-            nodes.len()
+            meta.cluster_size,
+            nodes.len(),
+            if behind.is_empty() {
+                "none".to_string()
+            } else {
+                behind.join(", ")
+            }
         ));
     }
     Ok(all)
@@ -486,7 +510,9 @@ mod tests {
             r#"["nats-route://route:route_ab@127.0.0.1:6222", "nats-route://route:route_ab@127.0.0.1:6232"]"#
         );
         assert_eq!(route_address("0.0.0.0", 6222), "127.0.0.1:6222");
-        assert_eq!(route_address("::1", 6222), "127.0.0.1:6222");
+        assert_eq!(route_address("::1", 6222), "[::1]:6222");
+        assert_eq!(route_address("::", 6222), "[::1]:6222");
+        assert_eq!(route_address("127.0.0.1", 6222), "127.0.0.1:6222");
         assert_eq!(route_address("192.0.2.7", 6222), "192.0.2.7:6222");
     }
 

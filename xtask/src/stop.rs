@@ -58,7 +58,14 @@ impl Stop {
                     })
                     .collect()
             });
-            return outcomes.into_iter().collect();
+            let failures: Vec<String> = outcomes
+                .into_iter()
+                .filter_map(|outcome| outcome.err().map(|e| format!("{e:#}")))
+                .collect();
+            if !failures.is_empty() {
+                bail!("{}", failures.join("; "));
+            }
+            return Ok(());
         }
         stop_one(layout, "nats-server", timeout)
     }

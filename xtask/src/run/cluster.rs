@@ -15,20 +15,20 @@ use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
 use crate::token;
 
-pub(super) fn run(args: &Run, layout: &Layout) -> Result<()> {
+pub(super) fn run(args: &Run, layout: &Layout, lock: std::fs::File) -> Result<()> {
     if let Some(pid) = server::reconcile_pid_file(layout)? {
         bail!(
             "the single nats-server of this checkout runs (pid {pid}): the cluster cannot run \
              beside it; `cargo xtask stop` stops it"
         );
     }
+    let count = cluster::node_count(layout, args.nodes)?;
     // The single server's config keeps its own ports: the options are the cluster's.
     Setup::for_run(args.source.clone(), ListenArgs::default()).run(layout)?;
     let token = token::load(&layout.env_file())?;
     let password = token::ensure_route_password(&layout.env_file())?;
-    cluster::settle_count(layout, args.nodes)?;
     let cluster_port = args.cluster_port.map_or(6222, config_port);
-    let nodes = cluster::nodes(layout, &args.listen.listen(), cluster_port, args.nodes);
+    let nodes = cluster::nodes(layout, &args.listen.listen(), cluster_port, count);
     let mut to_start = Vec::new();
     for node in &nodes {
         match server::reconcile_pid_file(&node.layout)? {
@@ -41,67 +41,93 @@ pub(super) fn run(args: &Run, layout: &Layout) -> Result<()> {
         token: &token,
         password: &password,
     };
-    if args.detach {
-        let mut started = cluster::start(&nodes, &to_start, &secrets, timeout, Mode::Detached)?;
-        match cluster::wait_ready(&nodes, &mut started, &token, timeout, &|| false) {
-            Ok(Some(endpoints)) => {
-                eprintln!(
-                    "the cluster of {} nodes is ready; `cargo xtask stop` stops it",
-                    nodes.len()
-                );
-                print_nodes(&nodes, &endpoints);
-                Ok(())
-            }
-            outcome => {
-                cluster::stop_started(&mut started);
-                outcome.map(drop)
-            }
+    // Ctrl-C while the nodes start stops those started, in either mode.
+    let (events, next_event) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = events.send(Event::Interrupted);
+    })
+    .context("cannot handle Ctrl-C")?;
+    if !args.detach {
+        if to_start.is_empty() {
+            eprintln!("every node of the cluster already runs, in the background");
+            print_nodes(&nodes, &running_endpoints(&nodes));
+            return Ok(());
         }
-    } else {
         if to_start.len() != nodes.len() {
             bail!(
                 "some nodes of the cluster already run in the background: run with --detach to \
                  start the others, or `cargo xtask stop` them first"
             );
         }
-        foreground(&nodes, &secrets, timeout)
+        return foreground(layout, &nodes, &secrets, timeout, lock, next_event);
     }
+    let interrupted = || matches!(next_event.try_recv(), Ok(Event::Interrupted));
+    let mode = Mode::Detached;
+    let mut started = cluster::start(&nodes, &to_start, &secrets, timeout, mode, &interrupted)?;
+    match cluster::wait_ready(&nodes, &mut started, &token, timeout, &interrupted) {
+        Ok(Some(endpoints)) => {
+            cluster::record_count(layout, count)?;
+            eprintln!("the cluster of {count} nodes is ready; `cargo xtask stop` stops it");
+            print_nodes(&nodes, &endpoints);
+            Ok(())
+        }
+        outcome => {
+            cluster::stop_started(&mut started);
+            outcome.map(drop)
+        }
+    }
+}
+
+/// The endpoints of the nodes that run.
+fn running_endpoints(nodes: &[Node]) -> Vec<Endpoints> {
+    nodes
+        .iter()
+        .filter_map(|node| {
+            let pid = server::reconcile_pid_file(&node.layout).ok()??;
+            Endpoints::of(&node.layout, pid)
+        })
+        .collect()
 }
 
 /// Runs every node tied to the xtask, showing their logs with each line after its node's
 /// name, until Ctrl-C stops them all. A node that exits is reported; the others go on, as a
 /// cluster would.
-fn foreground(nodes: &[Node], secrets: &cluster::Secrets, timeout: Duration) -> Result<()> {
-    let (events, next_event) = mpsc::channel();
-    ctrlc::set_handler(move || {
-        let _ = events.send(Event::Interrupted);
-    })
-    .context("cannot handle Ctrl-C")?;
-    let followers: Vec<LogFollower> = nodes
-        .iter()
-        .map(|node| {
-            let log = node.layout.log_file();
-            let from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-            LogFollower::start(log, from, &format!("{} | ", node.name))
-        })
-        .collect();
+fn foreground(
+    layout: &Layout,
+    nodes: &[Node],
+    secrets: &cluster::Secrets,
+    timeout: Duration,
+    lock: std::fs::File,
+    next_event: mpsc::Receiver<Event>,
+) -> Result<()> {
     let log_starts: Vec<u64> = nodes
         .iter()
-        .map(|n| {
-            std::fs::metadata(n.layout.log_file())
-                .map(|m| m.len())
-                .unwrap_or(0)
+        .map(|n| std::fs::metadata(n.layout.log_file()).map_or(0, |m| m.len()))
+        .collect();
+    let followers: Vec<LogFollower> = nodes
+        .iter()
+        .zip(&log_starts)
+        .map(|(node, from)| {
+            LogFollower::start(node.layout.log_file(), *from, &format!("{} | ", node.name))
         })
         .collect();
     let finish = |followers: Vec<LogFollower>| followers.into_iter().for_each(LogFollower::finish);
-    let mut started = match cluster::start(nodes, nodes, secrets, timeout, Mode::Foreground) {
+    let interrupted = || matches!(next_event.try_recv(), Ok(Event::Interrupted));
+    let started = cluster::start(
+        nodes,
+        nodes,
+        secrets,
+        timeout,
+        Mode::Foreground,
+        &interrupted,
+    );
+    let mut started = match started {
         Ok(started) => started,
         Err(e) => {
             finish(followers);
             return Err(e);
         }
     };
-    let interrupted = || matches!(next_event.try_recv(), Ok(Event::Interrupted));
     let ready = cluster::wait_ready(nodes, &mut started, secrets.token, timeout, &interrupted);
     let endpoints = match ready {
         Ok(Some(endpoints)) => endpoints,
@@ -111,6 +137,9 @@ fn foreground(nodes: &[Node], secrets: &cluster::Secrets, timeout: Duration) -> 
             return outcome.map(drop);
         }
     };
+    cluster::record_count(layout, nodes.len())?;
+    // Another `run` may now start a node stopped meanwhile (`--detach`).
+    drop(lock);
     followers.iter().for_each(LogFollower::catch_up);
     eprintln!(
         "the cluster of {} nodes is ready; Ctrl-C stops every node",
@@ -119,6 +148,7 @@ fn foreground(nodes: &[Node], secrets: &cluster::Secrets, timeout: Duration) -> 
     print_nodes(nodes, &endpoints);
 
     let mut exited = vec![false; started.len()];
+    let mut unasked = Vec::new();
     loop {
         match next_event.recv_timeout(Duration::from_millis(200)) {
             Ok(Event::Interrupted) => break,
@@ -139,6 +169,7 @@ fn foreground(nodes: &[Node], secrets: &cluster::Secrets, timeout: Duration) -> 
                         s.node.name
                     );
                 } else {
+                    unasked.push(s.node.name.clone());
                     eprintln!(
                         "node {} stopped by itself ({status}){}",
                         s.node.name,
@@ -149,12 +180,33 @@ fn foreground(nodes: &[Node], secrets: &cluster::Secrets, timeout: Duration) -> 
         }
         if exited.iter().all(|&e| e) {
             finish(followers);
+            if !unasked.is_empty() {
+                bail!("every node has stopped, {} by itself", unasked.join(", "));
+            }
             eprintln!("every node has stopped");
             return Ok(());
         }
     }
     eprintln!("stopping the cluster");
+    // On Windows Ctrl-C has reached the nodes too: they shut down by themselves.
+    if cfg!(windows) {
+        let deadline = std::time::Instant::now() + super::STOP_TIMEOUT;
+        while std::time::Instant::now() < deadline
+            && started
+                .iter_mut()
+                .any(|s| matches!(s.child.try_wait(), Ok(None)))
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     cluster::stop_started(&mut started);
+    // Nodes started from another terminal meanwhile (`run --cluster --detach`) go too.
+    for (name, pid) in cluster::running(layout)? {
+        let node = layout.node(&name);
+        if server::stop(pid, &node, super::STOP_TIMEOUT).is_ok() {
+            server::remove_pid_file(&node, pid);
+        }
+    }
     finish(followers);
     eprintln!("the cluster stopped");
     Ok(())

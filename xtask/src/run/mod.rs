@@ -37,12 +37,12 @@ pub(crate) struct Run {
     #[arg(long)]
     cluster: bool,
 
-    /// Nodes of the cluster.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = parse_nodes, requires = "cluster")]
-    nodes: usize,
+    /// Nodes of the cluster: 3 or 5 [default: the existing cluster's, else 3]
+    #[arg(long, value_name = "N", value_parser = parse_nodes, requires = "cluster")]
+    nodes: Option<usize>,
 
     /// Route port of the cluster's first node; 0 lets the server pick [default: 6222]
-    #[arg(long, env = "NATS_CLUSTER_PORT", requires = "cluster")]
+    #[arg(long, env = "NATS_CLUSTER_PORT")]
     cluster_port: Option<u16>,
 
     /// Seconds to wait for the server to become ready.
@@ -70,7 +70,7 @@ impl Run {
         // One run at a time per directory, from "is it running?" until it is.
         let lock = server::run_lock(layout)?;
         if self.cluster {
-            return cluster::run(self, layout);
+            return cluster::run(self, layout, lock);
         }
         let nodes = crate::cluster::running(layout)?;
         if !nodes.is_empty() {

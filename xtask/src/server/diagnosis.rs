@@ -31,12 +31,22 @@ pub(crate) fn diagnosis(layout: &Layout) -> String {
         let holder = listeners::get_process_by_port(port, listeners::Protocol::TCP)
             .map(|p| format!(" by pid {} (`{}`)", p.pid, p.name))
             .unwrap_or_default();
+        let is_node = layout
+            .dir
+            .parent()
+            .and_then(|dir| dir.file_name())
+            .is_some_and(|name| name == "cluster");
+        let fix = if is_node {
+            "give the cluster other ports with `cargo xtask run --cluster --port N --http-port N \
+             --ws-port N --cluster-port N` (node K adds 10·(K-1)); ports a node picked itself \
+             are kept in its `ports.json`, which you may delete"
+        } else {
+            "give this server other ports with `cargo xtask setup --regenerate-config --port N \
+             --http-port N --ws-port N`"
+        };
         text.insert_str(
             0,
-            &format!(
-                ": port {port} is already in use{holder}; stop that program, or give this server other ports \
-                 with `cargo xtask setup --regenerate-config --port N --http-port N --ws-port N`"
-            ),
+            &format!(": port {port} is already in use{holder}; stop that program, or {fix}"),
         );
     }
     text
