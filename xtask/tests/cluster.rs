@@ -9,21 +9,36 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 use support::*;
 
-/// `run --cluster --detach` on ports the servers pick.
-fn start_cluster(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Run {
-    let mut args = vec![
+/// `run --cluster` and `extra` on ports the servers pick, from the mirror.
+fn cluster_args(mirror: &Mirror, server: &ServerBinary, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
         "run",
         "--cluster",
-        "--detach",
         "--timeout",
         "120",
         "--cluster-port",
         "0",
-    ];
-    args.extend(["--mirror", &mirror.url, "--version", &server.version]);
-    let ports = Ports::picked().args();
-    args.extend(ports.iter().map(String::as_str));
-    sandbox.xtask(&args).ok()
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect();
+    args.extend([
+        "--mirror".into(),
+        mirror.url.clone(),
+        "--version".into(),
+        server.version.clone(),
+    ]);
+    args.extend(Ports::picked().args());
+    args
+}
+
+/// `run --cluster --detach` on ports the servers pick.
+fn start_cluster(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Run {
+    let args = cluster_args(mirror, server, &["--detach"]);
+    sandbox
+        .xtask(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .ok()
 }
 
 fn status_json(sandbox: &Sandbox) -> (bool, Value) {
@@ -411,19 +426,9 @@ fn a_foreground_cluster_shows_every_nodes_log_and_stops_on_ctrl_c() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let _stop = StopCluster(&sandbox);
-    let mut args = vec![
-        "run",
-        "--cluster",
-        "--timeout",
-        "120",
-        "--cluster-port",
-        "0",
-    ];
-    args.extend(["--mirror", &mirror.url, "--version", &server.version]);
-    let ports = Ports::picked().args();
-    args.extend(ports.iter().map(String::as_str));
+    let args = cluster_args(&mirror, &server, &[]);
     let mut child = sandbox
-        .command(&args)
+        .command(&args.iter().map(String::as_str).collect::<Vec<_>>())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

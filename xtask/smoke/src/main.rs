@@ -422,19 +422,7 @@ async fn jetstream_round_trip(target: &Target, id: &str) -> Result<()> {
     let client = connect(target).await?;
     let js = jetstream::new(client);
     let stream = format!("SMOKE_{id}");
-    let result = tokio::time::timeout(JETSTREAM_STEPS, stream_checks(target, &js, &stream, id))
-        .await
-        .unwrap_or_else(|_| bail_timeout(JETSTREAM_STEPS));
-    let deleted = tokio::time::timeout(JETSTREAM_CLEANUP, js.delete_stream(&stream)).await;
-    result?;
-    deleted
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "expected stream {stream} deleted within {} s",
-                JETSTREAM_CLEANUP.as_secs()
-            )
-        })?
-        .with_context(|| format!("cannot delete stream {stream}"))?;
+    then_delete(&js, &stream, stream_checks(target, &js, &stream, id)).await?;
     expect(
         js.get_stream(&stream).await.is_err(),
         format!("stream {stream} gone"),
@@ -628,10 +616,20 @@ async fn replicas_on_every_node(target: &Target, id: &str) -> Result<()> {
         }
         Ok::<(), anyhow::Error>(())
     };
+    then_delete(&js, &name, steps).await
+}
+
+/// Runs `steps` on stream `name` within their deadline, then deletes the stream within its own,
+/// whatever the steps did: a slow or failed step never leaves the stream behind.
+async fn then_delete(
+    js: &jetstream::Context,
+    name: &str,
+    steps: impl Future<Output = Result<()>>,
+) -> Result<()> {
     let result = tokio::time::timeout(JETSTREAM_STEPS, steps)
         .await
         .unwrap_or_else(|_| bail_timeout(JETSTREAM_STEPS));
-    let deleted = tokio::time::timeout(JETSTREAM_CLEANUP, js.delete_stream(&name)).await;
+    let deleted = tokio::time::timeout(JETSTREAM_CLEANUP, js.delete_stream(name)).await;
     result?;
     deleted
         .map_err(|_| {

@@ -793,35 +793,7 @@ pub fn signal(pid: u32, signal: &str) {
 /// Publishes `count` messages to a new file-backed stream and returns their payloads, each
 /// acknowledged by JetStream.
 pub fn publish_acked(url: &str, token: &str, stream: &str, count: usize) -> Vec<Vec<u8>> {
-    runtime().block_on(async {
-        use async_nats::jetstream::{self, stream::Config, stream::StorageType};
-        let client = async_nats::ConnectOptions::with_token(token.into())
-            .connect(url)
-            .await
-            .unwrap();
-        let js = jetstream::new(client);
-        let subject = format!("{stream}.events");
-        let config = Config {
-            name: stream.into(),
-            subjects: vec![subject.clone()],
-            storage: StorageType::File,
-            ..Default::default()
-        };
-        js.create_stream(config).await.unwrap();
-        let mut payloads = Vec::new();
-        for i in 0..count {
-            let payload = format!("message {i} of {stream}").into_bytes();
-            let ack = js
-                .publish(subject.clone(), payload.clone().into())
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-            assert_eq!(ack.sequence, i as u64 + 1);
-            payloads.push(payload);
-        }
-        payloads
-    })
+    publish_acked_replicated(url, token, stream, 1, 0..count)
 }
 
 /// Publishes the messages numbered `range` to `stream` (created with `replicas` if it does not
