@@ -268,7 +268,8 @@ pub(crate) fn stop_started(started: &mut [Started]) {
     std::thread::scope(|scope| {
         for s in started.iter_mut() {
             scope.spawn(|| {
-                server::shut_down(&mut s.child, &s.node.layout, Duration::from_secs(30));
+                let what = format!("node {}", s.node.name);
+                server::shut_down(&mut s.child, &s.node.layout, &what, Duration::from_secs(30));
                 server::remove_pid_file(&s.node.layout, s.child.id());
             });
         }

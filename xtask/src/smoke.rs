@@ -357,7 +357,12 @@ impl Temporary {
                 token,
             }),
             Err(e) => {
-                server::shut_down(&mut child, &layout, Duration::from_secs(10));
+                server::shut_down(
+                    &mut child,
+                    &layout,
+                    "the temporary nats-server",
+                    Duration::from_secs(10),
+                );
                 Err(e.context("cannot start a temporary nats-server"))
             }
         }

@@ -14,17 +14,27 @@ pub(crate) const ROUTES_VAR: &str = "NATS_ROUTES";
 
 /// What a server gets in its environment, and nothing but the server and the checks: the
 /// token and, for a cluster node, the route password and the routes that carry it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct ServerEnv {
     pub(crate) token: String,
     pub(crate) cluster: Option<RouteSecrets>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct RouteSecrets {
     pub(crate) password: String,
     /// `["nats-route://route:<password>@127.0.0.1:6222", ...]`
     pub(crate) routes: String,
+}
+
+/// Never the secrets themselves: a debug print must not leak them.
+impl std::fmt::Debug for ServerEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerEnv")
+            .field("token", &"<secret>")
+            .field("cluster", &self.cluster.as_ref().map(|_| "<secret routes>"))
+            .finish()
+    }
 }
 
 impl ServerEnv {

@@ -194,6 +194,19 @@ fn a_cluster_starts_keeps_acknowledged_messages_through_node_loss_and_stops_clea
         .to_string();
     assert_eq!(stored_eventually(&survivor_url, &token, "ORDERS"), sent);
 
+    // No node wrote a secret to its log or output.
+    for name in ["n1", "n2", "n3"] {
+        for file in ["logs/nats.log", "logs/nats-server.out"] {
+            let path = sandbox.nats_dir().join(format!("cluster/{name}/{file}"));
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                !text.contains(&password) && !text.contains(&token),
+                "{} holds a secret",
+                path.display()
+            );
+        }
+    }
+
     // Stop leaves no process behind.
     sandbox.xtask(&["stop"]).ok();
     for pid in ["n1", "n2", "n3"].map(|name| node(&status, name)["pid"].as_u64().unwrap() as u32) {
@@ -362,6 +375,19 @@ fn the_cluster_and_the_single_server_never_run_together_and_the_node_count_is_ke
     }
     assert_eq!(report["passed"], 11, "{report}");
     sandbox.xtask(&["stop"]).ok();
+
+    // A stale pid file of one node does not block the others.
+    std::fs::write(
+        sandbox.nats_dir().join("cluster/n2/nats-server.pid"),
+        "4000000000\n",
+    )
+    .unwrap();
+    let again = start_cluster(&sandbox, &mirror, &server);
+    assert!(again.stderr.contains("removing stale"), "{}", again.stderr);
+    let (ok, status) = status_json(&sandbox);
+    assert!(ok, "{status}");
+    sandbox.xtask(&["stop"]).ok();
+
     sandbox
         .xtask(&["run", "--cluster", "--detach", "--nodes", "5"])
         .fails_with("has 3 nodes, not 5");

@@ -109,7 +109,7 @@ fn detached(layout: &Layout, env: &ServerEnv, timeout: Duration) -> Result<()> {
             Ok(())
         }
         outcome => {
-            server::shut_down(&mut child, layout, STOP_TIMEOUT);
+            server::shut_down(&mut child, layout, "nats-server", STOP_TIMEOUT);
             server::remove_pid_file(layout, pid);
             outcome.map(drop)
         }
@@ -148,7 +148,7 @@ fn foreground(
     let ready = match server::wait_ready(&mut child, layout, &env.token, timeout, &interrupted) {
         Ok(ready) => ready,
         Err(e) => {
-            server::shut_down(&mut child, layout, STOP_TIMEOUT);
+            server::shut_down(&mut child, layout, "nats-server", STOP_TIMEOUT);
             return Err(e);
         }
     };

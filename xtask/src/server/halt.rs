@@ -33,18 +33,18 @@ pub(crate) fn stop(pid: u32, layout: &Layout, timeout: Duration) -> Result<Stopp
     bail!("nats-server (pid {pid}) is still running after being killed")
 }
 
-/// Stops a server this xtask started and still holds, if it runs: asked first, killed only
+/// Stops a server this xtask started and still holds (`what`, in messages), if it runs: asked first, killed only
 /// if it will not go within `timeout` (JetStream may be writing its store), then reaped. On
 /// Windows, where a process without a console cannot be asked, it is ended at once.
-pub(crate) fn shut_down(child: &mut Child, layout: &Layout, timeout: Duration) {
+pub(crate) fn shut_down(child: &mut Child, layout: &Layout, what: &str, timeout: Duration) {
     if matches!(child.try_wait(), Ok(None)) {
         let pid = child.id();
-        eprintln!("stopping nats-server (pid {pid})");
+        eprintln!("stopping {what} (pid {pid})");
         match stop(pid, layout, timeout) {
             Ok(Stopped::Gracefully) => {}
             Ok(Stopped::Killed) if cfg!(windows) => {}
             Ok(Stopped::Killed) => eprintln!(
-                "nats-server (pid {pid}) did not stop within {} s and was killed",
+                "{what} (pid {pid}) did not stop within {} s and was killed",
                 timeout.as_secs()
             ),
             Err(e) => {
