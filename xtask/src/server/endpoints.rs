@@ -63,12 +63,19 @@ impl Endpoints {
 
     /// A warning naming the addresses that other machines can reach, if there are any.
     pub(crate) fn exposure_warning(&self) -> Option<String> {
+        // A cluster node's config is written at every start: the options decide its host.
+        let is_node = self.cluster.is_some();
+        let fix = if is_node {
+            "run the cluster without --host (and unset NATS_HOST)"
+        } else {
+            "set `host` to \"127.0.0.1\" in nats-server.conf (at the top and in the websocket \
+             block) and unset NATS_HOST"
+        };
         (!self.exposed.is_empty()).then(|| {
             format!(
                 "warning: nats-server listens on addresses other machines can reach ({}): the \
                  monitoring port has no authentication and WebSocket no TLS; unless you mean \
-                 it, set `host` to \"127.0.0.1\" in nats-server.conf (at the top and in the \
-                 websocket block) and unset NATS_HOST",
+                 it, {fix}",
                 self.exposed.join(", ")
             )
         })
@@ -132,6 +139,21 @@ mod tests {
             ["nats://192.0.2.2:4222", "http://[fd00::2]:8222"]
         );
         let warning = endpoints.exposure_warning().unwrap();
+        assert!(warning.contains("in nats-server.conf"), "{warning}");
+        let node = Endpoints::parse(
+            r#"{"nats":["nats://192.0.2.2:4232"],"monitoring":["http://127.0.0.1:8232"],
+                "cluster":["nats://192.0.2.2:6232"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            node.exposed,
+            ["nats://192.0.2.2:4232", "nats://192.0.2.2:6232"]
+        );
+        let advice = node.exposure_warning().unwrap();
+        assert!(
+            advice.contains("run the cluster without --host"),
+            "{advice}"
+        );
         assert!(
             warning.contains("(nats://192.0.2.2:4222, http://[fd00::2]:8222)"),
             "{warning}"
