@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::config::{self, ClusterNode, Listen};
+use crate::config::{self, ClusterNode, Listen, ROUTE_USER};
 use crate::files::write_atomically;
 use crate::layout::{Layout, show};
 use crate::server::{self, Endpoints, Mode};
@@ -21,8 +21,6 @@ use crate::token::{RouteSecrets, ServerEnv};
 
 /// How far apart the ports of two nodes are.
 const PORT_STEP: i32 = 10;
-/// The user routes authenticate as; the password is the secret.
-const ROUTE_USER: &str = "route";
 const POLL: Duration = Duration::from_millis(50);
 
 /// One node: its name, its files, and where it listens (-1: the server picks).
@@ -160,12 +158,7 @@ pub(crate) fn running(layout: &Layout) -> Result<Vec<(String, u32)>> {
 
 /// `host:port` that routes reach `port` at: a wildcard address is reached on loopback.
 fn route_address(host: &str, port: i32) -> String {
-    match host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(ip)) if ip.is_unspecified() => format!("127.0.0.1:{port}"),
-        Ok(std::net::IpAddr::V6(ip)) if ip.is_unspecified() => format!("[::1]:{port}"),
-        Ok(std::net::IpAddr::V6(_)) => format!("[{host}]:{port}"),
-        _ => format!("{host}:{port}"),
-    }
+    config::reachable(host, port).map_or_else(|| format!("{host}:{port}"), |a| a.to_string())
 }
 
 /// The routes a node solicits, as the config array `$NATS_ROUTES` is read as: every other

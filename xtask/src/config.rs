@@ -44,6 +44,8 @@ pub(crate) struct ClusterNode {
 
 /// The name of the cluster every node of a checkout joins.
 pub(crate) const CLUSTER_NAME: &str = "nats-dev";
+/// The user routes authenticate as; the password is the secret.
+pub(crate) const ROUTE_USER: &str = "route";
 
 /// The config of the single server.
 pub(crate) fn render(listen: &Listen) -> String {
@@ -91,7 +93,7 @@ cluster {{
   host: "{host}"
   port: {port}
   authorization {{
-    user: "route"
+    user: "{ROUTE_USER}"
     password: $NATS_ROUTE_PASSWORD
   }}
   routes: $NATS_ROUTES
@@ -234,6 +236,22 @@ impl Listen {
             _ => {}
         }
     }
+}
+
+/// Where a client reaches a listener on `host` and `port`: the address itself, or loopback
+/// for a wildcard address (`0.0.0.0`, `::`), which listens there too. None for a host that is
+/// not an IP address or a port the server picks.
+pub(crate) fn reachable(host: &str, port: i32) -> Option<std::net::SocketAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match host.parse::<IpAddr>().ok()? {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    Some(std::net::SocketAddr::new(
+        ip,
+        u16::try_from(port).ok().filter(|p| *p > 0)?,
+    ))
 }
 
 /// A config line without its `#` or `//` comment (outside quotes).

@@ -15,6 +15,7 @@ pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     let mut file = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot write to `{}`", show(dir)))?;
     std::io::Write::write_all(&mut file, contents)?;
+    file.as_file().sync_all()?;
     file.persist(path)
         .with_context(|| format!("cannot write `{}`", show(path)))?;
     Ok(())

@@ -326,15 +326,6 @@ fn check_version(binary: &Path, version: Version) -> Result<()> {
 /// environment.
 pub(crate) fn server_accepts_config(binary: &Path, layout: &Layout) -> Result<()> {
     let env = ServerEnv::single(token::load(&layout.env_file())?);
-    server_accepts_config_with(binary, layout, &env)
-}
-
-/// Asks `binary` whether it accepts `layout`'s config, with `env` in its environment.
-pub(crate) fn server_accepts_config_with(
-    binary: &Path,
-    layout: &Layout,
-    env: &ServerEnv,
-) -> Result<()> {
     let sh = xshell::Shell::new()?;
     sh.change_dir(&layout.dir);
     let config = layout.config();

@@ -3,7 +3,6 @@
 //! on first use so that its NATS client does not slow every `cargo xtask` build.
 
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
@@ -203,24 +202,17 @@ fn answering_on_configured_ports(layout: &Layout) -> Option<Endpoints> {
     if listen.port <= 0 || listen.http_port <= 0 {
         return None;
     }
-    let host: IpAddr = listen.host.parse().ok()?;
-    // A wildcard address is reached on loopback.
-    let host = match host {
-        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        host => host,
-    };
-    let at = |port: i32| SocketAddr::new(host, port as u16);
-    let monitoring = format!("http://{}", at(listen.http_port));
+    let at = |port: i32| config::reachable(&listen.host, port);
+    let monitoring = format!("http://{}", at(listen.http_port)?);
     xtask_probe::get_json(
         &xtask_probe::monitoring_agent(),
         &format!("{monitoring}/varz"),
     )
     .ok()?;
     Some(Endpoints {
-        client: format!("nats://{}", at(listen.port)),
+        client: format!("nats://{}", at(listen.port)?),
         monitoring,
-        websocket: (listen.ws_port > 0).then(|| format!("ws://{}", at(listen.ws_port))),
+        websocket: at(listen.ws_port).map(|address| format!("ws://{address}")),
         cluster: None,
         exposed: Vec::new(),
     })

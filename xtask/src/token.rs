@@ -90,13 +90,8 @@ pub(crate) fn ensure_route_password(path: &Path) -> Result<String> {
         "{text}{separator}# Password of the routes between this checkout's cluster nodes.\n\
          {ROUTE_PASSWORD_VAR}={password}\n"
     );
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write to `{}`", dir.display()))?;
-    file.write_all(text.as_bytes())?;
-    file.as_file().sync_all()?;
-    file.persist(path)
-        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    // Owner-only on Unix, like the file it replaces: the temporary file is created 0600.
+    crate::files::write_atomically(path, text.as_bytes())?;
     Ok(password)
 }
 

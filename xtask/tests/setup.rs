@@ -37,21 +37,8 @@ impl Installed {
 /// Installs `server` from a local archive, as the install a failed setup must leave intact.
 fn install_first(sandbox: &Sandbox, server: &ServerBinary) -> Installed {
     let archive = release_archive(host_format(), &server.version, &server.path);
-    let path = sandbox
-        .root
-        .path()
-        .join(asset_name(&server.version, host_format()));
-    fs::write(&path, &archive).unwrap();
-    let sha = sha256_hex(&archive);
-    sandbox
-        .xtask(&[
-            "setup",
-            "--archive",
-            path.to_str().unwrap(),
-            "--sha256",
-            &sha,
-        ])
-        .ok();
+    let file_name = asset_name(&server.version, host_format());
+    setup_from_archive(sandbox, &file_name, &archive, &[]).ok();
     Installed::of(sandbox)
 }
 
@@ -68,6 +55,23 @@ fn fails_keeping_install(sandbox: &Sandbox, before: &Installed, run: Run, what: 
         Vec::<std::path::PathBuf>::new(),
         "scratch left behind"
     );
+}
+
+/// `setup --archive` of `archive`, written as `file_name` beside the sandbox, with its hash as
+/// `--sha256`, and `extra`.
+fn setup_from_archive(sandbox: &Sandbox, file_name: &str, archive: &[u8], extra: &[&str]) -> Run {
+    let path = sandbox.root.path().join(file_name);
+    fs::write(&path, archive).unwrap();
+    let sha = sha256_hex(archive);
+    let mut args = vec![
+        "setup",
+        "--archive",
+        path.to_str().unwrap(),
+        "--sha256",
+        &sha,
+    ];
+    args.extend_from_slice(extra);
+    sandbox.xtask(&args)
 }
 
 /// Asserts that `sandbox` has `server`'s very binary installed.
@@ -269,20 +273,13 @@ fn installs_from_local_archives_in_both_formats() {
     for format in [Format::TarGz, Format::Zip] {
         let sandbox = Sandbox::new();
         let archive = release_archive(format, &server.version, &server.path);
-        let path = sandbox
-            .root
-            .path()
-            .join(asset_name(&server.version, format));
-        fs::write(&path, &archive).unwrap();
-        let run = sandbox
-            .xtask(&[
-                "setup",
-                "--archive",
-                path.to_str().unwrap(),
-                "--sha256",
-                &sha256_hex(&archive),
-            ])
-            .ok();
+        let run = setup_from_archive(
+            &sandbox,
+            &asset_name(&server.version, format),
+            &archive,
+            &[],
+        )
+        .ok();
         assert!(
             run.stderr.contains("verified against --sha256"),
             "{format:?}: {}",
@@ -592,20 +589,12 @@ fn entries_escaping_the_target_are_refused() {
         let mut entries = evil;
         entries.extend(release_entries(&stem, &server.path));
         let archive = build_archive(format, &entries);
-        let path = sandbox
-            .root
-            .path()
-            .join(asset_name(&server.version, format));
-        fs::write(&path, &archive).unwrap();
-        let sha = sha256_hex(&archive);
-        let run = sandbox.xtask(&[
-            "setup",
-            "--reinstall",
-            "--archive",
-            path.to_str().unwrap(),
-            "--sha256",
-            &sha,
-        ]);
+        let run = setup_from_archive(
+            &sandbox,
+            &asset_name(&server.version, format),
+            &archive,
+            &["--reinstall"],
+        );
         fails_keeping_install(&sandbox, &before, run, what);
         for escaped in [
             outside.clone(),
@@ -803,20 +792,8 @@ fn the_installed_binary_and_licence_get_our_modes_not_the_archives() {
         },
     ];
     let archive = build_archive(host_format(), &entries);
-    let path = sandbox
-        .root
-        .path()
-        .join(asset_name(&server.version, host_format()));
-    fs::write(&path, &archive).unwrap();
-    sandbox
-        .xtask(&[
-            "setup",
-            "--archive",
-            path.to_str().unwrap(),
-            "--sha256",
-            &sha256_hex(&archive),
-        ])
-        .ok();
+    let file_name = asset_name(&server.version, host_format());
+    setup_from_archive(&sandbox, &file_name, &archive, &[]).ok();
     {
         use std::os::unix::fs::PermissionsExt;
         let mode =
