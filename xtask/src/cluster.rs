@@ -32,6 +32,35 @@ pub(crate) struct Node {
     pub(crate) cluster_port: i32,
 }
 
+impl Node {
+    /// Node `name` of `layout`'s cluster on the very ports it listens on (`endpoints`), to
+    /// come back on them after a stop: the other nodes route to them.
+    pub(crate) fn on_its_ports(layout: &Layout, name: &str, endpoints: &Endpoints) -> Node {
+        let node_layout = layout.node(name);
+        let host = fs::read_to_string(node_layout.config()).map_or_else(
+            |_| Listen::default().host,
+            |text| config::read_listen(&text).host,
+        );
+        Node {
+            name: name.to_string(),
+            layout: node_layout,
+            listen: Listen {
+                host,
+                port: port_of(Some(&endpoints.client)),
+                http_port: port_of(Some(&endpoints.monitoring)),
+                ws_port: port_of(endpoints.websocket.as_ref()),
+            },
+            cluster_port: port_of(endpoints.cluster.as_ref()),
+        }
+    }
+}
+
+/// The port of a listener's URL; 0 for none.
+fn port_of(url: Option<&String>) -> i32 {
+    url.and_then(|url| url.rsplit(':').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The nodes of a cluster of `count` on `listen`'s ports and `cluster_port`, node K's shifted
 /// by 10·(K-1); ports a node recorded on an earlier start win.
 pub(crate) fn nodes(
@@ -129,15 +158,11 @@ fn recorded_ports(node: &Node) -> Option<Node> {
 /// Keeps the ports a node picked for itself, so that it comes back on them: the other nodes
 /// route to them.
 fn record_ports(node: &Node, endpoints: &Endpoints) -> Result<()> {
-    let port = |url: Option<&String>| -> i32 {
-        url.and_then(|url| url.rsplit(':').next()?.parse().ok())
-            .unwrap_or(0)
-    };
     let ports = json!({
-        "client": port(Some(&endpoints.client)),
-        "http": port(Some(&endpoints.monitoring)),
-        "websocket": port(endpoints.websocket.as_ref()),
-        "cluster": port(endpoints.cluster.as_ref()),
+        "client": port_of(Some(&endpoints.client)),
+        "http": port_of(Some(&endpoints.monitoring)),
+        "websocket": port_of(endpoints.websocket.as_ref()),
+        "cluster": port_of(endpoints.cluster.as_ref()),
     });
     write_atomically(
         &node.layout.dir.join("ports.json"),

@@ -80,7 +80,7 @@ pub(crate) fn ensure_route_password(path: &Path) -> Result<String> {
         }
         return Ok(password.clone());
     }
-    let password = secret("route_")?;
+    let password = generate_route_password()?;
     let separator = if text.ends_with('\n') || text.is_empty() {
         ""
     } else {
@@ -100,6 +100,11 @@ pub(crate) fn ensure_route_password(path: &Path) -> Result<String> {
 /// number (and fail); the prefix keeps it a string, and hex needs no quoting anywhere.
 pub(crate) fn generate() -> Result<String> {
     secret("nats_")
+}
+
+/// 256 bits from the OS's secure random source, as `route_` and 64 hex digits: URL-safe.
+pub(crate) fn generate_route_password() -> Result<String> {
+    secret("route_")
 }
 
 /// Whether nats-server will read `token` from the environment as the very same string.

@@ -15,6 +15,8 @@ use clap::Parser;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+mod failover;
+
 /// How long one check may take before it counts as failed.
 /// Longer than the JetStream check's steps, clean-up and connection together.
 const CHECK_DEADLINE: Duration = Duration::from_secs(15);
@@ -39,20 +41,41 @@ struct Args {
     /// Print the results as one JSON document.
     #[arg(long)]
     json: bool,
-    /// A node of the cluster the server belongs to, as `NAME=MONITORING_URL`; given for every
-    /// node, it adds the cluster's checks, and the JetStream check replicates to every node.
-    #[arg(long = "node", value_name = "NAME=URL", value_parser = parse_node)]
-    nodes: Vec<(String, String)>,
+    /// A node of the cluster the server belongs to, as `NAME=CLIENT_URL,MONITORING_URL`;
+    /// given for every node, it adds the cluster's checks, and the JetStream check replicates
+    /// to every node.
+    #[arg(long = "node", value_name = "NAME=URLS", value_parser = parse_node)]
+    nodes: Vec<Node>,
+    /// Also stop the node leading a replicated stream while publishing to it, and start it
+    /// again; the xtask running the checks does the stopping, when asked on stdout.
+    #[arg(long, value_name = "HOW", requires = "nodes")]
+    failover: Option<failover::Stop>,
     /// The token, from the environment only.
     #[arg(skip = std::env::var("NATS_TOKEN").unwrap_or_default())]
     token: String,
 }
 
-fn parse_node(text: &str) -> Result<(String, String)> {
-    let (name, url) = text
+/// A node of a cluster: its name and URLs.
+#[derive(Debug, Clone)]
+struct Node {
+    name: String,
+    client: String,
+    monitoring: String,
+}
+
+fn parse_node(text: &str) -> Result<Node> {
+    let (name, client, monitoring) = text
         .split_once('=')
-        .with_context(|| format!("`{text}` is not NAME=MONITORING_URL"))?;
-    Ok((name.to_string(), url.to_string()))
+        .and_then(|(name, urls)| {
+            let (client, monitoring) = urls.split_once(',')?;
+            Some((name, client, monitoring))
+        })
+        .with_context(|| format!("`{text}` is not NAME=CLIENT_URL,MONITORING_URL"))?;
+    Ok(Node {
+        name: name.to_string(),
+        client: client.to_string(),
+        monitoring: monitoring.to_string(),
+    })
 }
 
 /// The server the checks talk to.
@@ -61,8 +84,8 @@ struct Target {
     monitoring: String,
     websocket: Option<String>,
     token: String,
-    /// The cluster's nodes and their monitoring URLs; empty for a single server.
-    nodes: Vec<(String, String)>,
+    /// The cluster's nodes; empty for a single server.
+    nodes: Vec<Node>,
 }
 
 impl Target {
@@ -76,6 +99,8 @@ struct Outcome {
     name: &'static str,
     elapsed: Duration,
     failure: Option<String>,
+    /// What a check that passed has to tell.
+    note: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -97,7 +122,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (outcomes, interrupted) = runtime.block_on(run_checks(&target, !args.json));
+    let (outcomes, interrupted) = runtime.block_on(run_checks(&target, args.failover, !args.json));
     if interrupted {
         eprintln!("interrupted: the remaining checks were not run");
         return ExitCode::FAILURE;
@@ -107,7 +132,7 @@ fn main() -> ExitCode {
     if args.json {
         let checks: Vec<Value> = outcomes
             .iter()
-            .map(|o| json!({"name": o.name, "passed": o.failure.is_none(), "ms": millis(o.elapsed), "error": o.failure}))
+            .map(|o| json!({"name": o.name, "passed": o.failure.is_none(), "ms": millis(o.elapsed), "error": o.failure, "note": o.note}))
             .collect();
         println!(
             "{}",
@@ -136,7 +161,11 @@ fn millis(d: Duration) -> f64 {
 }
 
 /// The outcome of every check, or of those run before Ctrl-C (then `true`).
-async fn run_checks(target: &Target, print: bool) -> (Vec<Outcome>, bool) {
+async fn run_checks(
+    target: &Target,
+    failover: Option<failover::Stop>,
+    print: bool,
+) -> (Vec<Outcome>, bool) {
     let id = unique_id();
     let mut outcomes = Vec::new();
     // Ctrl-C lets the check under way finish (each is bounded, and the JetStream one deletes
@@ -150,10 +179,13 @@ async fn run_checks(target: &Target, print: bool) -> (Vec<Outcome>, bool) {
     });
     macro_rules! check {
         ($name:literal, $check:expr) => {
+            check!($name, CHECK_DEADLINE, async { $check.await.map(|()| None) })
+        };
+        ($name:literal, $deadline:expr, $check:expr) => {
             if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
                 return (outcomes, true);
             }
-            let outcome = timed($name, $check).await;
+            let outcome = timed($name, $deadline, $check).await;
             if print {
                 report(&outcome);
             }
@@ -176,27 +208,39 @@ async fn run_checks(target: &Target, print: bool) -> (Vec<Outcome>, bool) {
             replicas_on_every_node(target, &id)
         );
     }
+    if let Some(stop) = failover {
+        check!("failover", failover::DEADLINE + JETSTREAM_CLEANUP, async {
+            failover::failover(target, &id, stop).await.map(Some)
+        });
+    }
     (
         outcomes,
         interrupted.load(std::sync::atomic::Ordering::SeqCst),
     )
 }
 
-async fn timed(name: &'static str, check: impl Future<Output = Result<()>>) -> Outcome {
+async fn timed(
+    name: &'static str,
+    deadline: Duration,
+    check: impl Future<Output = Result<Option<String>>>,
+) -> Outcome {
     let start = Instant::now();
-    let result = tokio::time::timeout(CHECK_DEADLINE, check).await;
-    let failure = match result {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(format!("{e:#}")),
-        Err(_) => Some(format!(
-            "expected an answer within {} s, seen none",
-            CHECK_DEADLINE.as_secs()
-        )),
+    let (failure, note) = match tokio::time::timeout(deadline, check).await {
+        Ok(Ok(note)) => (None, note),
+        Ok(Err(e)) => (Some(format!("{e:#}")), None),
+        Err(_) => (
+            Some(format!(
+                "expected an answer within {} s, seen none",
+                deadline.as_secs()
+            )),
+            None,
+        ),
     };
     Outcome {
         name,
         elapsed: start.elapsed(),
         failure,
+        note,
     }
 }
 
@@ -205,6 +249,9 @@ fn report(outcome: &Outcome) {
     match &outcome.failure {
         None => println!("✓ {:<22} {ms:>7.1} ms", outcome.name),
         Some(why) => println!("✗ {:<22} {ms:>7.1} ms  {why}", outcome.name),
+    }
+    if let Some(note) = &outcome.note {
+        println!("  {note}");
     }
 }
 
@@ -422,7 +469,8 @@ async fn jetstream_round_trip(target: &Target, id: &str) -> Result<()> {
     let client = connect(target).await?;
     let js = jetstream::new(client);
     let stream = format!("SMOKE_{id}");
-    then_delete(&js, &stream, stream_checks(target, &js, &stream, id)).await?;
+    let steps = stream_checks(target, &js, &stream, id);
+    then_delete(&js, &stream, steps, JETSTREAM_STEPS).await?;
     expect(
         js.get_stream(&stream).await.is_err(),
         format!("stream {stream} gone"),
@@ -430,7 +478,7 @@ async fn jetstream_round_trip(target: &Target, id: &str) -> Result<()> {
     )
 }
 
-fn bail_timeout(deadline: Duration) -> Result<()> {
+fn bail_timeout<T>(deadline: Duration) -> Result<T> {
     bail!(
         "expected the JetStream steps within {} s, seen them unfinished",
         deadline.as_secs()
@@ -501,16 +549,9 @@ async fn stream_checks(
         target.monitoring
     ))
     .await?;
-    let ours = jsz["account_details"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|account| account["stream_detail"].as_array().into_iter().flatten())
-        .find(|s| s["name"] == name)
-        .cloned()
-        .unwrap_or(Value::Null);
-    let messages = &ours["state"]["messages"];
-    let consumers = &ours["state"]["consumer_count"];
+    let state = stream_state(&jsz, name);
+    let messages = &state["messages"];
+    let consumers = &state["consumer_count"];
     expect(
         *messages == COUNT && *consumers == 1,
         format!("/jsz to show {name} with {COUNT} messages and 1 consumer"),
@@ -520,9 +561,10 @@ async fn stream_checks(
 
 /// Every node has routes to every other node.
 async fn routes(target: &Target) -> Result<()> {
-    let names: Vec<String> = target.nodes.iter().map(|(name, _)| name.clone()).collect();
-    for (name, monitoring) in &target.nodes {
-        let routez = get_json(format!("{monitoring}/routez")).await?;
+    let names: Vec<&str> = target.nodes.iter().map(|n| n.name.as_str()).collect();
+    for node in &target.nodes {
+        let name = &node.name;
+        let routez = get_json(format!("{}/routez", node.monitoring)).await?;
         let mut seen: Vec<String> = routez["routes"]
             .as_array()
             .into_iter()
@@ -531,7 +573,7 @@ async fn routes(target: &Target) -> Result<()> {
             .collect();
         seen.sort();
         seen.dedup();
-        let others: Vec<String> = names.iter().filter(|n| *n != name).cloned().collect();
+        let others: Vec<&str> = names.iter().copied().filter(|n| n != name).collect();
         expect(
             seen == others,
             format!("{name} routed to {}", others.join(", ")),
@@ -543,8 +585,9 @@ async fn routes(target: &Target) -> Result<()> {
 
 /// A meta leader that sees every node as a current peer.
 async fn meta_group(target: &Target) -> Result<()> {
-    for (name, monitoring) in &target.nodes {
-        let jsz = get_json(format!("{monitoring}/jsz")).await?;
+    for node in &target.nodes {
+        let name = &node.name;
+        let jsz = get_json(format!("{}/jsz", node.monitoring)).await?;
         let meta = &jsz["meta_cluster"];
         if meta["leader"].as_str() != Some(name.as_str()) {
             continue;
@@ -591,18 +634,11 @@ async fn replicas_on_every_node(target: &Target, id: &str) -> Result<()> {
                 .await?
                 .await?;
         }
-        for (node, monitoring) in &target.nodes {
+        for node in &target.nodes {
             let mut seen = Value::Null;
             for _ in 0..100 {
-                let jsz = get_json(format!("{monitoring}/jsz?streams=true")).await?;
-                seen = jsz["account_details"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
-                    .find(|s| s["name"] == name.as_str())
-                    .map(|s| s["state"]["messages"].clone())
-                    .unwrap_or(Value::Null);
+                let jsz = get_json(format!("{}/jsz?streams=true", node.monitoring)).await?;
+                seen = stream_state(&jsz, &name)["messages"].clone();
                 if seen == COUNT {
                     break;
                 }
@@ -610,27 +646,40 @@ async fn replicas_on_every_node(target: &Target, id: &str) -> Result<()> {
             }
             expect(
                 seen == COUNT,
-                format!("{node}'s replica of {name} with {COUNT} messages"),
+                format!("{}'s replica of {name} with {COUNT} messages", node.name),
                 format!("{seen} messages"),
             )?;
         }
         Ok::<(), anyhow::Error>(())
     };
-    then_delete(&js, &name, steps).await
+    then_delete(&js, &name, steps, JETSTREAM_STEPS).await
 }
 
-/// Runs `steps` on stream `name` within their deadline, then deletes the stream within its own,
-/// whatever the steps did: a slow or failed step never leaves the stream behind.
-async fn then_delete(
+/// The state of stream `name` (`messages`, `consumer_count`, ...) in a node's
+/// `/jsz?streams=true`: that node's own replica. Null when the node has none.
+fn stream_state(jsz: &Value, name: &str) -> Value {
+    jsz["account_details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|account| account["stream_detail"].as_array().into_iter().flatten())
+        .find(|stream| stream["name"] == name)
+        .map_or(Value::Null, |stream| stream["state"].clone())
+}
+
+/// Runs `steps` on stream `name` within `deadline`, then deletes the stream within a deadline
+/// of its own, whatever the steps did: a slow or failed step never leaves the stream behind.
+async fn then_delete<T>(
     js: &jetstream::Context,
     name: &str,
-    steps: impl Future<Output = Result<()>>,
-) -> Result<()> {
-    let result = tokio::time::timeout(JETSTREAM_STEPS, steps)
+    steps: impl Future<Output = Result<T>>,
+    deadline: Duration,
+) -> Result<T> {
+    let result = tokio::time::timeout(deadline, steps)
         .await
-        .unwrap_or_else(|_| bail_timeout(JETSTREAM_STEPS));
+        .unwrap_or_else(|_| bail_timeout(deadline));
     let deleted = tokio::time::timeout(JETSTREAM_CLEANUP, js.delete_stream(name)).await;
-    result?;
+    let value = result?;
     deleted
         .map_err(|_| {
             anyhow::anyhow!(
@@ -639,7 +688,7 @@ async fn then_delete(
             )
         })?
         .with_context(|| format!("cannot delete stream {name}"))?;
-    Ok(())
+    Ok(value)
 }
 
 async fn websocket(target: &Target, id: &str) -> Result<()> {

@@ -77,6 +77,19 @@ pub(crate) fn exit_was_requested(layout: &Layout, pid: u32, log_start: u64) -> b
         .any(|line| line.starts_with(&prefix) && line.ends_with("[INF] Server Exiting.."))
 }
 
+/// Kills our server `pid` at once (SIGKILL on Unix), as a crash would end it, and waits until
+/// it is gone.
+pub(crate) fn kill_now(pid: u32, layout: &Layout) -> Result<()> {
+    let still_ours = || is_our_server(pid, layout);
+    if still_ours() {
+        kill(pid);
+    }
+    if !wait_gone(Duration::from_secs(5), still_ours) {
+        bail!("nats-server (pid {pid}) is still running after being killed");
+    }
+    Ok(())
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Stopped {
     Gracefully,

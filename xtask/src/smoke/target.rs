@@ -1,0 +1,292 @@
+//! The server one smoke run checks: this checkout's (single or cluster), one answering on the
+//! ports of its config, or a temporary server or cluster of the run's own.
+
+use std::fs;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use super::nodes::ClusterNodes;
+use crate::args::{ListenArgs, SourceArgs};
+use crate::cluster;
+use crate::config::{self, Listen};
+use crate::layout::Layout;
+use crate::server::{self, Endpoints, Mode};
+use crate::setup::Setup;
+use crate::token::{self, ServerEnv};
+
+/// The endpoints of a server answering on the addresses in this checkout's config, if one
+/// does.
+fn answering_on_configured_ports(layout: &Layout) -> Option<Endpoints> {
+    let listen = config::read_listen(&fs::read_to_string(layout.config()).ok()?);
+    if listen.port <= 0 || listen.http_port <= 0 {
+        return None;
+    }
+    let at = |port: i32| config::reachable(&listen.host, port);
+    let monitoring = format!("http://{}", at(listen.http_port)?);
+    xtask_probe::get_json(
+        &xtask_probe::monitoring_agent(),
+        &format!("{monitoring}/varz"),
+    )
+    .ok()?;
+    Some(Endpoints {
+        client: format!("nats://{}", at(listen.port)?),
+        monitoring,
+        websocket: at(listen.ws_port).map(|address| format!("ws://{address}")),
+        cluster: None,
+        exposed: Vec::new(),
+    })
+}
+
+/// The server one smoke run checks.
+pub(super) struct Target {
+    pub(super) endpoints: Endpoints,
+    pub(super) token: String,
+    kind: Kind,
+}
+
+enum Kind {
+    /// This checkout's server, recorded in its pid file.
+    Recorded { pid: u32 },
+    /// This checkout's cluster or a temporary one, checked through its first node.
+    Cluster(Box<ClusterNodes>),
+    /// A server answering on this checkout's configured ports, not started by the xtask.
+    Answering,
+    /// Started for this run, stopped and deleted when dropped.
+    Temporary(Box<Temporary>),
+}
+
+impl Target {
+    /// The server to check: the one recorded as this checkout's, or its cluster; else whatever
+    /// answers on the ports of this checkout's config (a server started without the xtask, or
+    /// another clone's); else a temporary one. With `cluster`, this checkout's cluster or a
+    /// temporary one.
+    pub(super) fn find(layout: &Layout, cluster: bool, source: &SourceArgs) -> Result<Target> {
+        let single = server::reconcile_pid_file(layout)?;
+        if let Some(pid) = single.filter(|_| !cluster) {
+            return Ok(Target {
+                endpoints: Endpoints::of_running(layout, pid)?,
+                token: token::load(&layout.env_file())?,
+                kind: Kind::Recorded { pid },
+            });
+        }
+        let running = cluster::running(layout)?;
+        if !running.is_empty() {
+            let down: Vec<String> = cluster::recorded_names(layout)
+                .into_iter()
+                .filter(|name| !running.iter().any(|(n, _)| n == name))
+                .collect();
+            if !down.is_empty() {
+                bail!(
+                    "nodes {} of the cluster are not running: `cargo xtask run --cluster \
+                     --detach` starts them",
+                    down.join(", ")
+                );
+            }
+            return Target::of_cluster(ClusterNodes::of_checkout(layout, &running)?);
+        }
+        if !cluster && let Some(endpoints) = answering_on_configured_ports(layout) {
+            let token = token::load(&layout.env_file()).with_context(|| {
+                format!(
+                    "a server answers at {}, the address in this checkout's config, but \
+                     this checkout has no token to check it with",
+                    endpoints.client
+                )
+            })?;
+            return Ok(Target {
+                endpoints,
+                token,
+                kind: Kind::Answering,
+            });
+        }
+        Setup::for_run(source.clone(), ListenArgs::default()).run(layout)?;
+        if cluster {
+            if let Some(pid) = single {
+                eprintln!(
+                    "this checkout's single server (pid {pid}) is not a cluster: checking a \
+                     temporary cluster instead"
+                );
+            }
+            return Target::of_cluster(ClusterNodes::temporary(layout)?);
+        }
+        let temporary = Temporary::start(layout)?;
+        Ok(Target {
+            endpoints: temporary.endpoints.clone(),
+            token: temporary.token.clone(),
+            kind: Kind::Temporary(Box::new(temporary)),
+        })
+    }
+
+    /// A cluster, checked through its first node.
+    fn of_cluster(nodes: ClusterNodes) -> Result<Target> {
+        let (_, first) = nodes
+            .endpoints()?
+            .into_iter()
+            .next()
+            .context("the cluster has no nodes")?;
+        Ok(Target {
+            endpoints: first,
+            token: nodes.token().to_string(),
+            kind: Kind::Cluster(Box::new(nodes)),
+        })
+    }
+
+    /// The cluster's nodes, which the checks may ask to stop and start.
+    pub(super) fn cluster(&mut self) -> Option<&mut ClusterNodes> {
+        match &mut self.kind {
+            Kind::Cluster(nodes) => Some(nodes),
+            _ => None,
+        }
+    }
+
+    /// `--node NAME=CLIENT_URL,MONITORING_URL` for every node of a cluster.
+    pub(super) fn node_args(&self) -> Result<Vec<String>> {
+        let Kind::Cluster(nodes) = &self.kind else {
+            return Ok(Vec::new());
+        };
+        Ok(nodes
+            .endpoints()?
+            .iter()
+            .flat_map(|(name, endpoints)| {
+                [
+                    "--node".to_string(),
+                    format!("{name}={},{}", endpoints.client, endpoints.monitoring),
+                ]
+            })
+            .collect())
+    }
+
+    /// Which server this is, as the report gives it, with a line for people (`summary`). What
+    /// the server says of itself comes from `/varz`: an answering server may be another
+    /// clone's or a container's.
+    pub(super) fn describe(&self) -> Value {
+        let varz = xtask_probe::get_json(
+            &xtask_probe::monitoring_agent(),
+            &format!("{}/varz", self.endpoints.monitoring),
+        )
+        .unwrap_or(Value::Null);
+        let text = |key: &str| varz[key].as_str().unwrap_or("?").to_string();
+        let (version, name, id) = (text("version"), text("server_name"), text("server_id"));
+        let mut server = json!({
+            "client_url": self.endpoints.client,
+            "version": varz["version"],
+            "name": varz["server_name"],
+            "id": varz["server_id"],
+        });
+        let which = match &self.kind {
+            Kind::Recorded { pid } => {
+                server["kind"] = json!("recorded");
+                server["pid"] = json!(pid);
+                format!("the server of this checkout (pid {pid})")
+            }
+            Kind::Cluster(nodes) => {
+                let names = nodes.names();
+                server["kind"] = json!(if nodes.is_temporary() {
+                    "temporary cluster"
+                } else {
+                    "cluster"
+                });
+                server["nodes"] = json!(names);
+                if let Some(dir) = nodes.dir() {
+                    server["dir"] = json!(dir);
+                }
+                let whose = if nodes.is_temporary() {
+                    "a temporary"
+                } else {
+                    "this checkout's"
+                };
+                format!(
+                    "{whose} cluster of {} nodes, through {}",
+                    names.len(),
+                    names[0]
+                )
+            }
+            Kind::Answering => {
+                server["kind"] = json!("answering");
+                "the server answering on this checkout's configured ports, which the xtask did \
+                 not start (it may be another clone's or a container's)"
+                    .to_string()
+            }
+            Kind::Temporary(temporary) => {
+                server["kind"] = json!("temporary");
+                server["pid"] = json!(temporary.pid);
+                server["dir"] = json!(temporary.dir.path());
+                "a temporary server".to_string()
+            }
+        };
+        server["temporary"] = json!(match &self.kind {
+            Kind::Temporary(_) => true,
+            Kind::Cluster(nodes) => nodes.is_temporary(),
+            _ => false,
+        });
+        server["summary"] = json!(format!(
+            "{which}: nats-server v{version} \"{name}\" ({id}) at {}",
+            self.endpoints.client
+        ));
+        server
+    }
+}
+
+/// A server of its own for one smoke run: a temporary directory, ports the server picks, a
+/// fresh token in its environment only. Stopped and deleted when dropped.
+pub(super) struct Temporary {
+    layout: Layout,
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    pid: u32,
+    endpoints: Endpoints,
+    token: String,
+}
+
+impl Temporary {
+    fn start(checkout: &Layout) -> Result<Temporary> {
+        let dir = tempfile::Builder::new()
+            .prefix("nats-smoke-")
+            .tempdir()
+            .context("cannot create a temporary directory")?;
+        let layout = Layout::with_binary(dir.path().to_path_buf(), checkout.binary());
+        std::fs::write(
+            layout.config(),
+            config::render(&Listen::loopback_on_free_ports()),
+        )
+        .with_context(|| format!("cannot write `{}`", layout.config().display()))?;
+        let token = token::generate()?;
+        let mut child = server::spawn(&layout, &ServerEnv::single(token.clone()), Mode::Attached)?;
+        let ready = server::wait_ready(
+            &mut child,
+            &layout,
+            &token,
+            Duration::from_secs(30),
+            &|| false,
+        );
+        match ready.and_then(|ready| ready.context("cancelled")) {
+            Ok(endpoints) => Ok(Temporary {
+                layout,
+                dir,
+                pid: child.id(),
+                child,
+                endpoints,
+                token,
+            }),
+            Err(e) => {
+                server::shut_down(
+                    &mut child,
+                    &layout,
+                    "the temporary nats-server",
+                    Duration::from_secs(10),
+                );
+                Err(e.context("cannot start a temporary nats-server"))
+            }
+        }
+    }
+}
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        if let Err(e) = server::stop(self.pid, &self.layout, Duration::from_secs(10)) {
+            eprintln!("warning: {e:#}");
+        }
+        let _ = self.child.wait();
+    }
+}
