@@ -368,11 +368,14 @@ fn the_cluster_and_the_single_server_never_run_together_and_the_node_count_is_ke
         monitor.stdout
     );
 
-    // And smoke checks it as a cluster: every single-server check, then its own.
-    let smoke = sandbox.xtask(&["smoke", "--json"]);
+    // And smoke checks it as a cluster: every single-server check, then its own, then a
+    // failover: the leader of a replicated stream killed while a client publishes, and
+    // started again.
+    let (_, before) = status_json(&sandbox);
+    let smoke = sandbox.xtask(&["smoke", "--json", "--failover", "--kill"]);
     let report: Value = serde_json::from_str(&smoke.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}{}", smoke.stdout, smoke.stderr));
-    assert!(smoke.success, "{report}");
+    assert!(smoke.success, "{report}\n{}", smoke.stderr);
     assert_eq!(report["server"]["kind"], "cluster", "{report}");
     let checks: Vec<&str> = report["checks"]
         .as_array()
@@ -386,10 +389,44 @@ fn the_cluster_and_the_single_server_never_run_together_and_the_node_count_is_ke
         "routes",
         "meta group",
         "replicas on every node",
+        "failover",
     ] {
         assert!(checks.contains(&name), "{name} did not pass: {report}");
     }
-    assert_eq!(report["passed"], 11, "{report}");
+    assert_eq!(report["passed"], 12, "{report}");
+    let failover = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "failover")
+        .unwrap();
+    let note = failover["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("was stopped (kill)") && note.contains("none lost or doubled"),
+        "{failover}"
+    );
+    let killed = note.split_whitespace().next().unwrap();
+    assert!(
+        smoke.stderr.contains(&format!("killing node {killed}"))
+            && smoke
+                .stderr
+                .contains(&format!("starting node {killed} again")),
+        "{}",
+        smoke.stderr
+    );
+    // Every node runs again, the killed one on its own ports, and no stream is left.
+    let (ok, after) = status_json(&sandbox);
+    assert!(ok, "{after}");
+    for name in ["n1", "n2", "n3"] {
+        assert_eq!(
+            node(&after, name)["client_url"],
+            node(&before, name)["client_url"],
+            "{after}"
+        );
+    }
+    assert_ne!(node(&after, killed)["pid"], node(&before, killed)["pid"]);
+    let monitoring = node(&after, "n1")["monitoring_url"].as_str().unwrap();
+    assert_eq!(monitoring_json(monitoring, "/jsz")["streams"], 0);
     sandbox.xtask(&["stop"]).ok();
 
     // A stale pid file of one node does not block the others.
@@ -504,4 +541,49 @@ fn a_foreground_cluster_shows_every_nodes_log_and_stops_on_ctrl_c() {
     for pid in pids {
         assert!(gone(pid), "node pid {pid} outlived the xtask");
     }
+}
+
+#[test]
+fn without_a_cluster_smoke_failover_runs_a_temporary_one_and_removes_it() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let run = sandbox.xtask(&[
+        "smoke",
+        "--json",
+        "--failover",
+        "--mirror",
+        &mirror.url,
+        "--version",
+        &server.version,
+    ]);
+    let report: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
+    assert!(run.success, "{report}\n{}", run.stderr);
+    assert_eq!(report["server"]["kind"], "temporary cluster", "{report}");
+    assert_eq!(report["server"]["temporary"], true, "{report}");
+    assert_eq!(
+        report["server"]["nodes"],
+        serde_json::json!(["n1", "n2", "n3"])
+    );
+    assert_eq!(
+        (report["passed"].as_u64(), report["failed"].as_u64()),
+        (Some(12), Some(0)),
+        "{report}"
+    );
+    let failover = &report["checks"][11];
+    assert_eq!(failover["name"], "failover");
+    assert!(
+        failover["note"]
+            .as_str()
+            .is_some_and(|note| note.contains("(graceful)") && note.contains("none lost")),
+        "{failover}"
+    );
+    // Its nodes and its directory are gone, and the checkout's own cluster never ran.
+    let dir = report["server"]["dir"].as_str().unwrap();
+    assert!(!std::path::Path::new(dir).exists(), "{dir} is left");
+    assert_eq!(
+        processes_naming(std::path::Path::new(dir)),
+        Vec::<u32>::new()
+    );
+    assert!(!sandbox.nats_dir().join("cluster").exists());
 }

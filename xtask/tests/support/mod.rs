@@ -767,6 +767,29 @@ fn process<T>(pid: u32, look: impl FnOnce(&sysinfo::Process) -> T) -> Option<T> 
     system.process(pid).map(look)
 }
 
+/// The processes (zombies aside) whose command line names `dir`.
+pub fn processes_naming(dir: &Path) -> Vec<u32> {
+    use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
+    let mut system = System::new();
+    let what = ProcessRefreshKind::nothing().with_cmd(UpdateKind::Always);
+    system.refresh_processes_specifics(ProcessesToUpdate::All, true, what);
+    let dir = dir.to_string_lossy();
+    system
+        .processes()
+        .iter()
+        .filter(|(_, p)| {
+            !matches!(
+                p.status(),
+                sysinfo::ProcessStatus::Zombie | sysinfo::ProcessStatus::Dead
+            ) && p
+                .cmd()
+                .iter()
+                .any(|a| a.to_string_lossy().contains(dir.as_ref()))
+        })
+        .map(|(pid, _)| pid.as_u32())
+        .collect()
+}
+
 /// Waits up to `DEADLINE` for process `pid` to be gone.
 pub fn gone(pid: u32) -> bool {
     wait_for(DEADLINE, || (!alive(pid)).then_some(())).is_some()
