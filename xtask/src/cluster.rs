@@ -416,16 +416,19 @@ fn ready(nodes: &[Node], token: &str) -> Result<Vec<Endpoints>, String> {
                 *name != meta.leader && !meta.peers.iter().any(|p| p.name == *name && p.current)
             })
             .collect();
+        let size = if meta.cluster_size == nodes.len() {
+            format!("counts all {} nodes", nodes.len())
+        } else {
+            format!("counts {} nodes, not {}", meta.cluster_size, nodes.len())
+        };
+        let behind = if behind.is_empty() {
+            "none".to_string()
+        } else {
+            behind.join(", ")
+        };
         return Err(format!(
-            "the meta leader {} counts {} nodes, not {}; not current: {}",
-            meta.leader,
-            meta.cluster_size,
-            nodes.len(),
-            if behind.is_empty() {
-                "none".to_string()
-            } else {
-                behind.join(", ")
-            }
+            "the meta leader {} {size}; not current with it: {behind}",
+            meta.leader
         ));
     }
     Ok(all)
