@@ -501,7 +501,7 @@ fn a_node_that_cannot_start_is_named_and_the_others_are_stopped() {
 
 #[cfg(unix)]
 #[test]
-fn a_foreground_cluster_shows_every_nodes_log_and_stops_on_ctrl_c() {
+fn a_foreground_cluster_shows_every_nodes_log_reports_a_dead_node_and_stops_on_ctrl_c() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let _stop = StopCluster(&sandbox);
@@ -534,6 +534,18 @@ fn a_foreground_cluster_shows_every_nodes_log_and_stops_on_ctrl_c() {
     let pids: Vec<u32> = ["n1", "n2", "n3"]
         .map(|name| node(&status, name)["pid"].as_u64().unwrap() as u32)
         .to_vec();
+
+    // A node that dies is reported with the end of its log; the others go on.
+    kill_hard(pids[1]);
+    let mut after = String::new();
+    while !after.contains("node n2 stopped by itself") {
+        let line = lines
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|_| panic!("the death of n2 was not reported:\n{after}"));
+        after.push_str(&line);
+        after.push('\n');
+    }
+    assert!(alive(pids[0]) && alive(pids[2]), "{after}");
 
     signal(child.id(), "INT");
     let exit = wait_for(DEADLINE, || child.try_wait().unwrap()).expect("xtask did not exit");
