@@ -104,6 +104,9 @@ impl Smoke {
             nodes.restore();
         }
         let (status, printed) = outcome?;
+        if status.code().is_none() {
+            eprintln!("the smoke checks were ended ({status}) before they finished");
+        }
         if self.json {
             // The report gains which server was checked.
             let mut report: Value = serde_json::from_str(&printed).with_context(|| {
