@@ -83,12 +83,20 @@ impl Cache {
         found.into_iter().map(|(_, hash)| hash).collect()
     }
 
-    /// Keeps a copy of a verified archive. Failing to is not an error: it only costs a download.
-    pub(crate) fn store(&self, archive: &Path, file_name: &str, url: &str, sha256: &str) {
+    /// Keeps a copy of an archive verified as `how` says. Failing to is not an error: it only
+    /// costs a download.
+    pub(crate) fn store(
+        &self,
+        archive: &Path,
+        file_name: &str,
+        url: &str,
+        sha256: &str,
+        how: &str,
+    ) {
         let Some(archives) = &self.archives else {
             return;
         };
-        if let Err(e) = store(archive, &archives.join(sha256), file_name, url) {
+        if let Err(e) = store(archive, &archives.join(sha256), file_name, url, how) {
             eprintln!(
                 "warning: cannot cache `{file_name}` in `{}`: {e:#}",
                 archives.display()
@@ -101,12 +109,82 @@ fn source_name(file_name: &str) -> String {
     format!("{file_name}.source")
 }
 
-fn store(archive: &Path, dir: &Path, file_name: &str, url: &str) -> Result<()> {
+fn verified_name(file_name: &str) -> String {
+    format!("{file_name}.verified")
+}
+
+fn store(archive: &Path, dir: &Path, file_name: &str, url: &str, how: &str) -> Result<()> {
     fs::create_dir_all(dir)?;
     let mut partial = tempfile::NamedTempFile::new_in(dir)?;
     let mut source =
         File::open(archive).with_context(|| format!("cannot read `{}`", archive.display()))?;
     io::copy(&mut source, partial.as_file_mut())?;
     partial.persist(dir.join(file_name))?;
+    write_atomically(&dir.join(verified_name(file_name)), how.as_bytes())?;
     write_atomically(&dir.join(source_name(file_name)), url.as_bytes())
+}
+
+/// One cached archive.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) file_name: String,
+    pub(crate) sha256: String,
+    pub(crate) size: u64,
+    pub(crate) url: Option<String>,
+    /// How it was verified before it was stored.
+    pub(crate) verified: Option<String>,
+    dir: PathBuf,
+}
+
+impl Cache {
+    /// Where the archives are, if there is a cache directory at all.
+    pub(crate) fn dir(&self) -> Option<&Path> {
+        self.archives.as_deref()
+    }
+
+    /// Every cached archive, by file name.
+    pub(crate) fn entries(&self) -> Vec<Entry> {
+        let Some(archives) = &self.archives else {
+            return Vec::new();
+        };
+        let mut entries: Vec<Entry> = fs::read_dir(archives)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|hash_dir| {
+                let dir = hash_dir.path();
+                let sha256 = hash_dir.file_name().to_string_lossy().into_owned();
+                fs::read_dir(&dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(move |file| {
+                        let file_name = file.file_name().to_str()?.to_string();
+                        if file_name.ends_with(".source")
+                            || file_name.ends_with(".verified")
+                            || file_name.starts_with(".tmp")
+                        {
+                            return None;
+                        }
+                        let read = |name: String| fs::read_to_string(dir.join(name)).ok();
+                        Some(Entry {
+                            size: file.metadata().ok()?.len(),
+                            url: read(source_name(&file_name)),
+                            verified: read(verified_name(&file_name)),
+                            sha256: sha256.clone(),
+                            dir: dir.clone(),
+                            file_name,
+                        })
+                    })
+            })
+            .collect();
+        entries.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+        entries
+    }
+
+    /// Deletes a cached archive.
+    pub(crate) fn remove(&self, entry: &Entry) -> Result<()> {
+        fs::remove_dir_all(&entry.dir)
+            .with_context(|| format!("cannot delete `{}`", entry.dir.display()))
+    }
 }

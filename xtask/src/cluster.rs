@@ -33,25 +33,19 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    /// Node `name` of `layout`'s cluster on the very ports it listens on (`endpoints`), to
-    /// come back on them after a stop: the other nodes route to them.
-    pub(crate) fn on_its_ports(layout: &Layout, name: &str, endpoints: &Endpoints) -> Node {
+    /// Node `name` of `layout`'s cluster on the ports of its config (written at its last
+    /// start), or of its ports file for ports it picked: where the other nodes route to it.
+    /// None for a node never started.
+    pub(crate) fn as_configured(layout: &Layout, name: &str) -> Option<Node> {
         let node_layout = layout.node(name);
-        let host = fs::read_to_string(node_layout.config()).map_or_else(
-            |_| Listen::default().host,
-            |text| config::read_listen(&text).host,
-        );
-        Node {
+        let text = fs::read_to_string(node_layout.config()).ok()?;
+        let configured = Node {
             name: name.to_string(),
+            listen: config::read_listen(&text),
+            cluster_port: config::read_cluster_port(&text)?,
             layout: node_layout,
-            listen: Listen {
-                host,
-                port: port_of(Some(&endpoints.client)),
-                http_port: port_of(Some(&endpoints.monitoring)),
-                ws_port: port_of(endpoints.websocket.as_ref()),
-            },
-            cluster_port: port_of(endpoints.cluster.as_ref()),
-        }
+        };
+        Some(recorded_ports(&configured).unwrap_or(configured))
     }
 }
 
@@ -124,6 +118,33 @@ pub(crate) fn node_count(layout: &Layout, asked: Option<usize>) -> Result<usize>
         (Some(recorded), _) => Ok(recorded),
         (None, asked) => Ok(asked.unwrap_or(3)),
     }
+}
+
+/// Forgets the node count, once the nodes' data are gone.
+pub(crate) fn forget_count(layout: &Layout) -> Result<()> {
+    match fs::remove_file(state_file(layout)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot delete `{}`", show(&state_file(layout))))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The directories of every node the cluster of `layout` has had (`cluster/n1`, ...).
+pub(crate) fn node_dirs(layout: &Layout) -> Vec<Layout> {
+    let mut names: Vec<String> = fs::read_dir(layout.cluster_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.path().is_dir())
+        .filter_map(|entry| entry.file_name().to_str().map(str::to_string))
+        .filter(|name| {
+            name.strip_prefix('n')
+                .is_some_and(|k| k.parse::<u32>().is_ok())
+        })
+        .collect();
+    names.sort();
+    names.iter().map(|name| layout.node(name)).collect()
 }
 
 /// Records the node count once the cluster has been ready: from then on its data needs them.

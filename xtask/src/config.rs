@@ -176,6 +176,29 @@ pub(crate) fn read_listen(text: &str) -> Listen {
         http_port: 0,
         ws_port: 0,
     };
+    for (block, setting) in settings(text) {
+        listen.apply(block.as_deref(), &setting);
+    }
+    listen
+}
+
+/// The route port of a cluster node's config (`port` in its `cluster` block), if it has one.
+pub(crate) fn read_cluster_port(text: &str) -> Option<i32> {
+    settings(text)
+        .into_iter()
+        .rev()
+        .filter(|(block, _)| block.as_deref() == Some("cluster"))
+        .filter_map(|(_, setting)| {
+            let (key, value) = setting.split_once([':', '='])?;
+            (key.trim() == "port").then(|| value.trim().parse().ok())?
+        })
+        .next()
+}
+
+/// Every `key: value` setting of a config with the block it is in (None: the top level), in
+/// order; blocks on one line (`websocket { port: 8223, no_tls: true }`) too.
+fn settings(text: &str) -> Vec<(Option<String>, String)> {
+    let mut found = Vec::new();
     let mut blocks: Vec<String> = Vec::new();
     for line in text.lines().map(without_comment).map(str::trim) {
         if let Some(name) = line.strip_suffix('{') {
@@ -186,17 +209,16 @@ pub(crate) fn read_listen(text: &str) -> Listen {
             blocks.pop();
             continue;
         }
-        // A block on one line: `websocket { port: 8223, no_tls: true }`.
         if let Some((name, rest)) = line.split_once('{') {
             let inner = rest.trim_end().trim_end_matches('}');
             for setting in inner.split([',', ';']) {
-                listen.apply(Some(&block_name(name)), setting);
+                found.push((Some(block_name(name)), setting.to_string()));
             }
             continue;
         }
-        listen.apply(blocks.last().map(String::as_str), line);
+        found.push((blocks.last().cloned(), line.to_string()));
     }
-    listen
+    found
 }
 
 fn block_name(text: &str) -> String {
@@ -271,6 +293,19 @@ fn without_comment(line: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nodes_route_port_is_read_from_its_cluster_block() {
+        let node = ClusterNode {
+            name: "n2".into(),
+            cluster_port: 6232,
+        };
+        let text = render_node(&Listen::default(), &node);
+        assert_eq!(read_cluster_port(&text), Some(6232));
+        assert_eq!(read_listen(&text).port, 4222);
+        assert_eq!(read_cluster_port(&render(&Listen::default())), None);
+        assert_eq!(read_cluster_port("cluster { port: 7000 }"), Some(7000));
+    }
 
     fn lines(text: &str) -> Vec<&str> {
         text.lines()

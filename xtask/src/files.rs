@@ -1,6 +1,6 @@
 //! File helpers every other module may use: atomic writes and SHA-256 digests.
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,22 @@ pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     file.persist(path)
         .with_context(|| format!("cannot write `{}`", show(path)))?;
     Ok(())
+}
+
+/// The bytes of the files under `path` (or of `path` itself, a file); 0 when it is missing.
+pub(crate) fn tree_size(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| tree_size(&entry.path()))
+        .sum()
 }
 
 /// Copies `path` to a new `<path>.<unix time>.bak` beside it (`.<time>-2.bak` and so on when

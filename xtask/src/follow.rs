@@ -1,53 +1,64 @@
-//! Showing what a server appends to its log, as `tail -F` would, following rotation.
+//! Following what servers append to their logs, as `tail -F` does: across rotation, whole
+//! lines only, each after a prefix (a node's name when several logs are shown at once).
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
+#[cfg(not(unix))]
+use std::time::SystemTime;
 
-/// Shows what the server appends to its log, as `tail -F` would, following rotation.
+/// Where the lines go.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sink {
+    /// Beside the xtask's own messages (`run` in the foreground).
+    Stderr,
+    /// As the output itself (`logs -f`).
+    Stdout,
+}
+
+/// Shows what a server appends to its log from a thread of its own.
 pub(crate) struct LogFollower {
-    path: PathBuf,
-    prefix: String,
-    position: Arc<Mutex<u64>>,
+    tail: Arc<Mutex<Tail>>,
     stop: mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl LogFollower {
-    /// Follows `path` from byte `from`, putting `prefix` before every line it shows (a node's
-    /// name, when several logs are shown at once).
+    /// Follows `path` from byte `from`, on stderr, each line after `prefix`.
     pub(crate) fn start(path: PathBuf, from: u64, prefix: &str) -> LogFollower {
-        let position = Arc::new(Mutex::new(from));
+        LogFollower::to(Sink::Stderr, path, from, prefix)
+    }
+
+    /// Follows `path` from byte `from` into `sink`, each line after `prefix`.
+    pub(crate) fn to(sink: Sink, path: PathBuf, from: u64, prefix: &str) -> LogFollower {
+        let tail = Arc::new(Mutex::new(Tail::new(path, from, prefix, sink)));
         let (stop, stopped) = mpsc::channel();
-        let (thread_path, thread_position) = (path.clone(), position.clone());
-        let thread_prefix = prefix.to_string();
+        let thread_tail = tail.clone();
         let thread = std::thread::spawn(move || {
             // Looks every 100 ms; once told to stop, looks one last time.
             loop {
                 let done = stopped.recv_timeout(Duration::from_millis(100))
                     != Err(mpsc::RecvTimeoutError::Timeout);
-                let mut position = thread_position.lock().unwrap_or_else(|e| e.into_inner());
-                *position = copy_new_lines(&thread_path, *position, &thread_prefix);
+                thread_tail
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .show_new();
                 if done {
                     return;
                 }
             }
         });
-        LogFollower {
-            path,
-            prefix: prefix.to_string(),
-            position,
-            stop,
-            thread,
-        }
+        LogFollower { tail, stop, thread }
     }
 
     /// Shows everything logged so far, now.
     pub(crate) fn catch_up(&self) {
-        let mut position = self.position.lock().unwrap_or_else(|e| e.into_inner());
-        *position = copy_new_lines(&self.path, *position, &self.prefix);
+        self.tail
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .show_new();
     }
 
     pub(crate) fn finish(self) {
@@ -56,26 +67,107 @@ impl LogFollower {
     }
 }
 
-/// Prints the whole lines `path` holds past `position` to stderr, each after `prefix`, and
-/// returns the position after the last of them. A file shorter than the position has been
-/// rotated: it is read from its start.
-fn copy_new_lines(path: &PathBuf, position: u64, prefix: &str) -> u64 {
-    let Ok(mut file) = File::open(path) else {
-        return position;
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let from = if len < position { 0 } else { position };
-    if file.seek(SeekFrom::Start(from)).is_err() {
-        return position;
+/// One log being followed: the file read so far, which may no longer be the one at `path`.
+struct Tail {
+    path: PathBuf,
+    prefix: String,
+    sink: Sink,
+    file: Option<(File, Identity)>,
+    /// Where to start in the file at `path` when it is first opened.
+    from: u64,
+    /// The start of a line still being written.
+    partial: Vec<u8>,
+}
+
+impl Tail {
+    fn new(path: PathBuf, from: u64, prefix: &str, sink: Sink) -> Tail {
+        Tail {
+            path,
+            prefix: prefix.to_string(),
+            sink,
+            file: None,
+            from,
+            partial: Vec::new(),
+        }
     }
-    let mut text = Vec::new();
-    let _ = file.read_to_end(&mut text);
-    // A line still being written waits for the next look.
-    let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let mut stderr = std::io::stderr().lock();
-    for line in text[..whole].split_inclusive(|&b| b == b'\n') {
-        let _ = stderr.write_all(prefix.as_bytes());
-        let _ = stderr.write_all(line);
+
+    /// Shows the whole lines logged since the last look. When the log has been rotated (the
+    /// file at `path` is another one), the rest of the old file comes first, then the new one
+    /// from its start; a file truncated in place is read again from its start.
+    fn show_new(&mut self) {
+        let mut text = std::mem::take(&mut self.partial);
+        if self.file.is_none() {
+            self.file = open(&self.path, self.from);
+        }
+        if let Some((file, opened)) = &mut self.file {
+            read_rest(file, &mut text);
+            let now_at_path = std::fs::metadata(&self.path).ok();
+            match now_at_path.as_ref().map(identity) {
+                Some(current) if current != *opened => {
+                    // Rotated: what was written to the old file before it was renamed is in
+                    // `text` already.
+                    self.file = open(&self.path, 0);
+                    if let Some((file, _)) = &mut self.file {
+                        read_rest(file, &mut text);
+                    }
+                }
+                _ => {
+                    let position = file.stream_position().unwrap_or(0);
+                    if now_at_path.is_some_and(|meta| meta.len() < position) {
+                        let _ = file.seek(SeekFrom::Start(0));
+                        read_rest(file, &mut text);
+                    }
+                }
+            }
+        }
+        let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        self.partial = text.split_off(whole);
+        if text.is_empty() {
+            return;
+        }
+        let mut shown = Vec::with_capacity(text.len());
+        for line in text.split_inclusive(|&b| b == b'\n') {
+            shown.extend_from_slice(self.prefix.as_bytes());
+            shown.extend_from_slice(line);
+        }
+        let _ = match self.sink {
+            Sink::Stderr => std::io::stderr().lock().write_all(&shown),
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&shown).and_then(|()| out.flush())
+            }
+        };
     }
-    from + whole as u64
+}
+
+/// Opens `path` at byte `from`, if it exists.
+fn open(path: &PathBuf, from: u64) -> Option<(File, Identity)> {
+    let mut file = File::open(path).ok()?;
+    let identity = identity(&file.metadata().ok()?);
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(if from > len { 0 } else { from }))
+        .ok()?;
+    Some((file, identity))
+}
+
+fn read_rest(file: &mut File, text: &mut Vec<u8>) {
+    let _ = file.read_to_end(text);
+}
+
+/// Which file a path names: its device and inode on Unix, its creation time elsewhere (a
+/// rotated log is a new file).
+#[cfg(unix)]
+type Identity = (u64, u64);
+#[cfg(not(unix))]
+type Identity = Option<SystemTime>;
+
+#[cfg(unix)]
+fn identity(meta: &Metadata) -> Identity {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn identity(meta: &Metadata) -> Identity {
+    meta.created().ok()
 }

@@ -271,7 +271,7 @@ fn fetch(request: &Request, mirror: &str, dest: &Path) -> Result<Verified> {
     let actual = Downloader::new().to_file(&url, &partial)?;
     check_hash(&url, &listed, &actual, Verified::Sums)?;
     fs::rename(&partial, dest).with_context(|| format!("cannot rename `{}`", partial.display()))?;
-    cache.store(dest, &file_name, &url, &actual);
+    cache.store(dest, &file_name, &url, &actual, &verified.to_string());
     Ok(verified)
 }
 
@@ -326,6 +326,14 @@ fn check_version(binary: &Path, version: Version) -> Result<()> {
 /// environment.
 pub(crate) fn server_accepts_config(binary: &Path, layout: &Layout) -> Result<()> {
     let env = ServerEnv::single(token::load(&layout.env_file())?);
+    accepts_config(binary, layout, &env).map_err(|e| {
+        anyhow::anyhow!("{e:#}; fix it, or rewrite it with `cargo xtask setup --regenerate-config`")
+    })
+}
+
+/// Asks `binary` (`nats-server -t`) whether it accepts the config in `layout`, with `env`, the
+/// variables the config reads, in its environment. The error carries what the server said.
+pub(crate) fn accepts_config(binary: &Path, layout: &Layout, env: &ServerEnv) -> Result<()> {
     let sh = xshell::Shell::new()?;
     sh.change_dir(&layout.dir);
     let config = layout.config();
@@ -333,13 +341,30 @@ pub(crate) fn server_accepts_config(binary: &Path, layout: &Layout) -> Result<()
     for (name, value) in env.vars() {
         command = command.env(name, value);
     }
-    process::run(command.into(), Duration::from_secs(10)).with_context(|| {
-        format!(
-            "nats-server rejects `{}`: fix it, or run setup with --regenerate-config",
-            show(&config)
-        )
-    })?;
+    let output = process::run_unchecked(
+        {
+            let mut command: std::process::Command = command.into();
+            command
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            command
+        },
+        Duration::from_secs(10),
+    )?;
+    if !output.status.success() {
+        bail!(
+            "nats-server rejects `{}`: {}",
+            show(&config),
+            process::last_lines(&output, 3)
+        );
+    }
     Ok(())
+}
+
+/// The release archive the installed binary came from (its file name), as recorded.
+pub(crate) fn installed_asset(layout: &Layout) -> Option<String> {
+    Some(read_manifest(layout)?["asset"].as_str()?.to_string())
 }
 
 /// The version recorded as installed, without checking the binary.

@@ -95,10 +95,19 @@ impl Layout {
 
     /// Creates the directories the server writes to: JetStream's store and the logs.
     pub(crate) fn create_working_dirs(&self) -> Result<()> {
-        for dir in [self.dir.join("data/jetstream"), self.dir.join("logs")] {
+        for dir in [self.jetstream_dir(), self.logs_dir()] {
             fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", show(&dir)))?;
         }
         Ok(())
+    }
+
+    /// JetStream's store (`store_dir` in the config): streams, consumers, messages.
+    pub(crate) fn jetstream_dir(&self) -> PathBuf {
+        self.dir.join("data").join("jetstream")
+    }
+
+    pub(crate) fn logs_dir(&self) -> PathBuf {
+        self.dir.join("logs")
     }
 
     /// What a server not run in the foreground printed outside its log (errors before the log

@@ -4,22 +4,30 @@
 mod archive;
 mod args;
 mod cache;
+mod cache_task;
 mod checkout;
 mod ci;
 mod cluster;
 mod config;
+mod context;
 mod cross;
 mod download;
+mod env;
 mod files;
 mod follow;
 mod install;
 mod layout;
 mod lines;
+mod logs;
 mod monitor;
 mod pip;
 mod process;
 mod release;
+mod reload;
+mod reset;
+mod restart;
 mod run;
+mod running;
 mod server;
 mod setup;
 mod smoke;
@@ -28,6 +36,7 @@ mod stop;
 mod suite;
 mod test;
 mod token;
+mod token_task;
 mod units;
 
 use std::path::PathBuf;
@@ -57,9 +66,17 @@ enum Task {
     Setup(setup::Setup),
     Run(run::Run),
     Stop(stop::Stop),
+    Restart(restart::Restart),
     Status(status::Status),
+    Logs(logs::Logs),
     Smoke(smoke::Smoke),
     Monitor(monitor::Monitor),
+    Reload(reload::Reload),
+    Reset(reset::Reset),
+    Token(token_task::Token),
+    Context(context::Context),
+    Env(env::Env),
+    Cache(cache_task::CacheTask),
     Test(test::Test),
     Ci(ci::Ci),
 }
@@ -108,9 +125,17 @@ fn run(flags: Flags) -> Result<ExitCode> {
         Task::Stop(stop) => stop.run(&layout()?)?,
         Task::Status(status) => return status.run(&layout()?),
         Task::Smoke(smoke) => return smoke.run(&layout()?, checkout("smoke")?),
+        Task::Logs(logs) => logs.run(&layout()?)?,
         Task::Monitor(monitor) => monitor.run(layout)?,
+        Task::Reload(reload) => reload.run(&layout()?)?,
+        Task::Restart(restart) => restart.run(&layout()?)?,
+        Task::Reset(reset) => reset.run(&layout()?)?,
         Task::Test(test) => test.run(checkout("test")?)?,
         Task::Ci(ci) => ci.run(checkout("ci")?)?,
+        Task::Token(token) => token.run(&layout()?, root.as_deref())?,
+        Task::Context(context) => context.run(&layout()?, root.as_deref())?,
+        Task::Env(env) => env.run(&layout()?)?,
+        Task::Cache(cache) => cache.run(layout)?,
     }
     Ok(ExitCode::SUCCESS)
 }

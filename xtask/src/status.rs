@@ -139,6 +139,12 @@ fn human_cluster(report: &Value) -> String {
             node["monitoring_url"].as_str().unwrap_or("?"),
             node["connections"],
         ));
+        if node["health"]["ok"] == false {
+            text.push_str(&format!(
+                "      health {}\n",
+                health_text(&node["health"]).as_str().unwrap_or("?")
+            ));
+        }
     }
     text
 }
@@ -162,6 +168,7 @@ fn report(pid: u32, endpoints: Option<&Endpoints>) -> Value {
             return report;
         }
     };
+    report["health"] = health(&agent, &endpoints.monitoring);
     report["version"] = varz["version"].clone();
     report["uptime"] = varz["uptime"].clone();
     report["connections"] = varz["connections"].clone();
@@ -180,6 +187,34 @@ fn report(pid: u32, endpoints: Option<&Endpoints>) -> Value {
     report
 }
 
+/// What `/healthz` says: `{"ok": true}`, or `{"ok": false, "error": "..."}` with the server's
+/// words (JetStream not current, say).
+fn health(agent: &ureq::Agent, monitoring: &str) -> Value {
+    match xtask_probe::get(agent, &format!("{monitoring}/healthz")) {
+        Ok((200, _)) => json!({"ok": true}),
+        Ok((status, body)) => {
+            let said: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let error = said["error"]
+                .as_str()
+                .map_or_else(|| format!("{status} {}", body.trim()), str::to_string);
+            json!({"ok": false, "error": error})
+        }
+        Err(e) => json!({"ok": false, "error": format!("{e:#}")}),
+    }
+}
+
+/// The health as a person reads it.
+fn health_text(health: &Value) -> Value {
+    match health["ok"].as_bool() {
+        Some(true) => json!("ok"),
+        Some(false) => json!(format!(
+            "NOT OK: {}",
+            health["error"].as_str().unwrap_or("?")
+        )),
+        None => Value::Null,
+    }
+}
+
 fn human(report: &Value) -> String {
     let mut text = format!("nats-server is running (pid {})\n", report["pid"]);
     let line = |text: &mut String, label: &str, value: &Value| {
@@ -191,6 +226,7 @@ fn human(report: &Value) -> String {
             text.push_str(&format!("  {label:<12}{value}\n"));
         }
     };
+    line(&mut text, "health", &health_text(&report["health"]));
     line(&mut text, "version", &report["version"]);
     line(&mut text, "uptime", &report["uptime"]);
     line(&mut text, "client", &report["client_url"]);
@@ -231,5 +267,12 @@ mod tests {
             "1 streams, 2 consumers, 3 messages; memory 0 B of 1.0 GiB, file 2.0 KiB of 10.0 GiB"
         ));
         assert!(!text.contains("websocket"));
+        assert!(!text.contains("health"));
+        let unhealthy = json!({"running": true, "pid": 7,
+            "health": {"ok": false, "error": "JetStream is not current with the meta leader"}});
+        assert!(
+            human(&unhealthy)
+                .contains("  health      NOT OK: JetStream is not current with the meta leader\n")
+        );
     }
 }

@@ -7,7 +7,8 @@ use anyhow::{Result, bail};
 
 use crate::cluster;
 use crate::layout::Layout;
-use crate::server::{self, Stopped};
+use crate::running;
+use crate::server;
 
 /// Stop the server started by `cargo xtask run --detach`, or every node of the cluster.
 ///
@@ -42,52 +43,11 @@ impl Stop {
                     }
                 );
             }
-            return stop_one(&layout.node(node), node, timeout);
+            return running::stop_server(&layout.node(node), node, timeout);
         }
         if server::reconcile_pid_file(layout)?.is_none() && !names.is_empty() {
-            let outcomes: Vec<Result<()>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = names
-                    .iter()
-                    .map(|name| scope.spawn(|| stop_one(&layout.node(name), name, timeout)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| bail!("stopping a node panicked"))
-                    })
-                    .collect()
-            });
-            let failures: Vec<String> = outcomes
-                .into_iter()
-                .filter_map(|outcome| outcome.err().map(|e| format!("{e:#}")))
-                .collect();
-            if !failures.is_empty() {
-                bail!("{}", failures.join("; "));
-            }
-            return Ok(());
+            return running::stop_nodes(layout, &names, timeout);
         }
-        stop_one(layout, "nats-server", timeout)
+        running::stop_server(layout, "nats-server", timeout)
     }
-}
-
-/// Stops the server of `layout`, called `what` in messages.
-fn stop_one(layout: &Layout, what: &str, timeout: Duration) -> Result<()> {
-    let Some(pid) = server::reconcile_pid_file(layout)? else {
-        eprintln!("{what} is not running");
-        return Ok(());
-    };
-    let stopped = server::stop(pid, layout, timeout)?;
-    server::remove_pid_file(layout, pid);
-    match stopped {
-        Stopped::Gracefully => eprintln!("{what} (pid {pid}) stopped"),
-        Stopped::Killed if cfg!(windows) => eprintln!(
-            "{what} (pid {pid}) was terminated: Windows cannot ask a detached process to stop"
-        ),
-        Stopped::Killed => eprintln!(
-            "{what} (pid {pid}) did not stop within {} s and was killed",
-            timeout.as_secs()
-        ),
-    }
-    Ok(())
 }

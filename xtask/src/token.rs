@@ -155,6 +155,41 @@ fn create(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Replaces the token in `path` with `token`, atomically: every other line (the route
+/// password, comments) is kept, and the old file stays until the new one is in place.
+pub(crate) fn replace(path: &Path, token: &str) -> Result<()> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    parse(&text).with_context(|| format!("`{}` is malformed", path.display()))?;
+    let mut replaced = false;
+    let mut lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let bare = line
+                .trim_start()
+                .strip_prefix("export ")
+                .unwrap_or(line.trim_start());
+            match bare.split_once('=') {
+                Some((key, _)) if key.trim() == TOKEN_VAR && !replaced => {
+                    replaced = true;
+                    let export = if line.trim_start().starts_with("export ") {
+                        "export "
+                    } else {
+                        ""
+                    };
+                    format!("{export}{TOKEN_VAR}={token}")
+                }
+                _ => line.to_string(),
+            }
+        })
+        .collect();
+    if !replaced {
+        lines.push(format!("{TOKEN_VAR}={token}"));
+    }
+    // Owner-only on Unix, like the file it replaces: the temporary file is created 0600.
+    crate::files::write_atomically(path, format!("{}\n", lines.join("\n")).as_bytes())
+}
+
 /// Reads the token from `path`.
 pub(crate) fn load(path: &Path) -> Result<String> {
     let text =
@@ -234,6 +269,21 @@ mod tests {
         assert!(hex.bytes().all(|c| c.is_ascii_hexdigit()));
         assert!(readable_by_server(&a));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_replaced_token_keeps_every_other_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env.nats");
+        let before =
+            "# secret\nexport NATS_TOKEN=nats_old\n# routes\nNATS_ROUTE_PASSWORD=route_x\n";
+        fs::write(&path, before).unwrap();
+        replace(&path, "nats_new").unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "# secret\nexport NATS_TOKEN=nats_new\n# routes\nNATS_ROUTE_PASSWORD=route_x\n"
+        );
+        assert_eq!(load(&path).unwrap(), "nats_new");
     }
 
     #[test]

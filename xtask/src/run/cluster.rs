@@ -11,6 +11,7 @@ use crate::args::{ListenArgs, config_port};
 use crate::cluster::{self, Node};
 use crate::follow::LogFollower;
 use crate::layout::Layout;
+use crate::running;
 use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
 use crate::token;
@@ -50,7 +51,7 @@ pub(super) fn run(args: &Run, layout: &Layout, lock: std::fs::File) -> Result<()
     if !args.detach {
         if to_start.is_empty() {
             eprintln!("every node of the cluster already runs, in the background");
-            print_nodes(&nodes, &running_endpoints(&nodes));
+            running::print_nodes(&nodes, &running_endpoints(&nodes));
             return Ok(());
         }
         if to_start.len() != nodes.len() {
@@ -62,20 +63,7 @@ pub(super) fn run(args: &Run, layout: &Layout, lock: std::fs::File) -> Result<()
         return foreground(layout, &nodes, &secrets, timeout, lock, next_event);
     }
     let interrupted = || matches!(next_event.try_recv(), Ok(Event::Interrupted));
-    let mode = Mode::Detached;
-    let mut started = cluster::start(&nodes, &to_start, &secrets, timeout, mode, &interrupted)?;
-    match cluster::wait_ready(&nodes, &mut started, &token, timeout, &interrupted) {
-        Ok(Some(endpoints)) => {
-            cluster::record_count(layout, count)?;
-            eprintln!("the cluster of {count} nodes is ready; `cargo xtask stop` stops it");
-            print_nodes(&nodes, &endpoints);
-            Ok(())
-        }
-        outcome => {
-            cluster::stop_started(&mut started);
-            outcome.map(drop)
-        }
-    }
+    running::start_cluster_until(layout, &nodes, &to_start, timeout, &interrupted)
 }
 
 /// The endpoints of the nodes that run.
@@ -145,7 +133,7 @@ fn foreground(
         "the cluster of {} nodes is ready; Ctrl-C stops every node",
         nodes.len()
     );
-    print_nodes(nodes, &endpoints);
+    running::print_nodes(nodes, &endpoints);
 
     let mut exited = vec![false; started.len()];
     let mut unasked = Vec::new();
@@ -190,7 +178,7 @@ fn foreground(
     eprintln!("stopping the cluster");
     // On Windows Ctrl-C has reached the nodes too: they shut down by themselves.
     if cfg!(windows) {
-        let deadline = std::time::Instant::now() + super::STOP_TIMEOUT;
+        let deadline = std::time::Instant::now() + running::STOP_TIMEOUT;
         while std::time::Instant::now() < deadline
             && started
                 .iter_mut()
@@ -203,36 +191,11 @@ fn foreground(
     // Nodes started from another terminal meanwhile (`run --cluster --detach`) go too.
     for (name, pid) in cluster::running(layout)? {
         let node = layout.node(&name);
-        if server::stop(pid, &node, super::STOP_TIMEOUT).is_ok() {
+        if server::stop(pid, &node, running::STOP_TIMEOUT).is_ok() {
             server::remove_pid_file(&node, pid);
         }
     }
     finish(followers);
     eprintln!("the cluster stopped");
     Ok(())
-}
-
-/// One line per node: its name and where it listens.
-fn print_node(name: &str, endpoints: &Endpoints) {
-    let mut line = format!(
-        "{name}  client {}  monitoring {}",
-        endpoints.client, endpoints.monitoring
-    );
-    if let Some(websocket) = &endpoints.websocket {
-        line.push_str(&format!("  websocket {websocket}"));
-    }
-    if let Some(cluster) = &endpoints.cluster {
-        line.push_str(&format!("  routes {cluster}"));
-    }
-    println!("{line}");
-}
-
-/// Every node's addresses, and a warning for those that other machines can reach.
-fn print_nodes(nodes: &[Node], endpoints: &[Endpoints]) {
-    for (node, endpoints) in nodes.iter().zip(endpoints) {
-        if let Some(warning) = endpoints.exposure_warning() {
-            eprintln!("{}: {warning}", node.name);
-        }
-        print_node(&node.name, endpoints);
-    }
 }

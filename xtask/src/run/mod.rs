@@ -10,6 +10,7 @@ mod cluster;
 use crate::args::{ListenArgs, SourceArgs};
 use crate::follow::LogFollower;
 use crate::layout::Layout;
+use crate::running;
 use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
 use crate::token::{self, ServerEnv};
@@ -84,34 +85,17 @@ impl Run {
         if let Some(pid) = server::reconcile_pid_file(layout)? {
             eprintln!("nats-server is already running (pid {pid})");
             if let Some(endpoints) = Endpoints::of(layout, pid) {
-                print_endpoints(&endpoints);
+                running::print_endpoints(&endpoints);
             }
             return Ok(());
         }
         Setup::for_run(self.source.clone(), self.listen.clone()).run(layout)?;
-        let env = ServerEnv::single(token::load(&layout.env_file())?);
         let timeout = Duration::from_secs(self.timeout);
         if self.detach {
-            detached(layout, &env, timeout)
+            running::start_single(layout, timeout)
         } else {
+            let env = ServerEnv::single(token::load(&layout.env_file())?);
             foreground(layout, &env, timeout, lock)
-        }
-    }
-}
-
-fn detached(layout: &Layout, env: &ServerEnv, timeout: Duration) -> Result<()> {
-    let mut child = server::spawn(layout, env, Mode::Detached)?;
-    let pid = child.id();
-    match server::wait_ready(&mut child, layout, &env.token, timeout, &|| false) {
-        Ok(Some(endpoints)) => {
-            eprintln!("nats-server is running (pid {pid}); `cargo xtask stop` stops it");
-            print_endpoints(&endpoints);
-            Ok(())
-        }
-        outcome => {
-            server::shut_down(&mut child, layout, "nats-server", STOP_TIMEOUT);
-            server::remove_pid_file(layout, pid);
-            outcome.map(drop)
         }
     }
 }
@@ -120,9 +104,6 @@ enum Event {
     Interrupted,
     Exited(std::io::Result<std::process::ExitStatus>),
 }
-
-/// How long a server asked to stop has before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn foreground(
     layout: &Layout,
@@ -148,7 +129,7 @@ fn foreground(
     let ready = match server::wait_ready(&mut child, layout, &env.token, timeout, &interrupted) {
         Ok(ready) => ready,
         Err(e) => {
-            server::shut_down(&mut child, layout, "nats-server", STOP_TIMEOUT);
+            server::shut_down(&mut child, layout, "nats-server", running::STOP_TIMEOUT);
             return Err(e);
         }
     };
@@ -156,7 +137,7 @@ fn foreground(
     if let Some(endpoints) = &ready {
         follower.catch_up();
         eprintln!("nats-server is ready (pid {pid}); Ctrl-C stops it");
-        print_endpoints(endpoints);
+        running::print_endpoints(endpoints);
     }
     std::thread::spawn(move || {
         let _ = events.send(Event::Exited(child.wait()));
@@ -181,20 +162,20 @@ fn foreground(
     if cfg!(unix) {
         server::ask_to_stop(pid);
     }
-    let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+    let deadline = std::time::Instant::now() + running::STOP_TIMEOUT;
     let outcome = loop {
         match next_event.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
         {
             Ok(Event::Exited(_)) => break Ok(()),
             Ok(Event::Interrupted) => eprintln!(
                 "still stopping nats-server cleanly; it is killed after {} s",
-                STOP_TIMEOUT.as_secs()
+                running::STOP_TIMEOUT.as_secs()
             ),
             Err(_) => {
                 server::stop(pid, layout, Duration::ZERO)?;
                 break Err(anyhow::anyhow!(
                     "nats-server did not stop within {} s and was killed",
-                    STOP_TIMEOUT.as_secs()
+                    running::STOP_TIMEOUT.as_secs()
                 ));
             }
         }
@@ -204,18 +185,6 @@ fn foreground(
         eprintln!("nats-server stopped");
     }
     outcome
-}
-
-/// Where the server listens, on stdout, and a warning on stderr if other machines can reach it.
-pub(crate) fn print_endpoints(endpoints: &Endpoints) {
-    if let Some(warning) = endpoints.exposure_warning() {
-        eprintln!("{warning}");
-    }
-    println!("client      {}", endpoints.client);
-    println!("monitoring  {}", endpoints.monitoring);
-    if let Some(websocket) = &endpoints.websocket {
-        println!("websocket   {websocket}");
-    }
 }
 
 /// Removes the pid file when a foreground run ends, however it ends.

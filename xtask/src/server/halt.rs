@@ -106,6 +106,20 @@ pub(crate) fn ask_to_stop(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// Asks our server `pid` to reload its config: SIGHUP on Unix. Windows has no such signal for
+/// a process without a console, so this returns false there, as it does for a process that is
+/// not our server.
+pub(crate) fn ask_to_reload(pid: u32, layout: &Layout) -> bool {
+    if cfg!(windows) || !is_our_server(pid, layout) {
+        return false;
+    }
+    let (system, pid) = process_info(pid);
+    system
+        .process(pid)
+        .and_then(|p| p.kill_with(Signal::Hangup))
+        .unwrap_or(false)
+}
+
 fn kill(pid: u32) {
     let (system, pid) = process_info(pid);
     if let Some(process) = system.process(pid) {

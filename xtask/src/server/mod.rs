@@ -16,7 +16,9 @@ use std::time::Duration;
 
 pub(crate) use diagnosis::diagnosis;
 pub(crate) use endpoints::Endpoints;
-pub(crate) use halt::{Stopped, ask_to_stop, exit_was_requested, kill_now, shut_down, stop};
+pub(crate) use halt::{
+    Stopped, ask_to_reload, ask_to_stop, exit_was_requested, kill_now, shut_down, stop,
+};
 pub(crate) use identity::{reconcile_pid_file, remove_pid_file};
 pub(crate) use launch::{Mode, run_lock, spawn};
 pub(crate) use ready::wait_ready;

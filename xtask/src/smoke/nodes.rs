@@ -36,11 +36,13 @@ pub(super) struct ClusterNodes {
 impl ClusterNodes {
     /// This checkout's cluster, whose nodes (`running`: names and pids) all run.
     pub(super) fn of_checkout(layout: &Layout, running: &[(String, u32)]) -> Result<ClusterNodes> {
-        let mut nodes = Vec::new();
-        for (name, pid) in running {
-            let endpoints = Endpoints::of_running(&layout.node(name), *pid)?;
-            nodes.push(Node::on_its_ports(layout, name, &endpoints));
-        }
+        let nodes = running
+            .iter()
+            .map(|(name, _)| {
+                Node::as_configured(layout, name)
+                    .with_context(|| format!("node {name} runs without a config"))
+            })
+            .collect::<Result<Vec<Node>>>()?;
         let env_file = layout.env_file();
         Ok(ClusterNodes {
             nodes,

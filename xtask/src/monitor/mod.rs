@@ -1,5 +1,7 @@
 //! `cargo xtask monitor`: live statistics from the server's monitoring endpoint.
 
+mod connections;
+
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::mpsc;
@@ -33,6 +35,21 @@ pub(crate) struct Monitor {
     /// Print one JSON object per sample on stdout.
     #[arg(long)]
     json: bool,
+
+    /// Show the connected clients instead, as nats-top does (from /connz): name, language and
+    /// version, subscriptions, pending bytes, messages and bytes in and out with rates,
+    /// uptime, idle time.
+    #[arg(long)]
+    connections: bool,
+
+    /// With --connections: the order, by /connz's sort names.
+    #[arg(long, value_name = "BY", default_value = "cid", requires = "connections",
+          value_parser = clap::builder::PossibleValuesParser::new(connections::SORTS))]
+    sort: String,
+
+    /// With --connections: show this many connections (per node), from the top of the order.
+    #[arg(long, value_name = "N", default_value_t = 20, requires = "connections")]
+    top: usize,
 
     /// Monitoring URL to watch instead of this checkout's server, such as http://127.0.0.1:8222.
     #[arg(long, env = "NATS_MONITOR_URL", value_name = "URL")]
@@ -257,6 +274,14 @@ impl Monitor {
             Output::Lines
         };
         let interval = Duration::from_secs_f64(self.interval);
+        if self.connections {
+            let query = connections::Query {
+                sort: self.sort.clone(),
+                top: self.top,
+            };
+            let watched = || self.watched(&layout);
+            return connections::watch(watched, &query, &output, interval, self.once);
+        }
         if self.once {
             match self.watched(&layout)? {
                 Watched::One(url) => {

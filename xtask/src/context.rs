@@ -1,0 +1,239 @@
+//! `cargo xtask context`: a natscli context for this checkout's server, so that `nats
+//! --context NAME ...` reaches it with its token.
+//!
+//! natscli keeps contexts in `$XDG_CONFIG_HOME/nats/context/NAME.json`, else
+//! `~/.config/nats/context/NAME.json`, on every OS (not in the OS's own config directory), and
+//! the selected one's name in `nats/context.txt` beside it. A context written here says so in
+//! its description, which names the checkout: only those are ever changed or removed.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::{Value, json};
+
+use crate::files::write_atomically;
+use crate::layout::{Layout, show};
+use crate::running;
+use crate::token;
+
+/// Write a natscli context for this checkout's server: its URL and token.
+///
+/// The file is readable by its owner only, in a directory only they can enter (when this
+/// creates it). It is not selected unless --select. A context this checkout's xtask did not
+/// write is never overwritten (--force does) nor removed. `cargo xtask token rotate` updates
+/// the contexts it wrote.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Context {
+    /// Name of the context [default: the checkout directory's name]
+    #[arg(long)]
+    name: Option<String>,
+
+    /// Remove the context instead.
+    #[arg(long, conflicts_with_all = ["select"])]
+    remove: bool,
+
+    /// Also make it natscli's selected context.
+    #[arg(long)]
+    select: bool,
+
+    /// Overwrite (or remove) a context of that name that this checkout did not write.
+    #[arg(long)]
+    force: bool,
+}
+
+impl Context {
+    pub(crate) fn run(&self, layout: &Layout, root: Option<&Path>) -> Result<()> {
+        let owner = Owner::of(layout, root);
+        let name = match &self.name {
+            Some(name) => checked_name(name)?,
+            None => default_name(root.unwrap_or(&layout.dir)),
+        };
+        let dir = contexts_dir()?;
+        let path = dir.join(format!("{name}.json"));
+        let existing = fs::read_to_string(&path).ok();
+        let ours = existing.as_deref().is_some_and(|text| owner.wrote(text));
+        if existing.is_some() && !ours && !self.force {
+            bail!(
+                "the natscli context `{name}` (`{}`) was not written by this checkout's xtask: \
+                 it is left alone; choose another --name, or --force to {} it",
+                path.display(),
+                if self.remove { "remove" } else { "overwrite" }
+            );
+        }
+        if self.remove {
+            if existing.is_none() {
+                eprintln!("there is no natscli context `{name}`");
+                return Ok(());
+            }
+            fs::remove_file(&path)
+                .with_context(|| format!("cannot remove `{}`", path.display()))?;
+            let selected = selection_file(&dir);
+            if fs::read_to_string(&selected).is_ok_and(|s| s.trim() == name) {
+                fs::remove_file(&selected)
+                    .with_context(|| format!("cannot remove `{}`", selected.display()))?;
+            }
+            eprintln!(
+                "removed the natscli context `{name}` (`{}`)",
+                path.display()
+            );
+            return Ok(());
+        }
+        running::require_installed(layout, "context")?;
+        let context = json!({
+            "description": owner.description,
+            "url": running::client_urls(layout)?.join(","),
+            "token": token::load(&layout.env_file())?,
+        });
+        create_private_dir(&dir)?;
+        write_atomically(&path, serde_json::to_string_pretty(&context)?.as_bytes())?;
+        eprintln!(
+            "wrote the natscli context `{name}` (`{}`): `nats --context {name} ...` reaches \
+             this checkout's server",
+            path.display()
+        );
+        if self.select {
+            write_atomically(&selection_file(&dir), name.as_bytes())?;
+            eprintln!("selected it: plain `nats ...` uses it now");
+        }
+        Ok(())
+    }
+}
+
+/// Whose contexts are whose: the description written into this checkout's.
+pub(crate) struct Owner {
+    description: String,
+}
+
+impl Owner {
+    pub(crate) fn of(layout: &Layout, root: Option<&Path>) -> Owner {
+        let place = root.unwrap_or(&layout.dir);
+        Owner {
+            description: format!(
+                "NATS server of {}, written by its `cargo xtask context`",
+                std::path::absolute(place)
+                    .unwrap_or_else(|_| place.to_path_buf())
+                    .display()
+            ),
+        }
+    }
+
+    fn wrote(&self, context: &str) -> bool {
+        serde_json::from_str::<Value>(context)
+            .is_ok_and(|c| c["description"] == self.description.as_str())
+    }
+}
+
+/// Puts `token` into every natscli context `owner` wrote; returns their names.
+pub(crate) fn update_token(owner: &Owner, token: &str) -> Result<Vec<String>> {
+    let Ok(dir) = contexts_dir() else {
+        return Ok(Vec::new());
+    };
+    let mut updated = Vec::new();
+    for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        if path.extension().is_none_or(|e| e != "json") || !owner.wrote(&text) {
+            continue;
+        }
+        let mut context: Value = serde_json::from_str(&text)?;
+        context["token"] = json!(token);
+        write_atomically(&path, serde_json::to_string_pretty(&context)?.as_bytes())?;
+        updated.push(
+            path.file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    updated.sort();
+    Ok(updated)
+}
+
+/// Where natscli keeps its contexts, on every OS.
+fn contexts_dir() -> Result<PathBuf> {
+    let config = match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => std::env::home_dir()
+            .context("cannot tell the home directory, where natscli keeps its contexts")?
+            .join(".config"),
+    };
+    Ok(config.join("nats").join("context"))
+}
+
+/// natscli's record of the selected context: `nats/context.txt`.
+fn selection_file(contexts: &Path) -> PathBuf {
+    contexts.with_file_name("context.txt")
+}
+
+/// A name that stays a file in the contexts' directory.
+fn checked_name(name: &str) -> Result<String> {
+    if name.is_empty() || name.contains(['/', '\\']) || name.contains("..") || name.starts_with('.')
+    {
+        bail!(
+            "`{name}` cannot name a context: it must be a plain file name, without `/`, `\\` \
+             or `..`"
+        );
+    }
+    Ok(name.to_string())
+}
+
+/// The checkout directory's name, made a plain file name.
+fn default_name(root: &Path) -> String {
+    let base = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = name.trim_matches('-').to_string();
+    if name.is_empty() {
+        "nats-dev".to_string()
+    } else {
+        name
+    }
+}
+
+/// Creates `dir` and what leads to it, each new directory owner-only on Unix.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_private_dir(parent)?;
+    }
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    match builder.create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(e).with_context(|| format!("cannot create `{}`", show(dir)))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_stay_file_names() {
+        for bad in ["", "a/b", "a\\b", "..", "../x", ".hidden"] {
+            assert!(checked_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(checked_name("my-app_1").unwrap(), "my-app_1");
+        assert_eq!(default_name(Path::new("/src/My App")), "My-App");
+        assert_eq!(default_name(Path::new("/")), "nats-dev");
+    }
+}

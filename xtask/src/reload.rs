@@ -1,0 +1,181 @@
+//! `cargo xtask reload`: the running server takes in its edited config, without a restart.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use serde_json::Value;
+
+use crate::install;
+use crate::layout::{Layout, show};
+use crate::running::{self, Running};
+use crate::server::{self, Endpoints};
+use crate::token::{self, RouteSecrets, ServerEnv};
+
+const POLL: Duration = Duration::from_millis(20);
+
+/// Check the edited config, then have the running server load it without a restart.
+///
+/// The config is checked first with `nats-server -t`: one the server rejects is refused with
+/// its message, and the running server is left alone. Then the server is asked to reload
+/// (SIGHUP), and this reports whether it did: `/varz` `config_load_time` changes when it has,
+/// and its log says why when it has not (some settings, such as JetStream's limits, need a
+/// restart). For a cluster, every node reloads its own config (`cluster/nK/nats-server.conf`,
+/// which `run --cluster` writes again at the next start), or `--node NAME` alone. On Windows a
+/// server in the background cannot be signalled: `cargo xtask restart` restarts it instead.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Reload {
+    /// Reload this node of the cluster only (n1, n2, ...).
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+
+    /// Seconds to wait for the server to report the reload.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    timeout: u64,
+}
+
+/// A server to reload: what messages call it, its files and its pid.
+struct Target {
+    what: String,
+    layout: Layout,
+    pid: u32,
+}
+
+impl Reload {
+    pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
+        running::require_installed(layout, "reload")?;
+        let targets = self.targets(layout)?;
+        // Every config is checked before any server is asked: nothing half-reloaded.
+        let token = token::load(&layout.env_file())?;
+        for target in &targets {
+            let env = if target.what == "nats-server" {
+                ServerEnv::single(token.clone())
+            } else {
+                // A node's config reads the route password and its routes from the
+                // environment too; which routes does not matter to the check.
+                ServerEnv {
+                    token: token.clone(),
+                    cluster: Some(RouteSecrets {
+                        password: token::ensure_route_password(&layout.env_file())?,
+                        routes: "[]".to_string(),
+                    }),
+                }
+            };
+            install::accepts_config(&layout.binary(), &target.layout, &env).map_err(|e| {
+                anyhow::anyhow!("{e:#}; the running {} is left as it is", target.what)
+            })?;
+        }
+        if cfg!(windows) {
+            bail!(
+                "on Windows a server in the background cannot be signalled to reload its \
+                 config; `cargo xtask restart` restarts it with the new one"
+            );
+        }
+        for target in &targets {
+            reload(target, Duration::from_secs(self.timeout))?;
+        }
+        Ok(())
+    }
+
+    /// The servers to reload: the single server, or the running nodes of the cluster (or the
+    /// one named).
+    fn targets(&self, layout: &Layout) -> Result<Vec<Target>> {
+        match (Running::now(layout)?, &self.node) {
+            (Running::Nothing, _) => bail!(
+                "nats-server is not running, so there is nothing to reload: `cargo xtask run` \
+                 starts it with the config as it is"
+            ),
+            (Running::Single { .. }, Some(_)) => bail!(
+                "--node names a node of the cluster, but the single server runs: `cargo xtask \
+                 reload` alone reloads it"
+            ),
+            (Running::Single { pid }, None) => Ok(vec![Target {
+                what: "nats-server".to_string(),
+                layout: layout.clone(),
+                pid,
+            }]),
+            (Running::Cluster { names, running }, node) => {
+                if let Some(node) = node.as_ref().filter(|node| !names.contains(node)) {
+                    bail!(
+                        "the cluster has no node `{node}`: its nodes are {}",
+                        names.join(", ")
+                    );
+                }
+                let mut targets = Vec::new();
+                for name in names
+                    .iter()
+                    .filter(|n| node.is_none() || node.as_ref() == Some(n))
+                {
+                    let node_layout = layout.node(name);
+                    match server::reconcile_pid_file(&node_layout)? {
+                        Some(pid) if running.contains(name) => targets.push(Target {
+                            what: format!("node {name}"),
+                            layout: node_layout,
+                            pid,
+                        }),
+                        _ => eprintln!(
+                            "node {name} is not running: it reads its config when it starts"
+                        ),
+                    }
+                }
+                if targets.is_empty() {
+                    bail!("no node to reload is running");
+                }
+                Ok(targets)
+            }
+        }
+    }
+}
+
+/// Asks `target` to reload and waits until it reports the reload in `/varz`, or its log says
+/// why it refused.
+fn reload(target: &Target, timeout: Duration) -> Result<()> {
+    let Target { what, layout, pid } = target;
+    let varz_url = format!("{}/varz", Endpoints::of_running(layout, *pid)?.monitoring);
+    let agent = xtask_probe::monitoring_agent();
+    let loaded_at = |varz: &Value| varz["config_load_time"].clone();
+    let before = loaded_at(&xtask_probe::get_json(&agent, &varz_url)?);
+    let log_start = fs::metadata(layout.log_file()).map_or(0, |m| m.len());
+    if !server::ask_to_reload(*pid, layout) {
+        bail!("cannot signal {what} (pid {pid}) to reload: is it still running?");
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(why) = refusal(layout, log_start) {
+            bail!(
+                "{what} did not take in `{}`: {why}; it runs on with the config it had (a \
+                 setting that cannot change while it runs needs `cargo xtask restart`)",
+                show(&layout.config())
+            );
+        }
+        if let Ok(varz) = xtask_probe::get_json(&agent, &varz_url)
+            && loaded_at(&varz) != before
+        {
+            eprintln!(
+                "{what} (pid {pid}) reloaded `{}` at {}",
+                show(&layout.config()),
+                loaded_at(&varz).as_str().unwrap_or("?")
+            );
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{what} (pid {pid}) was asked to reload but did not report it within {} s \
+                 (`config_load_time` in /varz unchanged); see `{}`",
+                timeout.as_secs(),
+                show(&layout.log_file())
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Why the server refused to reload, from what its log gained past `log_start`.
+fn refusal(layout: &Layout, log_start: u64) -> Option<String> {
+    let log = fs::read(layout.log_file()).ok()?;
+    let new = log.get(usize::try_from(log_start).ok()?..)?;
+    String::from_utf8_lossy(new).lines().find_map(|line| {
+        line.split_once("Failed to reload server configuration: ")
+            .map(|(_, why)| why.trim().to_string())
+    })
+}

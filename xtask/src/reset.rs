@@ -1,0 +1,108 @@
+//! `cargo xtask reset`: start over with empty JetStream storage, keeping the install.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cluster;
+use crate::files::tree_size;
+use crate::layout::{Layout, show};
+use crate::running::{self, Running};
+use crate::server;
+use crate::units::bytes;
+
+/// Delete the JetStream data (streams, consumers, messages), keeping binary, config and token.
+///
+/// Stops what runs first and starts it again afterwards. The single server's data and every
+/// cluster node's go together: a node whose data alone were wiped would rejoin its cluster as
+/// a stranger. Asks for confirmation on a terminal; elsewhere it needs --yes.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Reset {
+    /// Delete without asking.
+    #[arg(long, short)]
+    yes: bool,
+
+    /// Delete the logs too.
+    #[arg(long)]
+    logs: bool,
+
+    /// Seconds to wait for a clean shutdown (then the server is killed), and again for the
+    /// server to become ready.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    timeout: u64,
+}
+
+impl Reset {
+    pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
+        running::require_installed(layout, "reset")?;
+        // No `run` may start the server while its data go.
+        let _lock = server::run_lock(layout)?;
+        let doomed: Vec<(PathBuf, u64)> = self
+            .doomed(layout)
+            .into_iter()
+            .filter(|path| path.exists())
+            .map(|path| {
+                let size = tree_size(&path);
+                (path, size)
+            })
+            .collect();
+        if doomed.is_empty() {
+            eprintln!("there is no JetStream data to delete");
+            return Ok(());
+        }
+        let total: u64 = doomed.iter().map(|(_, size)| size).sum();
+        let list: Vec<String> = doomed
+            .iter()
+            .map(|(path, size)| format!("`{}` ({})", show(path), bytes(&(*size).into())))
+            .collect();
+        if !self.yes && !confirmed(&list, total)? {
+            bail!("nothing deleted");
+        }
+        let running = Running::now(layout)?;
+        running.restart(layout, Duration::from_secs(self.timeout), || {
+            for (path, size) in &doomed {
+                std::fs::remove_dir_all(path)
+                    .with_context(|| format!("cannot delete `{}`", show(path)))?;
+                println!("deleted `{}` ({size} bytes)", show(path));
+            }
+            // A cluster without data may start again with any number of nodes.
+            cluster::forget_count(layout)?;
+            println!("deleted {total} bytes in all");
+            Ok(())
+        })
+    }
+
+    /// What goes: the data directories (and with --logs the logs) of the single server and of
+    /// every cluster node.
+    fn doomed(&self, layout: &Layout) -> Vec<PathBuf> {
+        let mut servers = vec![layout.clone()];
+        servers.extend(cluster::node_dirs(layout));
+        let mut paths = Vec::new();
+        for server in &servers {
+            paths.push(server.jetstream_dir());
+            if self.logs {
+                paths.push(server.logs_dir());
+            }
+        }
+        paths
+    }
+}
+
+/// Asks on the terminal; without one, says how to confirm.
+fn confirmed(list: &[String], total: u64) -> Result<bool> {
+    let what = format!(
+        "delete {} ({} in all)",
+        list.join(", "),
+        bytes(&total.into())
+    );
+    if !std::io::stdin().is_terminal() {
+        bail!("reset would {what}: run it with --yes to confirm (there is no terminal to ask on)");
+    }
+    eprint!("{what}? The server is stopped and started again. [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}

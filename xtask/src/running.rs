@@ -1,0 +1,285 @@
+//! What of a checkout runs (its single server, its cluster, or nothing), stopping it, and
+//! starting it in the background as it ran: `stop`, `run --detach`, `restart`, `reset` and
+//! `token rotate` share this.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cluster::{self, Node, Secrets};
+use crate::layout::Layout;
+use crate::server::{self, Endpoints, Mode, Stopped};
+use crate::token::{self, ServerEnv};
+
+/// What of a checkout runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Running {
+    Nothing,
+    Single {
+        pid: u32,
+    },
+    /// The cluster's nodes (all of them), and those that run.
+    Cluster {
+        names: Vec<String>,
+        running: Vec<String>,
+    },
+}
+
+impl Running {
+    /// Looks: the single server, else the cluster's nodes. Stale pid files are removed.
+    pub(crate) fn now(layout: &Layout) -> Result<Running> {
+        if let Some(pid) = server::reconcile_pid_file(layout)? {
+            return Ok(Running::Single { pid });
+        }
+        let running: Vec<String> = cluster::running(layout)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        if running.is_empty() {
+            return Ok(Running::Nothing);
+        }
+        Ok(Running::Cluster {
+            names: cluster::recorded_names(layout),
+            running,
+        })
+    }
+
+    /// Stops what runs, gracefully: every node of a cluster at once.
+    pub(crate) fn stop(&self, layout: &Layout, timeout: Duration) -> Result<()> {
+        match self {
+            Running::Nothing => Ok(()),
+            Running::Single { .. } => stop_server(layout, "nats-server", timeout),
+            Running::Cluster { names, .. } => stop_nodes(layout, names, timeout),
+        }
+    }
+
+    /// Stops what runs, does `meanwhile` (with nothing running), and starts it again as it
+    /// ran: `restart`, `reset` and `token rotate`.
+    pub(crate) fn restart(
+        &self,
+        layout: &Layout,
+        timeout: Duration,
+        meanwhile: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        self.stop(layout, timeout)?;
+        meanwhile()?;
+        self.start_again(layout, timeout)
+    }
+
+    /// Starts it again in the background as it ran, with the secrets `.env.nats` holds now,
+    /// and waits until it is ready: the single server with its config, every node of the
+    /// cluster on its own ports.
+    pub(crate) fn start_again(&self, layout: &Layout, timeout: Duration) -> Result<()> {
+        match self {
+            Running::Nothing => Ok(()),
+            Running::Single { .. } => start_single(layout, timeout),
+            Running::Cluster { names, .. } => {
+                let nodes: Vec<Node> = names
+                    .iter()
+                    .map(|name| {
+                        Node::as_configured(layout, name)
+                            .with_context(|| format!("node {name} has no config to start with"))
+                    })
+                    .collect::<Result<_>>()?;
+                start_cluster(layout, &nodes, &nodes, timeout)
+            }
+        }
+    }
+}
+
+/// Stops the server of `layout`, called `what` in messages, if it runs.
+pub(crate) fn stop_server(layout: &Layout, what: &str, timeout: Duration) -> Result<()> {
+    let Some(pid) = server::reconcile_pid_file(layout)? else {
+        eprintln!("{what} is not running");
+        return Ok(());
+    };
+    let stopped = server::stop(pid, layout, timeout)?;
+    server::remove_pid_file(layout, pid);
+    match stopped {
+        Stopped::Gracefully => eprintln!("{what} (pid {pid}) stopped"),
+        Stopped::Killed if cfg!(windows) => eprintln!(
+            "{what} (pid {pid}) was terminated: Windows cannot ask a detached process to stop"
+        ),
+        Stopped::Killed => eprintln!(
+            "{what} (pid {pid}) did not stop within {} s and was killed",
+            timeout.as_secs()
+        ),
+    }
+    Ok(())
+}
+
+/// Stops nodes `names` of `layout`'s cluster, all at once: a RAFT leader asked to stop hands
+/// its leadership over first.
+pub(crate) fn stop_nodes(layout: &Layout, names: &[String], timeout: Duration) -> Result<()> {
+    let outcomes: Vec<Result<()>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|name| scope.spawn(|| stop_server(&layout.node(name), name, timeout)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| bail!("stopping a node panicked"))
+            })
+            .collect()
+    });
+    let failures: Vec<String> = outcomes
+        .into_iter()
+        .filter_map(|outcome| outcome.err().map(|e| format!("{e:#}")))
+        .collect();
+    if !failures.is_empty() {
+        bail!("{}", failures.join("; "));
+    }
+    Ok(())
+}
+
+/// Starts the single server in the background with its config and the token of `.env.nats`,
+/// and returns once clients can use it, saying where it listens.
+pub(crate) fn start_single(layout: &Layout, timeout: Duration) -> Result<()> {
+    let env = ServerEnv::single(token::load(&layout.env_file())?);
+    let mut child = server::spawn(layout, &env, Mode::Detached)?;
+    let pid = child.id();
+    match server::wait_ready(&mut child, layout, &env.token, timeout, &|| false) {
+        Ok(Some(endpoints)) => {
+            eprintln!("nats-server is running (pid {pid}); `cargo xtask stop` stops it");
+            print_endpoints(&endpoints);
+            Ok(())
+        }
+        outcome => {
+            server::shut_down(&mut child, layout, "nats-server", STOP_TIMEOUT);
+            server::remove_pid_file(layout, pid);
+            outcome.map(drop)
+        }
+    }
+}
+
+/// How long a server asked to stop has before it is killed.
+pub(crate) const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts `to_start` of the cluster's `nodes` in the background, with the secrets of
+/// `.env.nats`, and returns once the whole cluster is ready, saying where every node listens;
+/// on failure (or Ctrl-C, when `interrupted` says so) the nodes started are stopped.
+pub(crate) fn start_cluster_until(
+    layout: &Layout,
+    nodes: &[Node],
+    to_start: &[Node],
+    timeout: Duration,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<()> {
+    let token = token::load(&layout.env_file())?;
+    let password = token::ensure_route_password(&layout.env_file())?;
+    let secrets = Secrets {
+        token: &token,
+        password: &password,
+    };
+    let mode = Mode::Detached;
+    let mut started = cluster::start(nodes, to_start, &secrets, timeout, mode, interrupted)?;
+    match cluster::wait_ready(nodes, &mut started, &token, timeout, interrupted) {
+        Ok(Some(endpoints)) => {
+            cluster::record_count(layout, nodes.len())?;
+            eprintln!(
+                "the cluster of {} nodes is ready; `cargo xtask stop` stops it",
+                nodes.len()
+            );
+            print_nodes(nodes, &endpoints);
+            Ok(())
+        }
+        outcome => {
+            cluster::stop_started(&mut started);
+            outcome.map(drop)
+        }
+    }
+}
+
+/// [`start_cluster_until`], never interrupted.
+pub(crate) fn start_cluster(
+    layout: &Layout,
+    nodes: &[Node],
+    to_start: &[Node],
+    timeout: Duration,
+) -> Result<()> {
+    start_cluster_until(layout, nodes, to_start, timeout, &|| false)
+}
+
+/// Where the server listens, on stdout, and a warning on stderr if other machines can reach it.
+pub(crate) fn print_endpoints(endpoints: &Endpoints) {
+    if let Some(warning) = endpoints.exposure_warning() {
+        eprintln!("{warning}");
+    }
+    println!("client      {}", endpoints.client);
+    println!("monitoring  {}", endpoints.monitoring);
+    if let Some(websocket) = &endpoints.websocket {
+        println!("websocket   {websocket}");
+    }
+}
+
+/// One line per node: its name and where it listens, and a warning for those that other
+/// machines can reach.
+pub(crate) fn print_nodes(nodes: &[Node], endpoints: &[Endpoints]) {
+    for (node, endpoints) in nodes.iter().zip(endpoints) {
+        if let Some(warning) = endpoints.exposure_warning() {
+            eprintln!("{}: {warning}", node.name);
+        }
+        let mut line = format!(
+            "{}  client {}  monitoring {}",
+            node.name, endpoints.client, endpoints.monitoring
+        );
+        if let Some(websocket) = &endpoints.websocket {
+            line.push_str(&format!("  websocket {websocket}"));
+        }
+        if let Some(cluster) = &endpoints.cluster {
+            line.push_str(&format!("  routes {cluster}"));
+        }
+        println!("{line}");
+    }
+}
+
+/// Fails, saying what to run first, unless setup has installed the server in `layout`.
+pub(crate) fn require_installed(layout: &Layout, task: &str) -> Result<()> {
+    let missing: Vec<String> = [layout.binary(), layout.config(), layout.env_file()]
+        .iter()
+        .filter(|path| !path.is_file())
+        .map(|path| format!("`{}`", crate::layout::show(path)))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "`cargo xtask {task}` needs the server installed, and {} is missing: run `cargo \
+             xtask setup` (or `cargo xtask run`, which sets up first)",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The URLs clients reach this checkout's server at: every node's when its cluster runs, else
+/// the single server's (from its ports file when it runs, else from its config).
+pub(crate) fn client_urls(layout: &Layout) -> Result<Vec<String>> {
+    match Running::now(layout)? {
+        Running::Single { pid } => Ok(vec![Endpoints::of_running(layout, pid)?.client]),
+        Running::Cluster { running, .. } => running
+            .iter()
+            .map(|name| {
+                let node = layout.node(name);
+                let pid = server::reconcile_pid_file(&node)?
+                    .with_context(|| format!("node {name} has stopped"))?;
+                Ok(Endpoints::of_running(&node, pid)?.client)
+            })
+            .collect(),
+        Running::Nothing => {
+            let text = std::fs::read_to_string(layout.config()).with_context(|| {
+                format!(
+                    "cannot read `{}`: run `cargo xtask setup` first",
+                    crate::layout::show(&layout.config())
+                )
+            })?;
+            let listen = crate::config::read_listen(&text);
+            let address =
+                crate::config::reachable(&listen.host, listen.port).with_context(|| {
+                    "the server picks its client port at every start (port -1 in its config): \
+                 start it first (`cargo xtask run --detach`)"
+                })?;
+            Ok(vec![format!("nats://{address}")])
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! `cargo xtask token rotate`: a new token, and the server restarted with it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::context::{self, Owner};
+use crate::layout::{Layout, show};
+use crate::running::{self, Running};
+use crate::server;
+use crate::token;
+
+/// Manage the token clients authenticate with.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Token {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    Rotate(Rotate),
+}
+
+/// Replace the token with a new one and restart what runs with it.
+///
+/// The new token (256 bits from the OS's random source) replaces the old one in `.env.nats`
+/// atomically, owner-only; the route password stays. A running server keeps the token it
+/// started with, so it is restarted, every node of a cluster. The natscli contexts this
+/// checkout wrote (`cargo xtask context`) get the new token. Clients need it from now on.
+#[derive(Debug, clap::Args)]
+struct Rotate {
+    /// Print the new token on stdout, once.
+    #[arg(long)]
+    show_token: bool,
+
+    /// Seconds to wait for a clean shutdown (then the server is killed), and again for the
+    /// server to become ready.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    timeout: u64,
+}
+
+impl Token {
+    pub(crate) fn run(&self, layout: &Layout, root: Option<&Path>) -> Result<()> {
+        let Action::Rotate(rotate) = &self.action;
+        rotate.run(layout, root)
+    }
+}
+
+impl Rotate {
+    fn run(&self, layout: &Layout, root: Option<&Path>) -> Result<()> {
+        running::require_installed(layout, "token rotate")?;
+        // No `run` may start the server with the old token meanwhile.
+        let _lock = server::run_lock(layout)?;
+        let new = token::generate()?;
+        let env_file = layout.env_file();
+        let running = Running::now(layout)?;
+        running.restart(layout, Duration::from_secs(self.timeout), || {
+            token::replace(&env_file, &new)?;
+            eprintln!("wrote a new token to `{}`", show(&env_file));
+            Ok(())
+        })?;
+        for name in context::update_token(&Owner::of(layout, root), &new)? {
+            eprintln!("updated the natscli context `{name}`");
+        }
+        eprintln!(
+            "clients need the new token now (`cargo xtask env --show-token` prints it); the \
+             old one is refused"
+        );
+        if self.show_token {
+            println!("{new}");
+        }
+        Ok(())
+    }
+}
