@@ -3,7 +3,7 @@
 
 use std::fs::{File, Metadata};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 #[cfg(not(unix))]
@@ -105,7 +105,13 @@ impl Tail {
             match now_at_path.as_ref().map(identity) {
                 Some(current) if current != *opened => {
                     // Rotated: what was written to the old file before it was renamed is in
-                    // `text` already.
+                    // `text` already; the files rotated out after it, when it rotated more than
+                    // once since the last look, come next.
+                    for backup in rotated_after(&self.path, *opened) {
+                        if let Ok(mut backup) = File::open(backup) {
+                            read_rest(&mut backup, &mut text);
+                        }
+                    }
                     self.file = open(&self.path, 0);
                     if let Some((file, _)) = &mut self.file {
                         read_rest(file, &mut text);
@@ -137,6 +143,30 @@ impl Tail {
                 out.write_all(&shown).and_then(|()| out.flush())
             }
         };
+    }
+}
+
+/// The backups of the log at `path` (`nats.log.2026.11.28.06.39.30.320734116`, which sort by
+/// time) that were rotated out after the file `old`, oldest first. None when `old` is not
+/// among them (deleted already: nothing tells which came after it).
+fn rotated_after(path: &Path, old: Identity) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let mut backups: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|entry| entry.path())
+        .collect();
+    backups.sort();
+    let is_old =
+        |backup: &PathBuf| std::fs::metadata(backup).is_ok_and(|meta| identity(&meta) == old);
+    match backups.iter().position(is_old) {
+        Some(index) => backups.split_off(index + 1),
+        None => Vec::new(),
     }
 }
 

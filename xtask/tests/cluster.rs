@@ -599,3 +599,105 @@ fn without_a_cluster_smoke_failover_runs_a_temporary_one_and_removes_it() {
     );
     assert!(!sandbox.nats_dir().join("cluster").exists());
 }
+
+#[test]
+fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopCluster(&sandbox);
+    start_cluster(&sandbox, &mirror, &server);
+    let (_, first) = status_json(&sandbox);
+    let url = |status: &Value, name: &str| {
+        node(status, name)["client_url"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let old = sandbox.token();
+    let sent = publish_acked_replicated(&url(&first, "n1"), &old, "KEPT", 3, 0..20);
+
+    // restart: every node again, on its own ports, with its data.
+    sandbox.xtask(&["restart"]).ok();
+    let (ok, restarted) = status_json(&sandbox);
+    assert!(ok, "{restarted}");
+    for name in ["n1", "n2", "n3"] {
+        assert_eq!(url(&restarted, name), url(&first, name));
+        assert_ne!(node(&restarted, name)["pid"], node(&first, name)["pid"]);
+    }
+    assert_eq!(
+        stored_eventually(&url(&restarted, "n2"), &old, "KEPT"),
+        sent
+    );
+
+    // logs: every node's lines after its name; one node's alone with --node.
+    let logs = sandbox.xtask(&["logs", "-n", "9"]).ok();
+    assert_eq!(logs.stdout.lines().count(), 9, "{}", logs.stdout);
+    assert!(
+        logs.stdout
+            .lines()
+            .all(|l| ["n1 | ", "n2 | ", "n3 | "].iter().any(|p| l.starts_with(p))),
+        "{}",
+        logs.stdout
+    );
+    let n2_log =
+        std::fs::read_to_string(sandbox.nats_dir().join("cluster/n2/logs/nats.log")).unwrap();
+    let n2_last: Vec<&str> = n2_log.lines().rev().take(2).collect();
+    let one = sandbox.xtask(&["logs", "--node", "n2", "-n", "2"]).ok();
+    assert_eq!(one.stdout, format!("{}\n{}\n", n2_last[1], n2_last[0]));
+
+    // env: every node's URL.
+    let env = sandbox.xtask(&["env"]).ok();
+    let urls = ["n1", "n2", "n3"]
+        .map(|name| url(&restarted, name))
+        .join(",");
+    assert_eq!(env.stdout, format!("NATS_URL={urls}\n"));
+
+    // reload of one node: its own config, the others untouched.
+    let n2_config = sandbox.nats_dir().join("cluster/n2/nats-server.conf");
+    let text = std::fs::read_to_string(&n2_config).unwrap();
+    std::fs::write(
+        &n2_config,
+        text.replace("max_payload: 8MB", "max_payload: 1MB"),
+    )
+    .unwrap();
+    sandbox.xtask(&["reload", "--node", "n2"]).ok();
+    let payload = |name: &str| {
+        monitoring_json(
+            node(&restarted, name)["monitoring_url"].as_str().unwrap(),
+            "/varz",
+        )["max_payload"]
+            .clone()
+    };
+    assert_eq!(payload("n2"), 1024 * 1024);
+    assert_eq!(payload("n1"), 8 * 1024 * 1024);
+
+    // token rotate: every node restarted with the new token; the routes keep theirs.
+    let password = route_password(&sandbox);
+    sandbox.xtask(&["token", "rotate"]).ok();
+    let new = sandbox.token();
+    assert_eq!(route_password(&sandbox), password);
+    let (ok, rotated) = status_json(&sandbox);
+    assert!(ok, "{rotated}");
+    for name in ["n1", "n2", "n3"] {
+        let client = url(&rotated, name);
+        let with = |token: &str| {
+            xtask_probe::Connection::open(&client, token, "test")
+                .and_then(|mut c| c.ping())
+                .is_ok()
+        };
+        assert!(!with(&old) && with(&new), "{name}");
+    }
+
+    // reset: every node's data together, and the cluster back, empty.
+    sandbox.xtask(&["reset", "--yes"]).ok();
+    let (ok, reset) = status_json(&sandbox);
+    assert!(ok, "{reset}");
+    for name in ["n1", "n2", "n3"] {
+        let jsz = monitoring_json(
+            node(&reset, name)["monitoring_url"].as_str().unwrap(),
+            "/jsz",
+        );
+        assert_eq!(jsz["streams"], 0, "{name}: {jsz}");
+    }
+    assert!(sandbox.nats_dir().join("cluster/cluster.json").exists());
+}

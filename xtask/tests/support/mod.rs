@@ -417,6 +417,11 @@ impl Sandbox {
         self.root.path().join("cache")
     }
 
+    /// `XDG_CONFIG_HOME` of the xtask run in this sandbox.
+    pub fn config_home(&self) -> PathBuf {
+        self.root.path().join("config")
+    }
+
     pub fn binary(&self) -> PathBuf {
         self.nats_dir().join(binary_name())
     }
@@ -431,6 +436,8 @@ impl Sandbox {
         let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
         command.arg("--dir").arg(self.nats_dir()).args(args);
         command.env("NATS_XTASK_CACHE", self.cache_dir());
+        // natscli contexts go to the sandbox, never to the user's own.
+        command.env("XDG_CONFIG_HOME", self.config_home());
         for var in [
             "NATS_SERVER_MIRROR",
             "NATS_DIR",
