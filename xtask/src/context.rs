@@ -212,15 +212,25 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     if let Some(parent) = dir.parent() {
         create_private_dir(parent)?;
     }
-    let mut builder = fs::DirBuilder::new();
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    match builder.create(dir) {
+    match private_dir_builder().create(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
             Err(e).with_context(|| format!("cannot create `{}`", show(dir)))
         }
         _ => Ok(()),
     }
+}
+
+#[cfg(unix)]
+fn private_dir_builder() -> fs::DirBuilder {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut builder = fs::DirBuilder::new();
+    builder.mode(0o700);
+    builder
+}
+
+#[cfg(not(unix))]
+fn private_dir_builder() -> fs::DirBuilder {
+    fs::DirBuilder::new()
 }
 
 #[cfg(test)]

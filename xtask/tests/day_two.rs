@@ -3,9 +3,6 @@
 
 mod support;
 
-use std::io::Read;
-use std::process::Stdio;
-
 use serde_json::Value;
 use support::*;
 
@@ -30,6 +27,7 @@ fn config_path(sandbox: &Sandbox) -> std::path::PathBuf {
     sandbox.nats_dir().join("nats-server.conf")
 }
 
+#[cfg(unix)]
 fn varz(endpoints: &Endpoints) -> Value {
     monitoring_json(&endpoints.monitoring, "/varz")
 }
@@ -44,6 +42,8 @@ fn accepts(url: &str, token: &str) -> bool {
 #[cfg(unix)]
 #[test]
 fn logs_follow_new_lines_across_rotation_and_stop_on_ctrl_c() {
+    use std::io::Read;
+    use std::process::Stdio;
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     // A log that rotates every few connections: each is logged at debug level.
