@@ -55,13 +55,25 @@ fn port_of(url: Option<&String>) -> i32 {
         .unwrap_or(0)
 }
 
+/// Which ports the nodes start on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ports {
+    /// Those of the options, for every node.
+    Asked,
+    /// Those a node had before (its config, or what it picked), for a node started before;
+    /// the options' for the others.
+    Kept,
+}
+
 /// The nodes of a cluster of `count` on `listen`'s ports and `cluster_port`, node K's shifted
-/// by 10·(K-1); ports a node recorded on an earlier start win.
+/// by 10·(K-1); ports a node picked on an earlier start win, and with `Ports::Kept` so do those
+/// of its config.
 pub(crate) fn nodes(
     layout: &Layout,
     listen: &Listen,
     cluster_port: i32,
     count: usize,
+    ports: Ports,
 ) -> Vec<Node> {
     (0..count)
         .map(|index| {
@@ -80,7 +92,11 @@ pub(crate) fn nodes(
                 layout: node_layout,
                 name,
             };
-            recorded_ports(&planned).unwrap_or(planned)
+            let kept = match ports {
+                Ports::Kept => Node::as_configured(layout, &planned.name),
+                Ports::Asked => recorded_ports(&planned),
+            };
+            kept.unwrap_or(planned)
         })
         .collect()
 }
@@ -315,17 +331,38 @@ pub(crate) fn stop_started(started: &mut [Started]) {
     });
 }
 
+/// Writes the node's config, unless it has one on the same ports already: edits made to it
+/// stay. One rewritten for other ports keeps a copy of an edited old one beside it.
 fn write_config(node: &Node) -> Result<()> {
     fs::create_dir_all(&node.layout.dir)
         .with_context(|| format!("cannot create `{}`", show(&node.layout.dir)))?;
-    let cluster = ClusterNode {
-        name: node.name.clone(),
-        cluster_port: node.cluster_port,
+    let path = node.layout.config();
+    let render = |listen: &Listen, cluster_port: i32| {
+        let cluster = ClusterNode {
+            name: node.name.clone(),
+            cluster_port,
+        };
+        config::render_node(listen, &cluster)
     };
-    write_atomically(
-        &node.layout.config(),
-        config::render_node(&node.listen, &cluster).as_bytes(),
-    )
+    if let Ok(existing) = fs::read_to_string(&path) {
+        let (listen, cluster_port) = (
+            config::read_listen(&existing),
+            config::read_cluster_port(&existing).unwrap_or(0),
+        );
+        if listen == node.listen && cluster_port == node.cluster_port {
+            return Ok(());
+        }
+        if existing != render(&listen, cluster_port) {
+            let backup = crate::files::back_up(&path)?;
+            eprintln!(
+                "node {}: `{}` is written anew for other ports; the edited one is kept as `{}`",
+                node.name,
+                show(&path),
+                show(&backup)
+            );
+        }
+    }
+    write_atomically(&path, render(&node.listen, node.cluster_port).as_bytes())
 }
 
 fn wait_for_ports_file(started: &mut Started, timeout: Duration) -> Result<Endpoints> {
@@ -511,7 +548,7 @@ mod tests {
     #[test]
     fn node_ports_step_by_ten_and_picked_ports_stay_picked() {
         let layout = Layout::new("/x/nats".into());
-        let nodes = nodes(&layout, &Listen::default(), 6222, 3);
+        let nodes = nodes(&layout, &Listen::default(), 6222, 3, Ports::Asked);
         let ports: Vec<_> = nodes
             .iter()
             .map(|n| {
@@ -534,7 +571,13 @@ mod tests {
         );
         assert!(nodes[1].layout.dir.ends_with("cluster/n2"));
         assert_eq!(nodes[1].layout.env_file(), layout.env_file());
-        let picked = super::nodes(&layout, &Listen::loopback_on_free_ports(), -1, 3);
+        let picked = super::nodes(
+            &layout,
+            &Listen::loopback_on_free_ports(),
+            -1,
+            3,
+            Ports::Kept,
+        );
         assert!(
             picked
                 .iter()

@@ -81,8 +81,10 @@ fn render_server(listen: &Listen, node: Option<&ClusterNode>) -> String {
             String::new(),
         ),
         Some(node) => (
-            "# Configuration of one node of this checkout's local cluster, written by\n\
-             # `cargo xtask run --cluster` at every start. Relative paths are relative to this directory.",
+            "# Configuration of one node of this checkout's local cluster, written by the first\n\
+             # `cargo xtask run --cluster`. Later starts keep it, edits included, unless port options\n\
+             # move the node (then an edited copy is kept beside it). `cargo xtask reload` applies\n\
+             # edits to a running node. Relative paths are relative to this directory.",
             node.name.clone(),
             format!(
                 r#"

@@ -69,7 +69,8 @@ impl Context {
             fs::remove_file(&path)
                 .with_context(|| format!("cannot remove `{}`", path.display()))?;
             let selected = selection_file(&dir);
-            if fs::read_to_string(&selected).is_ok_and(|s| s.trim() == name) {
+            let was_selected = fs::read_to_string(&selected).is_ok_and(|s| s.trim() == name);
+            if was_selected {
                 fs::remove_file(&selected)
                     .with_context(|| format!("cannot remove `{}`", selected.display()))?;
             }
@@ -77,6 +78,9 @@ impl Context {
                 "removed the natscli context `{name}` (`{}`)",
                 path.display()
             );
+            if was_selected {
+                eprintln!("it was natscli's selected context: none is selected now");
+            }
             return Ok(());
         }
         running::require_installed(layout, "context")?;
@@ -170,11 +174,15 @@ fn selection_file(contexts: &Path) -> PathBuf {
 
 /// A name that stays a file in the contexts' directory.
 fn checked_name(name: &str) -> Result<String> {
-    if name.is_empty() || name.contains(['/', '\\']) || name.contains("..") || name.starts_with('.')
-    {
+    let plain = !name.is_empty()
+        && !name.contains(['/', '\\'])
+        && !name.contains("..")
+        && !name.starts_with('.')
+        && !name.contains(char::is_whitespace);
+    if !plain {
         bail!(
-            "`{name}` cannot name a context: it must be a plain file name, without `/`, `\\` \
-             or `..`"
+            "`{name}` cannot name a context: it must be a plain file name, without `/`, `\\`, \
+             `..` or spaces, and not start with `.`"
         );
     }
     Ok(name.to_string())
@@ -239,7 +247,7 @@ mod tests {
 
     #[test]
     fn names_stay_file_names() {
-        for bad in ["", "a/b", "a\\b", "..", "../x", ".hidden"] {
+        for bad in ["", "a/b", "a\\b", "..", "../x", ".hidden", "x y"] {
             assert!(checked_name(bad).is_err(), "{bad}");
         }
         assert_eq!(checked_name("my-app_1").unwrap(), "my-app_1");

@@ -20,8 +20,8 @@ const POLL: Duration = Duration::from_millis(20);
 /// its message, and the running server is left alone. Then the server is asked to reload
 /// (SIGHUP), and this reports whether it did: `/varz` `config_load_time` changes when it has,
 /// and its log says why when it has not (some settings, such as JetStream's limits, need a
-/// restart). For a cluster, every node reloads its own config (`cluster/nK/nats-server.conf`,
-/// which `run --cluster` writes again at the next start), or `--node NAME` alone. On Windows a
+/// restart). For a cluster, every node reloads its own config (`cluster/nK/nats-server.conf`),
+/// or `--node NAME` alone; a node that refuses does not keep the others from reloading. On Windows a
 /// server in the background cannot be signalled: `cargo xtask restart` restarts it instead.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Reload {
@@ -71,10 +71,21 @@ impl Reload {
                  config; `cargo xtask restart` restarts it with the new one"
             );
         }
-        for target in &targets {
-            reload(target, Duration::from_secs(self.timeout))?;
+        // A node that refuses does not keep the others from reloading.
+        let failures: Vec<String> = targets
+            .iter()
+            .filter_map(|target| reload(target, Duration::from_secs(self.timeout)).err())
+            .map(|e| format!("{e:#}"))
+            .collect();
+        match failures.as_slice() {
+            [] => Ok(()),
+            [one] => bail!("{one}"),
+            many => bail!(
+                "{} servers did not reload:\n  {}",
+                many.len(),
+                many.join("\n  ")
+            ),
         }
-        Ok(())
     }
 
     /// The servers to reload: the single server, or the running nodes of the cluster (or the

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use crate::cluster;
 use crate::files::tree_size;
 use crate::layout::{Layout, show};
-use crate::running::{self, Running};
+use crate::running::{self, Running, Say};
 use crate::server;
 use crate::units::bytes;
 
@@ -53,25 +53,29 @@ impl Reset {
             return Ok(());
         }
         let total: u64 = doomed.iter().map(|(_, size)| size).sum();
-        let list: Vec<String> = doomed
-            .iter()
-            .map(|(path, size)| format!("`{}` ({})", show(path), bytes(&(*size).into())))
-            .collect();
-        if !self.yes && !confirmed(&list, total)? {
-            bail!("nothing deleted");
-        }
         let running = Running::now(layout)?;
-        running.restart(layout, Duration::from_secs(self.timeout), || {
-            for (path, size) in &doomed {
-                std::fs::remove_dir_all(path)
-                    .with_context(|| format!("cannot delete `{}`", show(path)))?;
-                println!("deleted `{}` ({size} bytes)", show(path));
-            }
-            // A cluster without data may start again with any number of nodes.
-            cluster::forget_count(layout)?;
-            println!("deleted {total} bytes in all");
-            Ok(())
-        })
+        if !self.yes && !confirmed(&doomed, total, &running)? {
+            eprintln!("nothing deleted");
+            return Ok(());
+        }
+        running.restart(
+            layout,
+            Duration::from_secs(self.timeout),
+            Say::Stderr,
+            || {
+                for (path, size) in &doomed {
+                    std::fs::remove_dir_all(path)
+                        .with_context(|| format!("cannot delete `{}`", show(path)))?;
+                    println!("deleted `{}` ({}, {size} bytes)", show(path), human(*size));
+                }
+                // A cluster without data may start again with any number of nodes.
+                cluster::forget_count(layout)?;
+                if doomed.len() > 1 {
+                    println!("deleted {} ({total} bytes) in all", human(total));
+                }
+                Ok(())
+            },
+        )
     }
 
     /// What goes: the data directories (and with --logs the logs) of the single server and of
@@ -90,17 +94,29 @@ impl Reset {
     }
 }
 
+fn human(size: u64) -> String {
+    bytes(&size.into())
+}
+
 /// Asks on the terminal; without one, says how to confirm.
-fn confirmed(list: &[String], total: u64) -> Result<bool> {
-    let what = format!(
-        "delete {} ({} in all)",
-        list.join(", "),
-        bytes(&total.into())
-    );
+fn confirmed(doomed: &[(PathBuf, u64)], total: u64, running: &Running) -> Result<bool> {
+    let list: Vec<String> = doomed
+        .iter()
+        .map(|(path, size)| format!("`{}` ({})", show(path), human(*size)))
+        .collect();
+    let mut what = format!("delete {}", list.join(", "));
+    if doomed.len() > 1 {
+        what.push_str(&format!(" ({} in all)", human(total)));
+    }
     if !std::io::stdin().is_terminal() {
         bail!("reset would {what}: run it with --yes to confirm (there is no terminal to ask on)");
     }
-    eprint!("{what}? The server is stopped and started again. [y/N] ");
+    let restart = if *running == Running::Nothing {
+        ""
+    } else {
+        " The server is stopped first and started again after."
+    };
+    eprint!("{what}?{restart} [y/N] ");
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::layout::Layout;
-use crate::running::{self, Running};
+use crate::running::{self, Running, Say};
 use crate::server;
 
 /// Stop the server (or every node of the cluster) and start it again in the background.
@@ -33,8 +33,8 @@ impl Restart {
                 "nothing was running: starting the single server (`cargo xtask run --cluster \
                  --detach` starts the cluster)"
             );
-            return running::start_single(layout, timeout);
+            return running::start_single(layout, timeout, Say::Stdout);
         }
-        running.restart(layout, timeout, || Ok(()))
+        running.restart(layout, timeout, Say::Stdout, || Ok(()))
     }
 }

@@ -11,6 +11,24 @@ use crate::layout::Layout;
 use crate::server::{self, Endpoints, Mode, Stopped};
 use crate::token::{self, ServerEnv};
 
+/// Where the addresses of a server started go: stdout for the tasks whose output they are
+/// (`run`, `restart`), stderr for those that only restart on the way (`reset`,
+/// `token rotate --show-token`, whose stdout is the token).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Say {
+    Stdout,
+    Stderr,
+}
+
+impl Say {
+    fn line(self, text: &str) {
+        match self {
+            Say::Stdout => println!("{text}"),
+            Say::Stderr => eprintln!("{text}"),
+        }
+    }
+}
+
 /// What of a checkout runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Running {
@@ -59,20 +77,21 @@ impl Running {
         &self,
         layout: &Layout,
         timeout: Duration,
+        say: Say,
         meanwhile: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
         self.stop(layout, timeout)?;
         meanwhile()?;
-        self.start_again(layout, timeout)
+        self.start_again(layout, timeout, say)
     }
 
     /// Starts it again in the background as it ran, with the secrets `.env.nats` holds now,
     /// and waits until it is ready: the single server with its config, every node of the
     /// cluster on its own ports.
-    pub(crate) fn start_again(&self, layout: &Layout, timeout: Duration) -> Result<()> {
+    pub(crate) fn start_again(&self, layout: &Layout, timeout: Duration, say: Say) -> Result<()> {
         match self {
             Running::Nothing => Ok(()),
-            Running::Single { .. } => start_single(layout, timeout),
+            Running::Single { .. } => start_single(layout, timeout, say),
             Running::Cluster { names, .. } => {
                 let nodes: Vec<Node> = names
                     .iter()
@@ -81,7 +100,7 @@ impl Running {
                             .with_context(|| format!("node {name} has no config to start with"))
                     })
                     .collect::<Result<_>>()?;
-                start_cluster(layout, &nodes, &nodes, timeout)
+                start_cluster(layout, &nodes, &nodes, timeout, say)
             }
         }
     }
@@ -136,14 +155,14 @@ pub(crate) fn stop_nodes(layout: &Layout, names: &[String], timeout: Duration) -
 
 /// Starts the single server in the background with its config and the token of `.env.nats`,
 /// and returns once clients can use it, saying where it listens.
-pub(crate) fn start_single(layout: &Layout, timeout: Duration) -> Result<()> {
+pub(crate) fn start_single(layout: &Layout, timeout: Duration, say: Say) -> Result<()> {
     let env = ServerEnv::single(token::load(&layout.env_file())?);
     let mut child = server::spawn(layout, &env, Mode::Detached)?;
     let pid = child.id();
     match server::wait_ready(&mut child, layout, &env.token, timeout, &|| false) {
         Ok(Some(endpoints)) => {
             eprintln!("nats-server is running (pid {pid}); `cargo xtask stop` stops it");
-            print_endpoints(&endpoints);
+            print_endpoints(&endpoints, say);
             Ok(())
         }
         outcome => {
@@ -165,6 +184,7 @@ pub(crate) fn start_cluster_until(
     nodes: &[Node],
     to_start: &[Node],
     timeout: Duration,
+    say: Say,
     interrupted: &dyn Fn() -> bool,
 ) -> Result<()> {
     let token = token::load(&layout.env_file())?;
@@ -182,7 +202,7 @@ pub(crate) fn start_cluster_until(
                 "the cluster of {} nodes is ready; `cargo xtask stop` stops it",
                 nodes.len()
             );
-            print_nodes(nodes, &endpoints);
+            print_nodes(nodes, &endpoints, say);
             Ok(())
         }
         outcome => {
@@ -198,25 +218,26 @@ pub(crate) fn start_cluster(
     nodes: &[Node],
     to_start: &[Node],
     timeout: Duration,
+    say: Say,
 ) -> Result<()> {
-    start_cluster_until(layout, nodes, to_start, timeout, &|| false)
+    start_cluster_until(layout, nodes, to_start, timeout, say, &|| false)
 }
 
 /// Where the server listens, on stdout, and a warning on stderr if other machines can reach it.
-pub(crate) fn print_endpoints(endpoints: &Endpoints) {
+pub(crate) fn print_endpoints(endpoints: &Endpoints, say: Say) {
     if let Some(warning) = endpoints.exposure_warning() {
         eprintln!("{warning}");
     }
-    println!("client      {}", endpoints.client);
-    println!("monitoring  {}", endpoints.monitoring);
+    say.line(&format!("client      {}", endpoints.client));
+    say.line(&format!("monitoring  {}", endpoints.monitoring));
     if let Some(websocket) = &endpoints.websocket {
-        println!("websocket   {websocket}");
+        say.line(&format!("websocket   {websocket}"));
     }
 }
 
 /// One line per node: its name and where it listens, and a warning for those that other
 /// machines can reach.
-pub(crate) fn print_nodes(nodes: &[Node], endpoints: &[Endpoints]) {
+pub(crate) fn print_nodes(nodes: &[Node], endpoints: &[Endpoints], say: Say) {
     for (node, endpoints) in nodes.iter().zip(endpoints) {
         if let Some(warning) = endpoints.exposure_warning() {
             eprintln!("{}: {warning}", node.name);
@@ -231,7 +252,7 @@ pub(crate) fn print_nodes(nodes: &[Node], endpoints: &[Endpoints]) {
         if let Some(cluster) = &endpoints.cluster {
             line.push_str(&format!("  routes {cluster}"));
         }
-        println!("{line}");
+        say.line(&line);
     }
 }
 
@@ -244,9 +265,10 @@ pub(crate) fn require_installed(layout: &Layout, task: &str) -> Result<()> {
         .collect();
     if !missing.is_empty() {
         bail!(
-            "`cargo xtask {task}` needs the server installed, and {} is missing: run `cargo \
+            "`cargo xtask {task}` needs the server installed, and {} {} missing: run `cargo \
              xtask setup` (or `cargo xtask run`, which sets up first)",
-            missing.join(", ")
+            missing.join(", "),
+            if missing.len() == 1 { "is" } else { "are" }
         );
     }
     Ok(())

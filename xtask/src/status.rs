@@ -115,6 +115,13 @@ fn human_cluster(report: &Value) -> String {
     let nodes = report["nodes"].as_array().cloned().unwrap_or_default();
     let running = nodes.iter().filter(|n| n["running"] == true).count();
     let leader = report["meta_leader"].as_str().unwrap_or("none");
+    if running == 0 {
+        return format!(
+            "nothing is running: not the single nats-server, nor any of the {} nodes of this \
+             checkout's cluster (`cargo xtask run` or `cargo xtask run --cluster` starts one)\n",
+            nodes.len()
+        );
+    }
     let mut text = format!(
         "cluster of {} nodes: {running} running; meta leader {leader}\n",
         nodes.len()

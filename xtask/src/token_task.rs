@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use crate::context::{self, Owner};
 use crate::layout::{Layout, show};
-use crate::running::{self, Running};
+use crate::running::{self, Running, Say};
 use crate::server;
 use crate::token;
 
@@ -56,11 +56,16 @@ impl Rotate {
         let new = token::generate()?;
         let env_file = layout.env_file();
         let running = Running::now(layout)?;
-        running.restart(layout, Duration::from_secs(self.timeout), || {
-            token::replace(&env_file, &new)?;
-            eprintln!("wrote a new token to `{}`", show(&env_file));
-            Ok(())
-        })?;
+        running.restart(
+            layout,
+            Duration::from_secs(self.timeout),
+            Say::Stderr,
+            || {
+                token::replace(&env_file, &new)?;
+                eprintln!("wrote a new token to `{}`", show(&env_file));
+                Ok(())
+            },
+        )?;
         for name in context::update_token(&Owner::of(layout, root), &new)? {
             eprintln!("updated the natscli context `{name}`");
         }

@@ -15,7 +15,7 @@ pub(crate) fn bytes(value: &Value) -> String {
     };
     let scaled = n / 1024f64.powi(power as i32);
     if power == 0 {
-        format!("{n} B")
+        format!("{} B", n.round())
     } else {
         format!("{scaled:.1} {}", units[power])
     }
@@ -30,6 +30,7 @@ mod tests {
     fn byte_counts_read_well() {
         assert_eq!(bytes(&json!(0)), "0 B");
         assert_eq!(bytes(&json!(1023)), "1023 B");
+        assert_eq!(bytes(&json!(49.590_552)), "50 B");
         assert_eq!(bytes(&json!(1536)), "1.5 KiB");
         assert_eq!(bytes(&json!(1073741824u64)), "1.0 GiB");
         assert_eq!(bytes(&json!(10737418240u64)), "10.0 GiB");

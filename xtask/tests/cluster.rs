@@ -687,6 +687,15 @@ fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() 
         };
         assert!(!with(&old) && with(&new), "{name}");
     }
+    // The restarts kept n2's edited config.
+    let payload = |name: &str| {
+        monitoring_json(
+            node(&rotated, name)["monitoring_url"].as_str().unwrap(),
+            "/varz",
+        )["max_payload"]
+            .clone()
+    };
+    assert_eq!(payload("n2"), 1024 * 1024);
 
     // reset: every node's data together, and the cluster back, empty.
     sandbox.xtask(&["reset", "--yes"]).ok();

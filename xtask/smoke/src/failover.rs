@@ -222,12 +222,17 @@ pub(crate) async fn failover(target: &Target, id: &str, stop: Stop) -> Result<St
             "{old} led {name} and was stopped ({}); the first write after it was gone was \
              acknowledged {:.1} s later, by {new}, and the longest wait between two \
              acknowledgements was {:.1} s; {old} back and current in {:.1} s; {count} \
-             acknowledged, none lost or doubled ({} retries, {} answered as duplicates)",
+             acknowledged, none lost or doubled ({} {}, {} answered as duplicates)",
             stop.word(),
             resumed.as_secs_f64(),
             longest_wait.as_secs_f64(),
             caught_up_in.as_secs_f64(),
             publisher.retries,
+            if publisher.retries == 1 {
+                "retry"
+            } else {
+                "retries"
+            },
             publisher.duplicates,
         ))
     };

@@ -233,10 +233,11 @@ fn shown(
         return format!("{}\n", now.to_json(earlier, node));
     }
     let connections = now.connections(earlier);
+    let total = now.connz["total"].as_u64().unwrap_or(0);
     let mut text = format!(
-        "{}{} connections ({} shown, sorted by {}){}\n",
+        "{}{total} connection{} ({} shown, sorted by {}){}\n",
         node_label(node),
-        now.connz["num_connections"],
+        if total == 1 { "" } else { "s" },
         connections.len(),
         query.sort,
         if let Output::Screen = output {
@@ -271,13 +272,13 @@ fn shown(
         let name: String = text_of(&c["name"]).chars().take(20).collect();
         text.push_str(&format!(
             "{:>6}  {:<20} {:<12} {:>5} {:>9} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12} {:>9} {:>9}\n",
-            c["cid"],
+            text_of(&c["cid"]),
             if c["name"].is_null() { String::new() } else { name },
             format!("{}/{}", text_of(&c["lang"]), text_of(&c["version"])),
-            c["subscriptions"],
+            text_of(&c["subscriptions"]),
             bytes(&c["pending_bytes"]),
-            c["in_msgs"],
-            c["out_msgs"],
+            text_of(&c["in_msgs"]),
+            text_of(&c["out_msgs"]),
             bytes(&c["in_bytes"]),
             bytes(&c["out_bytes"]),
             rate("in_msgs_per_s"),
@@ -286,7 +287,9 @@ fn shown(
             text_of(&c["idle"]),
         ));
     }
-    text.push('\n');
+    if let Output::Screen = output {
+        text.push('\n');
+    }
     text
 }
 

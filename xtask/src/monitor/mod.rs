@@ -48,8 +48,9 @@ pub(crate) struct Monitor {
     sort: String,
 
     /// With --connections: show this many connections (per node), from the top of the order.
-    #[arg(long, value_name = "N", default_value_t = 20, requires = "connections")]
-    top: usize,
+    #[arg(long, value_name = "N", default_value_t = 20, requires = "connections",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    top: u32,
 
     /// Monitoring URL to watch instead of this checkout's server, such as http://127.0.0.1:8222.
     #[arg(long, env = "NATS_MONITOR_URL", value_name = "URL")]
@@ -277,7 +278,7 @@ impl Monitor {
         if self.connections {
             let query = connections::Query {
                 sort: self.sort.clone(),
-                top: self.top,
+                top: self.top as usize,
             };
             let watched = || self.watched(&layout);
             return connections::watch(watched, &query, &output, interval, self.once);

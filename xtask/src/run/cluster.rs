@@ -11,7 +11,7 @@ use crate::args::{ListenArgs, config_port};
 use crate::cluster::{self, Node};
 use crate::follow::LogFollower;
 use crate::layout::Layout;
-use crate::running;
+use crate::running::{self, Say};
 use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
 use crate::token;
@@ -29,7 +29,13 @@ pub(super) fn run(args: &Run, layout: &Layout, lock: std::fs::File) -> Result<()
     let token = token::load(&layout.env_file())?;
     let password = token::ensure_route_password(&layout.env_file())?;
     let cluster_port = args.cluster_port.map_or(6222, config_port);
-    let nodes = cluster::nodes(layout, &args.listen.listen(), cluster_port, count);
+    // Without port options, nodes started before keep their ports: the others route to them.
+    let ports = if args.listen.any_given() || args.cluster_port.is_some() {
+        cluster::Ports::Asked
+    } else {
+        cluster::Ports::Kept
+    };
+    let nodes = cluster::nodes(layout, &args.listen.listen(), cluster_port, count, ports);
     let mut to_start = Vec::new();
     for node in &nodes {
         match server::reconcile_pid_file(&node.layout)? {
@@ -51,7 +57,7 @@ pub(super) fn run(args: &Run, layout: &Layout, lock: std::fs::File) -> Result<()
     if !args.detach {
         if to_start.is_empty() {
             eprintln!("every node of the cluster already runs, in the background");
-            running::print_nodes(&nodes, &running_endpoints(&nodes));
+            running::print_nodes(&nodes, &running_endpoints(&nodes), Say::Stdout);
             return Ok(());
         }
         if to_start.len() != nodes.len() {
@@ -63,7 +69,14 @@ pub(super) fn run(args: &Run, layout: &Layout, lock: std::fs::File) -> Result<()
         return foreground(layout, &nodes, &secrets, timeout, lock, next_event);
     }
     let interrupted = || matches!(next_event.try_recv(), Ok(Event::Interrupted));
-    running::start_cluster_until(layout, &nodes, &to_start, timeout, &interrupted)
+    running::start_cluster_until(
+        layout,
+        &nodes,
+        &to_start,
+        timeout,
+        Say::Stdout,
+        &interrupted,
+    )
 }
 
 /// The endpoints of the nodes that run.
@@ -133,7 +146,7 @@ fn foreground(
         "the cluster of {} nodes is ready; Ctrl-C stops every node",
         nodes.len()
     );
-    running::print_nodes(nodes, &endpoints);
+    running::print_nodes(nodes, &endpoints, Say::Stdout);
 
     let mut exited = vec![false; started.len()];
     let mut unasked = Vec::new();

@@ -10,7 +10,7 @@ mod cluster;
 use crate::args::{ListenArgs, SourceArgs};
 use crate::follow::LogFollower;
 use crate::layout::Layout;
-use crate::running;
+use crate::running::{self, Say};
 use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
 use crate::token::{self, ServerEnv};
@@ -85,14 +85,14 @@ impl Run {
         if let Some(pid) = server::reconcile_pid_file(layout)? {
             eprintln!("nats-server is already running (pid {pid})");
             if let Some(endpoints) = Endpoints::of(layout, pid) {
-                running::print_endpoints(&endpoints);
+                running::print_endpoints(&endpoints, Say::Stdout);
             }
             return Ok(());
         }
         Setup::for_run(self.source.clone(), self.listen.clone()).run(layout)?;
         let timeout = Duration::from_secs(self.timeout);
         if self.detach {
-            running::start_single(layout, timeout)
+            running::start_single(layout, timeout, Say::Stdout)
         } else {
             let env = ServerEnv::single(token::load(&layout.env_file())?);
             foreground(layout, &env, timeout, lock)
@@ -137,7 +137,7 @@ fn foreground(
     if let Some(endpoints) = &ready {
         follower.catch_up();
         eprintln!("nats-server is ready (pid {pid}); Ctrl-C stops it");
-        running::print_endpoints(endpoints);
+        running::print_endpoints(endpoints, Say::Stdout);
     }
     std::thread::spawn(move || {
         let _ = events.send(Event::Exited(child.wait()));

@@ -63,10 +63,10 @@ impl Endpoints {
 
     /// A warning naming the addresses that other machines can reach, if there are any.
     pub(crate) fn exposure_warning(&self) -> Option<String> {
-        // A cluster node's config is written at every start: the options decide its host.
+        // A cluster node's config follows the options when they are given.
         let is_node = self.cluster.is_some();
         let fix = if is_node {
-            "run the cluster without --host (and unset NATS_HOST)"
+            "run the cluster with --host 127.0.0.1 (and unset NATS_HOST)"
         } else {
             "set `host` to \"127.0.0.1\" in nats-server.conf (at the top and in the websocket \
              block) and unset NATS_HOST"

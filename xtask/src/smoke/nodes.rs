@@ -65,7 +65,7 @@ impl ClusterNodes {
             .context("cannot create a temporary directory")?;
         let layout = Layout::with_binary(dir.path().to_path_buf(), checkout.binary());
         let picked = Listen::loopback_on_free_ports();
-        let nodes = cluster::nodes(&layout, &picked, -1, TEMPORARY_NODES);
+        let nodes = cluster::nodes(&layout, &picked, -1, TEMPORARY_NODES, cluster::Ports::Asked);
         let mut cluster = ClusterNodes {
             nodes: nodes.clone(),
             token: token::generate()?,
@@ -79,7 +79,7 @@ impl ClusterNodes {
             .start(&nodes)
             .context("cannot start a temporary cluster")?;
         // The ports each node picked, now kept in its `ports.json`.
-        cluster.nodes = cluster::nodes(&layout, &picked, -1, TEMPORARY_NODES);
+        cluster.nodes = cluster::nodes(&layout, &picked, -1, TEMPORARY_NODES, cluster::Ports::Kept);
         Ok(cluster)
     }
 

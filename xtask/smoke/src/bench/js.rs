@@ -1,0 +1,256 @@
+//! `bench js`: JetStream publishing with acknowledgements (a bounded window of them in
+//! flight, or one at a time with `--sync`), then a durable pull consumer reading everything
+//! back. The stream has a name of its own and is deleted afterwards, also after a failure or
+//! Ctrl-C.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use async_nats::jetstream::{self, consumer::pull, stream::StorageType};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::measure::{ClientRun, Group, latency_histogram, record};
+use crate::progress::{Goal, Progress};
+use crate::report::Outcome;
+use crate::{Length, Target, unique_id};
+
+/// How long a publish may wait for its acknowledgement, and the consumer for a message.
+const ACK_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Storage {
+    File,
+    Memory,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Options {
+    /// Copies of the stream, one per node: above 1 needs a cluster.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    #[arg(long, value_enum, default_value_t = Storage::File)]
+    storage: Storage,
+    /// Publish one message at a time, waiting for each acknowledgement (and measure each
+    /// one's latency), instead of a window of them in flight.
+    #[arg(long)]
+    sync: bool,
+    /// Acknowledgements awaited at most at once, when not --sync.
+    #[arg(long, default_value_t = 256)]
+    window: usize,
+    #[command(flatten)]
+    length: Length,
+}
+
+impl Options {
+    pub(crate) fn suite(length: Length, nodes: usize) -> Options {
+        Options {
+            replicas: nodes.max(1),
+            storage: Storage::File,
+            sync: false,
+            window: 256,
+            length,
+        }
+    }
+}
+
+pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
+    let goal = options.length.goal(100_000)?;
+    let size = options.length.size;
+    let id = unique_id();
+    let name = format!("BENCH_{id}");
+    let subject = async_nats::Subject::from(format!("bench.{id}.js"));
+    let client = target.connect("cargo xtask bench P0").await?;
+    let mut js = jetstream::new(client);
+    js.set_timeout(ACK_WAIT);
+    let storage = match options.storage {
+        Storage::File => StorageType::File,
+        Storage::Memory => StorageType::Memory,
+    };
+    js.create_stream(jetstream::stream::Config {
+        name: name.clone(),
+        subjects: vec![subject.to_string()],
+        storage,
+        num_replicas: options.replicas,
+        ..Default::default()
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot create a stream with {} replica(s) and {:?} storage",
+            options.replicas, options.storage
+        )
+    })?;
+    let steps = measure(target, options, &js, &name, subject, goal, size);
+    // The stream goes whatever happened, Ctrl-C included.
+    let outcome = tokio::select! {
+        outcome = steps => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    let deleted = tokio::time::timeout(Duration::from_secs(10), js.delete_stream(&name)).await;
+    match deleted {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => eprintln!("warning: cannot delete stream {name}: {e}"),
+        Err(_) => eprintln!("warning: stream {name} was not deleted within 10 s"),
+    }
+    outcome
+}
+
+async fn measure(
+    target: &Target,
+    options: &Options,
+    js: &jetstream::Context,
+    name: &str,
+    subject: async_nats::Subject,
+    goal: Goal,
+    size: usize,
+) -> Result<Outcome> {
+    let payload = Bytes::from(vec![b'x'; size]);
+    let (mut server_cpu, mut own_cpu) = target.clocks();
+    let cpu_before = (server_cpu.seconds(), own_cpu.seconds());
+    let progress = Progress::start("js publish", goal);
+    let counter = progress.counter();
+    let start = Instant::now();
+    let mut latency = options.sync.then(latency_histogram);
+    let mut in_flight = VecDeque::new();
+    let (mut sent, mut acked, mut failed) = (0u64, 0u64, 0u64);
+    let mut failure = None;
+    loop {
+        let more = match goal {
+            Goal::Msgs(total) => sent < total,
+            Goal::Time(time) => start.elapsed() < time,
+        };
+        if !more {
+            break;
+        }
+        let published = Instant::now();
+        let ack = js.publish(subject.clone(), payload.clone()).await?;
+        sent += 1;
+        in_flight.push_back(ack);
+        let window = if options.sync {
+            1
+        } else {
+            options.window.max(1)
+        };
+        while in_flight.len() >= window {
+            let ack = in_flight.pop_front().expect("not empty");
+            match ack.await {
+                Ok(_) => acked += 1,
+                Err(e) => {
+                    failed += 1;
+                    failure.get_or_insert(e.to_string());
+                }
+            }
+        }
+        if let Some(latency) = &mut latency {
+            record(latency, published.elapsed());
+        }
+        counter.store(acked, Ordering::Relaxed);
+    }
+    for ack in in_flight {
+        match ack.await {
+            Ok(_) => acked += 1,
+            Err(e) => {
+                failed += 1;
+                failure.get_or_insert(e.to_string());
+            }
+        }
+    }
+    let published = ClientRun {
+        id: "P0".into(),
+        msgs: acked,
+        bytes: acked * size as u64,
+        start,
+        end: Instant::now(),
+        latency,
+    };
+    drop(progress);
+
+    // Everything stored, read back through a durable pull consumer.
+    let stream = js.get_stream(name).await?;
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(format!("{name}_READER")),
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .context("cannot create the consumer")?;
+    let stored = stream.cached_info().state.messages;
+    let progress = Progress::start("js consume", Goal::Msgs(acked));
+    let counter = progress.counter();
+    let mut messages = consumer.messages().await?;
+    let start = Instant::now();
+    let (mut read, mut end) = (0u64, start);
+    while read < acked {
+        match tokio::time::timeout(ACK_WAIT, messages.next()).await {
+            Ok(Some(Ok(_))) => {
+                read += 1;
+                end = Instant::now();
+                counter.store(read, Ordering::Relaxed);
+            }
+            Ok(Some(Err(e))) => bail!("the consumer failed after {read} messages: {e}"),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    drop(progress);
+    let cpu_after = (server_cpu.seconds(), own_cpu.seconds());
+    let consumed = ClientRun {
+        id: "S0".into(),
+        msgs: read,
+        bytes: read * size as u64,
+        start,
+        end,
+        latency: None,
+    };
+    let mut notes = Vec::new();
+    if failed > 0 {
+        notes.push(format!(
+            "{failed} of {sent} publishes were not acknowledged (first: {})",
+            failure.unwrap_or_default()
+        ));
+    }
+    if read < acked {
+        notes.push(format!(
+            "the consumer read {read} of the {acked} acknowledged messages"
+        ));
+    }
+    let storage = match options.storage {
+        Storage::File => "file",
+        Storage::Memory => "memory",
+    };
+    Ok(Outcome {
+        name: "js",
+        title: format!(
+            "JetStream, {storage} storage, {} replica(s), {} publish, {size} B",
+            options.replicas,
+            if options.sync {
+                "synchronous".to_string()
+            } else {
+                format!("asynchronous (window {})", options.window)
+            }
+        ),
+        params: json!({
+            "replicas": options.replicas,
+            "storage": storage,
+            "sync": options.sync,
+            "window": (!options.sync).then_some(options.window),
+            "size": size,
+            "msgs": sent,
+            "stored": stored,
+        }),
+        publishers: Some(Group {
+            clients: vec![published],
+        }),
+        subscribers: Some(Group {
+            clients: vec![consumed],
+        }),
+        missing: failed + acked.saturating_sub(read),
+        extra: json!({}),
+        notes,
+        cpu: crate::report::Cpu::between(cpu_before, cpu_after),
+    })
+}

@@ -1,0 +1,217 @@
+//! The load of `cargo xtask bench`: how many messages a second this server (or cluster)
+//! carries, at what latency, measured as `nats bench` measures it.
+//!
+//! The xtask finds (or starts) the server and passes its addresses and processes as
+//! arguments and its token in the environment. Timing starts when every client is connected
+//! (and subscribed) and ends when the last message is received or acknowledged; every message
+//! sent and not received is reported, never averaged away.
+
+mod js;
+mod measure;
+mod progress;
+mod pubsub;
+mod report;
+mod request;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+
+use measure::CpuClock;
+use progress::Goal;
+use report::{Outcome, Report};
+
+/// Measures what a NATS server carries. Run through `cargo xtask bench`.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Client URL of the server, or of every node of a cluster.
+    #[arg(long = "client", required = true)]
+    clients: Vec<String>,
+    /// Monitoring URL of the server, or of every node.
+    #[arg(long = "monitoring", required = true)]
+    monitoring: Vec<String>,
+    /// The server's process, or every node's: its CPU time is reported.
+    #[arg(long = "server-pid")]
+    server_pids: Vec<u32>,
+    /// Print one JSON document.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Print one CSV row per client, as `nats bench --csv` writes them.
+    #[arg(long)]
+    csv: bool,
+    #[command(subcommand)]
+    what: Option<What>,
+    /// The token, from the environment only.
+    #[arg(skip = std::env::var("NATS_TOKEN").unwrap_or_default())]
+    token: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    Pubsub(pubsub::Options),
+    Request(request::Options),
+    Js(js::Options),
+}
+
+/// How long a run goes: `--msgs` or `--duration`, not both.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Length {
+    /// Messages to send in all.
+    #[arg(long, conflicts_with = "duration")]
+    msgs: Option<u64>,
+    /// Seconds to send for, instead of a number of messages.
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Bytes of each message's payload.
+    #[arg(long, value_name = "BYTES", default_value_t = 128)]
+    size: usize,
+}
+
+impl Length {
+    fn goal(&self, default_msgs: u64) -> Result<Goal> {
+        match (self.msgs, self.duration) {
+            (Some(0), _) => bail!("--msgs must be at least 1"),
+            (_, Some(s)) if !(s > 0.0 && s <= 3600.0) => {
+                bail!("--duration must be more than 0 and at most 3600 seconds")
+            }
+            (_, Some(s)) => Ok(Goal::Time(Duration::from_secs_f64(s))),
+            (Some(n), None) => Ok(Goal::Msgs(n)),
+            (None, None) => Ok(Goal::Msgs(default_msgs)),
+        }
+    }
+}
+
+/// The server measured.
+pub(crate) struct Target {
+    pub(crate) clients: Vec<String>,
+    pub(crate) monitoring: Vec<String>,
+    pub(crate) token: String,
+    server_pids: Vec<u32>,
+}
+
+impl Target {
+    /// A connection named `name` to the server (any node of a cluster).
+    pub(crate) async fn connect(&self, name: &str) -> Result<async_nats::Client> {
+        let urls: Vec<async_nats::ServerAddr> = self
+            .clients
+            .iter()
+            .map(|url| url.parse())
+            .collect::<Result<_, _>>()?;
+        async_nats::ConnectOptions::with_token(self.token.clone())
+            .name(name)
+            .connection_timeout(Duration::from_secs(5))
+            // A subscriber that falls behind buffers rather than drops, up to a point.
+            .subscription_capacity(1 << 18)
+            .connect(urls)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot connect to {} with the token",
+                    self.clients.join(",")
+                )
+            })
+    }
+
+    /// Slow consumers the server (every node) has counted so far.
+    pub(crate) async fn slow_consumers(&self) -> u64 {
+        let mut total = 0;
+        for url in &self.monitoring {
+            let url = format!("{url}/varz");
+            let varz = tokio::task::spawn_blocking(move || {
+                xtask_probe::get_json(&xtask_probe::monitoring_agent(), &url)
+            })
+            .await;
+            if let Ok(Ok(varz)) = varz {
+                total += varz["slow_consumers"].as_u64().unwrap_or(0);
+            }
+        }
+        total
+    }
+
+    /// CPU clocks of the server and of this process.
+    pub(crate) fn clocks(&self) -> (CpuClock, CpuClock) {
+        (
+            CpuClock::of(&self.server_pids),
+            CpuClock::of(&[std::process::id()]),
+        )
+    }
+}
+
+/// Eight hex digits from the OS's random source: names no other run shares.
+pub(crate) fn unique_id() -> String {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    format!("{:08x}", u32::from_be_bytes(bytes))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", report.to_json());
+            } else if args.csv {
+                print!("{}", report.to_csv());
+            } else {
+                print!("{}", report.to_text());
+            }
+            if report.complete() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> Result<Report> {
+    let target = Target {
+        clients: args.clients.clone(),
+        monitoring: args.monitoring.clone(),
+        token: args.token.clone(),
+        server_pids: args.server_pids.clone(),
+    };
+    // Fails fast, with the server's word, on a wrong token or address.
+    target.connect("cargo xtask bench").await?.flush().await?;
+    let mut report = Report::about(&target).await?;
+    let outcomes: Vec<Outcome> = match &args.what {
+        Some(What::Pubsub(options)) => vec![pubsub::run(&target, options).await?],
+        Some(What::Request(options)) => vec![request::run(&target, options).await?],
+        Some(What::Js(options)) => vec![js::run(&target, options).await?],
+        None => suite(&target, report.nodes).await?,
+    };
+    report.outcomes = outcomes;
+    Ok(report)
+}
+
+/// A few seconds in all: each benchmark at 128 B, JetStream replicated to every node of a
+/// cluster.
+async fn suite(target: &Target, nodes: usize) -> Result<Vec<Outcome>> {
+    let length = |msgs| Length {
+        msgs: Some(msgs),
+        duration: None,
+        size: 128,
+    };
+    Ok(vec![
+        pubsub::run(target, &pubsub::Options::suite(length(500_000))).await?,
+        request::run(target, &request::Options::suite(length(10_000))).await?,
+        js::run(target, &js::Options::suite(length(50_000), nodes)).await?,
+    ])
+}

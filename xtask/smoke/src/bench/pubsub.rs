@@ -1,0 +1,194 @@
+//! `bench pubsub`: core publish/subscribe throughput. Core NATS is at-most-once: whatever a
+//! subscriber does not receive is counted and reported with the server's slow consumers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::measure::{ClientRun, Group};
+use crate::progress::{Goal, Progress};
+use crate::report::Outcome;
+use crate::{Length, Target, unique_id};
+
+/// Publishers flush (a round trip to the server) every so many messages, so that they cannot
+/// run ahead of what the server and the subscribers take.
+const FLUSH_EVERY: u64 = 1000;
+/// A subscriber that has heard nothing for this long after the publishers finished has
+/// received all it will.
+const IDLE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Options {
+    /// Publishing clients.
+    #[arg(long, default_value_t = 1)]
+    pubs: usize,
+    /// Subscribing clients; each receives every message.
+    #[arg(long, default_value_t = 1)]
+    subs: usize,
+    #[command(flatten)]
+    length: Length,
+}
+
+impl Options {
+    pub(crate) fn suite(length: Length) -> Options {
+        Options {
+            pubs: 1,
+            subs: 1,
+            length,
+        }
+    }
+}
+
+pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
+    let goal = options.length.goal(1_000_000)?;
+    let size = options.length.size;
+    let subject = async_nats::Subject::from(format!("bench.{}.pubsub", unique_id()));
+    let payload = Bytes::from(vec![b'x'; size]);
+
+    let mut subscribers = Vec::new();
+    for j in 0..options.subs {
+        let client = target.connect(&format!("cargo xtask bench S{j}")).await?;
+        let subscription = client.subscribe(subject.clone()).await?;
+        client.flush().await?;
+        subscribers.push((client, subscription));
+    }
+    let mut publishers = Vec::new();
+    for i in 0..options.pubs.max(1) {
+        publishers.push(target.connect(&format!("cargo xtask bench P{i}")).await?);
+    }
+    let slow_before = target.slow_consumers().await;
+    let (mut server_cpu, mut own_cpu) = target.clocks();
+    let cpu_before = (server_cpu.seconds(), own_cpu.seconds());
+    let progress = Progress::start("pubsub", goal);
+
+    let published = Arc::new(AtomicU64::new(0));
+    let publishing_done = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut receiving = Vec::new();
+    for (j, (client, mut subscription)) in subscribers.into_iter().enumerate() {
+        let (published, done) = (published.clone(), publishing_done.clone());
+        let counter = (j == 0).then(|| progress.counter());
+        receiving.push(tokio::spawn(async move {
+            let (mut msgs, mut bytes, mut end) = (0u64, 0u64, start);
+            loop {
+                let expected = match goal {
+                    Goal::Msgs(total) => Some(total),
+                    Goal::Time(_) => done
+                        .load(Ordering::Acquire)
+                        .then(|| published.load(Ordering::Acquire)),
+                };
+                if expected.is_some_and(|expected| msgs >= expected) {
+                    break;
+                }
+                match tokio::time::timeout(IDLE, subscription.next()).await {
+                    Ok(Some(message)) => {
+                        msgs += 1;
+                        bytes += message.payload.len() as u64;
+                        end = Instant::now();
+                        if let Some(counter) = &counter {
+                            counter.store(msgs, Ordering::Relaxed);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) if done.load(Ordering::Acquire) => break,
+                    Err(_) => {}
+                }
+            }
+            drop(client);
+            ClientRun {
+                id: format!("S{j}"),
+                msgs,
+                bytes,
+                start,
+                end,
+                latency: None,
+            }
+        }));
+    }
+
+    let pubs = publishers.len() as u64;
+    let mut sending = Vec::new();
+    for (i, client) in publishers.into_iter().enumerate() {
+        let share = match goal {
+            Goal::Msgs(total) => Some(total / pubs + u64::from((i as u64) < total % pubs)),
+            Goal::Time(_) => None,
+        };
+        let (subject, payload, published) = (subject.clone(), payload.clone(), published.clone());
+        let counter = (options.subs == 0 && i == 0).then(|| progress.counter());
+        sending.push(tokio::spawn(async move {
+            let mut msgs = 0u64;
+            loop {
+                let more = match (share, goal) {
+                    (Some(share), _) => msgs < share,
+                    (None, Goal::Time(time)) => !msgs.is_multiple_of(FLUSH_EVERY) || start.elapsed() < time,
+                    (None, Goal::Msgs(_)) => false,
+                };
+                if !more {
+                    break;
+                }
+                client.publish(subject.clone(), payload.clone()).await?;
+                msgs += 1;
+                if msgs.is_multiple_of(FLUSH_EVERY) {
+                    client.flush().await?;
+                    published.fetch_add(FLUSH_EVERY, Ordering::AcqRel);
+                    if let Some(counter) = &counter {
+                        counter.store(msgs, Ordering::Relaxed);
+                    }
+                }
+            }
+            client.flush().await?;
+            published.fetch_add(msgs % FLUSH_EVERY, Ordering::AcqRel);
+            Ok::<ClientRun, anyhow::Error>(ClientRun {
+                id: format!("P{i}"),
+                msgs,
+                bytes: msgs * payload.len() as u64,
+                start,
+                end: Instant::now(),
+                latency: None,
+            })
+        }));
+    }
+    let mut pub_runs = Vec::new();
+    for task in sending {
+        pub_runs.push(task.await??);
+    }
+    publishing_done.store(true, Ordering::Release);
+    let mut sub_runs = Vec::new();
+    for task in receiving {
+        sub_runs.push(task.await?);
+    }
+    drop(progress);
+    let cpu_after = (server_cpu.seconds(), own_cpu.seconds());
+    let slow = target.slow_consumers().await.saturating_sub(slow_before);
+
+    let sent = published.load(Ordering::Acquire);
+    let missing: u64 = sub_runs.iter().map(|s| sent.saturating_sub(s.msgs)).sum();
+    let mut notes = Vec::new();
+    if missing > 0 {
+        notes.push(format!(
+            "{missing} messages published were not received ({} subscribers × {sent} expected); \
+             the server counted {slow} slow consumers",
+            sub_runs.len()
+        ));
+    }
+    Ok(Outcome {
+        name: "pubsub",
+        title: format!(
+            "core publish/subscribe, {} publisher(s), {} subscriber(s), {size} B",
+            pub_runs.len(),
+            sub_runs.len()
+        ),
+        params: json!({"pubs": pub_runs.len(), "subs": sub_runs.len(), "size": size, "msgs": sent}),
+        publishers: Some(Group { clients: pub_runs }),
+        subscribers: (!sub_runs.is_empty()).then_some(Group { clients: sub_runs }),
+        missing,
+        extra: json!({"slow_consumers": slow}),
+        notes,
+        cpu: crate::report::Cpu::between(cpu_before, cpu_after),
+    })
+}

@@ -1,0 +1,367 @@
+//! What a bench run reports: for people (as `nats bench` prints it), as one JSON document, or
+//! as `nats bench --csv` rows.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use crate::Target;
+use crate::measure::Group;
+
+/// One benchmark's results.
+pub(crate) struct Outcome {
+    pub(crate) name: &'static str,
+    pub(crate) title: String,
+    pub(crate) params: Value,
+    /// The clients that publish (or request).
+    pub(crate) publishers: Option<Group>,
+    /// The clients that receive (or consume).
+    pub(crate) subscribers: Option<Group>,
+    /// Messages sent and not received (or not acknowledged): never averaged away.
+    pub(crate) missing: u64,
+    pub(crate) extra: Value,
+    pub(crate) notes: Vec<String>,
+    pub(crate) cpu: Cpu,
+}
+
+/// CPU seconds of the server and of the bench during one benchmark.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cpu {
+    server: Option<f64>,
+    bench: Option<f64>,
+}
+
+impl Cpu {
+    /// From clock readings (server, bench) before and after.
+    pub(crate) fn between(
+        before: (Option<f64>, Option<f64>),
+        after: (Option<f64>, Option<f64>),
+    ) -> Cpu {
+        let spent = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
+        Cpu {
+            server: spent(before.0, after.0),
+            bench: spent(before.1, after.1),
+        }
+    }
+}
+
+impl Outcome {
+    /// The messages the benchmark moved: what the subscribers received, else what was sent.
+    fn msgs(&self) -> u64 {
+        self.subscribers
+            .as_ref()
+            .or(self.publishers.as_ref())
+            .map_or(0, Group::msgs)
+    }
+
+    fn cpu_json(&self) -> Value {
+        let per_million = |seconds: Option<f64>| {
+            seconds
+                .filter(|_| self.msgs() > 0)
+                .map(|s| s * 1e6 / self.msgs() as f64)
+        };
+        json!({
+            "server_seconds": self.cpu.server,
+            "bench_seconds": self.cpu.bench,
+            "server_seconds_per_million_msgs": per_million(self.cpu.server),
+            "bench_seconds_per_million_msgs": per_million(self.cpu.bench),
+        })
+    }
+}
+
+/// Every benchmark of a run, and what was measured.
+pub(crate) struct Report {
+    version: String,
+    pub(crate) nodes: usize,
+    run_id: String,
+    pub(crate) outcomes: Vec<Outcome>,
+}
+
+impl Report {
+    /// The server measured, as it says of itself.
+    pub(crate) async fn about(target: &Target) -> Result<Report> {
+        let url = format!("{}/varz", target.monitoring[0]);
+        let varz = tokio::task::spawn_blocking(move || {
+            xtask_probe::get_json(&xtask_probe::monitoring_agent(), &url)
+        })
+        .await??;
+        Ok(Report {
+            version: varz["version"].as_str().unwrap_or("?").to_string(),
+            nodes: target.clients.len(),
+            run_id: crate::unique_id(),
+            outcomes: Vec::new(),
+        })
+    }
+
+    fn mode(&self) -> String {
+        if self.nodes > 1 {
+            format!("cluster of {} nodes", self.nodes)
+        } else {
+            "single server".to_string()
+        }
+    }
+
+    /// Whether every message was accounted for as received.
+    pub(crate) fn complete(&self) -> bool {
+        self.outcomes.iter().all(|o| o.missing == 0)
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
+        json!({
+            "server": {"version": self.version, "mode": if self.nodes > 1 { "cluster" } else { "single" }, "nodes": self.nodes},
+            "run_id": self.run_id,
+            "benchmarks": self.outcomes.iter().map(|o| json!({
+                "name": o.name,
+                "title": o.title,
+                "params": o.params,
+                "publishers": o.publishers.as_ref().map(Group::to_json),
+                "subscribers": o.subscribers.as_ref().map(Group::to_json),
+                "missing": o.missing,
+                "details": o.extra,
+                "notes": o.notes,
+                "cpu": o.cpu_json(),
+            })).collect::<Vec<_>>(),
+            "complete": self.complete(),
+        })
+    }
+
+    /// natscli's CSV: a header, then one row per client, publishers `P0`... and subscribers
+    /// `S0`..., latencies in microseconds where they were measured.
+    pub(crate) fn to_csv(&self) -> String {
+        let mut csv = String::from(
+            "#RunID,ClientID,MsgCount,MsgBytes,MsgsPerSec,BytesPerSec,DurationSecs,\
+             MinLatencyMicroSecs,AvgLatencyMicroSecs,MaxLatencyMicroSecs,P50LatencyMicroSecs,\
+             P90LatencyMicroSecs,P99LatencyMicroSecs,P99.9LatencyMicroSecs,\
+             StdDevLatencyMicroSecs\n",
+        );
+        for (index, outcome) in self.outcomes.iter().enumerate() {
+            let run_id = if self.outcomes.len() > 1 {
+                format!("{}-{}", self.run_id, index + 1)
+            } else {
+                self.run_id.clone()
+            };
+            let groups = [&outcome.subscribers, &outcome.publishers];
+            for client in groups.into_iter().flatten().flat_map(|g| &g.clients) {
+                let _ = write!(
+                    csv,
+                    "{run_id},{},{},{},{},{:.6},{:.6}",
+                    client.id,
+                    client.msgs,
+                    client.bytes,
+                    client.msgs_per_sec() as u64,
+                    client.bytes_per_sec(),
+                    client.seconds()
+                );
+                match &client.latency {
+                    Some(h) => {
+                        let _ = write!(
+                            csv,
+                            ",{},{:.3},{},{},{},{},{},{:.3}",
+                            h.min(),
+                            h.mean(),
+                            h.max(),
+                            h.value_at_quantile(0.5),
+                            h.value_at_quantile(0.9),
+                            h.value_at_quantile(0.99),
+                            h.value_at_quantile(0.999),
+                            h.stdev()
+                        );
+                    }
+                    None => csv.push_str(",,,,,,,,"),
+                }
+                csv.push('\n');
+            }
+        }
+        csv
+    }
+
+    /// As `nats bench` prints it, with a table when several benchmarks ran.
+    pub(crate) fn to_text(&self) -> String {
+        let mut text = format!("nats-server {} ({})\n", self.version, self.mode());
+        for outcome in &self.outcomes {
+            let _ = writeln!(text, "\n{}", outcome.title);
+            for (label, group) in [("Pub", &outcome.publishers), ("Sub", &outcome.subscribers)] {
+                let Some(group) = group else { continue };
+                let _ = writeln!(
+                    text,
+                    " {label} stats: {} msgs/sec ~ {}/sec ({} msgs in {:.3} s)",
+                    thousands(group.msgs_per_sec()),
+                    human_bytes(group.bytes_per_sec()),
+                    group.msgs(),
+                    group.seconds()
+                );
+                if group.clients.len() > 1 {
+                    for (n, client) in group.clients.iter().enumerate() {
+                        let _ = writeln!(
+                            text,
+                            "  [{}] {} msgs/sec ~ {}/sec ({} msgs)",
+                            n + 1,
+                            thousands(client.msgs_per_sec()),
+                            human_bytes(client.bytes_per_sec()),
+                            client.msgs
+                        );
+                    }
+                    let spread = group.spread();
+                    let _ = writeln!(
+                        text,
+                        "  min {} | avg {} | max {} | stddev {} msgs",
+                        thousands(spread.min),
+                        thousands(spread.avg),
+                        thousands(spread.max),
+                        thousands(spread.stddev)
+                    );
+                }
+                if let Some(h) = group.latency() {
+                    let _ = writeln!(
+                        text,
+                        "  latency µs: p50 {} | p90 {} | p99 {} | p99.9 {} | max {} ({} samples)",
+                        h.value_at_quantile(0.5),
+                        h.value_at_quantile(0.9),
+                        h.value_at_quantile(0.99),
+                        h.value_at_quantile(0.999),
+                        h.max(),
+                        h.len()
+                    );
+                }
+            }
+            let _ = writeln!(text, " missing: {}", outcome.missing);
+            for note in &outcome.notes {
+                let _ = writeln!(text, " note: {note}");
+            }
+            let cpu = outcome.cpu_json();
+            if let (Some(server), Some(bench)) = (
+                cpu["server_seconds_per_million_msgs"].as_f64(),
+                cpu["bench_seconds_per_million_msgs"].as_f64(),
+            ) {
+                let _ = writeln!(
+                    text,
+                    " cpu: server {server:.2} s, bench {bench:.2} s per million messages"
+                );
+            }
+        }
+        if self.outcomes.len() > 1 {
+            text.push_str(&self.table());
+        }
+        text
+    }
+
+    /// One line per benchmark.
+    fn table(&self) -> String {
+        let mut table = format!(
+            "\n{:<10}{:>14}{:>14}{:>12}{:>12}{:>10}\n",
+            "benchmark", "msgs/sec", "bytes/sec", "p50 µs", "p99 µs", "missing"
+        );
+        for outcome in &self.outcomes {
+            let group = outcome.subscribers.as_ref().or(outcome.publishers.as_ref());
+            let latency = outcome.publishers.as_ref().and_then(Group::latency);
+            let at = |q: f64| {
+                latency
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), |h| h.value_at_quantile(q).to_string())
+            };
+            let _ = writeln!(
+                table,
+                "{:<10}{:>14}{:>14}{:>12}{:>12}{:>10}",
+                outcome.name,
+                group.map_or_else(|| "-".into(), |g| thousands(g.msgs_per_sec())),
+                group.map_or_else(|| "-".into(), |g| human_bytes(g.bytes_per_sec())),
+                at(0.5),
+                at(0.99),
+                outcome.missing
+            );
+        }
+        table
+    }
+}
+
+/// 1234567.8 as `1,234,568`.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn human_bytes(value: f64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = value;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::{ClientRun, latency_histogram, record};
+    use std::time::{Duration, Instant};
+
+    fn report() -> Report {
+        let t = Instant::now();
+        let mut latency = latency_histogram();
+        record(&mut latency, Duration::from_micros(250));
+        let client = |id: &str, latency| ClientRun {
+            id: id.into(),
+            msgs: 1000,
+            bytes: 128_000,
+            start: t,
+            end: t + Duration::from_millis(500),
+            latency,
+        };
+        Report {
+            version: "2.10.26".into(),
+            nodes: 1,
+            run_id: "abc".into(),
+            outcomes: vec![Outcome {
+                name: "pubsub",
+                title: "t".into(),
+                params: json!({}),
+                publishers: Some(Group {
+                    clients: vec![client("P0", Some(latency))],
+                }),
+                subscribers: Some(Group {
+                    clients: vec![client("S0", None)],
+                }),
+                missing: 0,
+                extra: json!({}),
+                notes: Vec::new(),
+                cpu: Cpu {
+                    server: Some(0.5),
+                    bench: Some(0.25),
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn csv_rows_are_natscli_s() {
+        let csv = report().to_csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines[0].starts_with("#RunID,ClientID,MsgCount,MsgBytes,MsgsPerSec,BytesPerSec,DurationSecs,MinLatencyMicroSecs"));
+        assert_eq!(
+            lines[1],
+            "abc,S0,1000,128000,2000,256000.000000,0.500000,,,,,,,,"
+        );
+        assert!(lines[2].starts_with("abc,P0,1000,128000,2000,256000.000000,0.500000,250,"));
+        assert_eq!(lines[0].split(',').count(), lines[2].split(',').count());
+    }
+
+    #[test]
+    fn cpu_is_given_per_million_messages() {
+        let json = report().to_json();
+        let cpu = &json["benchmarks"][0]["cpu"];
+        assert_eq!(cpu["server_seconds_per_million_msgs"], 500.0);
+        assert_eq!(cpu["bench_seconds_per_million_msgs"], 250.0);
+        assert_eq!(json["complete"], true);
+        assert_eq!(thousands(1234567.8), "1,234,568");
+    }
+}

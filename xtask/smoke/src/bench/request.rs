@@ -1,0 +1,128 @@
+//! `bench request`: request/reply round trips against a responder of the same run, each
+//! request's latency recorded.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::measure::{ClientRun, Group, latency_histogram, record};
+use crate::progress::{Goal, Progress};
+use crate::report::Outcome;
+use crate::{Length, Target, unique_id};
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Options {
+    /// Requesting clients, each waiting for its reply before its next request.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    #[command(flatten)]
+    length: Length,
+}
+
+impl Options {
+    pub(crate) fn suite(length: Length) -> Options {
+        Options { clients: 1, length }
+    }
+}
+
+pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
+    let goal = options.length.goal(20_000)?;
+    let size = options.length.size;
+    let subject = async_nats::Subject::from(format!("bench.{}.request", unique_id()));
+    let payload = Bytes::from(vec![b'x'; size]);
+
+    // The responder echoes every request.
+    let responder = target.connect("cargo xtask bench responder").await?;
+    let mut requests = responder.subscribe(subject.clone()).await?;
+    responder.flush().await?;
+    let answering = {
+        let responder = responder.clone();
+        tokio::spawn(async move {
+            while let Some(request) = requests.next().await {
+                if let Some(reply) = request.reply {
+                    let _ = responder.publish(reply, request.payload).await;
+                }
+            }
+        })
+    };
+    let mut clients = Vec::new();
+    for i in 0..options.clients.max(1) {
+        clients.push(target.connect(&format!("cargo xtask bench P{i}")).await?);
+    }
+    let (mut server_cpu, mut own_cpu) = target.clocks();
+    let cpu_before = (server_cpu.seconds(), own_cpu.seconds());
+    let progress = Progress::start("request", goal);
+    let done = Arc::new(AtomicU64::new(0));
+    let count = clients.len() as u64;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, client) in clients.into_iter().enumerate() {
+        let share = match goal {
+            Goal::Msgs(total) => Some(total / count + u64::from((i as u64) < total % count)),
+            Goal::Time(_) => None,
+        };
+        let (subject, payload, done, counter) = (
+            subject.clone(),
+            payload.clone(),
+            done.clone(),
+            progress.counter(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut latency = latency_histogram();
+            let mut msgs = 0u64;
+            loop {
+                let more = match (share, goal) {
+                    (Some(share), _) => msgs < share,
+                    (None, Goal::Time(time)) => start.elapsed() < time,
+                    (None, Goal::Msgs(_)) => false,
+                };
+                if !more {
+                    break;
+                }
+                let sent = Instant::now();
+                let reply = client
+                    .request(subject.clone(), payload.clone())
+                    .await
+                    .with_context(|| format!("request {} of P{i} failed", msgs + 1))?;
+                record(&mut latency, sent.elapsed());
+                anyhow::ensure!(
+                    reply.payload.len() == payload.len(),
+                    "a reply of another size"
+                );
+                msgs += 1;
+                counter.store(done.fetch_add(1, Ordering::Relaxed) + 1, Ordering::Relaxed);
+            }
+            Ok::<ClientRun, anyhow::Error>(ClientRun {
+                id: format!("P{i}"),
+                msgs,
+                bytes: msgs * payload.len() as u64,
+                start,
+                end: Instant::now(),
+                latency: Some(latency),
+            })
+        }));
+    }
+    let mut runs = Vec::new();
+    for task in tasks {
+        runs.push(task.await??);
+    }
+    drop(progress);
+    let cpu_after = (server_cpu.seconds(), own_cpu.seconds());
+    answering.abort();
+    Ok(Outcome {
+        name: "request",
+        title: format!("request/reply, {} client(s), {size} B", runs.len()),
+        params: json!({"clients": runs.len(), "size": size, "msgs": done.load(Ordering::Relaxed)}),
+        publishers: Some(Group { clients: runs }),
+        subscribers: None,
+        missing: 0,
+        extra: json!({}),
+        notes: Vec::new(),
+        cpu: crate::report::Cpu::between(cpu_before, cpu_after),
+    })
+}
