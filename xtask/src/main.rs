@@ -3,10 +3,12 @@
 
 mod archive;
 mod args;
+mod bench;
 mod cache;
 mod cache_task;
 mod checkout;
 mod ci;
+mod clients;
 mod cluster;
 mod config;
 mod context;
@@ -34,6 +36,7 @@ mod smoke;
 mod status;
 mod stop;
 mod suite;
+mod target;
 mod test;
 mod token;
 mod token_task;
@@ -71,6 +74,7 @@ enum Task {
     Logs(logs::Logs),
     Smoke(smoke::Smoke),
     Monitor(monitor::Monitor),
+    Bench(bench::Bench),
     Reload(reload::Reload),
     Reset(reset::Reset),
     Token(token_task::Token),
@@ -125,6 +129,7 @@ fn run(flags: Flags) -> Result<ExitCode> {
         Task::Stop(stop) => stop.run(&layout()?)?,
         Task::Status(status) => return status.run(&layout()?),
         Task::Smoke(smoke) => return smoke.run(&layout()?, checkout("smoke")?),
+        Task::Bench(bench) => return bench.run(&layout()?, checkout("bench")?),
         Task::Logs(logs) => logs.run(&layout()?)?,
         Task::Monitor(monitor) => monitor.run(layout)?,
         Task::Reload(reload) => reload.run(&layout()?)?,

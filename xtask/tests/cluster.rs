@@ -697,6 +697,27 @@ fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() 
     };
     assert_eq!(payload("n2"), 1024 * 1024);
 
+    // bench: a stream with a replica on every node, every message accounted for.
+    let bench = sandbox
+        .xtask(&["bench", "--json", "js", "--replicas", "3", "--msgs", "300"])
+        .ok();
+    let report: Value = serde_json::from_str(&bench.stdout).unwrap();
+    assert_eq!(
+        (
+            report["server"]["mode"].as_str(),
+            report["server"]["nodes"].as_u64()
+        ),
+        (Some("cluster"), Some(3)),
+        "{report}"
+    );
+    let js = &report["benchmarks"][0];
+    assert_eq!(js["params"]["replicas"], 3);
+    assert_eq!(
+        (js["subscribers"]["msgs"].as_u64(), js["missing"].as_u64()),
+        (Some(300), Some(0)),
+        "{js}"
+    );
+
     // reset: every node's data together, and the cluster back, empty.
     sandbox.xtask(&["reset", "--yes"]).ok();
     let (ok, reset) = status_json(&sandbox);

@@ -3,11 +3,8 @@
 //! themselves are the `xtask-smoke` crate (`xtask/smoke/`), built on first use so that its
 //! NATS client does not slow every `cargo xtask` build.
 
-mod nodes;
-mod target;
-
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -16,10 +13,10 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::args::SourceArgs;
+use crate::clients::{self, Program};
 use crate::layout::Layout;
-use crate::process;
+use crate::target::Target;
 use crate::token::TOKEN_VAR;
-use target::Target;
 
 /// How long the checks may take in all.
 const DEADLINE: Duration = Duration::from_secs(5 * 60);
@@ -69,7 +66,7 @@ pub(crate) struct Smoke {
 impl Smoke {
     pub(crate) fn run(&self, layout: &Layout, root: &Path) -> Result<ExitCode> {
         // Built first, without the token: no build script or proc-macro ever sees it.
-        let checks = build_checks(root)?;
+        let checks = clients::build(root, Program::Checks)?;
         let mut target = Target::find(layout, self.cluster || self.failover, &self.source)?;
         // Ctrl-C ends the checks (they share the terminal) but not this process, which still
         // has a temporary server to stop and delete, or a node to start again.
@@ -176,74 +173,4 @@ impl Smoke {
 fn stop_checks(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
-}
-
-/// Builds the checks (`cargo build --package xtask-smoke`) without the token in the
-/// environment, and returns the executable.
-fn build_checks(root: &Path) -> Result<PathBuf> {
-    let output = process::run_unchecked(build_command(root), Duration::from_secs(15 * 60))?;
-    if !output.status.success() {
-        // Cargo's JSON messages are on stdout; what it says to people is on stderr.
-        let said = String::from_utf8_lossy(&output.stderr);
-        let lines: Vec<&str> = said.lines().collect();
-        bail!(
-            "cannot build the smoke checks (`cargo build --package xtask-smoke`, {}):\n{}",
-            output.status,
-            lines[lines.len().saturating_sub(20)..].join("\n")
-        );
-    }
-    executable(&String::from_utf8_lossy(&output.stdout), "xtask-smoke")
-        .context("cargo built the smoke checks but named no executable")
-}
-
-fn build_command(root: &Path) -> Command {
-    let mut build = process::cargo();
-    build
-        .args(["build", "--quiet", "--package", "xtask-smoke"])
-        .arg("--message-format=json-render-diagnostics")
-        .current_dir(root)
-        .env_remove(TOKEN_VAR)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    build
-}
-
-/// The executable of binary `name` in cargo's JSON messages.
-fn executable(messages: &str, name: &str) -> Option<PathBuf> {
-    messages
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_checks_are_built_without_the_token() {
-        let build = build_command(Path::new("."));
-        let token = build.get_envs().find(|(name, _)| *name == TOKEN_VAR);
-        assert_eq!(
-            token,
-            Some((std::ffi::OsStr::new(TOKEN_VAR), None)),
-            "not removed"
-        );
-    }
-
-    #[test]
-    fn the_executable_is_read_from_cargos_messages() {
-        let messages = [
-            r#"{"reason":"compiler-artifact","target":{"name":"xtask-probe"},"executable":null}"#,
-            r#"{"reason":"compiler-artifact","target":{"name":"xtask-smoke"},"executable":"/t/debug/xtask-smoke"}"#,
-            r#"{"reason":"build-finished","success":true}"#,
-        ]
-        .join("\n");
-        assert_eq!(
-            executable(&messages, "xtask-smoke"),
-            Some(PathBuf::from("/t/debug/xtask-smoke"))
-        );
-        assert_eq!(executable(&messages, "other"), None);
-    }
 }

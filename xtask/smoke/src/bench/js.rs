@@ -60,6 +60,21 @@ impl Options {
 pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     let goal = options.length.goal(100_000)?;
     let size = options.length.size;
+    let nodes = target.clients.len();
+    if options.replicas > nodes {
+        bail!(
+            "--replicas {} needs a cluster of at least {} nodes, and this is {}: measure a \
+             cluster (`cargo xtask run --cluster --detach` first, or `cargo xtask bench --cluster` \
+             for a temporary one)",
+            options.replicas,
+            options.replicas,
+            if nodes == 1 {
+                "a single server".to_string()
+            } else {
+                format!("a cluster of {nodes}")
+            }
+        );
+    }
     let id = unique_id();
     let name = format!("BENCH_{id}");
     let subject = async_nats::Subject::from(format!("bench.{id}.js"));

@@ -25,15 +25,16 @@ use report::{Outcome, Report};
 
 /// Measures what a NATS server carries. Run through `cargo xtask bench`.
 #[derive(Debug, Parser)]
+#[command(name = "cargo xtask bench", bin_name = "cargo xtask bench")]
 struct Args {
-    /// Client URL of the server, or of every node of a cluster.
-    #[arg(long = "client", required = true)]
+    /// Client URL of the server, or of every node of a cluster (given by the xtask).
+    #[arg(long = "client", hide = true)]
     clients: Vec<String>,
-    /// Monitoring URL of the server, or of every node.
-    #[arg(long = "monitoring", required = true)]
+    /// Monitoring URL of the server, or of every node (given by the xtask).
+    #[arg(long = "monitoring", hide = true)]
     monitoring: Vec<String>,
-    /// The server's process, or every node's: its CPU time is reported.
-    #[arg(long = "server-pid")]
+    /// The server's process, or every node's, whose CPU time is reported (given by the xtask).
+    #[arg(long = "server-pid", hide = true)]
     server_pids: Vec<u32>,
     /// Print one JSON document.
     #[arg(long, conflicts_with = "csv")]
@@ -50,8 +51,13 @@ struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum What {
+    /// Core publish/subscribe: messages and bytes per second of the publishers and of the
+    /// subscribers, every message not received reported.
     Pubsub(pubsub::Options),
+    /// Request/reply round trips against a responder: rate and latency percentiles.
     Request(request::Options),
+    /// JetStream publishing with acknowledgements, then a durable pull consumer reading
+    /// everything back; the stream is deleted afterwards.
     Js(js::Options),
 }
 
@@ -182,6 +188,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: &Args) -> Result<Report> {
+    if args.clients.is_empty() || args.monitoring.is_empty() {
+        bail!("no server to measure: run the bench through `cargo xtask bench`");
+    }
     let target = Target {
         clients: args.clients.clone(),
         monitoring: args.monitoring.clone(),

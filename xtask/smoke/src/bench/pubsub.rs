@@ -125,7 +125,9 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
             loop {
                 let more = match (share, goal) {
                     (Some(share), _) => msgs < share,
-                    (None, Goal::Time(time)) => !msgs.is_multiple_of(FLUSH_EVERY) || start.elapsed() < time,
+                    (None, Goal::Time(time)) => {
+                        !msgs.is_multiple_of(FLUSH_EVERY) || start.elapsed() < time
+                    }
                     (None, Goal::Msgs(_)) => false,
                 };
                 if !more {

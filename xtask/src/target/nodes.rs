@@ -1,6 +1,7 @@
-//! The nodes of the cluster smoke checks: this checkout's running cluster, or a temporary one
-//! of its own. The checks ask for a node to be stopped and started again (`--failover`); this
-//! does it, on the node's own ports, and puts back any node still stopped when they end.
+//! The nodes of the cluster a client program works with: this checkout's running cluster, or a
+//! temporary one of its own. The smoke checks ask for a node to be stopped and started again
+//! (`--failover`); this does it, on the node's own ports, and puts back any node still stopped
+//! when they end.
 
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many nodes a temporary cluster has.
 const TEMPORARY_NODES: usize = 3;
 
-pub(super) struct ClusterNodes {
+pub(crate) struct ClusterNodes {
     /// Every node, on the ports it listens on.
     nodes: Vec<Node>,
     token: String,
@@ -35,7 +36,7 @@ pub(super) struct ClusterNodes {
 
 impl ClusterNodes {
     /// This checkout's cluster, whose nodes (`running`: names and pids) all run.
-    pub(super) fn of_checkout(layout: &Layout, running: &[(String, u32)]) -> Result<ClusterNodes> {
+    pub(crate) fn of_checkout(layout: &Layout, running: &[(String, u32)]) -> Result<ClusterNodes> {
         let nodes = running
             .iter()
             .map(|(name, _)| {
@@ -58,7 +59,7 @@ impl ClusterNodes {
     /// A cluster of its own in a temporary directory, from the checkout's binary, with secrets
     /// of its own: the first node picks its ports, the others route to it, and each keeps the
     /// ports of its first start.
-    pub(super) fn temporary(checkout: &Layout) -> Result<ClusterNodes> {
+    pub(crate) fn temporary(checkout: &Layout) -> Result<ClusterNodes> {
         let dir = tempfile::Builder::new()
             .prefix("nats-smoke-cluster-")
             .tempdir()
@@ -83,37 +84,47 @@ impl ClusterNodes {
         Ok(cluster)
     }
 
-    pub(super) fn is_temporary(&self) -> bool {
+    pub(crate) fn is_temporary(&self) -> bool {
         self.checkout.is_none()
     }
 
-    pub(super) fn names(&self) -> Vec<&str> {
+    pub(crate) fn names(&self) -> Vec<&str> {
         self.nodes.iter().map(|node| node.name.as_str()).collect()
     }
 
-    pub(super) fn token(&self) -> &str {
+    pub(crate) fn token(&self) -> &str {
         &self.token
     }
 
-    pub(super) fn dir(&self) -> Option<&std::path::Path> {
+    pub(crate) fn dir(&self) -> Option<&std::path::Path> {
         self.dir.as_ref().map(tempfile::TempDir::path)
     }
 
     /// Every node's name and endpoints, from the ports files of the nodes as they run now.
-    pub(super) fn endpoints(&self) -> Result<Vec<(String, Endpoints)>> {
+    pub(crate) fn endpoints(&self) -> Result<Vec<(String, Endpoints)>> {
+        Ok(self
+            .endpoints_and_pids()?
+            .into_iter()
+            .map(|(name, endpoints, _)| (name, endpoints))
+            .collect())
+    }
+
+    /// Every node's name, endpoints and pid, as the nodes run now.
+    pub(crate) fn endpoints_and_pids(&self) -> Result<Vec<(String, Endpoints, u32)>> {
         self.nodes
             .iter()
             .map(|node| {
                 let pid = server::reconcile_pid_file(&node.layout)?
                     .with_context(|| format!("node {} is not running", node.name))?;
-                Ok((node.name.clone(), Endpoints::of_running(&node.layout, pid)?))
+                let endpoints = Endpoints::of_running(&node.layout, pid)?;
+                Ok((node.name.clone(), endpoints, pid))
             })
             .collect()
     }
 
     /// Carries out one request of the checks (`stop NAME graceful|kill`, `start NAME`) and
     /// returns the answer they wait for: `ok`, or `failed: why`.
-    pub(super) fn answer(&mut self, request: &str) -> String {
+    pub(crate) fn answer(&mut self, request: &str) -> String {
         let words: Vec<&str> = request.split_whitespace().collect();
         let outcome = match words.as_slice() {
             ["stop", name, "graceful"] => self.stop(name, false),
@@ -201,7 +212,7 @@ impl ClusterNodes {
 
     /// Starts again the nodes of the checkout's cluster that the checks stopped and did not
     /// start again (they failed, or were interrupted): the cluster is left as it was found.
-    pub(super) fn restore(&mut self) {
+    pub(crate) fn restore(&mut self) {
         if self.is_temporary() {
             return;
         }

@@ -1,5 +1,6 @@
-//! The server one smoke run checks: this checkout's (single or cluster), one answering on the
-//! ports of its config, or a temporary server or cluster of the run's own.
+//! The server that the client programs (smoke checks, bench) run against: this checkout's
+//! (single or cluster), one answering on the ports of its config, or a temporary server or
+//! cluster of the run's own.
 
 use std::fs;
 use std::time::Duration;
@@ -7,7 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use super::nodes::ClusterNodes;
+mod nodes;
+
 use crate::args::{ListenArgs, SourceArgs};
 use crate::cluster;
 use crate::config::{self, Listen};
@@ -15,6 +17,7 @@ use crate::layout::Layout;
 use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
 use crate::token::{self, ServerEnv};
+use nodes::ClusterNodes;
 
 /// The endpoints of a server answering on the addresses in this checkout's config, if one
 /// does.
@@ -39,10 +42,10 @@ fn answering_on_configured_ports(layout: &Layout) -> Option<Endpoints> {
     })
 }
 
-/// The server one smoke run checks.
-pub(super) struct Target {
-    pub(super) endpoints: Endpoints,
-    pub(super) token: String,
+/// The server one smoke or bench run works with.
+pub(crate) struct Target {
+    pub(crate) endpoints: Endpoints,
+    pub(crate) token: String,
     kind: Kind,
 }
 
@@ -62,7 +65,7 @@ impl Target {
     /// answers on the ports of this checkout's config (a server started without the xtask, or
     /// another clone's); else a temporary one. With `cluster`, this checkout's cluster or a
     /// temporary one.
-    pub(super) fn find(layout: &Layout, cluster: bool, source: &SourceArgs) -> Result<Target> {
+    pub(crate) fn find(layout: &Layout, cluster: bool, source: &SourceArgs) -> Result<Target> {
         let single = server::reconcile_pid_file(layout)?;
         if let Some(pid) = single.filter(|_| !cluster) {
             return Ok(Target {
@@ -133,15 +136,29 @@ impl Target {
     }
 
     /// The cluster's nodes, which the checks may ask to stop and start.
-    pub(super) fn cluster(&mut self) -> Option<&mut ClusterNodes> {
+    pub(crate) fn cluster(&mut self) -> Option<&mut ClusterNodes> {
         match &mut self.kind {
             Kind::Cluster(nodes) => Some(nodes),
             _ => None,
         }
     }
 
+    /// Every server at hand: the one, or every node; with its pid where the xtask knows it.
+    pub(crate) fn servers(&self) -> Result<Vec<(Endpoints, Option<u32>)>> {
+        Ok(match &self.kind {
+            Kind::Recorded { pid } => vec![(self.endpoints.clone(), Some(*pid))],
+            Kind::Temporary(temporary) => vec![(self.endpoints.clone(), Some(temporary.pid))],
+            Kind::Answering => vec![(self.endpoints.clone(), None)],
+            Kind::Cluster(nodes) => nodes
+                .endpoints_and_pids()?
+                .into_iter()
+                .map(|(_, endpoints, pid)| (endpoints, Some(pid)))
+                .collect(),
+        })
+    }
+
     /// `--node NAME=CLIENT_URL,MONITORING_URL` for every node of a cluster.
-    pub(super) fn node_args(&self) -> Result<Vec<String>> {
+    pub(crate) fn node_args(&self) -> Result<Vec<String>> {
         let Kind::Cluster(nodes) = &self.kind else {
             return Ok(Vec::new());
         };
@@ -160,7 +177,7 @@ impl Target {
     /// Which server this is, as the report gives it, with a line for people (`summary`). What
     /// the server says of itself comes from `/varz`: an answering server may be another
     /// clone's or a container's.
-    pub(super) fn describe(&self) -> Value {
+    pub(crate) fn describe(&self) -> Value {
         let varz = xtask_probe::get_json(
             &xtask_probe::monitoring_agent(),
             &format!("{}/varz", self.endpoints.monitoring),
@@ -230,7 +247,7 @@ impl Target {
 
 /// A server of its own for one smoke run: a temporary directory, ports the server picks, a
 /// fresh token in its environment only. Stopped and deleted when dropped.
-pub(super) struct Temporary {
+pub(crate) struct Temporary {
     layout: Layout,
     dir: tempfile::TempDir,
     child: std::process::Child,

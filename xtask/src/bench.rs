@@ -1,0 +1,90 @@
+//! `cargo xtask bench`: what this server (or cluster) carries, measured as `nats bench` does.
+//! This part finds the server (or starts a temporary one); the load is the `xtask-bench`
+//! program of the `xtask-smoke` crate, built optimised on first use.
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::args::SourceArgs;
+use crate::clients::{self, Program};
+use crate::layout::Layout;
+use crate::process;
+use crate::target::Target;
+use crate::token::TOKEN_VAR;
+
+/// Measure what the server carries: core pub/sub, request/reply, JetStream.
+///
+/// `cargo xtask bench` alone runs a short suite (each at 128 B) and prints one table;
+/// `bench pubsub`, `bench request` and `bench js` measure one thing with their options
+/// (`cargo xtask bench -- --help` and `cargo xtask bench -- js --help` list them): `--msgs` or
+/// `--duration`, `--size`, clients, `--replicas` and `--storage` for JetStream, `--json` or
+/// `--csv` (as `nats bench --csv` writes it) for scripts.
+///
+/// It measures this checkout's server or cluster, with its token; else whatever answers on
+/// the ports of its config; else a temporary server (with --cluster, a temporary cluster).
+/// The first run builds the bench optimised, which takes a minute or two.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Bench {
+    /// Measure a cluster: this checkout's if it runs, else a temporary one of 3 nodes.
+    #[arg(long)]
+    cluster: bool,
+
+    #[command(flatten)]
+    source: SourceArgs,
+
+    /// What to measure and how, passed to the bench: `pubsub`, `request` or `js` and their
+    /// options; nothing for the suite.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "BENCH ARGS"
+    )]
+    args: Vec<String>,
+}
+
+impl Bench {
+    pub(crate) fn run(&self, layout: &Layout, root: &Path) -> Result<ExitCode> {
+        let bench = clients::build(root, Program::Bench)?;
+        if self.args.iter().any(|a| a == "--help" || a == "-h") {
+            let status = Command::new(&bench).args(&self.args).status()?;
+            return Ok(exit_code(status));
+        }
+        let target = Target::find(layout, self.cluster, &self.source)?;
+        // Ctrl-C reaches the bench too, which deletes what it made on the server first; this
+        // process waits for it, then stops a temporary server.
+        ctrlc::set_handler(|| {}).context("cannot handle Ctrl-C")?;
+        let server = target.describe();
+        eprintln!(
+            "measuring {}",
+            server["summary"].as_str().unwrap_or_default()
+        );
+        let mut run = Command::new(&bench);
+        for (endpoints, pid) in target.servers()? {
+            run.args(["--client", &endpoints.client])
+                .args(["--monitoring", &endpoints.monitoring]);
+            if let Some(pid) = pid {
+                run.args(["--server-pid", &pid.to_string()]);
+            }
+        }
+        run.args(&self.args).env(TOKEN_VAR, &target.token);
+        let status = process::run_unchecked(run, Duration::from_secs(6 * 60 * 60))?.status;
+        drop(target);
+        Ok(exit_code(status))
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(
+            status
+                .code()
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(1),
+        )
+    }
+}

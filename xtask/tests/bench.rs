@@ -1,0 +1,169 @@
+//! `cargo xtask bench` against real servers, with small message counts: every message
+//! accounted for, the JSON and CSV as documented, nothing left on the server.
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+/// `run --detach` on ports the server picks.
+fn start(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Endpoints {
+    sandbox
+        .with_ports(&["run", "--detach"], mirror, server, Ports::picked())
+        .ok();
+    sandbox.endpoints()
+}
+
+fn bench_json(sandbox: &Sandbox, args: &[&str]) -> Value {
+    let mut all = vec!["bench", "--json"];
+    all.extend_from_slice(args);
+    let run = sandbox.xtask(&all);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+#[test]
+fn every_mode_accounts_for_every_message_and_leaves_no_stream() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let endpoints = start(&sandbox, &mirror, &server);
+    let _stop = StopOnDrop(&sandbox);
+
+    let report = bench_json(
+        &sandbox,
+        &[
+            "pubsub", "--msgs", "2000", "--pubs", "2", "--subs", "3", "--size", "64",
+        ],
+    );
+    assert_eq!(report["server"]["version"], server.version.as_str());
+    assert_eq!(report["server"]["mode"], "single");
+    let pubsub = &report["benchmarks"][0];
+    assert_eq!(pubsub["publishers"]["msgs"], 2000, "{pubsub}");
+    assert_eq!(pubsub["publishers"]["clients"].as_array().unwrap().len(), 2);
+    let received = pubsub["subscribers"]["msgs"].as_u64().unwrap();
+    assert_eq!(
+        received + pubsub["missing"].as_u64().unwrap(),
+        3 * 2000,
+        "{pubsub}"
+    );
+    assert_eq!(pubsub["subscribers"]["bytes"], received * 64);
+    for key in ["min", "avg", "max", "stddev"] {
+        assert!(
+            pubsub["publishers"]["per_client_msgs_per_sec"][key].is_number(),
+            "{key}"
+        );
+    }
+    assert!(pubsub["cpu"]["server_seconds"].is_number(), "{pubsub}");
+
+    let report = bench_json(&sandbox, &["request", "--msgs", "300", "--clients", "3"]);
+    let request = &report["benchmarks"][0];
+    assert_eq!(request["publishers"]["msgs"], 300);
+    let latency = &request["publishers"]["latency_us"];
+    assert_eq!(latency["count"], 300, "{latency}");
+    let p = |key: &str| latency[key].as_u64().unwrap();
+    assert!(
+        p("min") <= p("p50") && p("p50") <= p("p90") && p("p99") <= p("max"),
+        "{latency}"
+    );
+
+    let report = bench_json(&sandbox, &["js", "--msgs", "500", "--sync"]);
+    let js = &report["benchmarks"][0];
+    assert_eq!(
+        (
+            js["publishers"]["msgs"].as_u64(),
+            js["subscribers"]["msgs"].as_u64()
+        ),
+        (Some(500), Some(500)),
+        "{js}"
+    );
+    assert_eq!(js["missing"], 0);
+    assert_eq!(js["publishers"]["latency_us"]["count"], 500);
+    let jsz = monitoring_json(&endpoints.monitoring, "/jsz");
+    assert_eq!(
+        (jsz["streams"].as_u64(), jsz["consumers"].as_u64()),
+        (Some(0), Some(0)),
+        "{jsz}"
+    );
+
+    // CSV as natscli writes it: a header, a row per client.
+    let csv = sandbox
+        .xtask(&["bench", "--csv", "pubsub", "--msgs", "1000", "--subs", "2"])
+        .ok();
+    let lines: Vec<&str> = csv.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "#RunID,ClientID,MsgCount,MsgBytes,MsgsPerSec,BytesPerSec,DurationSecs,MinLatencyMicroSecs,\
+         AvgLatencyMicroSecs,MaxLatencyMicroSecs,P50LatencyMicroSecs,P90LatencyMicroSecs,\
+         P99LatencyMicroSecs,P99.9LatencyMicroSecs,StdDevLatencyMicroSecs"
+    );
+    let ids: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(ids, ["S0", "S1", "P0"]);
+    for line in &lines[1..] {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields.len(), 15, "{line}");
+        assert!(
+            fields[2].parse::<u64>().is_ok() && fields[6].parse::<f64>().is_ok(),
+            "{line}"
+        );
+    }
+
+    // More replicas than servers is refused, with the reason.
+    sandbox
+        .xtask(&["bench", "js", "--replicas", "3", "--msgs", "10"])
+        .fails_with("--replicas 3 needs a cluster");
+}
+
+#[cfg(unix)]
+#[test]
+fn an_interrupted_js_bench_deletes_its_stream() {
+    use std::os::unix::process::CommandExt;
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let endpoints = start(&sandbox, &mirror, &server);
+    let _stop = StopOnDrop(&sandbox);
+    // Built first, so that the run below is measuring when it is interrupted.
+    sandbox.xtask(&["bench", "--", "--help"]).ok();
+    let mut run = sandbox.command(&["bench", "js", "--duration", "600"]);
+    // Its own process group, which Ctrl-C on a terminal would reach as a whole.
+    run.process_group(0);
+    let mut child = run.stdout(std::process::Stdio::null()).spawn().unwrap();
+    wait_for(DEADLINE, || {
+        (monitoring_json(&endpoints.monitoring, "/jsz")["streams"] == 1).then_some(())
+    })
+    .expect("the bench made no stream");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = wait_for(DEADLINE, || child.try_wait().unwrap()).expect("the bench did not stop");
+    assert!(!exit.success(), "an interrupted bench reported success");
+    let jsz = monitoring_json(&endpoints.monitoring, "/jsz");
+    assert_eq!(jsz["streams"], 0, "the stream outlived the bench: {jsz}");
+}
+
+#[test]
+fn a_wrong_token_fails_fast_with_the_authorization_error() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    start(&sandbox, &mirror, &server);
+    let _stop = StopOnDrop(&sandbox);
+    // The running server keeps the token it started with; the file gets another.
+    let env_file = sandbox.nats_dir().join(".env.nats");
+    let text = std::fs::read_to_string(&env_file).unwrap();
+    std::fs::write(
+        &env_file,
+        text.replace(&sandbox.token(), "nats_not_the_servers"),
+    )
+    .unwrap();
+    // Built first: the time is the connection's.
+    sandbox.xtask(&["bench", "--", "--help"]).ok();
+    let started = std::time::Instant::now();
+    sandbox
+        .xtask(&["bench", "pubsub", "--msgs", "10"])
+        .fails_with("authorization violation");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
