@@ -89,6 +89,10 @@ impl Length {
     }
 }
 
+/// Messages the client dropped because a subscription's buffer was full (at least: each drop
+/// is one slow-consumer event, and events can be lost too).
+pub(crate) static CLIENT_DROPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The server measured.
 pub(crate) struct Target {
     pub(crate) clients: Vec<String>,
@@ -108,8 +112,14 @@ impl Target {
         async_nats::ConnectOptions::with_token(self.token.clone())
             .name(name)
             .connection_timeout(Duration::from_secs(5))
-            // A subscriber that falls behind buffers rather than drops, up to a point.
-            .subscription_capacity(1 << 18)
+            // A subscriber that falls behind buffers rather than drops, up to a point; past
+            // it, the client drops messages and says so.
+            .subscription_capacity(1 << 20)
+            .event_callback(|event| async move {
+                if let async_nats::Event::SlowConsumer(_) = event {
+                    CLIENT_DROPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
             .connect(urls)
             .await
             .with_context(|| {
@@ -174,11 +184,9 @@ fn main() -> ExitCode {
             } else {
                 print!("{}", report.to_text());
             }
-            if report.complete() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            // As `nats bench`: a shortfall is a figure of the run, reported next to the rates
+            // (and as `complete: false` in JSON), not a failure of it.
+            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("error: {e:#}");

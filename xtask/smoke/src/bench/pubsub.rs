@@ -62,6 +62,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
         publishers.push(target.connect(&format!("cargo xtask bench P{i}")).await?);
     }
     let slow_before = target.slow_consumers().await;
+    let drops_before = crate::CLIENT_DROPS.load(Ordering::Relaxed);
     let (mut server_cpu, mut own_cpu) = target.clocks();
     let cpu_before = (server_cpu.seconds(), own_cpu.seconds());
     let progress = Progress::start("pubsub", goal);
@@ -167,14 +168,16 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     drop(progress);
     let cpu_after = (server_cpu.seconds(), own_cpu.seconds());
     let slow = target.slow_consumers().await.saturating_sub(slow_before);
+    let dropped = crate::CLIENT_DROPS.load(Ordering::Relaxed) - drops_before;
 
     let sent = published.load(Ordering::Acquire);
     let missing: u64 = sub_runs.iter().map(|s| sent.saturating_sub(s.msgs)).sum();
     let mut notes = Vec::new();
     if missing > 0 {
         notes.push(format!(
-            "{missing} messages published were not received ({} subscribers × {sent} expected); \
-             the server counted {slow} slow consumers",
+            "{missing} messages published were not received ({} subscriber(s) × {sent} \
+             expected): the server counted {slow} slow consumer(s), and the subscribers' client \
+             dropped at least {dropped} because their buffer was full",
             sub_runs.len()
         ));
     }
@@ -189,7 +192,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
         publishers: Some(Group { clients: pub_runs }),
         subscribers: (!sub_runs.is_empty()).then_some(Group { clients: sub_runs }),
         missing,
-        extra: json!({"slow_consumers": slow}),
+        extra: json!({"slow_consumers": slow, "client_dropped_at_least": dropped}),
         notes,
         cpu: crate::report::Cpu::between(cpu_before, cpu_after),
     })
