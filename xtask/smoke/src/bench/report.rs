@@ -246,30 +246,38 @@ impl Report {
         text
     }
 
-    /// One line per benchmark.
+    /// One line per benchmark and side (publishing, receiving).
     fn table(&self) -> String {
         let mut table = format!(
-            "\n{:<10}{:>14}{:>14}{:>12}{:>12}{:>10}\n",
+            "\n{:<14}{:>14}{:>14}{:>12}{:>12}{:>10}\n",
             "benchmark", "msgs/sec", "bytes/sec", "p50 µs", "p99 µs", "missing"
         );
         for outcome in &self.outcomes {
-            let group = outcome.subscribers.as_ref().or(outcome.publishers.as_ref());
-            let latency = outcome.publishers.as_ref().and_then(Group::latency);
-            let at = |q: f64| {
-                latency
-                    .as_ref()
-                    .map_or_else(|| "-".to_string(), |h| h.value_at_quantile(q).to_string())
-            };
-            let _ = writeln!(
-                table,
-                "{:<10}{:>14}{:>14}{:>12}{:>12}{:>10}",
-                outcome.name,
-                group.map_or_else(|| "-".into(), |g| thousands(g.msgs_per_sec())),
-                group.map_or_else(|| "-".into(), |g| human_bytes(g.bytes_per_sec())),
-                at(0.5),
-                at(0.99),
-                outcome.missing
-            );
+            let sides = [("pub", &outcome.publishers), ("sub", &outcome.subscribers)];
+            let present: Vec<_> = sides.iter().filter(|(_, g)| g.is_some()).collect();
+            for (side, group) in &present {
+                let Some(group) = group else { continue };
+                let name = if present.len() > 1 {
+                    format!("{} {side}", outcome.name)
+                } else {
+                    outcome.name.to_string()
+                };
+                let latency = group.latency();
+                let at = |q: f64| {
+                    latency
+                        .as_ref()
+                        .map_or_else(|| "-".to_string(), |h| h.value_at_quantile(q).to_string())
+                };
+                let _ = writeln!(
+                    table,
+                    "{name:<14}{:>14}{:>14}{:>12}{:>12}{:>10}",
+                    thousands(group.msgs_per_sec()),
+                    human_bytes(group.bytes_per_sec()),
+                    at(0.5),
+                    at(0.99),
+                    outcome.missing
+                );
+            }
         }
         table
     }
