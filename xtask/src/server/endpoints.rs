@@ -151,7 +151,7 @@ mod tests {
         );
         let advice = node.exposure_warning().unwrap();
         assert!(
-            advice.contains("run the cluster without --host"),
+            advice.contains("run the cluster with --host 127.0.0.1"),
             "{advice}"
         );
         assert!(
