@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: what this server (or cluster) carries, measured as `nats bench` does.
 //! This part finds the server (or starts a temporary one); the load is the `xtask-bench`
-//! program of the `xtask-smoke` crate, built optimised on first use.
+//! program of the `xtask-smoke` crate, which shares the smoke checks' client build.
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -25,7 +25,8 @@ use crate::token::TOKEN_VAR;
 ///
 /// It measures this checkout's server or cluster, with its token; else whatever answers on
 /// the ports of its config; else a temporary server (with --cluster, a temporary cluster).
-/// The first run builds the bench optimised, which takes a minute or two.
+/// The first run of bench or smoke builds their NATS client, optimised (about 70 s on two
+/// cores).
 #[derive(Debug, clap::Args)]
 pub(crate) struct Bench {
     /// Measure a cluster: this checkout's if it runs, else a temporary one of 3 nodes.

@@ -104,9 +104,10 @@ impl Tail {
             let now_at_path = std::fs::metadata(&self.path).ok();
             match now_at_path.as_ref().map(identity) {
                 Some(current) if current != *opened => {
-                    // Rotated: what was written to the old file before it was renamed is in
-                    // `text` already; the files rotated out after it, when it rotated more than
-                    // once since the last look, come next.
+                    // Rotated: the rest of the old file (read once more, for what was written
+                    // to it since the look above), then the files rotated out after it, when it
+                    // rotated more than once since the last look.
+                    read_rest(file, &mut text);
                     for backup in rotated_after(&self.path, *opened) {
                         if let Ok(mut backup) = File::open(backup) {
                             read_rest(&mut backup, &mut text);
@@ -118,10 +119,17 @@ impl Tail {
                     }
                 }
                 _ => {
+                    // Shorter than what was read: truncated in place, or rotated without
+                    // showing it (on Windows a file created under a name just renamed away can
+                    // take over its creation time): either way the file at `path` is read from
+                    // its start.
                     let position = file.stream_position().unwrap_or(0);
                     if now_at_path.is_some_and(|meta| meta.len() < position) {
-                        let _ = file.seek(SeekFrom::Start(0));
                         read_rest(file, &mut text);
+                        self.file = open(&self.path, 0);
+                        if let Some((file, _)) = &mut self.file {
+                            read_rest(file, &mut text);
+                        }
                     }
                 }
             }
@@ -136,13 +144,18 @@ impl Tail {
             shown.extend_from_slice(self.prefix.as_bytes());
             shown.extend_from_slice(line);
         }
-        let _ = match self.sink {
-            Sink::Stderr => std::io::stderr().lock().write_all(&shown),
+        match self.sink {
+            Sink::Stderr => {
+                let _ = std::io::stderr().lock().write_all(&shown);
+            }
             Sink::Stdout => {
                 let mut out = std::io::stdout().lock();
-                out.write_all(&shown).and_then(|()| out.flush())
+                // Whoever read the output has gone (`logs -f | head`): so has the point.
+                if out.write_all(&shown).and_then(|()| out.flush()).is_err() {
+                    std::process::exit(0);
+                }
             }
-        };
+        }
     }
 }
 

@@ -81,8 +81,17 @@ impl Running {
         meanwhile: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
         self.stop(layout, timeout)?;
-        meanwhile()?;
-        self.start_again(layout, timeout, say)
+        // What ran runs again, even when `meanwhile` failed: the failure is told, and the
+        // server is not left down for it.
+        let done = meanwhile();
+        let started = self.start_again(layout, timeout, say);
+        match (done, started) {
+            (Ok(()), started) => started,
+            (Err(e), Ok(())) => Err(e.context("the server was started again as it was")),
+            (Err(e), Err(start)) => Err(e.context(format!(
+                "and the server could not be started again: {start:#}"
+            ))),
+        }
     }
 
     /// Starts it again in the background as it ran, with the secrets `.env.nats` holds now,

@@ -63,12 +63,13 @@ impl Rotate {
             || {
                 token::replace(&env_file, &new)?;
                 eprintln!("wrote a new token to `{}`", show(&env_file));
+                // With the file, whatever becomes of the restart: the contexts follow it.
+                for name in context::update_token(&Owner::of(layout, root), &new)? {
+                    eprintln!("updated the natscli context `{name}`");
+                }
                 Ok(())
             },
         )?;
-        for name in context::update_token(&Owner::of(layout, root), &new)? {
-            eprintln!("updated the natscli context `{name}`");
-        }
         eprintln!(
             "clients need the new token now (`cargo xtask env --show-token` prints it); the \
              old one is refused"

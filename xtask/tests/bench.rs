@@ -114,6 +114,38 @@ fn every_mode_accounts_for_every_message_and_leaves_no_stream() {
     sandbox
         .xtask(&["bench", "js", "--replicas", "3", "--msgs", "10"])
         .fails_with("--replicas 3 needs a cluster");
+
+    // A user's stream that would store the load is left alone: no load is sent.
+    let token = sandbox.token();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let js = runtime.block_on(async {
+        let client = async_nats::ConnectOptions::with_token(token)
+            .connect(&endpoints.client)
+            .await
+            .unwrap();
+        let js = async_nats::jetstream::new(client);
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "EVERYTHING_BENCH".into(),
+            subjects: vec!["bench.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        js
+    });
+    for mode in ["pubsub", "request", "js"] {
+        sandbox
+            .xtask(&["bench", mode, "--msgs", "10"])
+            .fails_with("stream EVERYTHING_BENCH would store the bench's messages");
+    }
+    let kept = runtime.block_on(async {
+        let mut stream = js.get_stream("EVERYTHING_BENCH").await.unwrap();
+        stream.info().await.unwrap().state.messages
+    });
+    assert_eq!(kept, 0);
 }
 
 #[cfg(unix)]

@@ -30,8 +30,8 @@ pub(crate) enum Storage {
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Options {
     /// Copies of the stream, one per node: above 1 needs a cluster.
-    #[arg(long, default_value_t = 1)]
-    replicas: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    replicas: u8,
     #[arg(long, value_enum, default_value_t = Storage::File)]
     storage: Storage,
     /// Publish one message at a time, waiting for each acknowledgement (and measure each
@@ -39,8 +39,9 @@ pub(crate) struct Options {
     #[arg(long)]
     sync: bool,
     /// Acknowledgements awaited at most at once, when not --sync.
-    #[arg(long, default_value_t = 256)]
-    window: usize,
+    #[arg(long, default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    window: u32,
     #[command(flatten)]
     length: Length,
 }
@@ -48,7 +49,7 @@ pub(crate) struct Options {
 impl Options {
     pub(crate) fn suite(length: Length, nodes: usize) -> Options {
         Options {
-            replicas: nodes.max(1),
+            replicas: u8::try_from(nodes.clamp(1, 5)).unwrap_or(1),
             storage: Storage::File,
             sync: false,
             window: 256,
@@ -59,9 +60,10 @@ impl Options {
 
 pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     let goal = options.length.goal(100_000)?;
-    let size = options.length.size;
+    let size = options.length.size();
     let nodes = target.clients.len();
-    if options.replicas > nodes {
+    let replicas = usize::from(options.replicas);
+    if replicas > nodes {
         bail!(
             "--replicas {} needs a cluster of at least {} nodes, and this is {}: measure a \
              cluster (`cargo xtask run --cluster --detach` first, or `cargo xtask bench --cluster` \
@@ -79,6 +81,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     let name = format!("BENCH_{id}");
     let subject = async_nats::Subject::from(format!("bench.{id}.js"));
     let client = target.connect("cargo xtask bench P0").await?;
+    target.check_room(&client, &subject, size).await?;
     let mut js = jetstream::new(client);
     js.set_timeout(ACK_WAIT);
     let storage = match options.storage {
@@ -89,7 +92,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
         name: name.clone(),
         subjects: vec![subject.to_string()],
         storage,
-        num_replicas: options.replicas,
+        num_replicas: replicas,
         ..Default::default()
     })
     .await
@@ -148,7 +151,7 @@ async fn measure(
         let window = if options.sync {
             1
         } else {
-            options.window.max(1)
+            options.window as usize
         };
         while in_flight.len() >= window {
             let ack = in_flight.pop_front().expect("not empty");
@@ -194,13 +197,15 @@ async fn measure(
         })
         .await
         .context("cannot create the consumer")?;
+    // What the stream holds: every acknowledged message, and maybe some whose acknowledgement
+    // was lost; all of it is read back.
     let stored = stream.cached_info().state.messages;
-    let progress = Progress::start("js consume", Goal::Msgs(acked));
+    let progress = Progress::start("js consume", Goal::Msgs(stored));
     let counter = progress.counter();
     let mut messages = consumer.messages().await?;
     let start = Instant::now();
     let (mut read, mut end) = (0u64, start);
-    while read < acked {
+    while read < stored {
         match tokio::time::timeout(ACK_WAIT, messages.next()).await {
             Ok(Some(Ok(_))) => {
                 read += 1;
@@ -228,9 +233,14 @@ async fn measure(
             failure.unwrap_or_default()
         ));
     }
-    if read < acked {
+    if stored < acked {
         notes.push(format!(
-            "the consumer read {read} of the {acked} acknowledged messages"
+            "the stream holds {stored} messages, fewer than the {acked} acknowledged"
+        ));
+    }
+    if read < stored {
+        notes.push(format!(
+            "the consumer read {read} of the {stored} messages stored"
         ));
     }
     let storage = match options.storage {
@@ -263,7 +273,7 @@ async fn measure(
         subscribers: Some(Group {
             clients: vec![consumed],
         }),
-        missing: failed + acked.saturating_sub(read),
+        missing: failed + acked.saturating_sub(stored) + stored.saturating_sub(read),
         extra: json!({}),
         notes,
         cpu: crate::report::Cpu::between(cpu_before, cpu_after),

@@ -71,11 +71,16 @@ pub(crate) struct Length {
     #[arg(long, value_name = "SECONDS")]
     duration: Option<f64>,
     /// Bytes of each message's payload.
-    #[arg(long, value_name = "BYTES", default_value_t = 128)]
-    size: usize,
+    #[arg(long, value_name = "BYTES", default_value_t = 128,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    size: u32,
 }
 
 impl Length {
+    pub(crate) fn size(&self) -> usize {
+        self.size as usize
+    }
+
     fn goal(&self, default_msgs: u64) -> Result<Goal> {
         match (self.msgs, self.duration) {
             (Some(0), _) => bail!("--msgs must be at least 1"),
@@ -115,6 +120,8 @@ impl Target {
             // A subscriber that falls behind buffers rather than drops, up to a point; past
             // it, the client drops messages and says so.
             .subscription_capacity(1 << 20)
+            // A server gone for good fails the run instead of stalling it.
+            .max_reconnects(Some(10))
             .event_callback(|event| async move {
                 if let async_nats::Event::SlowConsumer(_) = event {
                     CLIENT_DROPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -128,6 +135,28 @@ impl Target {
                     self.clients.join(",")
                 )
             })
+    }
+
+    /// Fails unless a `size`-byte payload fits under the server's limit, and no stream would
+    /// store what is published on `subject`: the bench's load never lands in a user's stream.
+    pub(crate) async fn check_room(
+        &self,
+        client: &async_nats::Client,
+        subject: &str,
+        size: usize,
+    ) -> Result<()> {
+        let max = client.server_info().max_payload;
+        if size > max {
+            bail!("--size {size} is more than the server's max_payload of {max} bytes");
+        }
+        let js = async_nats::jetstream::new(client.clone());
+        if let Ok(stream) = js.stream_by_subject(subject).await {
+            bail!(
+                "stream {stream} would store the bench's messages on `{subject}` (and could \
+                 discard its own for them): no load is sent"
+            );
+        }
+        Ok(())
     }
 
     /// Slow consumers the server (every node) has counted so far.

@@ -198,6 +198,9 @@ impl CpuClock {
     /// CPU seconds the processes have used so far, all together; None when the OS does not
     /// show one of them.
     pub(crate) fn seconds(&mut self) -> Option<f64> {
+        if self.pids.is_empty() {
+            return None;
+        }
         self.system.refresh_processes_specifics(
             ProcessesToUpdate::Some(&self.pids),
             true,

@@ -25,11 +25,11 @@ const IDLE: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Options {
     /// Publishing clients.
-    #[arg(long, default_value_t = 1)]
-    pubs: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pubs: u16,
     /// Subscribing clients; each receives every message.
-    #[arg(long, default_value_t = 1)]
-    subs: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16))]
+    subs: u16,
     #[command(flatten)]
     length: Length,
 }
@@ -44,10 +44,21 @@ impl Options {
     }
 }
 
+/// A flush, which fails instead of waiting for ever on a server gone away.
+async fn flushed(client: &async_nats::Client) -> Result<()> {
+    tokio::time::timeout(Duration::from_secs(30), client.flush())
+        .await
+        .map_err(|_| anyhow::anyhow!("the server did not answer a flush within 30 s"))??;
+    Ok(())
+}
+
 pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     let goal = options.length.goal(1_000_000)?;
-    let size = options.length.size;
+    let size = options.length.size();
     let subject = async_nats::Subject::from(format!("bench.{}.pubsub", unique_id()));
+    let first = target.connect("cargo xtask bench").await?;
+    target.check_room(&first, &subject, size).await?;
+    drop(first);
     let payload = Bytes::from(vec![b'x'; size]);
 
     let mut subscribers = Vec::new();
@@ -58,7 +69,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
         subscribers.push((client, subscription));
     }
     let mut publishers = Vec::new();
-    for i in 0..options.pubs.max(1) {
+    for i in 0..options.pubs {
         publishers.push(target.connect(&format!("cargo xtask bench P{i}")).await?);
     }
     let slow_before = target.slow_consumers().await;
@@ -120,15 +131,14 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
             Goal::Time(_) => None,
         };
         let (subject, payload, published) = (subject.clone(), payload.clone(), published.clone());
-        let counter = (options.subs == 0 && i == 0).then(|| progress.counter());
+        // Without subscribers, the progress is what all publishers have sent.
+        let counter = (options.subs == 0).then(|| progress.counter());
         sending.push(tokio::spawn(async move {
             let mut msgs = 0u64;
             loop {
                 let more = match (share, goal) {
                     (Some(share), _) => msgs < share,
-                    (None, Goal::Time(time)) => {
-                        !msgs.is_multiple_of(FLUSH_EVERY) || start.elapsed() < time
-                    }
+                    (None, Goal::Time(time)) => start.elapsed() < time,
                     (None, Goal::Msgs(_)) => false,
                 };
                 if !more {
@@ -137,14 +147,14 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
                 client.publish(subject.clone(), payload.clone()).await?;
                 msgs += 1;
                 if msgs.is_multiple_of(FLUSH_EVERY) {
-                    client.flush().await?;
+                    flushed(&client).await?;
                     published.fetch_add(FLUSH_EVERY, Ordering::AcqRel);
                     if let Some(counter) = &counter {
-                        counter.store(msgs, Ordering::Relaxed);
+                        counter.fetch_add(FLUSH_EVERY, Ordering::Relaxed);
                     }
                 }
             }
-            client.flush().await?;
+            flushed(&client).await?;
             published.fetch_add(msgs % FLUSH_EVERY, Ordering::AcqRel);
             Ok::<ClientRun, anyhow::Error>(ClientRun {
                 id: format!("P{i}"),

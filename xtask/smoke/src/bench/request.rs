@@ -18,8 +18,8 @@ use crate::{Length, Target, unique_id};
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Options {
     /// Requesting clients, each waiting for its reply before its next request.
-    #[arg(long, default_value_t = 1)]
-    clients: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    clients: u16,
     #[command(flatten)]
     length: Length,
 }
@@ -32,12 +32,13 @@ impl Options {
 
 pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     let goal = options.length.goal(20_000)?;
-    let size = options.length.size;
+    let size = options.length.size();
     let subject = async_nats::Subject::from(format!("bench.{}.request", unique_id()));
-    let payload = Bytes::from(vec![b'x'; size]);
 
     // The responder echoes every request.
     let responder = target.connect("cargo xtask bench responder").await?;
+    target.check_room(&responder, &subject, size).await?;
+    let payload = Bytes::from(vec![b'x'; size]);
     let mut requests = responder.subscribe(subject.clone()).await?;
     responder.flush().await?;
     let answering = {
@@ -51,7 +52,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
         })
     };
     let mut clients = Vec::new();
-    for i in 0..options.clients.max(1) {
+    for i in 0..options.clients {
         clients.push(target.connect(&format!("cargo xtask bench P{i}")).await?);
     }
     let (mut server_cpu, mut own_cpu) = target.clocks();
