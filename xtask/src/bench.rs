@@ -4,14 +4,14 @@
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result};
 
 use crate::args::SourceArgs;
 use crate::clients::{self, Program};
 use crate::layout::Layout;
-use crate::process;
+use crate::server;
 use crate::target::Target;
 use crate::token::TOKEN_VAR;
 
@@ -37,7 +37,8 @@ pub(crate) struct Bench {
     source: SourceArgs,
 
     /// What to measure and how, passed to the bench: `pubsub`, `request` or `js` and their
-    /// options; nothing for the suite.
+    /// options (after this task's own: `--cluster`, `--dir`, `--version`, `--mirror`); nothing
+    /// for the suite.
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
@@ -49,14 +50,31 @@ pub(crate) struct Bench {
 impl Bench {
     pub(crate) fn run(&self, layout: &Layout, root: &Path) -> Result<ExitCode> {
         let bench = clients::build(root, Program::Bench)?;
-        if self.args.iter().any(|a| a == "--help" || a == "-h") {
-            let status = Command::new(&bench).args(&self.args).status()?;
-            return Ok(exit_code(status));
+        // Help, and arguments the bench refuses, before any server is started for it.
+        let asks_help = self
+            .args
+            .iter()
+            .any(|a| a == "--help" || a == "-h" || a == "help");
+        let mut check = Command::new(&bench);
+        if !asks_help {
+            check.arg("--check-only");
+        }
+        check.args(&self.args);
+        let checked = check.status()?;
+        if asks_help || !checked.success() {
+            return Ok(exit_code(checked));
         }
         let target = Target::find(layout, self.cluster, &self.source)?;
         // Ctrl-C reaches the bench too, which deletes what it made on the server first; this
-        // process waits for it, then stops a temporary server.
-        ctrlc::set_handler(|| {}).context("cannot handle Ctrl-C")?;
+        // process waits for it, then stops a temporary server. A stop asked of this process
+        // alone (SIGTERM) is passed on to the bench.
+        ctrlc::set_handler(|| {
+            let pid = BENCH_PID.load(Ordering::SeqCst);
+            if pid != 0 {
+                server::ask_to_stop(pid);
+            }
+        })
+        .context("cannot handle Ctrl-C")?;
         let server = target.describe();
         eprintln!(
             "measuring {}",
@@ -71,21 +89,26 @@ impl Bench {
             }
         }
         run.args(&self.args).env(TOKEN_VAR, &target.token);
-        let status = process::run_unchecked(run, Duration::from_secs(6 * 60 * 60))?.status;
+        let mut child = run.spawn().context("cannot start the bench")?;
+        BENCH_PID.store(child.id(), Ordering::SeqCst);
+        let status = child.wait().context("cannot wait for the bench")?;
+        BENCH_PID.store(0, Ordering::SeqCst);
         drop(target);
         Ok(exit_code(status))
     }
 }
 
+/// The bench running, for the signal handler; 0 when none.
+static BENCH_PID: AtomicU32 = AtomicU32::new(0);
+
+/// The bench's exit code; for one ended by a signal, 128 plus its number, as shells give it.
 fn exit_code(status: std::process::ExitStatus) -> ExitCode {
-    if status.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(
-            status
-                .code()
-                .and_then(|c| u8::try_from(c).ok())
-                .unwrap_or(1),
-        )
+    #[cfg(unix)]
+    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+        return ExitCode::from(u8::try_from(128 + signal).unwrap_or(1));
+    }
+    match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        code => ExitCode::from(code.and_then(|c| u8::try_from(c).ok()).unwrap_or(1)),
     }
 }

@@ -66,6 +66,10 @@ fn every_mode_accounts_for_every_message_and_leaves_no_stream() {
         "{latency}"
     );
 
+    // A window above the client's own limit of 5,000 acknowledgements in flight completes.
+    let wide = bench_json(&sandbox, &["js", "--msgs", "6000", "--window", "6000"]);
+    assert_eq!(wide["benchmarks"][0]["subscribers"]["msgs"], 6000, "{wide}");
+
     let report = bench_json(&sandbox, &["js", "--msgs", "500", "--sync"]);
     let js = &report["benchmarks"][0];
     assert_eq!(
@@ -198,4 +202,22 @@ fn a_wrong_token_fails_fast_with_the_authorization_error() {
         .xtask(&["bench", "pubsub", "--msgs", "10"])
         .fails_with("authorization violation");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn arguments_are_refused_before_any_server_is_installed_or_started() {
+    let sandbox = Sandbox::new();
+    sandbox
+        .xtask(&["bench", "pubsub", "--msgs", "10", "--duration", "2"])
+        .fails_with("cannot be used with");
+    sandbox
+        .xtask(&["bench", "request", "--msgs", "0"])
+        .fails_with("--msgs must be at least 1");
+    sandbox
+        .xtask(&["bench", "pubsub", "--bogus"])
+        .fails_with("unexpected argument '--bogus'");
+    assert!(
+        !sandbox.binary().exists(),
+        "a server was installed for nothing"
+    );
 }

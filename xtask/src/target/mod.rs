@@ -107,7 +107,7 @@ impl Target {
         if cluster {
             if let Some(pid) = single {
                 eprintln!(
-                    "this checkout's single server (pid {pid}) is not a cluster: checking a \
+                    "this checkout's single server (pid {pid}) is not a cluster: using a \
                      temporary cluster instead"
                 );
             }

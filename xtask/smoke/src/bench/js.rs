@@ -20,6 +20,8 @@ use crate::{Length, Target, unique_id};
 
 /// How long a publish may wait for its acknowledgement, and the consumer for a message.
 const ACK_WAIT: Duration = Duration::from_secs(10);
+/// How long a new stream may wait for its replicas to be placed.
+const PLACEMENT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Storage {
@@ -32,6 +34,7 @@ pub(crate) struct Options {
     /// Copies of the stream, one per node: above 1 needs a cluster.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
     replicas: u8,
+    /// Where the stream keeps its messages.
     #[arg(long, value_enum, default_value_t = Storage::File)]
     storage: Storage,
     /// Publish one message at a time, waiting for each acknowledgement (and measure each
@@ -43,7 +46,7 @@ pub(crate) struct Options {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     window: u32,
     #[command(flatten)]
-    length: Length,
+    pub(crate) length: Length,
 }
 
 impl Options {
@@ -64,17 +67,22 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     let nodes = target.clients.len();
     let replicas = usize::from(options.replicas);
     if replicas > nodes {
+        // The clusters `run --cluster` makes: 3 nodes, or 5.
+        let size = if replicas <= 3 { 3 } else { 5 };
+        let here = if nodes == 1 {
+            "a single server".to_string()
+        } else {
+            format!("a cluster of {nodes}")
+        };
+        let temporary = if size == 3 {
+            ", or `cargo xtask bench --cluster` for a temporary one"
+        } else {
+            ""
+        };
         bail!(
-            "--replicas {} needs a cluster of at least {} nodes, and this is {}: measure a \
-             cluster (`cargo xtask run --cluster --detach` first, or `cargo xtask bench --cluster` \
-             for a temporary one)",
-            options.replicas,
-            options.replicas,
-            if nodes == 1 {
-                "a single server".to_string()
-            } else {
-                format!("a cluster of {nodes}")
-            }
+            "--replicas {replicas} needs a cluster of at least {replicas} nodes, and this is \
+             {here}: measure a cluster of {size} (`cargo xtask run --cluster --nodes {size} \
+             --detach` first{temporary})"
         );
     }
     let id = unique_id();
@@ -82,31 +90,47 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     let subject = async_nats::Subject::from(format!("bench.{id}.js"));
     let client = target.connect("cargo xtask bench P0").await?;
     target.check_room(&client, &subject, size).await?;
-    let mut js = jetstream::new(client);
-    js.set_timeout(ACK_WAIT);
+    // Room for the whole window of acknowledgements in flight, and one more publish: the
+    // client's own limit (5,000 by default) would otherwise stall a larger window.
+    let js = jetstream::context::ContextBuilder::new()
+        .timeout(ACK_WAIT)
+        .max_ack_inflight(options.window as usize + 1)
+        .build(client);
     let storage = match options.storage {
         Storage::File => StorageType::File,
         Storage::Memory => StorageType::Memory,
     };
-    js.create_stream(jetstream::stream::Config {
+    let config = jetstream::stream::Config {
         name: name.clone(),
         subjects: vec![subject.to_string()],
         storage,
         num_replicas: replicas,
         ..Default::default()
-    })
-    .await
-    .with_context(|| {
-        format!(
-            "cannot create a stream with {} replica(s) and {:?} storage",
-            options.replicas, options.storage
-        )
-    })?;
+    };
+    // Just after a cluster starts, its leader may not count every peer online for placement
+    // yet: that passes within seconds.
+    let started = Instant::now();
+    loop {
+        match js.create_stream(config.clone()).await {
+            Ok(_) => break,
+            Err(e)
+                if e.to_string().contains("no suitable peers") && started.elapsed() < PLACEMENT =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::from(e).context(format!(
+                    "cannot create a stream with {} replica(s) and {:?} storage",
+                    options.replicas, options.storage
+                )));
+            }
+        }
+    }
     let steps = measure(target, options, &js, &name, subject, goal, size);
     // The stream goes whatever happened, Ctrl-C included.
     let outcome = tokio::select! {
         outcome = steps => outcome,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        signal = crate::interrupted() => Err(anyhow::anyhow!("interrupted by {signal}")),
     };
     let deleted = tokio::time::timeout(Duration::from_secs(10), js.delete_stream(&name)).await;
     match deleted {
@@ -277,5 +301,6 @@ async fn measure(
         extra: json!({}),
         notes,
         cpu: crate::report::Cpu::between(cpu_before, cpu_after),
+        failed: failed > 0 || read < stored,
     })
 }

@@ -31,7 +31,7 @@ pub(crate) struct Options {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16))]
     subs: u16,
     #[command(flatten)]
-    length: Length,
+    pub(crate) length: Length,
 }
 
 impl Options {
@@ -205,5 +205,6 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
         extra: json!({"slow_consumers": slow, "client_dropped_at_least": dropped}),
         notes,
         cpu: crate::report::Cpu::between(cpu_before, cpu_after),
+        failed: false,
     })
 }

@@ -23,6 +23,8 @@ pub(crate) struct Outcome {
     pub(crate) extra: Value,
     pub(crate) notes: Vec<String>,
     pub(crate) cpu: Cpu,
+    /// The run failed (JetStream publishes refused, say), beyond what it measured.
+    pub(crate) failed: bool,
 }
 
 /// CPU seconds of the server and of the bench during one benchmark.
@@ -61,11 +63,13 @@ impl Outcome {
                 .filter(|_| self.msgs() > 0)
                 .map(|s| s * 1e6 / self.msgs() as f64)
         };
+        // The OS accounts CPU time in steps of 10 ms or so: milliseconds are all there is.
+        let round = |seconds: Option<f64>| seconds.map(|s| (s * 1000.0).round() / 1000.0);
         json!({
-            "server_seconds": self.cpu.server,
-            "bench_seconds": self.cpu.bench,
-            "server_seconds_per_million_msgs": per_million(self.cpu.server),
-            "bench_seconds_per_million_msgs": per_million(self.cpu.bench),
+            "server_seconds": round(self.cpu.server),
+            "bench_seconds": round(self.cpu.bench),
+            "server_seconds_per_million_msgs": round(per_million(self.cpu.server)),
+            "bench_seconds_per_million_msgs": round(per_million(self.cpu.bench)),
         })
     }
 }
@@ -100,6 +104,12 @@ impl Report {
         } else {
             "single server".to_string()
         }
+    }
+
+    /// Whether a JetStream publish failed, or a message stored was not read back: failures of
+    /// the run, where a core shortfall is one of its figures.
+    pub(crate) fn failed(&self) -> bool {
+        self.outcomes.iter().any(|o| o.failed)
     }
 
     /// Whether every message was accounted for as received.
@@ -346,6 +356,7 @@ mod tests {
                     server: Some(0.5),
                     bench: Some(0.25),
                 },
+                failed: false,
             }],
         }
     }

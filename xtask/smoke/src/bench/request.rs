@@ -21,7 +21,7 @@ pub(crate) struct Options {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     clients: u16,
     #[command(flatten)]
-    length: Length,
+    pub(crate) length: Length,
 }
 
 impl Options {
@@ -125,5 +125,6 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
         extra: json!({}),
         notes: Vec::new(),
         cpu: crate::report::Cpu::between(cpu_before, cpu_after),
+        failed: false,
     })
 }
