@@ -165,7 +165,7 @@ fn an_interrupted_js_bench_deletes_its_stream() {
     let mut run = sandbox.command(&["bench", "js", "--duration", "600"]);
     // Its own process group, which Ctrl-C on a terminal would reach as a whole.
     run.process_group(0);
-    let mut child = run.stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = KillOnDrop(run.stdout(std::process::Stdio::null()).spawn().unwrap());
     wait_for(DEADLINE, || {
         (monitoring_json(&endpoints.monitoring, "/jsz")["streams"] == 1).then_some(())
     })

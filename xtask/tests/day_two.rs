@@ -61,12 +61,14 @@ fn logs_follow_new_lines_across_rotation_and_stop_on_ctrl_c() {
         "not the last two lines of:\n{log}"
     );
 
-    let mut follow = sandbox
-        .command(&["logs", "-f", "-n", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut follow = KillOnDrop(
+        sandbox
+            .command(&["logs", "-f", "-n", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let lines = line_by_line(follow.stdout.take().unwrap());
     // What the follower has seen, once it has seen `count` lines containing `what`.
     let mut seen = String::new();

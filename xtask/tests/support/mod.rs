@@ -676,6 +676,32 @@ pub fn sandbox_with_mirror(server: &ServerBinary) -> (Sandbox, Mirror) {
     (Sandbox::new(), mirror)
 }
 
+/// A child process that a failing test does not leave behind: killed when dropped, if it
+/// still runs.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Stops whatever server a test leaves running.
 pub struct StopOnDrop<'a>(pub &'a Sandbox);
 
