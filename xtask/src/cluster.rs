@@ -108,6 +108,22 @@ pub(crate) fn recorded_names(layout: &Layout) -> Vec<String> {
         .collect()
 }
 
+/// Fails, naming the nodes there are, unless `node` is one of `layout`'s cluster.
+pub(crate) fn check_node(layout: &Layout, node: &str) -> Result<()> {
+    let names = recorded_names(layout);
+    if names.iter().any(|name| name == node) {
+        return Ok(());
+    }
+    bail!(
+        "this checkout's cluster has no node `{node}`{}",
+        if names.is_empty() {
+            String::from(" (it has no cluster)")
+        } else {
+            format!(": its nodes are {}", names.join(", "))
+        }
+    )
+}
+
 /// How many nodes the cluster in `layout` was started with.
 pub(crate) fn recorded_count(layout: &Layout) -> Option<usize> {
     let text = fs::read_to_string(state_file(layout)).ok()?;

@@ -80,16 +80,7 @@ impl Logs {
             prefix: format!("{name} | "),
         };
         if let Some(node) = &self.node {
-            if !names.contains(node) {
-                bail!(
-                    "this checkout's cluster has no node `{node}`{}",
-                    if names.is_empty() {
-                        String::from(" (it has no cluster)")
-                    } else {
-                        format!(": its nodes are {}", names.join(", "))
-                    }
-                );
-            }
+            cluster::check_node(layout, node)?;
             return Ok(vec![Source {
                 prefix: String::new(),
                 ..node_source(node)

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use serde_json::Value;
 
+use crate::cluster;
 use crate::install;
 use crate::layout::{Layout, show};
 use crate::running::{self, Running};
@@ -106,11 +107,8 @@ impl Reload {
                 pid,
             }]),
             (Running::Cluster { names, running }, node) => {
-                if let Some(node) = node.as_ref().filter(|node| !names.contains(node)) {
-                    bail!(
-                        "the cluster has no node `{node}`: its nodes are {}",
-                        names.join(", ")
-                    );
+                if let Some(node) = node {
+                    cluster::check_node(layout, node)?;
                 }
                 let mut targets = Vec::new();
                 for name in names

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::cluster;
 use crate::layout::Layout;
@@ -33,16 +33,7 @@ impl Stop {
         let timeout = Duration::from_secs(self.timeout);
         let names = cluster::recorded_names(layout);
         if let Some(node) = &self.node {
-            if !names.contains(node) {
-                bail!(
-                    "this checkout's cluster has no node `{node}`{}",
-                    if names.is_empty() {
-                        String::from(" (it has no cluster)")
-                    } else {
-                        format!(": its nodes are {}", names.join(", "))
-                    }
-                );
-            }
+            cluster::check_node(layout, node)?;
             return running::stop_server(&layout.node(node), node, timeout);
         }
         if server::reconcile_pid_file(layout)?.is_none() && !names.is_empty() {

@@ -57,6 +57,11 @@ fn node<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no node {name} in {status}"))
 }
 
+/// What node `name` of a `status --json` report answers on monitoring `path`.
+fn node_json(status: &Value, name: &str, path: &str) -> Value {
+    monitoring_json(node(status, name)["monitoring_url"].as_str().unwrap(), path)
+}
+
 /// The stream as node `monitoring` holds it (`/jsz?streams=true`), if it does.
 fn stream_on(monitoring: &str, stream: &str) -> Option<Value> {
     let jsz = monitoring_json(monitoring, "/jsz?streams=true");
@@ -425,8 +430,7 @@ fn the_cluster_and_the_single_server_never_run_together_and_the_node_count_is_ke
         );
     }
     assert_ne!(node(&after, killed)["pid"], node(&before, killed)["pid"]);
-    let monitoring = node(&after, "n1")["monitoring_url"].as_str().unwrap();
-    assert_eq!(monitoring_json(monitoring, "/jsz")["streams"], 0);
+    assert_eq!(node_json(&after, "n1", "/jsz")["streams"], 0);
     sandbox.xtask(&["stop"]).ok();
 
     // A stale pid file of one node does not block the others.
@@ -661,15 +665,14 @@ fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() 
     )
     .unwrap();
     sandbox.xtask(&["reload", "--node", "n2"]).ok();
-    let payload = |name: &str| {
-        monitoring_json(
-            node(&restarted, name)["monitoring_url"].as_str().unwrap(),
-            "/varz",
-        )["max_payload"]
-            .clone()
-    };
-    assert_eq!(payload("n2"), 1024 * 1024);
-    assert_eq!(payload("n1"), 8 * 1024 * 1024);
+    assert_eq!(
+        node_json(&restarted, "n2", "/varz")["max_payload"],
+        1024 * 1024
+    );
+    assert_eq!(
+        node_json(&restarted, "n1", "/varz")["max_payload"],
+        8 * 1024 * 1024
+    );
 
     // token rotate: every node restarted with the new token; the routes keep theirs.
     let password = route_password(&sandbox);
@@ -688,14 +691,10 @@ fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() 
         assert!(!with(&old) && with(&new), "{name}");
     }
     // The restarts kept n2's edited config.
-    let payload = |name: &str| {
-        monitoring_json(
-            node(&rotated, name)["monitoring_url"].as_str().unwrap(),
-            "/varz",
-        )["max_payload"]
-            .clone()
-    };
-    assert_eq!(payload("n2"), 1024 * 1024);
+    assert_eq!(
+        node_json(&rotated, "n2", "/varz")["max_payload"],
+        1024 * 1024
+    );
 
     // bench: a stream with a replica on every node, every message accounted for.
     let bench = sandbox
@@ -723,10 +722,7 @@ fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() 
     let (ok, reset) = status_json(&sandbox);
     assert!(ok, "{reset}");
     for name in ["n1", "n2", "n3"] {
-        let jsz = monitoring_json(
-            node(&reset, name)["monitoring_url"].as_str().unwrap(),
-            "/jsz",
-        );
+        let jsz = node_json(&reset, name, "/jsz");
         assert_eq!(jsz["streams"], 0, "{name}: {jsz}");
     }
     assert!(sandbox.nats_dir().join("cluster/cluster.json").exists());

@@ -10,7 +10,7 @@ use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use async_nats::jetstream::{self, message::PublishMessage, stream::StorageType};
+use async_nats::jetstream::{self, message::PublishMessage};
 
 use crate::{Target, expect, get_json, stream_state, then_delete};
 
@@ -144,13 +144,7 @@ pub(crate) async fn failover(target: &Target, id: &str, stop: Stop) -> Result<St
     let name = format!("SMOKE_F_{id}");
     let subject = format!("smoke.{id}.failover");
     let steps = async {
-        let config = jetstream::stream::Config {
-            name: name.clone(),
-            subjects: vec![subject.clone()],
-            storage: StorageType::File,
-            num_replicas: target.replicas(),
-            ..Default::default()
-        };
+        let config = target.stream_config(&name, &subject);
         let mut stream = js
             .create_stream(config)
             .await

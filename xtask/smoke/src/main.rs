@@ -93,6 +93,17 @@ impl Target {
     fn replicas(&self) -> usize {
         self.nodes.len().max(1)
     }
+
+    /// A file stream `name` on `subject`, with a copy on every node.
+    fn stream_config(&self, name: &str, subject: &str) -> jetstream::stream::Config {
+        jetstream::stream::Config {
+            name: name.to_string(),
+            subjects: vec![subject.to_string()],
+            storage: StorageType::File,
+            num_replicas: self.replicas(),
+            ..Default::default()
+        }
+    }
 }
 
 struct Outcome {
@@ -493,13 +504,7 @@ async fn stream_checks(
 ) -> Result<()> {
     const COUNT: u64 = 10;
     let subject = format!("smoke.{id}.js");
-    let config = jetstream::stream::Config {
-        name: name.to_string(),
-        subjects: vec![subject.clone()],
-        storage: StorageType::File,
-        num_replicas: target.replicas(),
-        ..Default::default()
-    };
+    let config = target.stream_config(name, &subject);
     let stream = js
         .create_stream(config)
         .await
@@ -619,13 +624,7 @@ async fn replicas_on_every_node(target: &Target, id: &str) -> Result<()> {
     let name = format!("SMOKE_R_{id}");
     let subject = format!("smoke.{id}.replicated");
     let steps = async {
-        let config = jetstream::stream::Config {
-            name: name.clone(),
-            subjects: vec![subject.clone()],
-            storage: StorageType::File,
-            num_replicas: target.replicas(),
-            ..Default::default()
-        };
+        let config = target.stream_config(&name, &subject);
         js.create_stream(config)
             .await
             .context("cannot create a replicated stream")?;

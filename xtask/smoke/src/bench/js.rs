@@ -151,8 +151,7 @@ async fn measure(
     size: usize,
 ) -> Result<Outcome> {
     let payload = Bytes::from(vec![b'x'; size]);
-    let (mut server_cpu, mut own_cpu) = target.clocks();
-    let cpu_before = (server_cpu.seconds(), own_cpu.seconds());
+    let mut cpu = target.cpu_watch();
     let progress = Progress::start("js publish", goal);
     let counter = progress.counter();
     let start = Instant::now();
@@ -160,14 +159,7 @@ async fn measure(
     let mut in_flight = VecDeque::new();
     let (mut sent, mut acked, mut failed) = (0u64, 0u64, 0u64);
     let mut failure = None;
-    loop {
-        let more = match goal {
-            Goal::Msgs(total) => sent < total,
-            Goal::Time(time) => start.elapsed() < time,
-        };
-        if !more {
-            break;
-        }
+    while goal.goes_on(sent, start) {
         let published = Instant::now();
         let ack = js.publish(subject.clone(), payload.clone()).await?;
         sent += 1;
@@ -241,7 +233,7 @@ async fn measure(
         }
     }
     drop(progress);
-    let cpu_after = (server_cpu.seconds(), own_cpu.seconds());
+    let cpu = cpu.spent();
     let consumed = ClientRun {
         id: "S0".into(),
         msgs: read,
@@ -300,7 +292,7 @@ async fn measure(
         missing: failed + acked.saturating_sub(stored) + stored.saturating_sub(read),
         extra: json!({}),
         notes,
-        cpu: crate::report::Cpu::between(cpu_before, cpu_after),
+        cpu,
         failed: failed > 0 || read < stored,
     })
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
-use measure::CpuClock;
+use measure::CpuWatch;
 use progress::Goal;
 use report::{Outcome, Report};
 
@@ -179,12 +179,9 @@ impl Target {
         total
     }
 
-    /// CPU clocks of the server and of this process.
-    pub(crate) fn clocks(&self) -> (CpuClock, CpuClock) {
-        (
-            CpuClock::of(&self.server_pids),
-            CpuClock::of(&[std::process::id()]),
-        )
+    /// Starts counting the CPU time of the server and of this process.
+    pub(crate) fn cpu_watch(&self) -> CpuWatch {
+        CpuWatch::start(&self.server_pids)
     }
 }
 

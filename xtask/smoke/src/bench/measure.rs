@@ -7,6 +7,8 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
+use crate::report::Cpu;
+
 /// One client's part: how many messages and bytes it sent or received, between when it
 /// could start and when its last message was done, and each message's latency if measured.
 #[derive(Debug, Clone)]
@@ -211,6 +213,31 @@ impl CpuClock {
             millis += self.system.process(*pid)?.accumulated_cpu_time();
         }
         Some(millis as f64 / 1000.0)
+    }
+}
+
+/// The CPU time the server and the bench spend from its start to a benchmark's end.
+pub(crate) struct CpuWatch {
+    server: CpuClock,
+    bench: CpuClock,
+    before: (Option<f64>, Option<f64>),
+}
+
+impl CpuWatch {
+    pub(crate) fn start(server_pids: &[u32]) -> CpuWatch {
+        let mut server = CpuClock::of(server_pids);
+        let mut bench = CpuClock::of(&[std::process::id()]);
+        let before = (server.seconds(), bench.seconds());
+        CpuWatch {
+            server,
+            bench,
+            before,
+        }
+    }
+
+    /// What each has spent since the start.
+    pub(crate) fn spent(&mut self) -> Cpu {
+        Cpu::between(self.before, (self.server.seconds(), self.bench.seconds()))
     }
 }
 

@@ -13,6 +13,25 @@ pub(crate) enum Goal {
     Time(Duration),
 }
 
+impl Goal {
+    /// Client `index` of `clients`'s part: its share of the messages (the first ones take
+    /// one more each when they do not divide evenly), or the whole time.
+    pub(crate) fn share(self, index: u64, clients: u64) -> Goal {
+        match self {
+            Goal::Msgs(total) => Goal::Msgs(total / clients + u64::from(index < total % clients)),
+            time => time,
+        }
+    }
+
+    /// Whether a client that has sent `sent` messages since `start` goes on.
+    pub(crate) fn goes_on(self, sent: u64, start: Instant) -> bool {
+        match self {
+            Goal::Msgs(total) => sent < total,
+            Goal::Time(time) => start.elapsed() < time,
+        }
+    }
+}
+
 /// Counts what is done; shows it while it lives.
 pub(crate) struct Progress {
     done: Arc<AtomicU64>,
@@ -75,4 +94,25 @@ fn draw(label: &str, goal: Goal, done: u64, elapsed: Duration) {
         fraction * 100.0
     );
     let _ = stderr.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_shared_to_the_last_one_and_time_is_not() {
+        let shares: Vec<_> = (0..3)
+            .map(|i| match Goal::Msgs(10).share(i, 3) {
+                Goal::Msgs(n) => n,
+                Goal::Time(_) => panic!("a time"),
+            })
+            .collect();
+        assert_eq!(shares, [4, 3, 3]);
+        let start = Instant::now();
+        assert!(Goal::Msgs(2).goes_on(1, start) && !Goal::Msgs(2).goes_on(2, start));
+        let time = Goal::Time(Duration::from_secs(60)).share(1, 3);
+        assert!(matches!(time, Goal::Time(t) if t == Duration::from_secs(60)));
+        assert!(time.goes_on(u64::MAX, start));
+    }
 }

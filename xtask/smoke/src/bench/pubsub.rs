@@ -74,8 +74,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     }
     let slow_before = target.slow_consumers().await;
     let drops_before = crate::CLIENT_DROPS.load(Ordering::Relaxed);
-    let (mut server_cpu, mut own_cpu) = target.clocks();
-    let cpu_before = (server_cpu.seconds(), own_cpu.seconds());
+    let mut cpu = target.cpu_watch();
     let progress = Progress::start("pubsub", goal);
 
     let published = Arc::new(AtomicU64::new(0));
@@ -126,24 +125,13 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     let pubs = publishers.len() as u64;
     let mut sending = Vec::new();
     for (i, client) in publishers.into_iter().enumerate() {
-        let share = match goal {
-            Goal::Msgs(total) => Some(total / pubs + u64::from((i as u64) < total % pubs)),
-            Goal::Time(_) => None,
-        };
+        let share = goal.share(i as u64, pubs);
         let (subject, payload, published) = (subject.clone(), payload.clone(), published.clone());
         // Without subscribers, the progress is what all publishers have sent.
         let counter = (options.subs == 0).then(|| progress.counter());
         sending.push(tokio::spawn(async move {
             let mut msgs = 0u64;
-            loop {
-                let more = match (share, goal) {
-                    (Some(share), _) => msgs < share,
-                    (None, Goal::Time(time)) => start.elapsed() < time,
-                    (None, Goal::Msgs(_)) => false,
-                };
-                if !more {
-                    break;
-                }
+            while share.goes_on(msgs, start) {
                 client.publish(subject.clone(), payload.clone()).await?;
                 msgs += 1;
                 if msgs.is_multiple_of(FLUSH_EVERY) {
@@ -176,7 +164,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
         sub_runs.push(task.await?);
     }
     drop(progress);
-    let cpu_after = (server_cpu.seconds(), own_cpu.seconds());
+    let cpu = cpu.spent();
     let slow = target.slow_consumers().await.saturating_sub(slow_before);
     let dropped = crate::CLIENT_DROPS.load(Ordering::Relaxed) - drops_before;
 
@@ -204,7 +192,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
         missing,
         extra: json!({"slow_consumers": slow, "client_dropped_at_least": dropped}),
         notes,
-        cpu: crate::report::Cpu::between(cpu_before, cpu_after),
+        cpu,
         failed: false,
     })
 }

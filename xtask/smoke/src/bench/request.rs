@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::measure::{ClientRun, Group, latency_histogram, record};
-use crate::progress::{Goal, Progress};
+use crate::progress::Progress;
 use crate::report::Outcome;
 use crate::{Length, Target, unique_id};
 
@@ -55,18 +55,14 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     for i in 0..options.clients {
         clients.push(target.connect(&format!("cargo xtask bench P{i}")).await?);
     }
-    let (mut server_cpu, mut own_cpu) = target.clocks();
-    let cpu_before = (server_cpu.seconds(), own_cpu.seconds());
+    let mut cpu = target.cpu_watch();
     let progress = Progress::start("request", goal);
     let done = Arc::new(AtomicU64::new(0));
     let count = clients.len() as u64;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (i, client) in clients.into_iter().enumerate() {
-        let share = match goal {
-            Goal::Msgs(total) => Some(total / count + u64::from((i as u64) < total % count)),
-            Goal::Time(_) => None,
-        };
+        let share = goal.share(i as u64, count);
         let (subject, payload, done, counter) = (
             subject.clone(),
             payload.clone(),
@@ -76,15 +72,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
         tasks.push(tokio::spawn(async move {
             let mut latency = latency_histogram();
             let mut msgs = 0u64;
-            loop {
-                let more = match (share, goal) {
-                    (Some(share), _) => msgs < share,
-                    (None, Goal::Time(time)) => start.elapsed() < time,
-                    (None, Goal::Msgs(_)) => false,
-                };
-                if !more {
-                    break;
-                }
+            while share.goes_on(msgs, start) {
                 let sent = Instant::now();
                 let reply = client
                     .request(subject.clone(), payload.clone())
@@ -113,7 +101,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
         runs.push(task.await??);
     }
     drop(progress);
-    let cpu_after = (server_cpu.seconds(), own_cpu.seconds());
+    let cpu = cpu.spent();
     answering.abort();
     Ok(Outcome {
         name: "request",
@@ -124,7 +112,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
         missing: 0,
         extra: json!({}),
         notes: Vec::new(),
-        cpu: crate::report::Cpu::between(cpu_before, cpu_after),
+        cpu,
         failed: false,
     })
 }
