@@ -8,9 +8,9 @@ use crate::release::{GITHUB_RELEASES, Version};
 /// Which release to install, and from where.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct SourceArgs {
-    /// nats-server 2.10 patch release to install, replacing the one installed [default: for
-    /// setup 2.10.29; for run and smoke the installed one, else 2.10.29]
-    #[arg(long = "version", value_name = "2.10.N", value_parser = Version::parse)]
+    /// nats-server 2.10 patch release to install, replacing the one installed [default: the
+    /// installed one, else the one this checkout pins]
+    #[arg(long = "version", env = "NATS_SERVER_VERSION", value_name = "2.10.N", value_parser = Version::parse)]
     pub(crate) version: Option<Version>,
 
     /// Base URL that holds `v{VERSION}/{ASSET}` and `v{VERSION}/SHA256SUMS`.
@@ -95,6 +95,16 @@ impl ListenArgs {
             }
         }
         differences
+    }
+
+    /// `configured`, with what these options name instead.
+    pub(crate) fn over(&self, configured: &Listen) -> Listen {
+        Listen {
+            host: self.host.clone().unwrap_or(configured.host.clone()),
+            port: self.port.map_or(configured.port, config_port),
+            http_port: self.http_port.map_or(configured.http_port, config_port),
+            ws_port: self.ws_port.map_or(configured.ws_port, config_port),
+        }
     }
 
     pub(crate) fn any_given(&self) -> bool {

@@ -37,13 +37,11 @@ pub(crate) fn tree_size(path: &Path) -> u64 {
         .sum()
 }
 
-/// Copies `path` to a new `<path>.<unix time>.bak` beside it (`.<time>-2.bak` and so on when
-/// that exists: two backups within a second must not overwrite each other) and returns it.
+/// Copies `path` to a new `<path>.<UTC time>.bak` beside it, the time as
+/// `2026-12-02T01-39-16Z` (`.<time>-2.bak` and so on when that exists: two backups within a
+/// second must not overwrite each other) and returns it.
 pub(crate) fn back_up(path: &Path) -> Result<PathBuf> {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let stamp = file_name_time(std::time::SystemTime::now());
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let mut n = 1;
     loop {
@@ -69,6 +67,63 @@ pub(crate) fn back_up(path: &Path) -> Result<PathBuf> {
             .with_context(|| format!("cannot back up `{}`", show(path)))?;
         return Ok(backup);
     }
+}
+
+/// What a task has created so far, removed again when dropped unless [`Created::keep`] was
+/// called: a task that fails leaves things as it found them.
+#[derive(Debug, Default)]
+pub(crate) struct Created {
+    paths: Vec<PathBuf>,
+    kept: bool,
+}
+
+impl Created {
+    /// Creates `dir` and whatever parents it lacks, remembering the topmost one it made.
+    pub(crate) fn dir_all(&mut self, dir: &Path) -> Result<()> {
+        let topmost_missing = dir.ancestors().take_while(|a| !a.exists()).last();
+        fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "cannot create `{}`: check that you may write there",
+                show(dir)
+            )
+        })?;
+        if let Some(topmost) = topmost_missing {
+            self.paths.push(topmost.to_path_buf());
+        }
+        Ok(())
+    }
+
+    /// Remembers `path`, a file the task has just created.
+    pub(crate) fn file(&mut self, path: &Path) {
+        self.paths.push(path.to_path_buf());
+    }
+
+    /// The task succeeded: what it created stays.
+    pub(crate) fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        for path in self.paths.iter().rev() {
+            let _ = if path.is_dir() {
+                fs::remove_dir_all(path)
+            } else {
+                fs::remove_file(path)
+            };
+        }
+    }
+}
+
+/// `time` in UTC as RFC 3339 to the second, with `-` for `:`, which Windows refuses in names.
+fn file_name_time(time: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time)
+        .to_string()
+        .replace(':', "-")
 }
 
 /// Renames `from` to `to`, trying again for a few seconds while the OS refuses it as in use:
@@ -182,6 +237,12 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backups_are_named_by_readable_utc_time() {
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_311_556);
+        assert_eq!(file_name_time(time), "2026-11-22T01-39-16Z");
+    }
 
     #[test]
     fn the_hash_covers_every_byte_copied() {

@@ -15,7 +15,7 @@ use crate::download::Downloader;
 use crate::files::{self, copy_file_hashing, sha256_file, write_atomically};
 use crate::layout::{Layout, show};
 use crate::release::{Asset, Format, Version, sha256_in_sums};
-use crate::token::{self, ServerEnv};
+use crate::token::ServerEnv;
 use crate::{archive, process};
 
 const STAGING_PREFIX: &str = ".setup-";
@@ -37,6 +37,17 @@ pub(crate) struct Request<'a> {
     pub(crate) config_replaced: bool,
     /// Say nothing when nothing changes.
     pub(crate) quiet: bool,
+    /// The token the config reads from the environment, for checking the config.
+    pub(crate) token: &'a str,
+}
+
+/// What [`ensure`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Installed {
+    /// The requested version was installed already.
+    Kept,
+    /// It was installed now, replacing `replaced` if there was one.
+    New { replaced: Option<Version> },
 }
 
 /// Which hash the archive installed was checked against.
@@ -77,9 +88,10 @@ impl fmt::Display for Verified {
 }
 
 /// Makes sure the requested version is installed, and says what it did.
-pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
+pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<Installed> {
     let version = request.asset.version;
     remove_interrupted_setups(layout);
+    let recorded = manifest_version(layout);
     if !request.reinstall && installed_version(layout, &request.asset) == Some(version) {
         if !request.quiet {
             eprintln!(
@@ -87,7 +99,7 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
                 show(&layout.binary())
             );
         }
-        return Ok(());
+        return Ok(Installed::Kept);
     }
     let staging = tempfile::Builder::new()
         .prefix(STAGING_PREFIX)
@@ -122,7 +134,7 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
     check_version(&binary, version)?;
     // A config that the new binary rejects (after a downgrade, say) keeps the old one in place.
     if layout.config().is_file() && !request.config_replaced {
-        server_accepts_config(&binary, layout)?;
+        server_accepts_config(&binary, layout, request.token)?;
     }
 
     let binary_sha256 = sha256_file(&binary)?;
@@ -147,7 +159,9 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<()> {
         "installed nats-server v{version} at `{}` ({verified})",
         show(&layout.binary())
     );
-    Ok(())
+    Ok(Installed::New {
+        replaced: recorded,
+    })
 }
 
 /// A setup that was killed (Ctrl-C during a download, say) could not delete its staging
@@ -322,10 +336,10 @@ fn check_version(binary: &Path, version: Version) -> Result<()> {
     Ok(())
 }
 
-/// Asks `binary` whether it accepts the config of the single server, with the token in its
+/// Asks `binary` whether it accepts the config of the single server, with `token` in its
 /// environment.
-pub(crate) fn server_accepts_config(binary: &Path, layout: &Layout) -> Result<()> {
-    let env = ServerEnv::single(token::load(&layout.env_file())?);
+pub(crate) fn server_accepts_config(binary: &Path, layout: &Layout, token: &str) -> Result<()> {
+    let env = ServerEnv::single(token.to_string());
     accepts_config(binary, layout, &env).map_err(|e| {
         anyhow::anyhow!("{e:#}; fix it, or rewrite it with `cargo xtask setup --regenerate-config`")
     })

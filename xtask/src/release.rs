@@ -5,8 +5,10 @@ use std::fmt;
 
 use anyhow::{Result, bail};
 
-/// The last 2.10 release; v2.10.27 fixed CVE-2025-30215, so nothing older is the default.
-pub(crate) const DEFAULT_VERSION: &str = "2.10.29";
+/// The version a first install gets and `setup --upgrade` moves to: the one line of
+/// `xtask/pins/version`, the one place where a checkout puts everyone on one version. It is the
+/// last 2.10 release; v2.10.27 fixed CVE-2025-30215, so nothing older should be pinned.
+const PINNED_VERSION: &str = include_str!("../pins/version");
 
 pub(crate) const GITHUB_RELEASES: &str = "https://github.com/nats-io/nats-server/releases/download";
 
@@ -34,13 +36,14 @@ impl Version {
             Some(patch) => Ok(Version { patch }),
             None => bail!(
                 "unsupported nats-server version `{text}`: only 2.10 patch releases are supported \
-                 (such as {DEFAULT_VERSION}, the default)"
+                 (such as {}, the one this checkout pins)",
+                PINNED_VERSION.trim()
             ),
         }
     }
 
     pub(crate) fn default_version() -> Version {
-        Version::parse(DEFAULT_VERSION).expect("the default version parses")
+        Version::parse(PINNED_VERSION).expect("xtask/pins/version holds a 2.10 patch version")
     }
 }
 

@@ -8,23 +8,32 @@ use anyhow::{Context, Result, bail};
 
 use crate::args::{ListenArgs, SourceArgs};
 use crate::config;
-use crate::files::{self, write_atomically};
-use crate::install::{self, Request, Source};
+use crate::files::{self, Created, write_atomically};
+use crate::install::{self, Installed, Request, Source};
 use crate::layout::{Layout, show};
 use crate::release::{self, Asset, Platform, Version};
-use crate::token::{self, EnvFile};
+use crate::running::Running;
+use crate::token;
 
 /// Install the nats-server 2.10 release for this host, write its config and create its token.
 ///
-/// Safe to run again: an installed, verified binary is kept without any network request, and
-/// an existing config or `.env.nats` is never overwritten.
+/// Safe to run again: an installed, verified binary is kept without any network request (the
+/// version this checkout pins applies to a first install, `--version` or `--upgrade` change
+/// it), and an existing config or `.env.nats` is never overwritten. A setup that fails leaves
+/// the directory as it found it.
 ///
-/// Environment: NATS_XTASK_CACHE is where verified archives are kept (default: the user's cache
-/// directory, `nats-xtask`); HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY are honoured.
+/// Environment: NATS_SERVER_VERSION is `--version`; NATS_XTASK_CACHE is where verified archives
+/// are kept (default: the user's cache directory, `nats-xtask`); HTTPS_PROXY, HTTP_PROXY,
+/// ALL_PROXY and NO_PROXY are honoured.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Setup {
     #[command(flatten)]
     source: SourceArgs,
+
+    /// Install the version this checkout pins (`xtask/pins/version`), replacing the one
+    /// installed.
+    #[arg(long, conflicts_with = "version")]
+    upgrade: bool,
 
     /// Install from this local release archive (.tar.gz or .zip) instead of downloading.
     #[arg(long, value_name = "FILE")]
@@ -38,7 +47,8 @@ pub(crate) struct Setup {
     #[arg(long)]
     reinstall: bool,
 
-    /// Rewrite nats-server.conf from these options; the old file is kept beside it.
+    /// Rewrite nats-server.conf from the template, with its host and ports unless options name
+    /// others; the old file is kept beside it.
     #[arg(long)]
     regenerate_config: bool,
 
@@ -49,7 +59,7 @@ pub(crate) struct Setup {
     #[arg(long)]
     show_token: bool,
 
-    /// Run on behalf of `run`: keep the installed version unless asked, say only what changed.
+    /// Run on behalf of `run`: say only what changed.
     #[arg(skip)]
     for_run: bool,
 }
@@ -59,6 +69,7 @@ impl Setup {
     pub(crate) fn for_run(source: SourceArgs, listen: ListenArgs) -> Setup {
         Setup {
             source,
+            upgrade: false,
             archive: None,
             sha256: None,
             reinstall: false,
@@ -87,14 +98,31 @@ impl Setup {
             );
         }
         let asset = Asset { version, platform };
-        fs::create_dir_all(&layout.dir).with_context(|| {
-            format!(
-                "cannot create `{}`: check that you may write there",
-                show(&layout.dir)
-            )
-        })?;
-        let _lock = files::lock(&layout.setup_lock(), "setup")?;
+        // Everything this setup creates goes again if it fails, the lock file included.
+        let mut created = Created::default();
+        created.dir_all(&layout.dir)?;
+        let lock_existed = layout.setup_lock().exists();
+        let lock = files::lock(&layout.setup_lock(), "setup")?;
+        if !lock_existed {
+            created.file(&layout.setup_lock());
+        }
+        let outcome = self.set_up(layout, asset, &mut created);
+        drop(lock);
+        if outcome.is_ok() {
+            created.keep();
+        }
+        outcome
+    }
 
+    fn set_up(&self, layout: &Layout, asset: Asset, created: &mut Created) -> Result<()> {
+        let version = asset.version;
+        let token = match token::existing(&layout.env_file())? {
+            Some(token) => Existing(token),
+            None => {
+                refuse_new_token_beside_running_server(layout)?;
+                New(token::generate()?)
+            }
+        };
         let archive = self.archive.as_deref().map(crate::layout::from_user);
         let source = match &archive {
             Some(path) => Source::Archive(path),
@@ -107,38 +135,68 @@ impl Setup {
             reinstall: self.reinstall,
             config_replaced: self.regenerate_config,
             quiet: self.for_run,
+            token: token.value(),
         };
-        // The token first: a new binary checks the existing config, which needs it.
-        let token_file = token::ensure(&layout.env_file())?;
-        install::ensure(layout, &request).context("cannot install nats-server")?;
+        let installed = install::ensure(layout, &request).context("cannot install nats-server")?;
 
-        self.write_config(layout)?;
-        match token_file {
-            EnvFile::Created => eprintln!(
-                "created `{}` with a new token (readable by you only)",
-                show(&layout.env_file())
-            ),
-            EnvFile::Kept if !self.for_run => {
-                eprintln!("kept the token in `{}`", show(&layout.env_file()))
-            }
-            EnvFile::Kept => {}
+        self.write_config(layout, created)?;
+        for dir in [layout.jetstream_dir(), layout.logs_dir()] {
+            created.dir_all(&dir)?;
         }
-        layout.create_working_dirs()?;
-        install::server_accepts_config(&layout.binary(), layout)?;
+        install::server_accepts_config(&layout.binary(), layout, token.value())?;
         if !self.for_run {
             eprintln!(
                 "`{}` is valid (checked by nats-server -t)",
                 show(&layout.config())
             );
         }
+        // The token last: a setup that failed before has written none.
+        match &token {
+            New(value) => {
+                token::create(&layout.env_file(), value)?;
+                created.file(&layout.env_file());
+                eprintln!(
+                    "created `{}` with a new token (readable by you only)",
+                    show(&layout.env_file())
+                );
+            }
+            Existing(_) if !self.for_run => {
+                eprintln!("kept the token in `{}`", show(&layout.env_file()))
+            }
+            Existing(_) => {}
+        }
+        if !self.for_run {
+            self.say_what_is_stale(layout, version, installed)?;
+        }
         if self.show_token {
-            println!("{}", token::load(&layout.env_file())?);
+            println!("{}", token.value());
         }
         Ok(())
     }
 
-    /// `--version`, else the version in `--archive`'s official file name, else (for `run`) the
-    /// installed version, else the default.
+    /// What the user may not expect: a server that runs another version than the one just
+    /// installed, and an installed version that is not the one this checkout pins.
+    fn say_what_is_stale(&self, layout: &Layout, version: Version, installed: Installed) -> Result<()> {
+        if let Installed::New { replaced: Some(old) } = installed
+            && old != version
+            && Running::now(layout)? != Running::Nothing
+        {
+            eprintln!(
+                "the server that runs is still v{old}: `cargo xtask restart` runs v{version}"
+            );
+        }
+        let pinned = Version::default_version();
+        if version != pinned && self.source.version.is_none() && self.archive.is_none() {
+            eprintln!(
+                "this checkout pins v{pinned} (`xtask/pins/version`); `cargo xtask setup \
+                 --upgrade` installs it"
+            );
+        }
+        Ok(())
+    }
+
+    /// `--version`, else the version in `--archive`'s official file name, else the pinned one
+    /// with `--upgrade`, else the installed version, else the pinned one.
     fn requested_version(&self, layout: &Layout) -> Result<Version> {
         let named = self
             .archive
@@ -148,13 +206,17 @@ impl Setup {
             (Some(asked), Some(named)) if asked != named => {
                 bail!("--version {asked} contradicts the archive's name, which says {named}")
             }
+            (_, Some(named)) if self.upgrade && named != Version::default_version() => bail!(
+                "--upgrade installs v{}, but the archive's name says v{named}",
+                Version::default_version()
+            ),
             (None, None) if self.archive.is_some() => bail!(
                 "cannot tell which version `{}` holds from its name: pass --version 2.10.N",
                 self.archive.as_deref().unwrap_or(Path::new("")).display()
             ),
             (asked, named) => {
                 let installed = || {
-                    self.for_run
+                    (!self.upgrade)
                         .then(|| install::manifest_version(layout))
                         .flatten()
                 };
@@ -166,48 +228,89 @@ impl Setup {
         }
     }
 
-    fn write_config(&self, layout: &Layout) -> Result<()> {
+    /// Writes the config if there is none, or again with `--regenerate-config`: from the
+    /// template, on the host and ports of the config there is unless options name others.
+    fn write_config(&self, layout: &Layout, created: &mut Created) -> Result<()> {
         let path = layout.config();
-        let rendered = config::render(&self.listen.listen());
-        match fs::read_to_string(&path) {
+        let existing = match fs::read_to_string(&path) {
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                write_atomically(&path, rendered.as_bytes())?;
+                write_atomically(&path, config::render(&self.listen.listen()).as_bytes())?;
+                created.file(&path);
                 eprintln!("wrote `{}`", show(&path));
+                return Ok(());
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", show(&path))),
-            Ok(existing) if existing == rendered => {
-                if !self.for_run {
-                    eprintln!("`{}` is up to date", show(&path))
-                }
+            Ok(existing) => existing,
+        };
+        let configured = config::read_listen(&existing);
+        let rendered = config::render(&self.listen.over(&configured));
+        if existing == rendered {
+            if !self.for_run {
+                eprintln!("`{}` is up to date", show(&path))
             }
-            Ok(_) if self.regenerate_config => {
-                let backup = files::back_up(&path)?;
-                write_atomically(&path, rendered.as_bytes())?;
-                eprintln!(
-                    "rewrote `{}`; the old one is `{}`",
-                    show(&path),
-                    show(&backup)
-                );
-            }
-            Ok(existing) if self.listen.any_given() => {
-                let differences = self.listen.differences(&config::read_listen(&existing));
-                if !differences.is_empty() {
-                    bail!(
-                        "`{}` differs from what you ask for: {}; run `cargo xtask setup \
-                         --regenerate-config` with these options to rewrite it (the old file is \
-                         kept), or edit it",
-                        show(&path),
-                        differences.join(", ")
-                    );
-                }
-            }
-            Ok(_) if self.for_run => {}
-            Ok(_) => eprintln!(
-                "kept `{}`, which differs from what setup would write \
-                 (`--regenerate-config` rewrites it and keeps a copy)",
+            return Ok(());
+        }
+        if self.regenerate_config {
+            let backup = files::back_up(&path)?;
+            write_atomically(&path, rendered.as_bytes())?;
+            eprintln!(
+                "rewrote `{}`; the old one is `{}`",
+                show(&path),
+                show(&backup)
+            );
+            return Ok(());
+        }
+        let differences = self.listen.differences(&configured);
+        if !differences.is_empty() {
+            bail!(
+                "`{}` differs from what you ask for: {}; run `cargo xtask setup \
+                 --regenerate-config` with these options to rewrite it (the old file is \
+                 kept), or edit it",
+                show(&path),
+                differences.join(", ")
+            );
+        }
+        if !self.for_run {
+            eprintln!(
+                "kept `{}` with your edits (`--regenerate-config` would rewrite it from the \
+                 template, on the same host and ports, and keep a copy)",
                 show(&path)
-            ),
+            );
         }
         Ok(())
     }
+}
+
+/// The token a setup works with: the one in `.env.nats`, or a new one, written only once the
+/// rest has succeeded.
+enum Token {
+    Existing(String),
+    New(String),
+}
+use Token::{Existing, New};
+
+impl Token {
+    fn value(&self) -> &str {
+        match self {
+            Existing(token) | New(token) => token,
+        }
+    }
+}
+
+/// A server of this checkout that runs checks the token it started with: a new one in
+/// `.env.nats` would lock every client out of it.
+fn refuse_new_token_beside_running_server(layout: &Layout) -> Result<()> {
+    let what = match Running::now(layout)? {
+        Running::Nothing => return Ok(()),
+        Running::Single { pid } => format!("nats-server of this checkout runs (pid {pid})"),
+        Running::Cluster { running, .. } => {
+            format!("this checkout's cluster runs ({})", running.join(", "))
+        }
+    };
+    bail!(
+        "`{}` is missing, but {what} with the token it started with: a new token written now \
+         would lock every client out of it. `cargo xtask token rotate` writes a new token and \
+         restarts the server with it; or `cargo xtask stop` first",
+        show(&layout.env_file())
+    )
 }

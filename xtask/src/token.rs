@@ -119,40 +119,35 @@ fn readable_by_server(token: &str) -> bool {
         )
 }
 
-/// What happened to `.env.nats`.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum EnvFile {
-    Created,
-    Kept,
-}
-
-/// Creates `path` with a new token unless it exists; an existing file is checked, never rewritten.
-pub(crate) fn ensure(path: &Path) -> Result<EnvFile> {
-    match create(path) {
-        Ok(()) => Ok(EnvFile::Created),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            load(path)?;
+/// The token in `path`, checked, if the file exists; None if it does not.
+pub(crate) fn existing(path: &Path) -> Result<Option<String>> {
+    match fs::metadata(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+        Ok(_) => {
+            let token = load(path)?;
             warn_if_readable_by_others(path);
-            Ok(EnvFile::Kept)
+            Ok(Some(token))
         }
-        Err(e) => Err(e).with_context(|| format!("cannot create `{}`", path.display())),
     }
 }
 
-/// Writes a new token to a temporary file beside `path` (owner-only on Unix; on Windows it
-/// inherits the ACL of the user's checkout) and moves it into place only if `path` does not
-/// exist, so the file is never half-written and never overwritten.
-fn create(path: &Path) -> std::io::Result<()> {
-    let token = generate().map_err(std::io::Error::other)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    let text = format!(
-        "# Secret for the NATS server of this checkout; never commit it.\n{TOKEN_VAR}={token}\n"
-    );
-    file.write_all(text.as_bytes())?;
-    file.as_file().sync_all()?;
-    file.persist_noclobber(path).map_err(|e| e.error)?;
-    Ok(())
+/// Writes `token` to a new `path` through a temporary file beside it (owner-only on Unix; on
+/// Windows it inherits the ACL of the user's checkout), moved into place only if `path` does
+/// not exist: the file is never half-written and never overwritten.
+pub(crate) fn create(path: &Path, token: &str) -> Result<()> {
+    let write = || -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut file = tempfile::NamedTempFile::new_in(dir)?;
+        let text = format!(
+            "# Secret for the NATS server of this checkout; never commit it.\n{TOKEN_VAR}={token}\n"
+        );
+        file.write_all(text.as_bytes())?;
+        file.as_file().sync_all()?;
+        file.persist_noclobber(path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    write().with_context(|| format!("cannot create `{}`", path.display()))
 }
 
 /// Replaces the token in `path` with `token`, atomically: every other line (the route
@@ -316,11 +311,12 @@ mod tests {
     fn the_env_file_is_created_once_and_owner_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".env.nats");
-        assert_eq!(ensure(&path).unwrap(), EnvFile::Created);
-        let token = load(&path).unwrap();
+        assert_eq!(existing(&path).unwrap(), None);
+        let token = generate().unwrap();
+        create(&path, &token).unwrap();
         assert!(readable_by_server(&token));
-        assert_eq!(ensure(&path).unwrap(), EnvFile::Kept);
-        assert_eq!(load(&path).unwrap(), token);
+        assert!(create(&path, "nats_other").is_err(), "never overwritten");
+        assert_eq!(existing(&path).unwrap(), Some(token));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -347,7 +343,7 @@ mod tests {
     fn the_route_password_is_added_once_beside_the_token() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".env.nats");
-        ensure(&path).unwrap();
+        create(&path, &generate().unwrap()).unwrap();
         let token = load(&path).unwrap();
         let password = ensure_route_password(&path).unwrap();
         assert!(
@@ -370,7 +366,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".env.nats");
         fs::write(&path, "OTHER=1\n").unwrap();
-        let err = format!("{:#}", ensure(&path).unwrap_err());
+        let err = format!("{:#}", existing(&path).unwrap_err());
         assert!(err.contains(".env.nats` has no NATS_TOKEN"), "{err}");
         fs::write(&path, "NATS_TOKEN=1\nbroken line\n").unwrap();
         let err = format!("{:#}", load(&path).unwrap_err());

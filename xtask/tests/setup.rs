@@ -1105,7 +1105,7 @@ fn an_edited_config_is_kept_unless_regeneration_is_asked_for() {
 
     let run = setup(&sandbox, &mirror, &server.version, &[]).ok();
     assert!(
-        run.stderr.contains("differs from what setup would write"),
+        run.stderr.contains("nats-server.conf` with your edits"),
         "{}",
         run.stderr
     );
