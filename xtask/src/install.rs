@@ -159,9 +159,7 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<Installed> {
         "installed nats-server v{version} at `{}` ({verified})",
         show(&layout.binary())
     );
-    Ok(Installed::New {
-        replaced: recorded,
-    })
+    Ok(Installed::New { replaced: recorded })
 }
 
 /// A setup that was killed (Ctrl-C during a download, say) could not delete its staging

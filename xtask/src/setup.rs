@@ -176,8 +176,15 @@ impl Setup {
 
     /// What the user may not expect: a server that runs another version than the one just
     /// installed, and an installed version that is not the one this checkout pins.
-    fn say_what_is_stale(&self, layout: &Layout, version: Version, installed: Installed) -> Result<()> {
-        if let Installed::New { replaced: Some(old) } = installed
+    fn say_what_is_stale(
+        &self,
+        layout: &Layout,
+        version: Version,
+        installed: Installed,
+    ) -> Result<()> {
+        if let Installed::New {
+            replaced: Some(old),
+        } = installed
             && old != version
             && Running::now(layout)? != Running::Nothing
         {

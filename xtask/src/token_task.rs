@@ -50,7 +50,10 @@ impl Token {
 
 impl Rotate {
     fn run(&self, layout: &Layout, root: Option<&Path>) -> Result<()> {
-        running::require_installed(layout, "token rotate")?;
+        // A lost `.env.nats` is what a rotation mends: the running server gets the new token.
+        if layout.env_file().exists() {
+            running::require_installed(layout, "token rotate")?;
+        }
         // No `run` may start the server with the old token meanwhile.
         let _lock = server::run_lock(layout)?;
         let new = token::generate()?;
@@ -61,7 +64,11 @@ impl Rotate {
             Duration::from_secs(self.timeout),
             Say::Stderr,
             || {
-                token::replace(&env_file, &new)?;
+                if env_file.exists() {
+                    token::replace(&env_file, &new)?;
+                } else {
+                    token::create(&env_file, &new)?;
+                }
                 eprintln!("wrote a new token to `{}`", show(&env_file));
                 // With the file, whatever becomes of the restart: the contexts follow it.
                 for name in context::update_token(&Owner::of(layout, root), &new)? {

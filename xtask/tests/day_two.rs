@@ -420,3 +420,33 @@ fn cache_lists_how_archives_were_verified_and_cleans_them() {
     sandbox.xtask(&["cache", "clean"]).ok();
     assert_eq!(sandbox.xtask(&["cache", "list", "--json"]).ok().stdout, "");
 }
+
+#[test]
+fn setup_never_writes_a_new_token_behind_a_running_server_and_rotate_mends_it() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let endpoints = start_with(&sandbox, &mirror, &server, |text| text.to_string());
+    let _stop = StopOnDrop(&sandbox);
+    let old = sandbox.token();
+    let env_file = sandbox.nats_dir().join(".env.nats");
+    std::fs::remove_file(&env_file).unwrap();
+
+    sandbox
+        .xtask(&["setup", "--mirror", &mirror.url])
+        .fails_with("`cargo xtask token rotate` writes a new token");
+    assert!(!env_file.exists(), "setup wrote a token");
+    assert!(
+        accepts(&endpoints.client, &old),
+        "the server lost its token"
+    );
+
+    sandbox.xtask(&["token", "rotate"]).ok();
+    let new = sandbox.token();
+    assert_ne!(new, old);
+    let running = sandbox.endpoints();
+    assert!(
+        accepts(&running.client, &new),
+        "the new token does not work"
+    );
+    assert!(!accepts(&running.client, &old), "the old token still works");
+}

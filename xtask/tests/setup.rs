@@ -1200,3 +1200,159 @@ fn downloads_the_default_release_from_github() {
         run.stderr
     );
 }
+
+#[test]
+fn without_version_setup_keeps_the_installed_version_and_makes_no_request() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    setup(&sandbox, &mirror, &server.version, &[]).ok();
+    let requests = mirror.requests().len();
+    for extra in [
+        &["--show-token"][..],
+        &["--regenerate-config", "--port", "0"],
+        &[],
+    ] {
+        let mut args = vec!["setup", "--mirror", &mirror.url];
+        args.extend_from_slice(extra);
+        let run = sandbox.xtask(&args).ok();
+        assert!(
+            run.stderr.contains(&format!(
+                "nats-server v{} is already installed and verified",
+                server.version
+            )),
+            "{extra:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains("`cargo xtask setup --upgrade` installs it"),
+            "the pin is named: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(
+        mirror.requests().len(),
+        requests,
+        "setup went to the network"
+    );
+    assert_installed(&sandbox, &server);
+}
+
+#[test]
+fn nats_server_version_is_honoured_like_the_option() {
+    let (first, other) = two_server_binaries();
+    let sandbox = Sandbox::new();
+    let mirror = mirror_with(&[&first, &other]);
+    setup(&sandbox, &mirror, &first.version, &[]).ok();
+    let run = sandbox
+        .command(&["setup", "--mirror", &mirror.url])
+        .env("NATS_SERVER_VERSION", &other.version)
+        .output()
+        .unwrap();
+    Run::from(run).ok();
+    assert_installed(&sandbox, &other);
+}
+
+#[test]
+fn upgrade_asks_for_the_pinned_version_and_a_failure_keeps_the_install() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let before = install_first(&sandbox, &server);
+    let run = sandbox.xtask(&["setup", "--mirror", &mirror.url, "--upgrade"]);
+    fails_keeping_install(&sandbox, &before, run, "v2.10.29");
+    assert!(
+        mirror.requests().iter().any(|r| r.contains("/v2.10.29/")),
+        "{:?}",
+        mirror.requests()
+    );
+}
+
+#[test]
+fn a_failed_first_setup_leaves_the_directory_as_it_found_it() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    // As in a fresh clone: the directory holds only its README.
+    fs::create_dir_all(sandbox.nats_dir()).unwrap();
+    fs::write(sandbox.nats_dir().join("README.md"), "# committed\n").unwrap();
+    let before = Sandbox::tree(&sandbox.nats_dir());
+    setup(&sandbox, &mirror, "2.10.3", &[]).fails_with("cannot install nats-server");
+    assert_eq!(Sandbox::tree(&sandbox.nats_dir()), before);
+
+    // A directory that did not exist is gone again, with the parent setup made for it.
+    let fresh = sandbox.root.path().join("new").join("nats");
+    let run = sandbox
+        .command(&["setup", "--mirror", &mirror.url, "--version", "2.10.3"])
+        .arg("--dir")
+        .arg(&fresh)
+        .output()
+        .unwrap();
+    Run::from(run).fails_with("cannot install nats-server");
+    assert!(!sandbox.root.path().join("new").exists());
+}
+
+#[test]
+fn a_failed_setup_of_an_existing_install_changes_nothing() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    setup(&sandbox, &mirror, &server.version, &[]).ok();
+    fs::remove_file(sandbox.nats_dir().join(".env.nats")).unwrap();
+    let before = Sandbox::tree(&sandbox.nats_dir());
+    setup(&sandbox, &mirror, "2.10.3", &[]).fails_with("cannot install nats-server");
+    assert_eq!(
+        Sandbox::tree(&sandbox.nats_dir()),
+        before,
+        "no token written"
+    );
+}
+
+#[test]
+fn regenerating_keeps_the_configs_host_and_ports() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    setup(
+        &sandbox,
+        &mirror,
+        &server.version,
+        &Ports::picked()
+            .args()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    )
+    .ok();
+    let config = sandbox.nats_dir().join("nats-server.conf");
+    let original = fs::read_to_string(&config).unwrap();
+    assert!(original.contains("port: -1"), "{original}");
+
+    let run = setup(&sandbox, &mirror, &server.version, &[]).ok();
+    assert!(run.stderr.contains("is up to date"), "{}", run.stderr);
+
+    fs::write(
+        &config,
+        original.replace("max_connections: 100", "max_connections: 5"),
+    )
+    .unwrap();
+    let run = setup(&sandbox, &mirror, &server.version, &["--regenerate-config"]).ok();
+    assert_eq!(
+        fs::read_to_string(&config).unwrap(),
+        original,
+        "{}",
+        run.stderr
+    );
+    let backups: Vec<String> = fs::read_dir(sandbox.nats_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".bak"))
+        .collect();
+    assert_eq!(backups.len(), 1);
+    let stamp = backups[0]
+        .strip_prefix("nats-server.conf.")
+        .and_then(|rest| rest.strip_suffix("Z.bak"))
+        .unwrap_or_else(|| panic!("{backups:?}"));
+    let shape: String = stamp
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect();
+    assert_eq!(shape, "9999-99-99T99-99-99", "{backups:?}");
+}

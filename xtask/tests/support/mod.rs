@@ -440,6 +440,7 @@ impl Sandbox {
         command.env("XDG_CONFIG_HOME", self.config_home());
         for var in [
             "NATS_SERVER_MIRROR",
+            "NATS_SERVER_VERSION",
             "NATS_DIR",
             "NATS_HOST",
             "NATS_PORT",
@@ -459,6 +460,28 @@ impl Sandbox {
             command.env_remove(var);
         }
         command
+    }
+
+    /// The names in `dir` and below, each with its contents (None for a directory), sorted: what
+    /// a command that must change nothing is compared on.
+    pub fn tree(dir: &Path) -> Vec<(String, Option<Vec<u8>>)> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                found.push((format!("{name}/"), None));
+                found.extend(
+                    Sandbox::tree(&path)
+                        .into_iter()
+                        .map(|(inner, bytes)| (format!("{name}/{inner}"), bytes)),
+                );
+            } else {
+                found.push((name, Some(fs::read(&path).unwrap())));
+            }
+        }
+        found.sort();
+        found
     }
 
     /// Scratch that setup must never leave behind.
