@@ -126,7 +126,8 @@ pub(crate) fn stop_server(layout: &Layout, what: &str, timeout: Duration) -> Res
     match stopped {
         Stopped::Gracefully => eprintln!("{what} (pid {pid}) stopped"),
         Stopped::Killed if cfg!(windows) => eprintln!(
-            "{what} (pid {pid}) was terminated: Windows cannot ask a detached process to stop"
+            "{what} (pid {pid}) was terminated: Windows gives no way to ask it to shut down \
+             cleanly from another program; JetStream recovers its files at the next start"
         ),
         Stopped::Killed => eprintln!(
             "{what} (pid {pid}) did not stop within {} s and was killed",

@@ -297,6 +297,37 @@ fn acknowledged_messages_survive_sigkill() {
     );
 }
 
+/// The `nats-server_<pid>.ports` files in `dir`.
+fn ports_files(dir: &std::path::Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".ports"))
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn stop_removes_the_ports_file_a_killed_server_left() {
+    let server = server_binary();
+    let (sandbox, _mirror, _endpoints) = started(&server);
+    let _stop = StopOnDrop(&sandbox);
+    let pid = sandbox.recorded_pid().unwrap();
+    assert_eq!(ports_files(&sandbox.nats_dir()).len(), 1);
+    signal(pid, "KILL");
+    assert!(gone(pid));
+    assert_eq!(
+        ports_files(&sandbox.nats_dir()).len(),
+        1,
+        "killed servers leave it"
+    );
+
+    sandbox.xtask(&["stop"]).ok();
+    assert_eq!(ports_files(&sandbox.nats_dir()), Vec::<String>::new());
+    assert_eq!(sandbox.recorded_pid(), None);
+}
+
 /// `cargo xtask run` in the foreground. Unix only: the tests that use it send signals.
 #[cfg(unix)]
 mod foreground {

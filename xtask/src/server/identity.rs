@@ -30,6 +30,7 @@ pub(crate) fn reconcile_pid_file(layout: &Layout) -> Result<Option<u32>> {
             };
             eprintln!("removing stale `{}`: {why}", show(&path));
             fs::remove_file(&path).with_context(|| format!("cannot remove `{}`", show(&path)))?;
+            remove_stale_ports_files(layout);
             Ok(None)
         }
     }
@@ -39,11 +40,32 @@ pub(super) fn write_pid_file(layout: &Layout, pid: u32) -> Result<()> {
     write_atomically(&layout.pid_file(), format!("{pid}\n").as_bytes())
 }
 
-/// Removes the pid file if it still names `pid`: another run may have written its own since.
+/// Removes the pid file if it still names `pid` (another run may have written its own since),
+/// and the ports files of servers that are gone.
 pub(crate) fn remove_pid_file(layout: &Layout, pid: u32) {
     let path = layout.pid_file();
     if fs::read_to_string(&path).is_ok_and(|text| text.trim() == pid.to_string()) {
         let _ = fs::remove_file(path);
+    }
+    remove_stale_ports_files(layout);
+}
+
+/// Removes every `nats-server*_<pid>.ports` in the server's directory whose pid is no longer
+/// our server: nats-server removes its own when it exits cleanly, but not when it is killed, nor
+/// when Windows terminates it.
+fn remove_stale_ports_files(layout: &Layout) {
+    for entry in fs::read_dir(&layout.dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("nats-server")
+            .and_then(|rest| rest.strip_suffix(".ports"))
+            .and_then(|rest| rest.rsplit_once('_'))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !is_our_server(pid, layout)
+        {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 
