@@ -101,6 +101,38 @@ pub(crate) fn nodes(
         .collect()
 }
 
+/// Where the first node listens unless options say otherwise: as its config says, for a
+/// cluster started before; else on the single server's ports (its config's, else the
+/// defaults), with the route port 2000 above the client port, as 6222 is above 4222. Every
+/// other node derives its ports from these.
+pub(crate) fn first_node_ports(layout: &Layout) -> (Listen, i32) {
+    let configured = |layout: &Layout| {
+        Some(config::read_listen(
+            &fs::read_to_string(layout.config()).ok()?,
+        ))
+    };
+    let first = layout.node("n1");
+    if let Some(listen) = configured(&first) {
+        let text = fs::read_to_string(first.config()).unwrap_or_default();
+        let cluster_port =
+            config::read_cluster_port(&text).unwrap_or_else(|| route_port_beside(listen.port));
+        return (listen, cluster_port);
+    }
+    let listen = configured(layout).unwrap_or_default();
+    let cluster_port = route_port_beside(listen.port);
+    (listen, cluster_port)
+}
+
+/// The route port that goes with client port `port`: 2000 above it (6222 for 4222), or picked
+/// by the server when the client port is.
+fn route_port_beside(port: i32) -> i32 {
+    match port {
+        port if port <= 0 => -1,
+        port if port + 2000 <= i32::from(u16::MAX) - 4 * PORT_STEP => port + 2000,
+        _ => 6222,
+    }
+}
+
 /// The names of the nodes of the cluster recorded in `layout`, if there is one.
 pub(crate) fn recorded_names(layout: &Layout) -> Vec<String> {
     (1..=recorded_count(layout).unwrap_or(0))
@@ -599,6 +631,14 @@ mod tests {
                 .iter()
                 .all(|n| n.listen.port == -1 && n.cluster_port == -1)
         );
+    }
+
+    #[test]
+    fn route_ports_sit_2000_above_the_client_port() {
+        assert_eq!(route_port_beside(4222), 6222);
+        assert_eq!(route_port_beside(24222), 26222);
+        assert_eq!(route_port_beside(-1), -1);
+        assert_eq!(route_port_beside(65000), 6222);
     }
 
     #[test]

@@ -727,3 +727,69 @@ fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() 
     }
     assert!(sandbox.nats_dir().join("cluster/cluster.json").exists());
 }
+
+/// A base port B below the OS's ephemeral range (so that no test picking its ports gets one)
+/// such that every port a 3-node cluster derives from a single server on B, B+1 and B+2 is free:
+/// B+{0,1,2}+10·k and B+2000+10·k.
+fn free_port_block() -> u16 {
+    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let seed = std::process::id() as u16;
+    (0..200u16)
+        .map(|i| 20_000 + (seed.wrapping_add(i * 37) % 400) * 20)
+        .find(|&base| {
+            (0..3u16).all(|k| {
+                [0u16, 1, 2, 2000]
+                    .iter()
+                    .all(|offset| free(base + offset + 10 * k))
+            })
+        })
+        .expect("no free block of ports between 20000 and 28000")
+}
+
+#[test]
+fn a_first_cluster_takes_its_ports_from_the_single_servers_config() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let base = free_port_block();
+    let (client, http, ws) = (
+        base.to_string(),
+        (base + 1).to_string(),
+        (base + 2).to_string(),
+    );
+    sandbox
+        .xtask(&[
+            "setup",
+            "--mirror",
+            &mirror.url,
+            "--version",
+            &server.version,
+            "--port",
+            &client,
+            "--http-port",
+            &http,
+            "--ws-port",
+            &ws,
+        ])
+        .ok();
+    let _stop = StopOnDrop(&sandbox);
+    sandbox
+        .xtask(&["run", "--cluster", "--detach", "--timeout", "120"])
+        .ok();
+    let (_, status) = status_json(&sandbox);
+    for (k, name) in ["n1", "n2", "n3"].iter().enumerate() {
+        let shift = 10 * k as u16;
+        let node = node(&status, name);
+        assert_eq!(
+            node["client_url"],
+            format!("nats://127.0.0.1:{}", base + shift),
+            "{status}"
+        );
+        assert_eq!(
+            node["monitoring_url"],
+            format!("http://127.0.0.1:{}", base + 1 + shift),
+            "{status}"
+        );
+        let routes = node_json(&status, name, "/varz");
+        assert_eq!(routes["cluster"]["cluster_port"], base + 2000 + shift, "{routes}");
+    }
+}

@@ -28,14 +28,16 @@ pub(super) fn run(args: &Run, layout: &Layout, lock: std::fs::File) -> Result<()
     Setup::for_run(args.source.clone(), ListenArgs::default()).run(layout)?;
     let token = token::load(&layout.env_file())?;
     let password = token::ensure_route_password(&layout.env_file())?;
-    let cluster_port = args.cluster_port.map_or(6222, config_port);
+    let (first, cluster_port) = cluster::first_node_ports(layout);
+    let first = args.listen.over(&first);
+    let cluster_port = args.cluster_port.map_or(cluster_port, config_port);
     // Without port options, nodes started before keep their ports: the others route to them.
     let ports = if args.listen.any_given() || args.cluster_port.is_some() {
         cluster::Ports::Asked
     } else {
         cluster::Ports::Kept
     };
-    let nodes = cluster::nodes(layout, &args.listen.listen(), cluster_port, count, ports);
+    let nodes = cluster::nodes(layout, &first, cluster_port, count, ports);
     let mut to_start = Vec::new();
     for node in &nodes {
         match server::reconcile_pid_file(&node.layout)? {
