@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::cluster;
 use crate::layout::Layout;
 use crate::server::{self, Endpoints};
-use crate::units::bytes;
+use crate::units::{self, bytes};
 
 /// Watch the server: connections, message and byte rates, memory, CPU, JetStream usage.
 ///
@@ -219,10 +219,10 @@ fn screen(sample: &Sample, rates: Option<Rates>, url: &str) -> String {
             plain(&v["cpu"])
         ),
         format!(
-            "jetstream     {} streams, {} consumers, {} messages, {}",
-            j["streams"],
-            j["consumers"],
-            j["messages"],
+            "jetstream     {}, {}, {}, {}",
+            units::counted(&j["streams"], "stream"),
+            units::counted(&j["consumers"], "consumer"),
+            units::counted(&j["messages"], "message"),
             bytes(&j["bytes"])
         ),
         format!(
