@@ -265,9 +265,11 @@ pub(crate) fn print_nodes(nodes: &[Node], endpoints: &[Endpoints], say: Say) {
     }
 }
 
-/// Fails, saying what to run first, unless setup has installed the server in `layout`.
+/// Fails, saying what to run first, unless setup has installed the server in `layout`. The
+/// token file is not checked here: the tasks that need the token say what to do without it
+/// (`token rotate` writes a new one).
 pub(crate) fn require_installed(layout: &Layout, task: &str) -> Result<()> {
-    let missing: Vec<String> = [layout.binary(), layout.config(), layout.env_file()]
+    let missing: Vec<String> = [layout.binary(), layout.config()]
         .iter()
         .filter(|path| !path.is_file())
         .map(|path| format!("`{}`", crate::layout::show(path)))

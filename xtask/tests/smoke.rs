@@ -112,6 +112,31 @@ fn without_a_server_smoke_runs_its_own_and_cleans_up() {
 }
 
 #[test]
+fn a_missing_token_file_is_named_with_what_to_run_and_token_rotate_mends_it() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    start(&sandbox, &mirror, &server);
+    let _stop = StopOnDrop(&sandbox);
+    fs::remove_file(sandbox.nats_dir().join(".env.nats")).unwrap();
+
+    let run = sandbox
+        .xtask(&["smoke"])
+        .fails_with(".env.nats` is missing, and with it the token");
+    for next in [
+        "`cargo xtask setup` writes a new one",
+        "`cargo xtask token rotate`",
+    ] {
+        assert!(run.stderr.contains(next), "no {next} in:\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("No such file"), "{}", run.stderr);
+
+    // The step it names for a running server works: a new token, the server restarted with it.
+    sandbox.xtask(&["token", "rotate"]).ok();
+    let run = sandbox.xtask(&["smoke"]).ok();
+    assert_eq!(run.stdout.lines().last(), Some("8 passed, 0 failed"));
+}
+
+#[test]
 fn smoke_fails_against_a_server_with_another_token() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);

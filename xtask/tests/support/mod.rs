@@ -480,6 +480,8 @@ impl Sandbox {
 
 pub struct Run {
     pub success: bool,
+    /// The exit code; None when a signal ended the process.
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -488,6 +490,7 @@ impl From<Output> for Run {
     fn from(out: Output) -> Run {
         Run {
             success: out.status.success(),
+            code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
