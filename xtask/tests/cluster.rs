@@ -159,6 +159,17 @@ fn a_cluster_starts_keeps_acknowledged_messages_through_node_loss_and_stops_clea
     assert!(gone(pids[1]));
     let (ok, down) = status_json(&sandbox);
     assert!(!ok && node(&down, "n2")["running"] == false, "{down}");
+    // One node down is named in the singular.
+    let human = sandbox.xtask(&["status"]);
+    assert_eq!(human.code, Some(3), "{}", human.stderr);
+    assert!(
+        human.stderr.contains("node n2 is not running"),
+        "{}",
+        human.stderr
+    );
+    sandbox.xtask(&["smoke"]).fails_with(
+        "node n2 of the cluster is not running: `cargo xtask run --cluster --detach` starts it",
+    );
     sent.extend(publish_acked_replicated(&n1, &token, "ORDERS", 3, 50..80));
     let again = start_cluster(&sandbox, &mirror, &server);
     assert!(
