@@ -397,6 +397,12 @@ fn respond(stream: &mut TcpStream, code: u16, body: &[u8], length: usize) -> std
     stream.shutdown(std::net::Shutdown::Both)
 }
 
+/// A mirror URL that nobody answers: a loopback port bound, then closed again.
+pub fn unreachable_mirror() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}/releases", listener.local_addr().unwrap())
+}
+
 /// A temporary place for one test: the server's directory and a cache of its own.
 pub struct Sandbox {
     pub root: tempfile::TempDir,
