@@ -11,6 +11,10 @@ use crate::layout::Layout;
 use crate::server::{self, Endpoints, Mode, Stopped};
 use crate::token::{self, ServerEnv};
 
+/// The exit code for "not running" (LSB init scripts: program is not running), as `status`
+/// and `monitor --once` give it.
+pub(crate) const NOT_RUNNING: u8 = 3;
+
 /// Where the addresses of a server started go: stdout for the tasks whose output they are
 /// (`run`, `restart`), stderr for those that only restart on the way (`reset`,
 /// `token rotate --show-token`, whose stdout is the token).

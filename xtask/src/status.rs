@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::cluster;
 use crate::layout::Layout;
+use crate::running::NOT_RUNNING;
 use crate::server::{self, Endpoints};
 use crate::units::{self, bytes};
 
@@ -20,9 +21,6 @@ pub(crate) struct Status {
     #[arg(long)]
     json: bool,
 }
-
-/// The exit code for "not running" (LSB init scripts: program is not running).
-const NOT_RUNNING: u8 = 3;
 
 impl Status {
     pub(crate) fn run(&self, layout: &Layout) -> Result<ExitCode> {

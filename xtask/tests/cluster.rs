@@ -230,6 +230,23 @@ fn a_cluster_starts_keeps_acknowledged_messages_through_node_loss_and_stops_clea
     }
     let (ok, _) = status_json(&sandbox);
     assert!(!ok);
+    // With every node stopped, monitor --once says nothing runs, as status does.
+    let monitor = sandbox.xtask(&["monitor", "--once"]);
+    assert_eq!(
+        monitor.code,
+        Some(3),
+        "{}{}",
+        monitor.stdout,
+        monitor.stderr
+    );
+    assert!(
+        monitor.stderr.contains(
+            "nothing of this checkout runs: not its nats-server, nor any of the 3 nodes of its \
+             cluster (`cargo xtask run --cluster --detach` starts the cluster again"
+        ),
+        "{}",
+        monitor.stderr
+    );
 }
 
 #[test]
