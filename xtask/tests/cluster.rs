@@ -678,7 +678,7 @@ fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() 
     assert_eq!(one.stdout, format!("{}\n{}\n", n2_last[1], n2_last[0]));
 
     // env: every node's URL.
-    let env = sandbox.xtask(&["env"]).ok();
+    let env = sandbox.xtask(&["env", "--format", "dotenv"]).ok();
     let urls = ["n1", "n2", "n3"]
         .map(|name| url(&restarted, name))
         .join(",");
