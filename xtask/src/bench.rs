@@ -18,17 +18,23 @@ use crate::token::TOKEN_VAR;
 /// Measure what the server carries: core pub/sub, request/reply, JetStream.
 ///
 /// `cargo xtask bench` alone runs a short suite (each at 128 B) and prints one table;
-/// `bench pubsub`, `bench request` and `bench js` measure one thing with their options
-/// (`cargo xtask bench -- --help` and `cargo xtask bench -- js --help` list them): `--msgs` or
+/// `bench pubsub`, `bench request` and `bench js` measure one thing with their options, given
+/// after the benchmark's name (`cargo xtask bench js --help` lists js's): `--msgs` or
 /// `--duration`, `--size`, clients, `--replicas` and `--storage` for JetStream, `--json` or
-/// `--csv` (as `nats bench --csv` writes it) for scripts.
+/// `--csv` (as `nats bench --csv` writes it) for scripts. `--help` shows every benchmark's
+/// options after this task's own, from the bench program (built first).
 ///
 /// It measures this checkout's server or cluster, with its token; else whatever answers on
 /// the ports of its config; else a temporary server (with --cluster, a temporary cluster).
 /// The first run of bench or smoke builds their NATS client, optimised (about 70 s on two
 /// cores).
 #[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
 pub(crate) struct Bench {
+    /// Print help: this task's options, then the benchmarks and their options.
+    #[arg(short = 'h', long)]
+    help: bool,
+
     /// Measure a cluster: this checkout's if it runs, else a temporary one of 3 nodes.
     #[arg(long)]
     cluster: bool,
@@ -49,6 +55,20 @@ pub(crate) struct Bench {
 
 impl Bench {
     pub(crate) fn run(&self, layout: &Layout, root: &Path) -> Result<ExitCode> {
+        if self.help {
+            // This task's options at once; the benchmarks' from the bench program itself, so
+            // that the help never differs from what it accepts.
+            let mut own = <Bench as clap::Args>::augment_args(clap::Command::new("bench"))
+                .bin_name("cargo xtask bench");
+            println!("{}", own.render_long_help());
+            let bench = clients::build(root, Program::Bench)?;
+            println!("\nThe benchmarks and their options, as the bench program takes them:\n");
+            let shown = Command::new(&bench)
+                .arg("--help")
+                .status()
+                .context("cannot run the bench for its help")?;
+            return Ok(exit_code(shown));
+        }
         let bench = clients::build(root, Program::Bench)?;
         // Help, and arguments the bench refuses, before any server is started for it.
         let asks_help = self

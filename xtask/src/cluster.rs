@@ -18,6 +18,7 @@ use crate::files::write_atomically;
 use crate::layout::{Layout, show};
 use crate::server::{self, Endpoints, Mode};
 use crate::token::{RouteSecrets, ServerEnv};
+use crate::units;
 
 /// How far apart the ports of two nodes are.
 const PORT_STEP: i32 = 10;
@@ -525,7 +526,11 @@ fn ready(nodes: &[Node], token: &str) -> Result<Vec<Endpoints>, String> {
         let size = if meta.cluster_size == nodes.len() {
             format!("counts all {} nodes", nodes.len())
         } else {
-            format!("counts {} nodes, not {}", meta.cluster_size, nodes.len())
+            format!(
+                "counts {}, not {}",
+                units::count(meta.cluster_size as u64, "node"),
+                nodes.len()
+            )
         };
         let behind = if behind.is_empty() {
             "none".to_string()

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::{checkout, pip, process};
+use crate::{checkout, pip, process, units};
 
 /// A target to check, with the names zig gives it and its archiver.
 struct Target {
@@ -63,9 +63,9 @@ pub(crate) fn check(root: &Path) -> Result<Checked> {
         let checked = start.elapsed();
         if !problems.is_empty() {
             bail!(
-                "`cargo check --target {}` reports {} problem(s) in this workspace:\n{}",
+                "`cargo check --target {}` reports {} in this workspace:\n{}",
                 target.rust,
-                problems.len(),
+                units::count(problems.len() as u64, "problem"),
                 problems.join("\n")
             );
         }
@@ -76,12 +76,12 @@ pub(crate) fn check(root: &Path) -> Result<Checked> {
             eprintln!("{lint}");
         }
         eprintln!(
-            "{}: check passed in {:.1} s; Debian's clippy {} in {:.1} s: {} finding(s), shown, not failing",
+            "{}: check passed in {:.1} s; Debian's clippy {} in {:.1} s: {}, shown, not failing",
             target.rust,
             checked.as_secs_f64(),
             tools.version,
             linted.as_secs_f64(),
-            lints.len()
+            units::count(lints.len() as u64, "finding")
         );
     }
     Ok(Checked::Yes)

@@ -22,6 +22,22 @@ pub(crate) struct Downloader {
 /// How long the one attempt of a quick download may take, all told.
 const QUICK: Duration = Duration::from_secs(3);
 
+/// A download that got no usable answer: the host could not be reached, or kept failing until
+/// the attempts ran out. Callers look for it in the error to suggest another source.
+#[derive(Debug)]
+pub(crate) struct NoAnswer(String);
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether `error` is (or was caused by) a download that got no usable answer.
+pub(crate) fn no_answer(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<NoAnswer>().is_some()
+}
+
 /// Why one attempt failed, and whether another could succeed.
 enum Failure {
     Transient(anyhow::Error),
@@ -117,7 +133,7 @@ impl Downloader {
                     | ureq::Error::HostNotFound
                     | ureq::Error::ConnectionFailed
             );
-            let e = anyhow::Error::new(e).context(format!("cannot reach `{url}`"));
+            let e = anyhow::Error::new(e).context(NoAnswer(format!("cannot reach `{url}`")));
             if transient {
                 Failure::Transient(e)
             } else {
@@ -151,7 +167,9 @@ impl Downloader {
                 Err(Failure::Final(e)) => return Err(e),
                 Err(Failure::Transient(e)) if n == attempts && attempts == 1 => return Err(e),
                 Err(Failure::Transient(e)) if n == attempts => {
-                    return Err(e.context(format!("gave up on `{url}` after {attempts} attempts")));
+                    return Err(e.context(NoAnswer(format!(
+                        "gave up on `{url}` after {attempts} attempts"
+                    ))));
                 }
                 Err(Failure::Transient(e)) => {
                     eprintln!("{:#}; retrying in {} ms", e, backoff.as_millis());
@@ -200,5 +218,19 @@ impl Progress {
         if finished {
             eprintln!();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_answer_is_found_under_any_context() {
+        let gave_up = anyhow::anyhow!("connection refused")
+            .context(NoAnswer("gave up on `u` after 4 attempts".into()))
+            .context("cannot fetch the release's checksums");
+        assert!(no_answer(&gave_up));
+        assert!(!no_answer(&anyhow::anyhow!("`u` was not found (HTTP 404)")));
     }
 }

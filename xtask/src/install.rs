@@ -11,10 +11,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::cache::Cache;
-use crate::download::Downloader;
+use crate::download::{self, Downloader};
 use crate::files::{self, copy_file_hashing, sha256_file, write_atomically};
 use crate::layout::{Layout, show};
-use crate::release::{Asset, Format, Version, sha256_in_sums};
+use crate::release::{self, Asset, Format, Version, sha256_in_sums};
 use crate::token::ServerEnv;
 use crate::{archive, process};
 
@@ -116,7 +116,18 @@ pub(crate) fn ensure(layout: &Layout, request: &Request) -> Result<Installed> {
     let archive = staging.path().join(request.asset.file_name());
     let verified = match request.source {
         Source::Archive(path) => verify_local(request, path, &archive)?,
-        Source::Mirror(mirror) => fetch(request, mirror, &archive)?,
+        Source::Mirror(mirror) => fetch(request, mirror, &archive).map_err(|e| {
+            if download::no_answer(&e) {
+                let cached = Cache::from_env().entries();
+                let cached: Vec<(&str, Option<&str>)> = cached
+                    .iter()
+                    .map(|entry| (entry.file_name.as_str(), entry.url.as_deref()))
+                    .collect();
+                anyhow::anyhow!("{e:#}; {}", other_sources(&request.asset, mirror, &cached))
+            } else {
+                e
+            }
+        })?,
     };
     let format = match request.source {
         Source::Archive(path) => Format::from_file_name(&path.to_string_lossy()),
@@ -287,6 +298,47 @@ fn fetch(request: &Request, mirror: &str, dest: &Path) -> Result<Verified> {
     Ok(verified)
 }
 
+/// What to try when `mirror` gave no answer for `asset`: a proxy, another mirror, a copied
+/// archive, and the archives of this host in the cache (`cached`: file name and the URL each
+/// came from), with the options that install each without a download.
+fn other_sources(asset: &Asset, mirror: &str, cached: &[(&str, Option<&str>)]) -> String {
+    let mut advice = String::from(
+        "if this network needs a proxy, set HTTPS_PROXY; otherwise install from another \
+         mirror (`--mirror URL`) or from a release archive copied to this machine (`--archive \
+         FILE --sha256 HEX`, with the hash from the release's SHA256SUMS)",
+    );
+    let mut found: Vec<(Version, String)> = cached
+        .iter()
+        .filter_map(|&(file_name, url)| {
+            let version = release::version_in_file_name(file_name)?;
+            let this_host = asset.with_version(version);
+            if this_host.file_name() != file_name {
+                return None;
+            }
+            let came_from = url?.strip_suffix(&format!("/v{version}/{file_name}"))?;
+            if came_from == mirror.trim_end_matches('/') {
+                // The version asked for from this mirror was tried already.
+                (version != asset.version).then(|| (version, format!("--version {version}")))
+            } else {
+                Some((version, format!("--version {version} --mirror {came_from}")))
+            }
+        })
+        .collect();
+    found.sort_by(|a, b| b.cmp(a));
+    found.dedup();
+    if !found.is_empty() {
+        let versions: Vec<String> = found.iter().map(|(v, _)| format!("v{v}")).collect();
+        let options: Vec<String> = found.iter().map(|(_, o)| format!("`{o}`")).collect();
+        advice.push_str(&format!(
+            "; the archive cache holds {} for this host: {} installs {} without a download",
+            versions.join(" and "),
+            options.join(" or "),
+            if found.len() == 1 { "it" } else { "one" }
+        ));
+    }
+    advice
+}
+
 /// Warns when nothing but plain HTTP vouches for the archive: whoever sits on the way could
 /// have replaced both it and `SHA256SUMS`.
 fn warn_if_unauthenticated(sums_url: &str, url: &str) {
@@ -433,4 +485,65 @@ fn write_manifest(
         &layout.manifest(),
         serde_json::to_string_pretty(&manifest)?.as_bytes(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::Platform;
+
+    fn linux_asset(version: &str) -> Asset {
+        let version = Version::parse(version).unwrap();
+        Asset {
+            version,
+            platform: Platform::for_host("linux", "x86_64", version).unwrap(),
+        }
+    }
+
+    #[test]
+    fn an_unreachable_mirror_names_every_other_source_and_the_cached_versions() {
+        let asset = linux_asset("2.10.27");
+        let (mirror, other) = ("https://mirror.example/nats", "https://github.example/dl");
+        let cached = [
+            // Another version from this mirror: --version alone finds it.
+            (
+                "nats-server-v2.10.26-linux-amd64.tar.gz",
+                Some(
+                    "https://mirror.example/nats/v2.10.26/nats-server-v2.10.26-linux-amd64.tar.gz",
+                ),
+            ),
+            // The version asked for, cached from another mirror: that mirror's URL with it.
+            (
+                "nats-server-v2.10.27-linux-amd64.tar.gz",
+                Some("https://github.example/dl/v2.10.27/nats-server-v2.10.27-linux-amd64.tar.gz"),
+            ),
+            // Another host's archive, and one of unknown origin: neither helps.
+            (
+                "nats-server-v2.10.25-windows-amd64.zip",
+                Some("https://mirror.example/nats/v2.10.25/nats-server-v2.10.25-windows-amd64.zip"),
+            ),
+            ("nats-server-v2.10.24-linux-amd64.tar.gz", None),
+        ];
+        let advice = other_sources(&asset, &format!("{mirror}/"), &cached);
+        for option in [
+            "HTTPS_PROXY",
+            "`--mirror URL`",
+            "`--archive FILE --sha256 HEX`",
+        ] {
+            assert!(advice.contains(option), "no {option} in: {advice}");
+        }
+        assert!(
+            advice.ends_with(&format!(
+                "; the archive cache holds v2.10.27 and v2.10.26 for this host: `--version \
+                 2.10.27 --mirror {other}` or `--version 2.10.26` installs one without a download"
+            )),
+            "{advice}"
+        );
+
+        let nothing_cached = other_sources(&asset, mirror, &cached[2..]);
+        assert!(
+            !nothing_cached.contains("archive cache"),
+            "{nothing_cached}"
+        );
+    }
 }

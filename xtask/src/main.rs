@@ -131,7 +131,7 @@ fn run(flags: Flags) -> Result<ExitCode> {
         Task::Smoke(smoke) => return smoke.run(&layout()?, checkout("smoke")?),
         Task::Bench(bench) => return bench.run(&layout()?, checkout("bench")?),
         Task::Logs(logs) => logs.run(&layout()?)?,
-        Task::Monitor(monitor) => monitor.run(layout)?,
+        Task::Monitor(monitor) => return monitor.run(layout),
         Task::Reload(reload) => reload.run(&layout()?)?,
         Task::Restart(restart) => restart.run(&layout()?)?,
         Task::Reset(reset) => reset.run(&layout()?)?,

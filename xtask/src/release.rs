@@ -19,7 +19,7 @@ const PINS: &[(&str, &str)] = &[(
 )];
 
 /// A nats-server 2.10 patch release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Version {
     pub(crate) patch: u32,
 }

@@ -11,7 +11,7 @@ use crate::files::tree_size;
 use crate::layout::{Layout, show};
 use crate::running::{self, Running, Say};
 use crate::server;
-use crate::units::bytes;
+use crate::units::{self, bytes};
 
 /// Delete the JetStream data (streams, consumers, messages), keeping binary, config and token.
 ///
@@ -66,12 +66,21 @@ impl Reset {
                 for (path, size) in &doomed {
                     std::fs::remove_dir_all(path)
                         .with_context(|| format!("cannot delete `{}`", show(path)))?;
-                    println!("deleted `{}` ({}, {size} bytes)", show(path), human(*size));
+                    println!(
+                        "deleted `{}` ({}, {})",
+                        show(path),
+                        human(*size),
+                        units::count(*size, "byte")
+                    );
                 }
                 // A cluster without data may start again with any number of nodes.
                 cluster::forget_count(layout)?;
                 if doomed.len() > 1 {
-                    println!("deleted {} ({total} bytes) in all", human(total));
+                    println!(
+                        "deleted {} ({}) in all",
+                        human(total),
+                        units::count(total, "byte")
+                    );
                 }
                 Ok(())
             },

@@ -11,6 +11,10 @@ use crate::layout::Layout;
 use crate::server::{self, Endpoints, Mode, Stopped};
 use crate::token::{self, ServerEnv};
 
+/// The exit code for "not running" (LSB init scripts: program is not running), as `status`
+/// and `monitor --once` give it.
+pub(crate) const NOT_RUNNING: u8 = 3;
+
 /// Where the addresses of a server started go: stdout for the tasks whose output they are
 /// (`run`, `restart`), stderr for those that only restart on the way (`reset`,
 /// `token rotate --show-token`, whose stdout is the token).
@@ -266,9 +270,11 @@ pub(crate) fn print_nodes(nodes: &[Node], endpoints: &[Endpoints], say: Say) {
     }
 }
 
-/// Fails, saying what to run first, unless setup has installed the server in `layout`.
+/// Fails, saying what to run first, unless setup has installed the server in `layout`. The
+/// token file is not checked here: the tasks that need the token say what to do without it
+/// (`token rotate` writes a new one).
 pub(crate) fn require_installed(layout: &Layout, task: &str) -> Result<()> {
-    let missing: Vec<String> = [layout.binary(), layout.config(), layout.env_file()]
+    let missing: Vec<String> = [layout.binary(), layout.config()]
         .iter()
         .filter(|path| !path.is_file())
         .map(|path| format!("`{}`", crate::layout::show(path)))

@@ -7,8 +7,9 @@ use serde_json::{Value, json};
 
 use crate::cluster;
 use crate::layout::Layout;
+use crate::running::NOT_RUNNING;
 use crate::server::{self, Endpoints};
-use crate::units::bytes;
+use crate::units::{self, bytes};
 
 /// Show whether the server runs, with its pid, addresses and usage.
 ///
@@ -20,9 +21,6 @@ pub(crate) struct Status {
     #[arg(long)]
     json: bool,
 }
-
-/// The exit code for "not running" (LSB init scripts: program is not running).
-const NOT_RUNNING: u8 = 3;
 
 impl Status {
     pub(crate) fn run(&self, layout: &Layout) -> Result<ExitCode> {
@@ -105,7 +103,11 @@ impl Status {
         if down.is_empty() {
             Ok(ExitCode::SUCCESS)
         } else {
-            eprintln!("nodes not running: {}", down.join(", "));
+            eprintln!(
+                "{} {} not running",
+                units::named("node", &down),
+                units::is_are(down.len())
+            );
             Ok(ExitCode::from(NOT_RUNNING))
         }
     }
@@ -140,11 +142,11 @@ fn human_cluster(report: &Value) -> String {
             "not current"
         };
         text.push_str(&format!(
-            "  {name}  pid {}  {}  {}  {} connections  {role}\n",
+            "  {name}  pid {}  {}  {}  {}  {role}\n",
             node["pid"],
             node["client_url"].as_str().unwrap_or("?"),
             node["monitoring_url"].as_str().unwrap_or("?"),
-            node["connections"],
+            units::counted(&node["connections"], "connection"),
         ));
         if node["health"]["ok"] == false {
             text.push_str(&format!(
@@ -242,10 +244,10 @@ fn human(report: &Value) -> String {
     line(&mut text, "connections", &report["connections"]);
     if let Some(js) = report.get("jetstream") {
         let usage = format!(
-            "{} streams, {} consumers, {} messages; memory {} of {}, file {} of {}",
-            js["streams"],
-            js["consumers"],
-            js["messages"],
+            "{}, {}, {}; memory {} of {}, file {} of {}",
+            units::counted(&js["streams"], "stream"),
+            units::counted(&js["consumers"], "consumer"),
+            units::counted(&js["messages"], "message"),
             bytes(&js["memory"]),
             bytes(&js["max_memory"]),
             bytes(&js["storage"]),
@@ -271,7 +273,7 @@ mod tests {
         assert!(text.contains("  version     2.10.26\n"));
         assert!(text.contains("  client      nats://127.0.0.1:4222\n"));
         assert!(text.contains(
-            "1 streams, 2 consumers, 3 messages; memory 0 B of 1.0 GiB, file 2.0 KiB of 10.0 GiB"
+            "1 stream, 2 consumers, 3 messages; memory 0 B of 1.0 GiB, file 2.0 KiB of 10.0 GiB"
         ));
         assert!(!text.contains("websocket"));
         assert!(!text.contains("health"));

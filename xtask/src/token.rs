@@ -6,6 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use crate::layout::show;
+
 pub(crate) const TOKEN_VAR: &str = "NATS_TOKEN";
 /// The password cluster nodes present to each other on their routes.
 pub(crate) const ROUTE_PASSWORD_VAR: &str = "NATS_ROUTE_PASSWORD";
@@ -67,8 +69,7 @@ fn secret(prefix: &str) -> Result<String> {
 /// The route password in `path`, added to it (atomically, owner-only like the token) if it
 /// has none yet. It is URL-safe: it goes into route URLs as it is.
 pub(crate) fn ensure_route_password(path: &Path) -> Result<String> {
-    let text =
-        fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let text = read(path)?;
     let vars = parse(&text).with_context(|| format!("`{}` is malformed", path.display()))?;
     if let Some((_, password)) = vars.iter().find(|(k, _)| k == ROUTE_PASSWORD_VAR) {
         if !readable_by_server(password) {
@@ -139,9 +140,7 @@ pub(crate) fn create(path: &Path, token: &str) -> Result<()> {
     let write = || -> std::io::Result<()> {
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut file = tempfile::NamedTempFile::new_in(dir)?;
-        let text = format!(
-            "# Secret for the NATS server of this checkout; never commit it.\n{TOKEN_VAR}={token}\n"
-        );
+        let text = format!("{HEADER}{TOKEN_VAR}={token}\n");
         file.write_all(text.as_bytes())?;
         file.as_file().sync_all()?;
         file.persist_noclobber(path).map_err(|e| e.error)?;
@@ -151,10 +150,13 @@ pub(crate) fn create(path: &Path, token: &str) -> Result<()> {
 }
 
 /// Replaces the token in `path` with `token`, atomically: every other line (the route
-/// password, comments) is kept, and the old file stays until the new one is in place.
+/// password, comments) is kept, and the old file stays until the new one is in place. A
+/// missing file is written anew.
 pub(crate) fn replace(path: &Path, token: &str) -> Result<()> {
-    let text =
-        fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let text = match fs::read_to_string(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => HEADER.to_string(),
+        read => read.with_context(|| format!("cannot read `{}`", path.display()))?,
+    };
     parse(&text).with_context(|| format!("`{}` is malformed", path.display()))?;
     let mut replaced = false;
     let mut lines: Vec<String> = text
@@ -185,10 +187,25 @@ pub(crate) fn replace(path: &Path, token: &str) -> Result<()> {
     crate::files::write_atomically(path, format!("{}\n", lines.join("\n")).as_bytes())
 }
 
+/// The first line of a new `.env.nats`.
+const HEADER: &str = "# Secret for the NATS server of this checkout; never commit it.\n";
+
+/// The text of `.env.nats`; when it is missing, the error says what to run.
+fn read(path: &Path) -> Result<String> {
+    match fs::read_to_string(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => bail!(
+            "`{}` is missing, and with it the token: `cargo xtask setup` writes a new one when no \
+             server of this checkout runs; if one runs, it keeps the token it started with, and \
+             `cargo xtask token rotate` writes a new one and restarts it with it",
+            show(path)
+        ),
+        read => read.with_context(|| format!("cannot read `{}`", path.display())),
+    }
+}
+
 /// Reads the token from `path`.
 pub(crate) fn load(path: &Path) -> Result<String> {
-    let text =
-        fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let text = read(path)?;
     let vars = parse(&text).with_context(|| format!("`{}` is malformed", path.display()))?;
     let token = vars
         .into_iter()
@@ -359,6 +376,34 @@ mod tests {
             let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
+    }
+
+    #[test]
+    fn a_missing_env_file_is_named_with_what_to_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env.nats");
+        for err in [
+            load(&path).unwrap_err(),
+            ensure_route_password(&path).unwrap_err(),
+        ] {
+            let err = format!("{err:#}");
+            assert!(err.contains(".env.nats` is missing"), "{err}");
+            assert!(
+                err.contains("`cargo xtask setup` writes a new one"),
+                "{err}"
+            );
+            assert!(err.contains("`cargo xtask token rotate`"), "{err}");
+            assert!(!err.contains("No such file"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_token_replaced_in_a_missing_env_file_is_written_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env.nats");
+        replace(&path, "nats_new").unwrap();
+        assert_eq!(load(&path).unwrap(), "nats_new");
+        assert!(fs::read_to_string(&path).unwrap().starts_with("# Secret"));
     }
 
     #[test]

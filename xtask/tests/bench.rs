@@ -205,6 +205,52 @@ fn a_wrong_token_fails_fast_with_the_authorization_error() {
 }
 
 #[test]
+fn a_benchmark_option_without_its_name_points_to_its_help_which_bench_help_shows() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.xtask(&["bench", "--msgs", "1000"]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    for next in [
+        "`--msgs` is an option of a benchmark, given after its name",
+        "`cargo xtask bench pubsub --msgs 1000`",
+        "`cargo xtask bench pubsub --help` lists pubsub's options",
+    ] {
+        assert!(run.stderr.contains(next), "no {next} in:\n{}", run.stderr);
+    }
+
+    // The task's own options, then every benchmark with its options.
+    let help = sandbox.xtask(&["bench", "--help"]);
+    assert_eq!(help.code, Some(0), "{}", help.stderr);
+    for shown in [
+        "--cluster",
+        "--mirror",
+        "--json",
+        "--csv",
+        "cargo xtask bench pubsub [OPTIONS]",
+        "--pubs",
+        "--subs",
+        "cargo xtask bench request [OPTIONS]",
+        "--clients",
+        "cargo xtask bench js [OPTIONS]",
+        "--replicas",
+        "--storage",
+        "--window",
+        "--msgs",
+        "--duration",
+        "--size",
+    ] {
+        assert!(
+            help.stdout.contains(shown),
+            "no {shown} in:\n{}",
+            help.stdout
+        );
+    }
+    assert!(
+        !sandbox.binary().exists(),
+        "a server was installed for nothing"
+    );
+}
+
+#[test]
 fn arguments_are_refused_before_any_server_is_installed_or_started() {
     let sandbox = Sandbox::new();
     sandbox

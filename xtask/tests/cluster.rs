@@ -159,6 +159,17 @@ fn a_cluster_starts_keeps_acknowledged_messages_through_node_loss_and_stops_clea
     assert!(gone(pids[1]));
     let (ok, down) = status_json(&sandbox);
     assert!(!ok && node(&down, "n2")["running"] == false, "{down}");
+    // One node down is named in the singular.
+    let human = sandbox.xtask(&["status"]);
+    assert_eq!(human.code, Some(3), "{}", human.stderr);
+    assert!(
+        human.stderr.contains("node n2 is not running"),
+        "{}",
+        human.stderr
+    );
+    sandbox.xtask(&["smoke"]).fails_with(
+        "node n2 of the cluster is not running: `cargo xtask run --cluster --detach` starts it",
+    );
     sent.extend(publish_acked_replicated(&n1, &token, "ORDERS", 3, 50..80));
     let again = start_cluster(&sandbox, &mirror, &server);
     assert!(
@@ -219,6 +230,23 @@ fn a_cluster_starts_keeps_acknowledged_messages_through_node_loss_and_stops_clea
     }
     let (ok, _) = status_json(&sandbox);
     assert!(!ok);
+    // With every node stopped, monitor --once says nothing runs, as status does.
+    let monitor = sandbox.xtask(&["monitor", "--once"]);
+    assert_eq!(
+        monitor.code,
+        Some(3),
+        "{}{}",
+        monitor.stdout,
+        monitor.stderr
+    );
+    assert!(
+        monitor.stderr.contains(
+            "nothing of this checkout runs: not its nats-server, nor any of the 3 nodes of its \
+             cluster (`cargo xtask run --cluster --detach` starts the cluster again"
+        ),
+        "{}",
+        monitor.stderr
+    );
 }
 
 #[test]
@@ -650,7 +678,7 @@ fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() 
     assert_eq!(one.stdout, format!("{}\n{}\n", n2_last[1], n2_last[0]));
 
     // env: every node's URL.
-    let env = sandbox.xtask(&["env"]).ok();
+    let env = sandbox.xtask(&["env", "--format", "dotenv"]).ok();
     let urls = ["n1", "n2", "n3"]
         .map(|name| url(&restarted, name))
         .join(",");
@@ -790,6 +818,10 @@ fn a_first_cluster_takes_its_ports_from_the_single_servers_config() {
             "{status}"
         );
         let routes = node_json(&status, name, "/varz");
-        assert_eq!(routes["cluster"]["cluster_port"], base + 2000 + shift, "{routes}");
+        assert_eq!(
+            routes["cluster"]["cluster_port"],
+            base + 2000 + shift,
+            "{routes}"
+        );
     }
 }

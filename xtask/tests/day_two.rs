@@ -252,16 +252,15 @@ fn token_rotation_refuses_the_old_token_and_updates_this_checkouts_contexts() {
         .fails_with("cannot name a context");
 
     // env says where the server is, and the token only when asked.
-    let env = sandbox.xtask(&["env"]).ok();
+    let env = sandbox.xtask(&["env", "--format", "dotenv"]).ok();
     assert_eq!(env.stdout, format!("NATS_URL={}\n", endpoints.client));
-    let env: Value = serde_json::from_str(
-        &sandbox
-            .xtask(&["env", "--json", "--show-token"])
-            .ok()
-            .stdout,
-    )
-    .unwrap();
-    assert_eq!(env["NATS_TOKEN"], old.as_str());
+    for json in [&["--json"][..], &["--format", "json"]] {
+        let mut args = vec!["env", "--show-token"];
+        args.extend_from_slice(json);
+        let env: Value = serde_json::from_str(&sandbox.xtask(&args).ok().stdout).unwrap();
+        assert_eq!(env["NATS_TOKEN"], old.as_str());
+        assert_eq!(env["NATS_URL"], endpoints.client.as_str());
+    }
 
     let env_file = sandbox.nats_dir().join(".env.nats");
     let before = std::fs::read_to_string(&env_file).unwrap();
@@ -302,6 +301,49 @@ fn token_rotation_refuses_the_old_token_and_updates_this_checkouts_contexts() {
         .xtask(&["context", "--name", "dev", "--remove"])
         .ok();
     assert!(!path.exists() && foreign.exists());
+}
+
+/// What a program started by `shell` sees of NATS_URL and NATS_TOKEN after the shell has
+/// evaluated `env --show-token`'s lines, as the one-liner of `env --help` does.
+#[cfg(unix)]
+fn seen_by_a_child_of(shell: &str, sandbox: &Sandbox) -> String {
+    let script = r#"eval "$("$XTASK" --dir "$SANDBOX_DIR" env --show-token)" &&
+        exec sh -c 'printf "%s %s" "$NATS_URL" "$NATS_TOKEN"'"#;
+    let output = std::process::Command::new(shell)
+        .arg("-c")
+        .arg(script)
+        .env("XTASK", env!("CARGO_BIN_EXE_xtask"))
+        .env("SANDBOX_DIR", sandbox.nats_dir())
+        .env_remove("NATS_URL")
+        .env_remove("NATS_TOKEN")
+        .env_remove("NATS_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{shell}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn env_exports_the_url_and_token_to_the_programs_a_shell_starts() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
+    let _stop = StopOnDrop(&sandbox);
+    let expected = format!("{} {}", endpoints.client, sandbox.token());
+    for shell in ["sh", "bash"] {
+        assert_eq!(seen_by_a_child_of(shell, &sandbox), expected, "{shell}");
+    }
+    // Exported lines, with the token only when asked.
+    let env = sandbox.xtask(&["env"]).ok();
+    assert_eq!(
+        env.stdout,
+        format!("export NATS_URL='{}'\n", endpoints.client)
+    );
 }
 
 #[test]

@@ -456,6 +456,39 @@ fn a_server_error_is_retried_then_reported() {
 }
 
 #[test]
+fn an_unreachable_mirror_names_the_other_sources_and_the_cached_versions() {
+    let (cached, wanted) = two_server_binaries();
+    let (first, mirror) = sandbox_with_mirror(&cached);
+    setup(&first, &mirror, &cached.version, &[]).ok();
+    let sandbox = sharing_the_cache_of(first);
+
+    let nowhere = unreachable_mirror();
+    let run = sandbox
+        .xtask(&["setup", "--mirror", &nowhere, "--version", &wanted.version])
+        .fails_with("after 4 attempts");
+    let option = format!("--version {} --mirror {}", cached.version, mirror.url);
+    for next in [
+        "HTTPS_PROXY",
+        "`--mirror URL`",
+        "`--archive FILE --sha256 HEX`",
+        &format!("the archive cache holds v{} for this host", cached.version),
+        &format!("`{option}` installs it without a download"),
+    ] {
+        assert!(run.stderr.contains(next), "no {next} in:\n{}", run.stderr);
+    }
+
+    // What it names works without the mirror's help: nothing is downloaded.
+    mirror.put(&cached.version, "SHA256SUMS", Reply::Status(503));
+    let requests = mirror.archive_requests();
+    let mut args = vec!["setup"];
+    args.extend(option.split(' '));
+    let run = sandbox.xtask(&args).ok();
+    assert!(run.stderr.contains("cached;"), "{}", run.stderr);
+    assert_eq!(mirror.archive_requests(), requests);
+    assert_installed(&sandbox, &cached);
+}
+
+#[test]
 fn transient_failures_are_retried_until_the_download_succeeds() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);

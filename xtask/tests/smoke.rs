@@ -112,6 +112,31 @@ fn without_a_server_smoke_runs_its_own_and_cleans_up() {
 }
 
 #[test]
+fn a_missing_token_file_is_named_with_what_to_run_and_token_rotate_mends_it() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    start(&sandbox, &mirror, &server);
+    let _stop = StopOnDrop(&sandbox);
+    fs::remove_file(sandbox.nats_dir().join(".env.nats")).unwrap();
+
+    let run = sandbox
+        .xtask(&["smoke"])
+        .fails_with(".env.nats` is missing, and with it the token");
+    for next in [
+        "`cargo xtask setup` writes a new one",
+        "`cargo xtask token rotate`",
+    ] {
+        assert!(run.stderr.contains(next), "no {next} in:\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("No such file"), "{}", run.stderr);
+
+    // The step it names for a running server works: a new token, the server restarted with it.
+    sandbox.xtask(&["token", "rotate"]).ok();
+    let run = sandbox.xtask(&["smoke"]).ok();
+    assert_eq!(run.stdout.lines().last(), Some("8 passed, 0 failed"));
+}
+
+#[test]
 fn smoke_fails_against_a_server_with_another_token() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
@@ -353,6 +378,52 @@ fn monitor_once_reports_totals_and_rates_of_real_traffic() {
         "10-byte messages: {byte_rate} B/s at {rate} msg/s"
     );
     assert!(busy["connections"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn monitor_once_with_nothing_running_says_so_and_exits_3() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    sandbox
+        .with_ports(&["setup"], &mirror, &server, Ports::picked())
+        .ok();
+    for args in [
+        &["monitor", "--once"][..],
+        &["monitor", "--once", "--json"],
+        &["monitor", "--once", "--connections"],
+    ] {
+        let run = sandbox.xtask(args);
+        assert_eq!(run.code, Some(3), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("nothing of this checkout runs")
+                && run.stderr.contains("`cargo xtask run --detach` starts"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert_eq!(run.stdout, "", "{args:?}");
+    }
+}
+
+#[test]
+fn monitor_waits_for_a_server_not_running_yet_and_shows_it_once_started() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    sandbox
+        .with_ports(&["setup"], &mirror, &server, Ports::picked())
+        .ok();
+    let samples = Samples::start(&sandbox, "0.1");
+    let waiting = samples.next("nothing running", |s| s["error"].is_string());
+    assert_eq!(waiting["running"], false, "{waiting}");
+    assert!(
+        waiting["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("nothing of this checkout runs: `cargo xtask run --detach` starts"),
+        "{waiting}"
+    );
+    start(&sandbox, &mirror, &server);
+    let _stop = StopOnDrop(&sandbox);
+    samples.next("the server started", |s| s["server_id"].is_string());
 }
 
 /// Reads `monitor --json` samples line by line.

@@ -263,8 +263,9 @@ async fn caught_up(
         if start.elapsed() > CATCH_UP {
             bail!(
                 "expected {node}'s replica current with {count} messages within {} s, seen \
-                 current: {current}, {held} messages on {node}, {} in the stream",
+                 current: {current}, {} on {node}, {} in the stream",
                 CATCH_UP.as_secs(),
+                crate::counted(&held, "message"),
                 info.state.messages
             );
         }

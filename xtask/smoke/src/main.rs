@@ -267,6 +267,15 @@ fn report(outcome: &Outcome) {
 }
 
 /// Fails with "expected …, seen …" unless `ok`.
+/// A count the server reported, and its noun, singular for one: `1 consumer`, `3 messages`.
+fn counted(value: &Value, noun: &str) -> String {
+    if *value == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{value} {noun}s")
+    }
+}
+
 fn expect(ok: bool, expected: impl std::fmt::Display, seen: impl std::fmt::Display) -> Result<()> {
     if !ok {
         bail!("expected {expected}, seen {seen}");
@@ -560,7 +569,11 @@ async fn stream_checks(
     expect(
         *messages == COUNT && *consumers == 1,
         format!("/jsz to show {name} with {COUNT} messages and 1 consumer"),
-        format!("{messages} messages, {consumers} consumers"),
+        format!(
+            "{}, {}",
+            counted(messages, "message"),
+            counted(consumers, "consumer")
+        ),
     )
 }
 
@@ -606,8 +619,9 @@ async fn meta_group(target: &Target) -> Result<()> {
                 target.nodes.len()
             ),
             format!(
-                "cluster size {}, {} current peers",
-                meta["cluster_size"], current
+                "cluster size {}, {}",
+                meta["cluster_size"],
+                counted(&current.into(), "current peer")
             ),
         );
     }
@@ -646,7 +660,7 @@ async fn replicas_on_every_node(target: &Target, id: &str) -> Result<()> {
             expect(
                 seen == COUNT,
                 format!("{}'s replica of {name} with {COUNT} messages", node.name),
-                format!("{seen} messages"),
+                counted(&seen, "message"),
             )?;
         }
         Ok::<(), anyhow::Error>(())

@@ -171,6 +171,8 @@ pub(super) fn watch(
                     (Some(name), url)
                 })
                 .collect(),
+            Ok(Watched::Nothing(why)) if once => bail!("{why}"),
+            Ok(Watched::Nothing(why)) => vec![(None, Err(anyhow::anyhow!("{why}")))],
             Err(e) if once => return Err(e),
             Err(e) => vec![(None, Err(e))],
         };

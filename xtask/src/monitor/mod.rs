@@ -4,6 +4,7 @@ mod connections;
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
@@ -12,16 +13,18 @@ use serde_json::{Value, json};
 
 use crate::cluster;
 use crate::layout::Layout;
+use crate::running::NOT_RUNNING;
 use crate::server::{self, Endpoints};
-use crate::units::bytes;
+use crate::units::{self, bytes};
 
 /// Watch the server: connections, message and byte rates, memory, CPU, JetStream usage.
 ///
 /// Samples `/varz` and `/jsz` every interval; rates are computed from the server's own
 /// timestamps between two samples. For this checkout's cluster, one row (or JSON object, with
-/// `node` and `meta_leader`) per node and sample. On a terminal the view is redrawn in place; piped, one line
-/// is printed per sample. If the server goes away, that is shown and monitoring goes on until
-/// it is back. Ctrl-C exits.
+/// `node` and `meta_leader`) per node and sample. On a terminal the view is redrawn in place;
+/// piped, one line is printed per sample. If nothing of this checkout runs, or the server goes
+/// away, that is shown and monitoring waits until it runs; Ctrl-C exits. `--once` with nothing
+/// running says so and exits 3, as `status` does.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Monitor {
     /// Seconds between samples, from 0.05 to 3600.
@@ -219,10 +222,10 @@ fn screen(sample: &Sample, rates: Option<Rates>, url: &str) -> String {
             plain(&v["cpu"])
         ),
         format!(
-            "jetstream     {} streams, {} consumers, {} messages, {}",
-            j["streams"],
-            j["consumers"],
-            j["messages"],
+            "jetstream     {}, {}, {}, {}",
+            units::counted(&j["streams"], "stream"),
+            units::counted(&j["consumers"], "consumer"),
+            units::counted(&j["messages"], "message"),
             bytes(&j["bytes"])
         ),
         format!(
@@ -266,7 +269,7 @@ enum Output {
 }
 
 impl Monitor {
-    pub(crate) fn run(&self, layout: impl Fn() -> Result<Layout>) -> Result<()> {
+    pub(crate) fn run(&self, layout: impl Fn() -> Result<Layout>) -> Result<ExitCode> {
         let output = if self.json {
             Output::Json
         } else if std::io::stdout().is_terminal() && !self.once {
@@ -275,16 +278,24 @@ impl Monitor {
             Output::Lines
         };
         let interval = Duration::from_secs_f64(self.interval);
+        if self.once
+            && let Watched::Nothing(why) = self.watched(&layout)?
+        {
+            eprintln!("{why}");
+            return Ok(ExitCode::from(NOT_RUNNING));
+        }
         if self.connections {
             let query = connections::Query {
                 sort: self.sort.clone(),
                 top: self.top as usize,
             };
             let watched = || self.watched(&layout);
-            return connections::watch(watched, &query, &output, interval, self.once);
+            connections::watch(watched, &query, &output, interval, self.once)?;
+            return Ok(ExitCode::SUCCESS);
         }
         if self.once {
             match self.watched(&layout)? {
+                Watched::Nothing(why) => bail!("{why}"),
                 Watched::One(url) => {
                     let first = sample(&url)?;
                     std::thread::sleep(interval);
@@ -301,7 +312,7 @@ impl Monitor {
                     show_nodes(&output, &sample_nodes(&nodes, &first));
                 }
             }
-            return Ok(());
+            return Ok(ExitCode::SUCCESS);
         }
 
         let (stop, stopped) = mpsc::channel();
@@ -313,6 +324,11 @@ impl Monitor {
         let mut previous_nodes: HashMap<String, Sample> = HashMap::new();
         loop {
             match self.watched(&layout) {
+                Ok(Watched::Nothing(why)) => {
+                    show_waiting(&output, &why);
+                    previous = None;
+                    previous_nodes.clear();
+                }
                 Ok(Watched::Nodes(nodes)) => {
                     previous = None;
                     let rows = sample_nodes(&nodes, &previous_nodes);
@@ -342,12 +358,12 @@ impl Monitor {
                 }
             }
             if stopped.recv_timeout(interval) != Err(mpsc::RecvTimeoutError::Timeout) {
-                return Ok(());
+                return Ok(ExitCode::SUCCESS);
             }
         }
     }
 
-    /// `--url`, else this checkout's running server, else its cluster's nodes.
+    /// `--url`, else this checkout's running server, else its cluster's nodes, else nothing.
     fn watched(&self, layout: &impl Fn() -> Result<Layout>) -> Result<Watched> {
         if let Some(url) = &self.url {
             return Ok(Watched::One(url.trim_end_matches('/').to_string()));
@@ -358,25 +374,41 @@ impl Monitor {
         }
         let names = cluster::recorded_names(layout);
         if names.is_empty() {
-            bail!("nats-server is not running (`cargo xtask run` starts it)");
+            return Ok(Watched::Nothing(
+                "nothing of this checkout runs: `cargo xtask run --detach` starts its nats-server \
+                 (`cargo xtask run --cluster --detach` a cluster)"
+                    .to_string(),
+            ));
         }
         let mut nodes = Vec::new();
+        let mut any_running = false;
         for name in names {
             let node = layout.node(&name);
-            let url = server::reconcile_pid_file(&node)?
+            let pid = server::reconcile_pid_file(&node)?;
+            any_running |= pid.is_some();
+            let url = pid
                 .and_then(|pid| Endpoints::of(&node, pid))
                 .map(|endpoints| endpoints.monitoring);
             nodes.push((name, url));
+        }
+        if !any_running {
+            return Ok(Watched::Nothing(format!(
+                "nothing of this checkout runs: not its nats-server, nor any of the {} nodes of \
+                 its cluster (`cargo xtask run --cluster --detach` starts the cluster again, \
+                 `cargo xtask run --detach` the single server)",
+                nodes.len()
+            )));
         }
         Ok(Watched::Nodes(nodes))
     }
 }
 
 /// What monitor watches: one monitoring endpoint, or every node of the cluster (with its
-/// endpoint when it runs).
+/// endpoint when it runs), or nothing, and why with what starts it.
 enum Watched {
     One(String),
     Nodes(Vec<(String, Option<String>)>),
+    Nothing(String),
 }
 
 /// One node's sample in a round, with its rates since the last round.
@@ -486,6 +518,20 @@ fn show(output: &Output, sample: &Sample, rates: Option<Rates>, url: &str) {
         // Home, clear to the end of the screen, draw.
         Output::Screen => writeln!(stdout, "\x1b[H\x1b[J{}", screen(sample, rates, url)),
         Output::Lines => writeln!(stdout, "{}", line(sample, rates)),
+    };
+    let _ = stdout.flush();
+}
+
+/// Nothing of this checkout runs (yet): `why`, and that monitor waits for it.
+fn show_waiting(output: &Output, why: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = match output {
+        Output::Json => writeln!(stdout, "{}", json!({"error": why, "running": false})),
+        Output::Screen => write!(
+            stdout,
+            "\x1b[H\x1b[J{why}\nwaiting for it to start (Ctrl-C to quit)\n"
+        ),
+        Output::Lines => writeln!(stdout, "{why}; waiting for it to start"),
     };
     let _ = stdout.flush();
 }

@@ -14,6 +14,7 @@ use crate::running::{self, Say};
 use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
 use crate::token::{self, ServerEnv};
+use crate::units;
 
 /// Start the server (installing and configuring it first if needed).
 ///
@@ -77,9 +78,9 @@ impl Run {
         if !nodes.is_empty() {
             let names: Vec<&str> = nodes.iter().map(|(name, _)| name.as_str()).collect();
             bail!(
-                "this checkout's cluster runs (nodes {}): the single server cannot run beside \
-                 it; `cargo xtask stop` stops the cluster",
-                names.join(", ")
+                "this checkout's cluster runs ({}): the single server cannot run beside it; \
+                 `cargo xtask stop` stops the cluster",
+                units::named("node", &names)
             );
         }
         if let Some(pid) = server::reconcile_pid_file(layout)? {

@@ -17,6 +17,7 @@ use crate::layout::Layout;
 use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
 use crate::token::{self, ServerEnv};
+use crate::units;
 use nodes::ClusterNodes;
 
 /// The endpoints of a server answering on the addresses in this checkout's config, if one
@@ -82,9 +83,11 @@ impl Target {
                 .collect();
             if !down.is_empty() {
                 bail!(
-                    "nodes {} of the cluster are not running: `cargo xtask run --cluster \
-                     --detach` starts them",
-                    down.join(", ")
+                    "{} of the cluster {} not running: `cargo xtask run --cluster --detach` \
+                     starts {}",
+                    units::named("node", &down),
+                    units::is_are(down.len()),
+                    if down.len() == 1 { "it" } else { "them" }
                 );
             }
             return Target::of_cluster(ClusterNodes::of_checkout(layout, &running)?);

@@ -397,6 +397,12 @@ fn respond(stream: &mut TcpStream, code: u16, body: &[u8], length: usize) -> std
     stream.shutdown(std::net::Shutdown::Both)
 }
 
+/// A mirror URL that nobody answers: a loopback port bound, then closed again.
+pub fn unreachable_mirror() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}/releases", listener.local_addr().unwrap())
+}
+
 /// A temporary place for one test: the server's directory and a cache of its own.
 pub struct Sandbox {
     pub root: tempfile::TempDir,
@@ -503,6 +509,8 @@ impl Sandbox {
 
 pub struct Run {
     pub success: bool,
+    /// The exit code; None when a signal ended the process.
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -511,6 +519,7 @@ impl From<Output> for Run {
     fn from(out: Output) -> Run {
         Run {
             success: out.status.success(),
+            code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }

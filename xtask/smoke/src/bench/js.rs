@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::measure::{ClientRun, Group, latency_histogram, record};
 use crate::progress::{Goal, Progress};
-use crate::report::Outcome;
+use crate::report::{Outcome, count};
 use crate::{Length, Target, unique_id};
 
 /// How long a publish may wait for its acknowledgement, and the consumer for a message.
@@ -120,8 +120,9 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
             }
             Err(e) => {
                 return Err(anyhow::Error::from(e).context(format!(
-                    "cannot create a stream with {} replica(s) and {:?} storage",
-                    options.replicas, options.storage
+                    "cannot create a stream with {} and {:?} storage",
+                    count(options.replicas, "replica"),
+                    options.storage
                 )));
             }
         }
@@ -251,7 +252,8 @@ async fn measure(
     }
     if stored < acked {
         notes.push(format!(
-            "the stream holds {stored} messages, fewer than the {acked} acknowledged"
+            "the stream holds {}, fewer than the {acked} acknowledged",
+            count(stored, "message")
         ));
     }
     if read < stored {
@@ -266,8 +268,8 @@ async fn measure(
     Ok(Outcome {
         name: "js",
         title: format!(
-            "JetStream, {storage} storage, {} replica(s), {} publish, {size} B",
-            options.replicas,
+            "JetStream, {storage} storage, {}, {} publish, {size} B",
+            count(options.replicas, "replica"),
             if options.sync {
                 "synchronous".to_string()
             } else {

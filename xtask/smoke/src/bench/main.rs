@@ -17,7 +17,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use measure::CpuWatch;
 use progress::Goal;
@@ -208,8 +209,65 @@ pub(crate) fn unique_id() -> String {
     format!("{:08x}", u32::from_be_bytes(bytes))
 }
 
+/// The command line, whose `--help` ends with every benchmark's options: one `--help` shows
+/// all a run can be given.
+fn command() -> clap::Command {
+    let command = Args::command();
+    let mut benchmarks = String::from(
+        "Each benchmark's options, given after its name (`cargo xtask bench NAME --help` shows \
+         one's):\n",
+    );
+    for benchmark in command.get_subcommands() {
+        let mut help = benchmark
+            .clone()
+            .bin_name(format!("cargo xtask bench {}", benchmark.get_name()))
+            .disable_help_flag(true);
+        benchmarks.push_str(&format!("\n{}", help.render_help()));
+    }
+    command.after_long_help(benchmarks)
+}
+
+/// Arguments clap refused: an option of a benchmark given without the benchmark's name is
+/// told where it goes; anything else as clap says it.
+fn refused(error: clap::Error) -> ExitCode {
+    let command = Args::command();
+    let benchmarks: Vec<&str> = command.get_subcommands().map(|b| b.get_name()).collect();
+    let given: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--check-only")
+        .collect();
+    let named = given.iter().any(|a| benchmarks.contains(&a.as_str()));
+    if error.kind() == ErrorKind::UnknownArgument
+        && !named
+        && let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg)
+    {
+        let option = arg.split('=').next().unwrap_or(arg).trim_start_matches('-');
+        let owner = command.get_subcommands().find(|b| {
+            b.get_arguments()
+                .any(|a| a.get_long() == Some(option) && !a.is_hide_set())
+        });
+        if let Some(owner) = owner {
+            let name = owner.get_name();
+            eprintln!(
+                "error: `{arg}` is an option of a benchmark, given after its name: `cargo xtask \
+                 bench {name} {}`; `cargo xtask bench {name} --help` lists {name}'s options, \
+                 `cargo xtask bench --help` every benchmark's",
+                given.join(" ")
+            );
+            return ExitCode::from(2);
+        }
+    }
+    error.exit()
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|matches| Args::from_arg_matches(&matches));
+    let args = match parsed {
+        Ok(args) => args,
+        Err(error) => return refused(error),
+    };
     if args.check_only {
         return match args.check() {
             Ok(()) => ExitCode::SUCCESS,

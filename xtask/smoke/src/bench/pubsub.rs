@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::measure::{ClientRun, Group};
 use crate::progress::{Goal, Progress};
-use crate::report::Outcome;
+use crate::report::{Outcome, count};
 use crate::{Length, Target, unique_id};
 
 /// Publishers flush (a round trip to the server) every so many messages, so that they cannot
@@ -173,18 +173,20 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     let mut notes = Vec::new();
     if missing > 0 {
         notes.push(format!(
-            "{missing} messages published were not received ({} subscriber(s) × {sent} \
-             expected): the server counted {slow} slow consumer(s), and the subscribers' client \
-             dropped at least {dropped} because their buffer was full",
-            sub_runs.len()
+            "{} published {} not received ({} × {sent} expected): the server counted {}, \
+             and the subscribers' client dropped at least {dropped} because their buffer was full",
+            count(missing, "message"),
+            if missing == 1 { "was" } else { "were" },
+            count(sub_runs.len() as u64, "subscriber"),
+            count(slow, "slow consumer"),
         ));
     }
     Ok(Outcome {
         name: "pubsub",
         title: format!(
-            "core publish/subscribe, {} publisher(s), {} subscriber(s), {size} B",
-            pub_runs.len(),
-            sub_runs.len()
+            "core publish/subscribe, {}, {}, {size} B",
+            count(pub_runs.len() as u64, "publisher"),
+            count(sub_runs.len() as u64, "subscriber")
         ),
         params: json!({"pubs": pub_runs.len(), "subs": sub_runs.len(), "size": size, "msgs": sent}),
         publishers: Some(Group { clients: pub_runs }),

@@ -9,6 +9,14 @@ use serde_json::{Value, json};
 use crate::Target;
 use crate::measure::Group;
 
+/// A count and its noun, singular for one: `1 publisher`, `2 publishers`.
+pub(crate) fn count(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// One benchmark's results.
 pub(crate) struct Outcome {
     pub(crate) name: &'static str,

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::measure::{ClientRun, Group, latency_histogram, record};
 use crate::progress::Progress;
-use crate::report::Outcome;
+use crate::report::{self, Outcome};
 use crate::{Length, Target, unique_id};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -105,7 +105,10 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     answering.abort();
     Ok(Outcome {
         name: "request",
-        title: format!("request/reply, {} client(s), {size} B", runs.len()),
+        title: format!(
+            "request/reply, {}, {size} B",
+            report::count(runs.len() as u64, "client")
+        ),
         params: json!({"clients": runs.len(), "size": size, "msgs": done.load(Ordering::Relaxed)}),
         publishers: Some(Group { clients: runs }),
         subscribers: None,
