@@ -1,6 +1,6 @@
-//! The server that the client programs (smoke checks, bench) run against: this checkout's
-//! (single or cluster), one answering on the ports of its config, or a temporary server or
-//! cluster of the run's own.
+//! The server that the client programs (smoke checks, bench, exec's command) run against: this
+//! checkout's (single or cluster), one answering on the ports of its config, or a temporary
+//! server or cluster of the run's own.
 
 use std::fs;
 use std::time::Duration;
@@ -103,14 +103,21 @@ impl Target {
                 kind: Kind::Answering,
             });
         }
+        if cluster && let Some(pid) = single {
+            eprintln!(
+                "this checkout's single server (pid {pid}) is not a cluster: using a temporary \
+                 cluster instead"
+            );
+        }
+        Target::temporary(layout, cluster, source)
+    }
+
+    /// A server of the run's own (with `cluster`, a cluster of 3 nodes) from this checkout's
+    /// binary, installed first if it is not: a temporary directory, ports the server picks,
+    /// secrets of its own. Stopped and deleted when dropped.
+    pub(crate) fn temporary(layout: &Layout, cluster: bool, source: &SourceArgs) -> Result<Target> {
         Setup::for_run(source.clone(), ListenArgs::default()).run(layout)?;
         if cluster {
-            if let Some(pid) = single {
-                eprintln!(
-                    "this checkout's single server (pid {pid}) is not a cluster: using a \
-                     temporary cluster instead"
-                );
-            }
             return Target::of_cluster(ClusterNodes::temporary(layout)?);
         }
         let temporary = Temporary::start(layout)?;
@@ -245,7 +252,7 @@ impl Target {
     }
 }
 
-/// A server of its own for one smoke run: a temporary directory, ports the server picks, a
+/// A server of its own for one run of smoke, bench or exec: a temporary directory, ports the server picks, a
 /// fresh token in its environment only. Stopped and deleted when dropped.
 pub(crate) struct Temporary {
     layout: Layout,
@@ -259,7 +266,7 @@ pub(crate) struct Temporary {
 impl Temporary {
     fn start(checkout: &Layout) -> Result<Temporary> {
         let dir = tempfile::Builder::new()
-            .prefix("nats-smoke-")
+            .prefix("nats-xtask-")
             .tempdir()
             .context("cannot create a temporary directory")?;
         let layout = Layout::with_binary(dir.path().to_path_buf(), checkout.binary());
