@@ -164,6 +164,24 @@ impl Target {
         })
     }
 
+    /// The client URL of every server at hand: the one, or every node.
+    pub(crate) fn client_urls(&self) -> Result<Vec<String>> {
+        Ok(self
+            .servers()?
+            .into_iter()
+            .map(|(endpoints, _)| endpoints.client)
+            .collect())
+    }
+
+    /// The directory of a temporary server or cluster.
+    pub(crate) fn temporary_dir(&self) -> Option<&std::path::Path> {
+        match &self.kind {
+            Kind::Temporary(temporary) => Some(temporary.dir.path()),
+            Kind::Cluster(nodes) => nodes.dir(),
+            _ => None,
+        }
+    }
+
     /// `--node NAME=CLIENT_URL,MONITORING_URL` for every node of a cluster.
     pub(crate) fn node_args(&self) -> Result<Vec<String>> {
         let Kind::Cluster(nodes) = &self.kind else {
