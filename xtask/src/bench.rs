@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use crate::args::SourceArgs;
 use crate::clients::{self, Program};
 use crate::layout::Layout;
+use crate::process::exit_code;
 use crate::server;
 use crate::target::Target;
 use crate::token::TOKEN_VAR;
@@ -120,15 +121,3 @@ impl Bench {
 
 /// The bench running, for the signal handler; 0 when none.
 static BENCH_PID: AtomicU32 = AtomicU32::new(0);
-
-/// The bench's exit code; for one ended by a signal, 128 plus its number, as shells give it.
-fn exit_code(status: std::process::ExitStatus) -> ExitCode {
-    #[cfg(unix)]
-    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
-        return ExitCode::from(u8::try_from(128 + signal).unwrap_or(1));
-    }
-    match status.code() {
-        Some(0) => ExitCode::SUCCESS,
-        code => ExitCode::from(code.and_then(|c| u8::try_from(c).ok()).unwrap_or(1)),
-    }
-}

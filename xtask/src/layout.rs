@@ -149,6 +149,14 @@ pub(crate) fn from_user(path: &Path) -> PathBuf {
     }
 }
 
+/// The directory the user ran the xtask in.
+pub(crate) fn invocation_dir() -> PathBuf {
+    INVOKED_IN
+        .get()
+        .cloned()
+        .unwrap_or_else(|| std::env::current_dir().unwrap_or_default())
+}
+
 /// A path as people want to read it: relative to the current directory when it is inside it.
 pub(crate) fn show(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();

@@ -15,6 +15,7 @@ mod context;
 mod cross;
 mod download;
 mod env;
+mod exec;
 mod files;
 mod follow;
 mod install;
@@ -32,6 +33,7 @@ mod run;
 mod running;
 mod server;
 mod setup;
+mod signals;
 mod smoke;
 mod status;
 mod stop;
@@ -80,6 +82,7 @@ enum Task {
     Token(token_task::Token),
     Context(context::Context),
     Env(env::Env),
+    Exec(exec::Exec),
     Cache(cache_task::CacheTask),
     Test(test::Test),
     Ci(ci::Ci),
@@ -140,6 +143,7 @@ fn run(flags: Flags) -> Result<ExitCode> {
         Task::Token(token) => token.run(&layout()?, root.as_deref())?,
         Task::Context(context) => context.run(&layout()?, root.as_deref())?,
         Task::Env(env) => env.run(&layout()?)?,
+        Task::Exec(exec) => return exec.run(&layout()?),
         Task::Cache(cache) => cache.run(layout)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -1,7 +1,7 @@
 //! Running the programs we start, always with a deadline and their output at hand.
 
 use std::io::Read;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, ExitCode, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -122,5 +122,18 @@ pub(crate) fn last_lines(output: &Output, n: usize) -> String {
         "it printed nothing".to_string()
     } else {
         tail
+    }
+}
+
+/// The exit code a program ended with, to exit with in turn; for one ended by a signal, 128
+/// plus its number, as shells give it.
+pub(crate) fn exit_code(status: ExitStatus) -> ExitCode {
+    #[cfg(unix)]
+    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+        return ExitCode::from(u8::try_from(128 + signal).unwrap_or(1));
+    }
+    match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        code => ExitCode::from(code.and_then(|c| u8::try_from(c).ok()).unwrap_or(1)),
     }
 }

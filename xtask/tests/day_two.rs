@@ -492,3 +492,256 @@ fn setup_never_writes_a_new_token_behind_a_running_server_and_rotate_mends_it() 
     );
     assert!(!accepts(&running.client, &old), "the old token still works");
 }
+
+/// Where the xtask run by an exec test makes its temporary directories (`TMPDIR`), so that
+/// the test sees what is left there.
+fn scratch(sandbox: &Sandbox) -> std::path::PathBuf {
+    let dir = sandbox.root.path().join("tmp");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What `dir` holds.
+fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect()
+}
+
+/// A shell script run by exec, given a work directory as `$1`: it writes its NATS_URL,
+/// NATS_TOKEN and working directory to `$1/env`, then waits for `$1/go` and exits 7.
+#[cfg(unix)]
+const RECORD_AND_WAIT: &str = r#"printf '%s\n%s\n%s\n' "$NATS_URL" "$NATS_TOKEN" "$(pwd)" > "$1/env.partial"
+mv "$1/env.partial" "$1/env"
+while [ ! -e "$1/go" ]; do sleep 0.02; done
+exit 7"#;
+
+/// `cargo xtask exec OPTIONS -- sh -c SCRIPT sh WORK`, from the mirror, run in `work` with its
+/// temporary directories in `scratch` and its output in `work/out` and `work/err`.
+#[cfg(unix)]
+fn exec_sh(
+    sandbox: &Sandbox,
+    mirror: &Mirror,
+    server: &ServerBinary,
+    options: &[&str],
+    script: &str,
+    work: &std::path::Path,
+) -> KillOnDrop {
+    std::fs::create_dir_all(work).unwrap();
+    let mut args = vec!["exec"];
+    args.extend(options);
+    args.extend(["--mirror", &mirror.url, "--version", &server.version]);
+    args.extend(["--", "sh", "-c", script, "sh"]);
+    let file = |name: &str| std::fs::File::create(work.join(name)).unwrap();
+    KillOnDrop(
+        sandbox
+            .command(&args)
+            .arg(work)
+            .current_dir(work)
+            .env("TMPDIR", scratch(sandbox))
+            .stdout(file("out"))
+            .stderr(file("err"))
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The NATS_URL, NATS_TOKEN and working directory the script recorded, once it has.
+#[cfg(unix)]
+fn recorded_env(work: &std::path::Path) -> (String, String, String) {
+    let text = wait_for(DEADLINE, || std::fs::read_to_string(work.join("env")).ok())
+        .unwrap_or_else(|| {
+            let err = std::fs::read_to_string(work.join("err")).unwrap_or_default();
+            panic!("the command did not start:\n{err}")
+        });
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    (lines[0].into(), lines[1].into(), lines[2].into())
+}
+
+/// What exec printed, on stdout and stderr.
+#[cfg(unix)]
+fn printed(work: &std::path::Path) -> String {
+    ["out", "err"]
+        .map(|name| std::fs::read_to_string(work.join(name)).unwrap())
+        .concat()
+}
+
+/// Waits for exec to exit and returns its exit code.
+#[cfg(unix)]
+fn exit_code(xtask: &mut KillOnDrop) -> Option<i32> {
+    wait_for(DEADLINE, || xtask.try_wait().unwrap())
+        .expect("exec did not exit")
+        .code()
+}
+
+#[cfg(unix)]
+#[test]
+fn exec_temporary_runs_the_command_against_a_server_of_its_own_and_removes_it() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let work = sandbox.root.path().join("work");
+    let tmp = scratch(&sandbox);
+    let mut xtask = exec_sh(
+        &sandbox,
+        &mirror,
+        &server,
+        &["--temporary"],
+        RECORD_AND_WAIT,
+        &work,
+    );
+    let (url, token, cwd) = recorded_env(&work);
+    assert!(
+        url.starts_with("nats://127.0.0.1:") && !url.contains(','),
+        "{url}"
+    );
+    assert_eq!(cwd, work.to_string_lossy(), "not run where exec was");
+    // A real client gets in with the command's token, which is not the checkout's.
+    publish(&url, &token, "exec.temporary", 3, b"hello");
+    assert_ne!(token, sandbox.token());
+    let servers = processes_naming(&tmp);
+    assert!(!servers.is_empty(), "no server runs in `{}`", tmp.display());
+    for pid in servers {
+        assert!(
+            !command_line(pid).contains(&token),
+            "the token is on pid {pid}'s command line"
+        );
+    }
+
+    std::fs::write(work.join("go"), "").unwrap();
+    assert_eq!(exit_code(&mut xtask), Some(7), "{}", printed(&work));
+    assert_eq!(processes_naming(&tmp), Vec::<u32>::new());
+    assert_eq!(entries(&tmp), Vec::<std::path::PathBuf>::new());
+    assert!(!printed(&work).contains(&token), "{}", printed(&work));
+    assert_eq!(
+        sandbox.recorded_pid(),
+        None,
+        "the checkout's own server was started"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn exec_temporary_cluster_gives_the_command_every_nodes_url() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let work = sandbox.root.path().join("work");
+    let tmp = scratch(&sandbox);
+    let mut xtask = exec_sh(
+        &sandbox,
+        &mirror,
+        &server,
+        &["--temporary", "--cluster"],
+        RECORD_AND_WAIT,
+        &work,
+    );
+    let (url, token, _) = recorded_env(&work);
+    let urls: Vec<&str> = url.split(',').collect();
+    assert_eq!(urls.len(), 3, "{url}");
+    assert!(
+        urls.iter().all(|u| u.starts_with("nats://127.0.0.1:")),
+        "{url}"
+    );
+    // One cluster: a stream with a replica on each of 3 nodes, written through the first node,
+    // is read back through the last.
+    let written = publish_acked_replicated(urls[0], &token, "EXEC", 3, 0..5);
+    assert_eq!(stored_eventually(urls[2], &token, "EXEC"), written);
+    // Three nodes run in the one temporary directory.
+    let dirs = entries(&tmp);
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let pids = ["n1", "n2", "n3"].map(|node| {
+        let pid_file = dirs[0].join("cluster").join(node).join("nats-server.pid");
+        std::fs::read_to_string(&pid_file)
+            .unwrap_or_else(|e| panic!("{}: {e}", pid_file.display()))
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+    });
+    assert!(pids.iter().all(|pid| alive(*pid)), "not every node runs");
+
+    std::fs::write(work.join("go"), "").unwrap();
+    assert_eq!(exit_code(&mut xtask), Some(7), "{}", printed(&work));
+    assert!(pids.iter().all(|pid| !alive(*pid)), "a node outlived exec");
+    assert_eq!(processes_naming(&tmp), Vec::<u32>::new());
+    assert_eq!(entries(&tmp), Vec::<std::path::PathBuf>::new());
+    assert!(!printed(&work).contains(&token), "{}", printed(&work));
+}
+
+#[cfg(unix)]
+#[test]
+fn exec_temporary_passes_a_sigterm_on_and_still_removes_its_server() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let work = sandbox.root.path().join("work");
+    let tmp = scratch(&sandbox);
+    let mut xtask = exec_sh(
+        &sandbox,
+        &mirror,
+        &server,
+        &["--temporary"],
+        RECORD_AND_WAIT,
+        &work,
+    );
+    recorded_env(&work);
+    assert!(!processes_naming(&tmp).is_empty());
+    // The command never gets `go`: only the SIGTERM passed on ends it, as a signal.
+    signal(xtask.id(), "TERM");
+    assert_eq!(exit_code(&mut xtask), Some(128 + 15), "{}", printed(&work));
+    assert_eq!(processes_naming(&tmp), Vec::<u32>::new());
+    assert_eq!(entries(&tmp), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn exec_temporary_names_a_missing_command_and_still_removes_its_server() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let tmp = scratch(&sandbox);
+    let mut command = sandbox.command(&[
+        "exec",
+        "--temporary",
+        "--mirror",
+        &mirror.url,
+        "--version",
+        &server.version,
+        "--",
+        "no-such-program-for-exec",
+        "--flag",
+    ]);
+    for var in ["TMPDIR", "TMP", "TEMP"] {
+        command.env(var, &tmp);
+    }
+    Run::from(command.output().unwrap())
+        .fails_with("cannot run `no-such-program-for-exec`: there is no such program");
+    assert_eq!(processes_naming(&tmp), Vec::<u32>::new());
+    assert_eq!(entries(&tmp), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn exec_without_a_running_server_says_to_start_one_or_use_temporary() {
+    let sandbox = Sandbox::new();
+    let run = sandbox
+        .xtask(&["exec", "--", "true"])
+        .fails_with("cargo xtask run --detach");
+    assert!(run.stderr.contains("--temporary"), "{}", run.stderr);
+}
+
+#[cfg(unix)]
+#[test]
+fn exec_gives_the_command_the_running_servers_url_and_token_and_its_exit_code() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
+    let _stop = StopOnDrop(&sandbox);
+    let work = sandbox.root.path().join("work");
+    let mut xtask = exec_sh(&sandbox, &mirror, &server, &[], RECORD_AND_WAIT, &work);
+    let (url, token, cwd) = recorded_env(&work);
+    assert_eq!(url, endpoints.client);
+    assert_eq!(token, sandbox.token());
+    assert_eq!(cwd, work.to_string_lossy());
+    std::fs::write(work.join("go"), "").unwrap();
+    assert_eq!(exit_code(&mut xtask), Some(7), "{}", printed(&work));
+    assert!(!printed(&work).contains(&token), "{}", printed(&work));
+    // The server it used runs on.
+    assert!(sandbox.recorded_pid().is_some_and(alive));
+}

@@ -1,6 +1,6 @@
-//! The server that the client programs (smoke checks, bench) run against: this checkout's
-//! (single or cluster), one answering on the ports of its config, or a temporary server or
-//! cluster of the run's own.
+//! The server that the client programs (smoke checks, bench, exec's command) run against: this
+//! checkout's (single or cluster), one answering on the ports of its config, or a temporary
+//! server or cluster of the run's own.
 
 use std::fs;
 use std::time::Duration;
@@ -106,14 +106,21 @@ impl Target {
                 kind: Kind::Answering,
             });
         }
+        if cluster && let Some(pid) = single {
+            eprintln!(
+                "this checkout's single server (pid {pid}) is not a cluster: using a temporary \
+                 cluster instead"
+            );
+        }
+        Target::temporary(layout, cluster, source)
+    }
+
+    /// A server of the run's own (with `cluster`, a cluster of 3 nodes) from this checkout's
+    /// binary, installed first if it is not: a temporary directory, ports the server picks,
+    /// secrets of its own. Stopped and deleted when dropped.
+    pub(crate) fn temporary(layout: &Layout, cluster: bool, source: &SourceArgs) -> Result<Target> {
         Setup::for_run(source.clone(), ListenArgs::default()).run(layout)?;
         if cluster {
-            if let Some(pid) = single {
-                eprintln!(
-                    "this checkout's single server (pid {pid}) is not a cluster: using a \
-                     temporary cluster instead"
-                );
-            }
             return Target::of_cluster(ClusterNodes::temporary(layout)?);
         }
         let temporary = Temporary::start(layout)?;
@@ -158,6 +165,24 @@ impl Target {
                 .map(|(_, endpoints, pid)| (endpoints, Some(pid)))
                 .collect(),
         })
+    }
+
+    /// The client URL of every server at hand: the one, or every node.
+    pub(crate) fn client_urls(&self) -> Result<Vec<String>> {
+        Ok(self
+            .servers()?
+            .into_iter()
+            .map(|(endpoints, _)| endpoints.client)
+            .collect())
+    }
+
+    /// The directory of a temporary server or cluster.
+    pub(crate) fn temporary_dir(&self) -> Option<&std::path::Path> {
+        match &self.kind {
+            Kind::Temporary(temporary) => Some(temporary.dir.path()),
+            Kind::Cluster(nodes) => nodes.dir(),
+            _ => None,
+        }
     }
 
     /// `--node NAME=CLIENT_URL,MONITORING_URL` for every node of a cluster.
@@ -248,7 +273,7 @@ impl Target {
     }
 }
 
-/// A server of its own for one smoke run: a temporary directory, ports the server picks, a
+/// A server of its own for one run of smoke, bench or exec: a temporary directory, ports the server picks, a
 /// fresh token in its environment only. Stopped and deleted when dropped.
 pub(crate) struct Temporary {
     layout: Layout,
@@ -262,7 +287,7 @@ pub(crate) struct Temporary {
 impl Temporary {
     fn start(checkout: &Layout) -> Result<Temporary> {
         let dir = tempfile::Builder::new()
-            .prefix("nats-smoke-")
+            .prefix("nats-xtask-")
             .tempdir()
             .context("cannot create a temporary directory")?;
         let layout = Layout::with_binary(dir.path().to_path_buf(), checkout.binary());

@@ -61,7 +61,7 @@ impl ClusterNodes {
     /// ports of its first start.
     pub(crate) fn temporary(checkout: &Layout) -> Result<ClusterNodes> {
         let dir = tempfile::Builder::new()
-            .prefix("nats-smoke-cluster-")
+            .prefix("nats-xtask-cluster-")
             .tempdir()
             .context("cannot create a temporary directory")?;
         let layout = Layout::with_binary(dir.path().to_path_buf(), checkout.binary());
