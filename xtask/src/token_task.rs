@@ -51,7 +51,10 @@ impl Token {
 impl Rotate {
     fn run(&self, layout: &Layout, root: Option<&Path>) -> Result<()> {
         // A lost `.env.nats` is what a rotation mends: the running server gets the new token.
-        if layout.env_file().exists() {
+        let mends_lost_token = !layout.env_file().exists()
+            && layout.binary().is_file()
+            && layout.config().is_file();
+        if !mends_lost_token {
             running::require_installed(layout, "token rotate")?;
         }
         // No `run` may start the server with the old token meanwhile.
