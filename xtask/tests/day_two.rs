@@ -438,11 +438,12 @@ fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 /// A shell script run by exec, given a work directory as `$1`: it writes its NATS_URL,
-/// NATS_TOKEN and working directory to `$1/env`, then waits for `$1/go` and exits 7.
+/// NATS_TOKEN and working directory to `$1/env`, then waits for `$1/go` and exits 7 (or gives
+/// up once the test's sandbox is gone).
 #[cfg(unix)]
 const RECORD_AND_WAIT: &str = r#"printf '%s\n%s\n%s\n' "$NATS_URL" "$NATS_TOKEN" "$(pwd)" > "$1/env.partial"
 mv "$1/env.partial" "$1/env"
-while [ ! -e "$1/go" ]; do sleep 0.02; done
+while [ ! -e "$1/go" ] && [ -d "$1" ]; do sleep 0.02; done
 exit 7"#;
 
 /// `cargo xtask exec OPTIONS -- sh -c SCRIPT sh WORK`, from the mirror, run in `work` with its
