@@ -386,13 +386,6 @@ fn write_config(node: &Node) -> Result<()> {
     fs::create_dir_all(&node.layout.dir)
         .with_context(|| format!("cannot create `{}`", show(&node.layout.dir)))?;
     let path = node.layout.config();
-    let render = |listen: &Listen, cluster_port: i32| {
-        let cluster = ClusterNode {
-            name: node.name.clone(),
-            cluster_port,
-        };
-        config::render_node(listen, &cluster)
-    };
     if let Ok(existing) = fs::read_to_string(&path) {
         let (listen, cluster_port) = (
             config::read_listen(&existing),
@@ -401,7 +394,7 @@ fn write_config(node: &Node) -> Result<()> {
         if listen == node.listen && cluster_port == node.cluster_port {
             return Ok(());
         }
-        if existing != render(&listen, cluster_port) {
+        if config::is_edited_node(&existing, &node.name) {
             let backup = crate::files::back_up(&path)?;
             eprintln!(
                 "node {}: `{}` is written anew for other ports; the edited one is kept as `{}`",
@@ -411,7 +404,14 @@ fn write_config(node: &Node) -> Result<()> {
             );
         }
     }
-    write_atomically(&path, render(&node.listen, node.cluster_port).as_bytes())
+    let cluster = ClusterNode {
+        name: node.name.clone(),
+        cluster_port: node.cluster_port,
+    };
+    write_atomically(
+        &path,
+        config::render_node(&node.listen, &cluster).as_bytes(),
+    )
 }
 
 fn wait_for_ports_file(started: &mut Started, timeout: Duration) -> Result<Endpoints> {

@@ -166,6 +166,25 @@ ping_max: 3
     )
 }
 
+/// Whether the single server's config `text` is not what setup writes for the host and ports
+/// it has: someone edited it.
+pub(crate) fn is_edited(text: &str) -> bool {
+    text != render(&read_listen(text))
+}
+
+/// Whether the config `text` of cluster node `name` is not what `run --cluster` writes for the
+/// host and ports it has: someone edited it.
+pub(crate) fn is_edited_node(text: &str, name: &str) -> bool {
+    let Some(cluster_port) = read_cluster_port(text) else {
+        return true;
+    };
+    let node = ClusterNode {
+        name: name.to_string(),
+        cluster_port,
+    };
+    text != render_node(&read_listen(text), &node)
+}
+
 /// Where a config makes the server listen, read from its text as nats-server would for the
 /// settings setup writes: top-level `host` (or `net`), `port`, `listen` (`host:port`) and
 /// `http` (or `http_port`), and the `websocket` block's `port`, also on one line
@@ -474,5 +493,33 @@ mod tests {
         );
         let v6 = read_listen("listen: \"[::1]:5333\"\n");
         assert_eq!((v6.host.as_str(), v6.port), ("::1", 5333));
+    }
+
+    #[test]
+    fn a_config_is_edited_when_it_differs_from_what_its_ports_would_give() {
+        let moved = Listen {
+            port: 5222,
+            ..Listen::loopback_on_free_ports()
+        };
+        for listen in [Listen::default(), moved] {
+            let text = render(&listen);
+            assert!(!is_edited(&text), "{listen:?}");
+            assert!(is_edited(
+                &text.replace("max_payload: 8MB", "max_payload: 2MB")
+            ));
+            assert!(is_edited(&format!("{text}# mine\n")));
+            let node = ClusterNode {
+                name: "n2".into(),
+                cluster_port: -1,
+            };
+            let text = render_node(&listen, &node);
+            assert!(!is_edited_node(&text, "n2"));
+            assert!(is_edited_node(&text, "n3"), "another node's name");
+            assert!(is_edited_node(
+                &text.replace("debug: false", "debug: true"),
+                "n2"
+            ));
+            assert!(is_edited_node(&render(&listen), "n2"), "no cluster block");
+        }
     }
 }

@@ -66,22 +66,7 @@ impl Context {
                 eprintln!("there is no natscli context `{name}`");
                 return Ok(());
             }
-            fs::remove_file(&path)
-                .with_context(|| format!("cannot remove `{}`", path.display()))?;
-            let selected = selection_file(&dir);
-            let was_selected = fs::read_to_string(&selected).is_ok_and(|s| s.trim() == name);
-            if was_selected {
-                fs::remove_file(&selected)
-                    .with_context(|| format!("cannot remove `{}`", selected.display()))?;
-            }
-            eprintln!(
-                "removed the natscli context `{name}` (`{}`)",
-                path.display()
-            );
-            if was_selected {
-                eprintln!("it was natscli's selected context: none is selected now");
-            }
-            return Ok(());
+            return remove(&path);
         }
         running::require_installed(layout, "context")?;
         let context = json!({
@@ -130,30 +115,55 @@ impl Owner {
 
 /// Puts `token` into every natscli context `owner` wrote; returns their names.
 pub(crate) fn update_token(owner: &Owner, token: &str) -> Result<Vec<String>> {
-    let Ok(dir) = contexts_dir() else {
-        return Ok(Vec::new());
-    };
     let mut updated = Vec::new();
-    for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let Ok(text) = fs::read_to_string(&path) else {
-            continue;
-        };
-        if path.extension().is_none_or(|e| e != "json") || !owner.wrote(&text) {
-            continue;
-        }
-        let mut context: Value = serde_json::from_str(&text)?;
+    for (name, path) in written_by(owner) {
+        let mut context: Value = serde_json::from_str(&fs::read_to_string(&path)?)?;
         context["token"] = json!(token);
         write_atomically(&path, serde_json::to_string_pretty(&context)?.as_bytes())?;
-        updated.push(
-            path.file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned(),
-        );
+        updated.push(name);
     }
-    updated.sort();
     Ok(updated)
+}
+
+/// The natscli contexts `owner` wrote, by name, with their files.
+pub(crate) fn written_by(owner: &Owner) -> Vec<(String, PathBuf)> {
+    let Ok(dir) = contexts_dir() else {
+        return Vec::new();
+    };
+    let mut written: Vec<(String, PathBuf)> = fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .filter(|path| fs::read_to_string(path).is_ok_and(|text| owner.wrote(&text)))
+        .map(|path| {
+            let name = path.file_stem().unwrap_or_default().to_string_lossy();
+            (name.into_owned(), path)
+        })
+        .collect();
+    written.sort();
+    written
+}
+
+/// Removes the natscli context in `path`, and natscli's selection of it, saying so.
+pub(crate) fn remove(path: &Path) -> Result<()> {
+    let name = path.file_stem().unwrap_or_default().to_string_lossy();
+    fs::remove_file(path).with_context(|| format!("cannot remove `{}`", path.display()))?;
+    let selected = selection_file(path.parent().unwrap_or(Path::new(".")));
+    let was_selected = fs::read_to_string(&selected).is_ok_and(|s| s.trim() == name);
+    if was_selected {
+        fs::remove_file(&selected)
+            .with_context(|| format!("cannot remove `{}`", selected.display()))?;
+    }
+    eprintln!(
+        "removed the natscli context `{name}` (`{}`)",
+        path.display()
+    );
+    if was_selected {
+        eprintln!("it was natscli's selected context: none is selected now");
+    }
+    Ok(())
 }
 
 /// Where natscli keeps its contexts, on every OS.

@@ -42,6 +42,7 @@ mod target;
 mod test;
 mod token;
 mod token_task;
+mod uninstall;
 mod units;
 
 use std::path::PathBuf;
@@ -84,6 +85,7 @@ enum Task {
     Env(env::Env),
     Exec(exec::Exec),
     Cache(cache_task::CacheTask),
+    Uninstall(uninstall::Uninstall),
     Test(test::Test),
     Ci(ci::Ci),
 }
@@ -145,6 +147,7 @@ fn run(flags: Flags) -> Result<ExitCode> {
         Task::Env(env) => env.run(&layout()?)?,
         Task::Exec(exec) => return exec.run(&layout()?),
         Task::Cache(cache) => cache.run(layout)?,
+        Task::Uninstall(uninstall) => uninstall.run(&layout()?, root.as_deref())?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -51,9 +51,8 @@ impl Token {
 impl Rotate {
     fn run(&self, layout: &Layout, root: Option<&Path>) -> Result<()> {
         // A lost `.env.nats` is what a rotation mends: the running server gets the new token.
-        let mends_lost_token = !layout.env_file().exists()
-            && layout.binary().is_file()
-            && layout.config().is_file();
+        let mends_lost_token =
+            !layout.env_file().exists() && layout.binary().is_file() && layout.config().is_file();
         if !mends_lost_token {
             running::require_installed(layout, "token rotate")?;
         }

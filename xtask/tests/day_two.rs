@@ -510,11 +510,12 @@ fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 /// A shell script run by exec, given a work directory as `$1`: it writes its NATS_URL,
-/// NATS_TOKEN and working directory to `$1/env`, then waits for `$1/go` and exits 7.
+/// NATS_TOKEN and working directory to `$1/env`, then waits for `$1/go` and exits 7 (or gives
+/// up once the test's sandbox is gone).
 #[cfg(unix)]
 const RECORD_AND_WAIT: &str = r#"printf '%s\n%s\n%s\n' "$NATS_URL" "$NATS_TOKEN" "$(pwd)" > "$1/env.partial"
 mv "$1/env.partial" "$1/env"
-while [ ! -e "$1/go" ]; do sleep 0.02; done
+while [ ! -e "$1/go" ] && [ -d "$1" ]; do sleep 0.02; done
 exit 7"#;
 
 /// `cargo xtask exec OPTIONS -- sh -c SCRIPT sh WORK`, from the mirror, run in `work` with its
@@ -744,4 +745,152 @@ fn exec_gives_the_command_the_running_servers_url_and_token_and_its_exit_code() 
     assert!(!printed(&work).contains(&token), "{}", printed(&work));
     // The server it used runs on.
     assert!(sandbox.recorded_pid().is_some_and(alive));
+}
+
+#[test]
+fn uninstall_stops_the_server_removes_what_setup_made_and_keeps_an_edited_config() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    start_with(&sandbox, &mirror, &server, |text| format!("{text}# mine\n"));
+    let _stop = StopOnDrop(&sandbox);
+    let pid = sandbox.recorded_pid().unwrap();
+    let old_token = sandbox.token();
+    let dir = sandbox.nats_dir();
+    sandbox.xtask(&["context", "--name", "dev"]).ok();
+    let contexts = sandbox.config_home().join("nats/context");
+    let foreign_context = r#"{"description": "another program's", "url": "nats://elsewhere:4222"}"#;
+    std::fs::write(contexts.join("other.json"), foreign_context).unwrap();
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    let made = [
+        "nats-server",
+        "LICENSE.nats-server",
+        ".install.json",
+        ".env.nats",
+        "data",
+        "logs",
+        "nats-server.pid",
+    ];
+    for name in made {
+        assert!(dir.join(name).exists(), "setup made no {name}");
+    }
+
+    // Without a terminal to ask on, it needs --yes, names the token, and changes nothing.
+    let refused = sandbox.xtask(&["uninstall"]).fails_with("--yes");
+    assert!(refused.stderr.contains("`.env.nats`"), "{}", refused.stderr);
+    assert!(alive(pid));
+    for name in made {
+        assert!(dir.join(name).exists(), "{name} went without --yes");
+    }
+    assert!(contexts.join("dev.json").exists());
+
+    let removed = sandbox.xtask(&["uninstall", "--yes"]).ok();
+    assert!(gone(pid), "the server still runs");
+    for name in made {
+        assert!(
+            !dir.join(name).exists(),
+            "{name} is left:\n{}",
+            removed.stderr
+        );
+    }
+    assert!(!removed.stdout.contains(&old_token) && !removed.stderr.contains(&old_token));
+    assert!(
+        removed.stderr.contains("kept `") && removed.stderr.contains("nats-server.conf"),
+        "{}",
+        removed.stderr
+    );
+    assert!(config_path(&sandbox).exists(), "the edited config went");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert!(
+        !contexts.join("dev.json").exists(),
+        "this checkout's context is left"
+    );
+    assert_eq!(
+        std::fs::read_to_string(contexts.join("other.json")).unwrap(),
+        foreign_context
+    );
+
+    // Twice --yes: the edited config goes too; what is not the xtask's stays.
+    sandbox.xtask(&["uninstall", "--yes", "--yes"]).ok();
+    assert!(!config_path(&sandbox).exists(), "the edited config is left");
+    assert!(dir.join("notes.txt").exists());
+
+    sandbox
+        .with_ports(&["setup"], &mirror, &server, Ports::picked())
+        .ok();
+    assert!(sandbox.binary().is_file());
+    assert_ne!(sandbox.token(), old_token, "the old token came back");
+}
+
+#[test]
+fn uninstall_removes_every_cluster_node_and_the_cache_and_leaves_no_empty_directory() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopOnDrop(&sandbox);
+    let mut args = vec![
+        "run",
+        "--cluster",
+        "--detach",
+        "--timeout",
+        "120",
+        "--cluster-port",
+        "0",
+        "--mirror",
+        &mirror.url,
+        "--version",
+        &server.version,
+    ];
+    let ports = Ports::picked().args();
+    args.extend(ports.iter().map(String::as_str));
+    sandbox.xtask(&args).ok();
+    let pids: Vec<u32> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|node| {
+            let pid_file = sandbox
+                .nats_dir()
+                .join("cluster")
+                .join(node)
+                .join("nats-server.pid");
+            std::fs::read_to_string(pid_file)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(pids.iter().all(|pid| alive(*pid)));
+    let cached = || sandbox.xtask(&["cache", "list", "--json"]).ok().stdout;
+    assert_eq!(cached().lines().count(), 1, "setup cached no archive");
+
+    let removed = sandbox.xtask(&["uninstall", "--yes", "--cache"]).ok();
+    for pid in pids {
+        assert!(gone(pid), "node pid {pid} still runs:\n{}", removed.stderr);
+    }
+    // Nothing but the xtask's was there: the directory went with it.
+    assert!(
+        !sandbox.nats_dir().exists(),
+        "left: {:?}",
+        std::fs::read_dir(sandbox.nats_dir())
+            .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+    );
+    assert_eq!(cached(), "", "the cache was not emptied");
+
+    sandbox
+        .with_ports(&["setup"], &mirror, &server, Ports::picked())
+        .ok();
+    assert!(sandbox.binary().is_file());
+}
+
+#[test]
+fn uninstall_with_nothing_installed_says_so_and_succeeds() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.xtask(&["uninstall"]).ok();
+    assert!(
+        run.stderr.contains("nothing to uninstall"),
+        "{}",
+        run.stderr
+    );
+    assert!(!sandbox.nats_dir().exists());
 }

@@ -266,7 +266,6 @@ fn report(outcome: &Outcome) {
     }
 }
 
-/// Fails with "expected …, seen …" unless `ok`.
 /// A count the server reported, and its noun, singular for one: `1 consumer`, `3 messages`.
 fn counted(value: &Value, noun: &str) -> String {
     if *value == 1 {
@@ -276,6 +275,7 @@ fn counted(value: &Value, noun: &str) -> String {
     }
 }
 
+/// Fails with "expected …, seen …" unless `ok`.
 fn expect(ok: bool, expected: impl std::fmt::Display, seen: impl std::fmt::Display) -> Result<()> {
     if !ok {
         bail!("expected {expected}, seen {seen}");
