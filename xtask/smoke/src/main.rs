@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 mod failover;
+mod leader;
 
 /// How long one check may take before it counts as failed.
 /// Longer than the JetStream check's steps, clean-up and connection together.
@@ -529,13 +530,14 @@ async fn stream_checks(
             format!("ack {}#{}", ack.stream, ack.sequence),
         )?;
     }
-    let consumer = stream
+    let mut consumer = stream
         .create_consumer(pull::Config {
             durable_name: Some("smoke".into()),
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             ..Default::default()
         })
         .await?;
+    leader::consumer_led(&mut consumer, Duration::from_secs(10)).await;
     let mut messages = consumer
         .fetch()
         .max_messages(COUNT as usize)

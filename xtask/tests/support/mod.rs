@@ -908,7 +908,16 @@ pub fn publish_acked_replicated(
             num_replicas: replicas,
             ..Default::default()
         };
-        js.get_or_create_stream(config).await.unwrap();
+        // Just after a cluster starts, its meta leader may not count every peer online for
+        // placement yet: that passes within seconds.
+        let started = std::time::Instant::now();
+        while let Err(e) = js.get_or_create_stream(config.clone()).await {
+            assert!(
+                e.to_string().contains("no suitable peers") && started.elapsed() < DEADLINE,
+                "cannot create {stream}: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let mut payloads = Vec::new();
         for i in range {
             let payload = format!("message {i} of {stream}").into_bytes();

@@ -206,7 +206,7 @@ async fn measure(
 
     // Everything stored, read back through a durable pull consumer.
     let stream = js.get_stream(name).await?;
-    let consumer = stream
+    let mut consumer = stream
         .create_consumer(pull::Config {
             durable_name: Some(format!("{name}_READER")),
             ack_policy: jetstream::consumer::AckPolicy::None,
@@ -214,6 +214,7 @@ async fn measure(
         })
         .await
         .context("cannot create the consumer")?;
+    crate::leader::consumer_led(&mut consumer, Duration::from_secs(10)).await;
     // What the stream holds: every acknowledged message, and maybe some whose acknowledgement
     // was lost; all of it is read back.
     let stored = stream.cached_info().state.messages;

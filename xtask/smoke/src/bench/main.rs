@@ -7,6 +7,8 @@
 //! sent and not received is reported, never averaged away.
 
 mod js;
+#[path = "../leader.rs"]
+mod leader;
 mod measure;
 mod progress;
 mod pubsub;
