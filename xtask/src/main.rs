@@ -94,7 +94,7 @@ fn main() -> ExitCode {
     match run(Flags::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", xtask_probe::error_text(&e));
             ExitCode::FAILURE
         }
     }

@@ -12,6 +12,24 @@ use serde_json::Value;
 /// How long one request or protocol line may take: the server is on this machine.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
+/// `error` and its causes, as `{e:#}` prints them, but without a cause whose text is already
+/// there: many errors (async-nats's, ureq's) print their source themselves, and anyhow would
+/// print it again ("authorization violation: nats: authorization violation").
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
 /// An HTTP client for monitoring requests on loopback: no proxy, short timeouts, and an HTTP
 /// error status is an answer to look at rather than an error.
 pub fn monitoring_agent() -> ureq::Agent {
@@ -116,6 +134,32 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cause_its_error_already_prints_is_not_repeated() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "nats: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let inner = std::io::Error::other("authorization violation");
+        let error = anyhow::Error::new(Outer(inner)).context("cannot connect");
+        assert_eq!(
+            error_text(&error),
+            "cannot connect: nats: authorization violation"
+        );
+        assert_eq!(
+            format!("{error:#}"),
+            "cannot connect: nats: authorization violation: authorization violation"
+        );
+    }
     use std::net::TcpListener;
     use std::thread::JoinHandle;
 

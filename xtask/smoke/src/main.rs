@@ -239,7 +239,7 @@ async fn timed(
     let start = Instant::now();
     let (failure, note) = match tokio::time::timeout(deadline, check).await {
         Ok(Ok(note)) => (None, note),
-        Ok(Err(e)) => (Some(format!("{e:#}")), None),
+        Ok(Err(e)) => (Some(xtask_probe::error_text(&e)), None),
         Err(_) => (
             Some(format!(
                 "expected an answer within {} s, seen none",
@@ -515,10 +515,11 @@ async fn stream_checks(
     const COUNT: u64 = 10;
     let subject = format!("smoke.{id}.js");
     let config = target.stream_config(name, &subject);
-    let stream = js
+    let mut stream = js
         .create_stream(config)
         .await
         .context("cannot create a file stream")?;
+    leader::stream_led(&mut stream, Duration::from_secs(10)).await;
     for n in 1..=COUNT {
         let ack = js
             .publish(subject.clone(), format!("event {n}").into())

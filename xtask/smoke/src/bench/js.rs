@@ -112,7 +112,10 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     let started = Instant::now();
     loop {
         match js.create_stream(config.clone()).await {
-            Ok(_) => break,
+            Ok(mut stream) => {
+                crate::leader::stream_led(&mut stream, Duration::from_secs(10)).await;
+                break;
+            }
             Err(e)
                 if e.to_string().contains("no suitable peers") && started.elapsed() < PLACEMENT =>
             {

@@ -274,7 +274,7 @@ fn main() -> ExitCode {
         return match args.check() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", xtask_probe::error_text(&e));
                 ExitCode::from(2)
             }
         };
@@ -300,7 +300,7 @@ fn main() -> ExitCode {
         Ok(report) if report.failed() => ExitCode::FAILURE,
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", xtask_probe::error_text(&e));
             ExitCode::FAILURE
         }
     }
