@@ -23,6 +23,11 @@ use crate::units;
 /// How far apart the ports of two nodes are.
 const PORT_STEP: i32 = 10;
 const POLL: Duration = Duration::from_millis(50);
+/// The longest pause between two looks at a forming cluster.
+const MAX_POLL: Duration = Duration::from_millis(250);
+/// How often a RAFT leader tells its followers what it committed (nats-server's
+/// `hbInterval`).
+const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// One node: its name, its files, and where it listens (-1: the server picks).
 #[derive(Debug, Clone)]
@@ -451,6 +456,7 @@ pub(crate) fn wait_ready(
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Option<Vec<Endpoints>>> {
     let deadline = Instant::now() + timeout;
+    let mut pause = POLL;
     loop {
         for s in started.iter_mut() {
             if let Some(status) = s.child.try_wait()? {
@@ -461,9 +467,14 @@ pub(crate) fn wait_ready(
                 );
             }
         }
-        let last_seen = match ready(nodes, token) {
-            Ok(endpoints) => return Ok(Some(endpoints)),
-            Err(why) => why,
+        let (last_seen, wait) = match formed(nodes) {
+            Err(why) => (why, pause),
+            Ok(endpoints) => match usable(nodes, &endpoints, token) {
+                Ok(()) => return Ok(Some(endpoints)),
+                // Every failed `/healthz` logs a warning, and a follower learns what the
+                // leader committed with its next heartbeat: ask again after one.
+                Err(why) => (why, HEARTBEAT),
+            },
         };
         if cancelled() {
             return Ok(None);
@@ -480,13 +491,17 @@ pub(crate) fn wait_ready(
                 timeout.as_secs()
             );
         }
-        std::thread::sleep(POLL);
+        std::thread::sleep(wait);
+        // Forming the meta group takes a second or more: ask less often as it goes on.
+        pause = (pause * 3 / 2).min(MAX_POLL);
     }
 }
 
-/// Every node's endpoints if the cluster is ready, else what is not.
-fn ready(nodes: &[Node], token: &str) -> Result<Vec<Endpoints>, String> {
-    let agent = xtask_probe::monitoring_agent();
+/// Every node's endpoints once the meta group has formed, else what is not yet.
+///
+/// Asks only what logs nothing (`/jsz`, `/varz`): `/healthz` logs a warning each time it
+/// fails, and polled while the meta group formed it filled each node's log with them.
+fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, String> {
     let mut all = Vec::new();
     for node in nodes {
         let pid = std::fs::read_to_string(node.layout.pid_file())
@@ -495,21 +510,6 @@ fn ready(nodes: &[Node], token: &str) -> Result<Vec<Endpoints>, String> {
             .ok_or(format!("node {} has no pid file", node.name))?;
         let endpoints = Endpoints::read(&node.layout, pid)
             .ok_or(format!("node {} has not written its ports file", node.name))?
-            .map_err(|e| format!("node {}: {e:#}", node.name))?;
-        let url = format!("{}/healthz?js-server-only=true", endpoints.monitoring);
-        match xtask_probe::get(&agent, &url) {
-            Ok((200, _)) => {}
-            Ok((status, body)) => {
-                return Err(format!(
-                    "node {} /healthz: {status} {}",
-                    node.name,
-                    body.trim()
-                ));
-            }
-            Err(e) => return Err(format!("node {}: {e:#}", node.name)),
-        }
-        xtask_probe::Connection::open(&endpoints.client, token, "cargo xtask")
-            .and_then(|mut client| client.ping())
             .map_err(|e| format!("node {}: {e:#}", node.name))?;
         all.push(endpoints);
     }
@@ -542,7 +542,51 @@ fn ready(nodes: &[Node], token: &str) -> Result<Vec<Endpoints>, String> {
             meta.leader
         ));
     }
+    let agent = xtask_probe::monitoring_agent();
+    // Each node's own view too: the leader counts a peer current a little before the peer
+    // itself has applied what it was sent, which is what `/healthz` asks.
+    for (node, endpoints) in nodes.iter().zip(&all) {
+        let jsz = xtask_probe::get_json(&agent, &format!("{}/jsz", endpoints.monitoring))
+            .map_err(|e| format!("node {}: {e:#}", node.name))?;
+        let own = &jsz["meta_cluster"];
+        if own["leader"].as_str() != Some(meta.leader.as_str()) {
+            return Err(format!(
+                "node {} has not heard from the meta leader yet",
+                node.name
+            ));
+        }
+        if own["pending"].as_u64().is_some_and(|pending| pending > 0) {
+            return Err(format!(
+                "node {} has meta changes still to apply",
+                node.name
+            ));
+        }
+    }
     Ok(all)
+}
+
+/// Whether every node of a formed cluster says it is healthy (`/healthz`, asked once) and
+/// answers an authenticated PING.
+fn usable(nodes: &[Node], all: &[Endpoints], token: &str) -> Result<(), String> {
+    let agent = xtask_probe::monitoring_agent();
+    for (node, endpoints) in nodes.iter().zip(all) {
+        let url = format!("{}/healthz?js-server-only=true", endpoints.monitoring);
+        match xtask_probe::get(&agent, &url) {
+            Ok((200, _)) => {}
+            Ok((status, body)) => {
+                return Err(format!(
+                    "node {} /healthz: {status} {}",
+                    node.name,
+                    body.trim()
+                ));
+            }
+            Err(e) => return Err(format!("node {}: {e:#}", node.name)),
+        }
+        xtask_probe::Connection::open(&endpoints.client, token, "cargo xtask")
+            .and_then(|mut client| client.ping())
+            .map_err(|e| format!("node {}: {e:#}", node.name))?;
+    }
+    Ok(())
 }
 
 /// The JetStream meta group as its leader sees it.

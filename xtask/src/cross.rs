@@ -111,21 +111,22 @@ impl Tools {
             );
         }
         let bin = PathBuf::from("/usr/bin");
-        if !has_rust_sources(&bin) {
+        let wanted = env!("CARGO_PKG_RUST_VERSION");
+        let mut version = debian_rustc_version(&bin);
+        if version.as_deref().is_none_or(|v| older(v, wanted)) {
             install_debian_packages()?;
-            if !has_rust_sources(&bin) {
-                bail!(
-                    "Debian's {} installed no rustc with its standard library's sources",
-                    DEBIAN_PACKAGES.join(", ")
-                );
-            }
+            version = debian_rustc_version(&bin);
         }
-        let mut rustc = std::process::Command::new(bin.join("rustc"));
-        rustc.arg("--version");
-        let version = process::run(rustc, Duration::from_secs(30))?;
-        // `rustc 1.96.0 (ac68faa20 2026-05-25) (built from a source tarball)`: the number.
-        let version = String::from_utf8_lossy(&version.stdout);
-        let version = version.split_whitespace().nth(1).unwrap_or("?").to_string();
+        let version = match version {
+            Some(version) if !older(&version, wanted) => version,
+            Some(version) => bail!(
+                "Debian's rustc is {version}, older than this workspace's rust-version {wanted}"
+            ),
+            None => bail!(
+                "Debian's {} installed no rustc with its standard library's sources",
+                DEBIAN_PACKAGES.join(", ")
+            ),
+        };
         let zig_dir = checkout::target_dir(root).join("ci-tools/zig");
         let zig = pip::ensure(ZIG, &zig_dir, |dir| {
             Some(dir.join("ziglang/zig")).filter(|zig| zig.is_file())
@@ -181,11 +182,27 @@ impl Tools {
     }
 }
 
-/// Whether Debian's rustc is in `bin` with the standard library's sources beside it.
-fn has_rust_sources(bin: &Path) -> bool {
-    bin.join("cargo").is_file()
+/// The version of Debian's rustc in `bin` (`1.96.0`), if it is there with cargo, clippy and
+/// the standard library's sources beside it.
+fn debian_rustc_version(bin: &Path) -> Option<String> {
+    let complete = bin.join("cargo").is_file()
         && bin.join("cargo-clippy").is_file()
-        && Path::new("/usr/lib/rustlib/src/rust/library/Cargo.lock").is_file()
+        && Path::new("/usr/lib/rustlib/src/rust/library/Cargo.lock").is_file();
+    if !complete {
+        return None;
+    }
+    let mut rustc = std::process::Command::new(bin.join("rustc"));
+    rustc.arg("--version");
+    let output = process::run(rustc, Duration::from_secs(30)).ok()?;
+    // `rustc 1.96.0 (ac68faa20 2026-05-25) (built from a source tarball)`: the number.
+    let output = String::from_utf8_lossy(&output.stdout);
+    output.split_whitespace().nth(1).map(str::to_string)
+}
+
+/// Whether version `a` (`1.85.0`) comes before `b` (`1.89`), comparing numbers, not text.
+fn older(a: &str, b: &str) -> bool {
+    let numbers = |v: &str| -> Vec<u64> { v.split('.').map_while(|n| n.parse().ok()).collect() };
+    numbers(a) < numbers(b)
 }
 
 fn install_debian_packages() -> Result<()> {
@@ -206,24 +223,24 @@ fn install_debian_packages() -> Result<()> {
     let sh = xshell::Shell::new()?;
     sh.set_var("DEBIAN_FRONTEND", "noninteractive");
     let packages = DEBIAN_PACKAGES;
-    let install = || {
-        let command = xshell::cmd!(
+    // Always refresh the package lists first: a new machine's lists can be old enough to
+    // offer a rustc older than the workspace's `rust-version`, and the install would succeed.
+    process::run(
+        xshell::cmd!(sh, "apt-get update").into(),
+        Duration::from_secs(600),
+    )?;
+    process::run(
+        xshell::cmd!(
             sh,
             "apt-get install -y --no-install-recommends --no-remove {packages...}"
-        );
-        process::run(command.into(), Duration::from_secs(600))
-    };
-    if install().is_err() {
-        // A new machine has no package lists yet.
-        process::run(
-            xshell::cmd!(sh, "apt-get update").into(),
-            Duration::from_secs(600),
-        )?;
-        install().context(
-            "cannot install Debian's Rust packages (they conflict with Debian's `rustc` and \
-             `rustup` packages, which this never removes)",
-        )?;
-    }
+        )
+        .into(),
+        Duration::from_secs(600),
+    )
+    .context(
+        "cannot install Debian's Rust packages (they conflict with Debian's `rustc` and \
+         `rustup` packages, which this never removes)",
+    )?;
     Ok(())
 }
 
@@ -247,6 +264,15 @@ fn workspace_diagnostics(messages: &str, members: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_compare_by_number() {
+        assert!(older("1.85.0", "1.89"));
+        assert!(older("1.9.0", "1.89"));
+        assert!(!older("1.96.0", "1.89"));
+        assert!(!older("1.89.0", "1.89"));
+        assert!(!older("1.100.1", "1.89"));
+    }
 
     #[test]
     fn only_the_workspaces_warnings_and_errors_count() {

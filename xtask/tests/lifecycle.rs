@@ -298,6 +298,7 @@ fn acknowledged_messages_survive_sigkill() {
 }
 
 /// The `nats-server_<pid>.ports` files in `dir`.
+#[cfg(unix)]
 fn ports_files(dir: &std::path::Path) -> Vec<String> {
     fs::read_dir(dir)
         .unwrap()
