@@ -3,15 +3,19 @@
 //! not weigh on every `cargo xtask` build; built without the token in the environment, so that
 //! no build script or proc-macro ever sees it.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::process;
 use crate::token::TOKEN_VAR;
+use crate::{checkout, process};
+
+/// Longer than any build of the programs has taken, on two cores.
+const DEADLINE: Duration = Duration::from_secs(15 * 60);
 
 /// A program of the crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +28,8 @@ pub(crate) enum Program {
 }
 
 impl Program {
+    const ALL: [Program; 2] = [Program::Checks, Program::Bench];
+
     fn name(self) -> &'static str {
         match self {
             Program::Checks => "xtask-smoke",
@@ -32,42 +38,78 @@ impl Program {
     }
 }
 
-/// Builds `program` and returns its executable.
+/// Builds both programs, in one cargo run, and returns the executable of `program`.
+///
+/// The first build takes a minute or more, so it is announced: on a terminal with cargo's own
+/// progress, piped with a line before and one after. Later runs are silent unless cargo had
+/// to build something again.
 pub(crate) fn build(root: &Path, program: Program) -> Result<PathBuf> {
-    let output =
-        process::run_unchecked(build_command(root, program), Duration::from_secs(15 * 60))?;
-    let name = program.name();
+    let built = checkout::target_dir(root).join("debug");
+    let first = Program::ALL.iter().any(|p| {
+        !built
+            .join(format!("{}{}", p.name(), std::env::consts::EXE_SUFFIX))
+            .is_file()
+    });
+    let progress = first && std::io::stderr().is_terminal();
+    if first {
+        eprintln!(
+            "building the client programs of `smoke` and `bench` (crate `xtask-smoke`): once for \
+             this checkout, later runs reuse them"
+        );
+    }
+    let start = Instant::now();
+    let output = process::run_unchecked(build_command(root, progress), DEADLINE)?;
+    let took = start.elapsed().as_secs_f64();
     if !output.status.success() {
-        // Cargo's JSON messages are on stdout; what it says to people is on stderr.
+        // Cargo's JSON messages are on stdout; what it says to people is on stderr, which a
+        // build showing its progress has already shown.
         let said = String::from_utf8_lossy(&output.stderr);
         let lines: Vec<&str> = said.lines().collect();
         bail!(
-            "cannot build `{name}` (`cargo build --package xtask-smoke`, {}):\n{}",
+            "cannot build the client programs (`cargo build --package xtask-smoke --bins`, \
+             {}){}{}",
             output.status,
+            if lines.is_empty() { "" } else { ":\n" },
             lines[lines.len().saturating_sub(20)..].join("\n")
         );
     }
-    executable(&String::from_utf8_lossy(&output.stdout), name)
+    let messages = String::from_utf8_lossy(&output.stdout);
+    if first && !progress {
+        eprintln!("built the client programs in {took:.1} s");
+    } else if !first && rebuilt(&messages) {
+        eprintln!("built the client programs again in {took:.1} s: their sources changed");
+    }
+    let name = program.name();
+    executable(&messages, name)
         .with_context(|| format!("cargo built `{name}` but named no executable"))
 }
 
-fn build_command(root: &Path, program: Program) -> Command {
+fn build_command(root: &Path, progress: bool) -> Command {
     let mut build = process::cargo();
+    build.args(["build", "--package", "xtask-smoke", "--bins"]);
+    if !progress {
+        build.arg("--quiet");
+    }
     build
-        .args([
-            "build",
-            "--quiet",
-            "--package",
-            "xtask-smoke",
-            "--bin",
-            program.name(),
-        ])
         .arg("--message-format=json-render-diagnostics")
         .current_dir(root)
         .env_remove(TOKEN_VAR)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(if progress {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        });
     build
+}
+
+/// Whether cargo's JSON messages tell of a program it compiled anew.
+fn rebuilt(messages: &str) -> bool {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .any(|m| m["fresh"] == false)
 }
 
 /// The executable of binary `name` in cargo's JSON messages.
@@ -85,7 +127,7 @@ mod tests {
 
     #[test]
     fn the_programs_are_built_without_the_token_in_the_one_profile() {
-        let build = build_command(Path::new("."), Program::Bench);
+        let build = build_command(Path::new("."), false);
         let token = build.get_envs().find(|(name, _)| *name == TOKEN_VAR);
         assert_eq!(
             token,
@@ -97,7 +139,16 @@ mod tests {
             !args.contains(&std::ffi::OsStr::new("--release")),
             "a second client build"
         );
-        assert!(args.contains(&std::ffi::OsStr::new("xtask-bench")));
+        assert!(
+            args.contains(&std::ffi::OsStr::new("--bins")),
+            "one build for both"
+        );
+        assert!(args.contains(&std::ffi::OsStr::new("--quiet")));
+        let shown = build_command(Path::new("."), true);
+        assert!(
+            !shown.get_args().any(|a| a == "--quiet"),
+            "no progress shown"
+        );
     }
 
     #[test]
@@ -113,5 +164,16 @@ mod tests {
             Some(PathBuf::from("/t/debug/xtask-smoke"))
         );
         assert_eq!(executable(&messages, "other"), None);
+    }
+
+    #[test]
+    fn a_build_that_compiled_something_is_told_from_one_that_did_not() {
+        let artifact = |fresh: bool| {
+            format!(
+                r#"{{"reason":"compiler-artifact","target":{{"name":"xtask-smoke"}},"fresh":{fresh}}}"#
+            )
+        };
+        assert!(!rebuilt(&[artifact(true), artifact(true)].join("\n")));
+        assert!(rebuilt(&[artifact(true), artifact(false)].join("\n")));
     }
 }

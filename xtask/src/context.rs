@@ -22,7 +22,8 @@ use crate::token;
 /// The file is readable by its owner only, in a directory only they can enter (when this
 /// creates it). It is not selected unless --select. A context this checkout's xtask did not
 /// write is never overwritten (--force does) nor removed. `cargo xtask token rotate` updates
-/// the contexts it wrote.
+/// the contexts it wrote, and `cargo xtask run` points them at what it started: the single
+/// server or every node of the cluster.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Context {
     /// Name of the context [default: the checkout directory's name]
@@ -123,6 +124,42 @@ pub(crate) fn update_token(owner: &Owner, token: &str) -> Result<Vec<String>> {
         updated.push(name);
     }
     Ok(updated)
+}
+
+/// Points every natscli context `owner` wrote at the servers that run now, saying so of each
+/// one that changes: after a switch between the single server and the cluster, `nats
+/// --context` reaches what runs. A context that cannot be updated is named, not an error.
+pub(crate) fn follow(owner: &Owner, layout: &Layout) {
+    let written = written_by(owner);
+    if written.is_empty() {
+        return;
+    }
+    let url = match running::client_urls(layout) {
+        Ok(urls) => urls.join(","),
+        Err(e) => {
+            eprintln!("warning: the natscli contexts keep their URLs: {e:#}");
+            return;
+        }
+    };
+    for (name, path) in written {
+        let pointed = (|| -> Result<bool> {
+            let mut context: Value = serde_json::from_str(&fs::read_to_string(&path)?)?;
+            if context["url"] == url.as_str() {
+                return Ok(false);
+            }
+            context["url"] = json!(url);
+            write_atomically(&path, serde_json::to_string_pretty(&context)?.as_bytes())?;
+            Ok(true)
+        })();
+        match pointed {
+            Ok(true) => eprintln!("the natscli context `{name}` now reaches {url}"),
+            Ok(false) => {}
+            Err(e) => eprintln!(
+                "warning: cannot point the natscli context `{name}` (`{}`) at {url}: {e:#}",
+                path.display()
+            ),
+        }
+    }
 }
 
 /// The natscli contexts `owner` wrote, by name, with their files.

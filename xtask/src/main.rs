@@ -130,7 +130,7 @@ fn run(flags: Flags) -> Result<ExitCode> {
     };
     match flags.task {
         Task::Setup(setup) => setup.run(&layout()?)?,
-        Task::Run(run) => run.run(&layout()?)?,
+        Task::Run(run) => run.run(&layout()?, root.as_deref())?,
         Task::Stop(stop) => stop.run(&layout()?)?,
         Task::Status(status) => return status.run(&layout()?),
         Task::Smoke(smoke) => return smoke.run(&layout()?, checkout("smoke")?),

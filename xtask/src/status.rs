@@ -6,6 +6,7 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 use crate::cluster;
+use crate::install;
 use crate::layout::Layout;
 use crate::running::NOT_RUNNING;
 use crate::server::{self, Endpoints};
@@ -39,7 +40,10 @@ impl Status {
         if let Some(warning) = endpoints.as_ref().and_then(Endpoints::exposure_warning) {
             eprintln!("{warning}");
         }
-        let report = report(pid, endpoints.as_ref());
+        let mut report = report(pid, endpoints.as_ref());
+        if let Some(installed) = installed_but_not_running(layout, &[&report]) {
+            report["installed_version"] = json!(installed);
+        }
         if self.json {
             println!("{report}");
         } else {
@@ -89,12 +93,16 @@ impl Status {
             .filter(|n| n["running"] != true)
             .filter_map(|n| n["name"].as_str())
             .collect();
-        let report = json!({
+        let installed = installed_but_not_running(layout, &nodes.iter().collect::<Vec<_>>());
+        let mut report = json!({
             "mode": "cluster",
             "running": down.is_empty(),
             "meta_leader": meta.as_ref().map(|m| m.leader.clone()),
             "nodes": nodes,
         });
+        if let Some(installed) = installed {
+            report["installed_version"] = json!(installed);
+        }
         if self.json {
             println!("{report}");
         } else {
@@ -111,6 +119,25 @@ impl Status {
             Ok(ExitCode::from(NOT_RUNNING))
         }
     }
+}
+
+/// The version setup installed, if a server in `reports` runs another one: what `restart`
+/// would change.
+fn installed_but_not_running(layout: &Layout, reports: &[&Value]) -> Option<String> {
+    let installed = install::manifest_version(layout)?.to_string();
+    reports
+        .iter()
+        .filter_map(|report| report["version"].as_str())
+        .any(|running| running != installed)
+        .then_some(installed)
+}
+
+/// What to say of it.
+fn installed_text(report: &Value) -> Option<String> {
+    let installed = report["installed_version"].as_str()?;
+    Some(format!(
+        "{installed}, not running yet: `cargo xtask restart` runs it"
+    ))
 }
 
 fn human_cluster(report: &Value) -> String {
@@ -154,6 +181,9 @@ fn human_cluster(report: &Value) -> String {
                 health_text(&node["health"]).as_str().unwrap_or("?")
             ));
         }
+    }
+    if let Some(installed) = installed_text(report) {
+        text.push_str(&format!("installed nats-server {installed}\n"));
     }
     text
 }
@@ -237,6 +267,7 @@ fn human(report: &Value) -> String {
     };
     line(&mut text, "health", &health_text(&report["health"]));
     line(&mut text, "version", &report["version"]);
+    line(&mut text, "installed", &json!(installed_text(report)));
     line(&mut text, "uptime", &report["uptime"]);
     line(&mut text, "client", &report["client_url"]);
     line(&mut text, "monitoring", &report["monitoring_url"]);

@@ -375,9 +375,34 @@ fn the_cluster_and_the_single_server_never_run_together_and_the_node_count_is_ke
     sandbox
         .xtask(&["run", "--cluster", "--detach"])
         .fails_with("the single nats-server of this checkout runs");
+    // A natscli context written for the single server follows the switch to the cluster.
+    sandbox.xtask(&["context", "--name", "app"]).ok();
+    let context = || -> Value {
+        let path = sandbox.config_home().join("nats/context/app.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let (_, single) = status_json(&sandbox);
+    assert_eq!(context()["url"], single["client_url"]);
     sandbox.xtask(&["stop"]).ok();
 
-    start_cluster(&sandbox, &mirror, &server);
+    let started = start_cluster(&sandbox, &mirror, &server);
+    let (_, cluster) = status_json(&sandbox);
+    let urls = ["n1", "n2", "n3"]
+        .map(|name| {
+            node(&cluster, name)["client_url"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .join(",");
+    assert_eq!(context()["url"], urls.as_str());
+    assert!(
+        started
+            .stderr
+            .contains(&format!("the natscli context `app` now reaches {urls}")),
+        "{}",
+        started.stderr
+    );
     sandbox
         .xtask(&["run", "--detach"])
         .fails_with("this checkout's cluster runs (nodes n1, n2, n3)");
@@ -824,4 +849,82 @@ fn a_first_cluster_takes_its_ports_from_the_single_servers_config() {
             "{routes}"
         );
     }
+}
+
+/// The lines of each node's log, by node name.
+fn node_logs(sandbox: &Sandbox) -> Vec<(String, Vec<String>)> {
+    ["n1", "n2", "n3"]
+        .iter()
+        .map(|name| {
+            let path = sandbox
+                .nats_dir()
+                .join(format!("cluster/{name}/logs/nats.log"));
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            (name.to_string(), text.lines().map(str::to_string).collect())
+        })
+        .collect()
+}
+
+/// The lines each node logged since `before`, that contain `needle`.
+fn logged_since(
+    before: &[(String, Vec<String>)],
+    after: &[(String, Vec<String>)],
+    needle: &str,
+) -> Vec<String> {
+    before
+        .iter()
+        .zip(after)
+        .flat_map(|((name, old), (_, new))| {
+            new[old.len().min(new.len())..]
+                .iter()
+                .filter(|line| line.contains(needle))
+                .map(move |line| format!("{name}: {line}"))
+        })
+        .collect()
+}
+
+#[test]
+fn waiting_for_a_cluster_floods_no_log_and_smoke_provokes_only_its_own_errors() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopCluster(&sandbox);
+    // A follower can fail one `/healthz` before the next heartbeat tells it what the leader
+    // committed; polling while the meta group formed logged dozens per node.
+    let at_most_one_per_node = |lines: &[String], when: &str| {
+        for name in ["n1", "n2", "n3"] {
+            let of_node = lines
+                .iter()
+                .filter(|l| l.starts_with(&format!("{name}: ")))
+                .count();
+            assert!(of_node <= 1, "{when}: {}", lines.join("\n"));
+        }
+    };
+
+    let before = node_logs(&sandbox);
+    start_cluster(&sandbox, &mirror, &server);
+    let started = node_logs(&sandbox);
+    let failed = logged_since(&before, &started, "Healthcheck failed");
+    at_most_one_per_node(&failed, "first start");
+
+    // A restart elects a new meta leader, which takes seconds: the flood was worst here.
+    sandbox.xtask(&["restart"]).ok();
+    let restarted = node_logs(&sandbox);
+    let failed = logged_since(&started, &restarted, "Healthcheck failed");
+    at_most_one_per_node(&failed, "restart");
+
+    // Smoke's own [ERR] lines are those its negative checks provoke: a refused token and a
+    // payload over the limit.
+    sandbox.xtask(&["smoke"]).ok();
+    let smoked = node_logs(&sandbox);
+    let errors = logged_since(&restarted, &smoked, "[ERR]");
+    assert!(!errors.is_empty(), "the negative checks provoked nothing");
+    let unprovoked: Vec<&String> = errors
+        .iter()
+        .filter(|l| !l.contains("authentication error") && !l.contains("maximum payload exceeded"))
+        .collect();
+    assert!(unprovoked.is_empty(), "{unprovoked:#?}");
+    assert_eq!(
+        logged_since(&restarted, &smoked, "Healthcheck failed"),
+        Vec::<String>::new()
+    );
 }

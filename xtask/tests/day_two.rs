@@ -894,3 +894,94 @@ fn uninstall_with_nothing_installed_says_so_and_succeeds() {
     );
     assert!(!sandbox.nats_dir().exists());
 }
+
+#[test]
+fn a_version_asked_for_or_installed_while_the_server_runs_is_named_with_what_runs_it() {
+    let (first, other) = two_server_binaries();
+    let sandbox = Sandbox::new();
+    let mirror = mirror_with(&[&first, &other]);
+    sandbox
+        .with_ports(&["setup"], &mirror, &first, Ports::picked())
+        .ok();
+    sandbox.xtask(&["run", "--detach"]).ok();
+    let _stop = StopOnDrop(&sandbox);
+    let status_json = |sandbox: &Sandbox| -> Value {
+        serde_json::from_str(&sandbox.xtask(&["status", "--json"]).ok().stdout).unwrap()
+    };
+
+    // `run --version` and port options do not touch a server that runs: said, with why.
+    let downloads = mirror.archive_requests();
+    let run = sandbox
+        .xtask(&[
+            "run",
+            "--detach",
+            "--version",
+            &other.version,
+            "--mirror",
+            &mirror.url,
+            "--port",
+            "1",
+        ])
+        .ok();
+    for said in [
+        format!(
+            "--version {} is ignored: the server already runs (it runs {}), and its binary is \
+             not replaced under it; `cargo xtask setup --version {}` installs it and `cargo \
+             xtask restart` runs it",
+            other.version, first.version, other.version
+        ),
+        "the listen options are ignored: the server already runs on its ports".to_string(),
+    ] {
+        assert!(run.stderr.contains(&said), "no {said} in:\n{}", run.stderr);
+    }
+    assert_eq!(
+        mirror.archive_requests(),
+        downloads,
+        "run installed something"
+    );
+    assert_eq!(status_json(&sandbox)["installed_version"], Value::Null);
+
+    // `setup --version` installs it beside the server that runs; setup and status say so.
+    let setup = sandbox
+        .xtask(&[
+            "setup",
+            "--version",
+            &other.version,
+            "--mirror",
+            &mirror.url,
+        ])
+        .ok();
+    let said = format!(
+        "the server that runs is still v{}: `cargo xtask restart` runs v{}",
+        first.version, other.version
+    );
+    assert!(setup.stderr.contains(&said), "{}", setup.stderr);
+    let status = sandbox.xtask(&["status"]).ok();
+    for line in [
+        format!("  version     {}\n", first.version),
+        format!(
+            "  installed   {}, not running yet: `cargo xtask restart` runs it\n",
+            other.version
+        ),
+    ] {
+        assert!(
+            status.stdout.contains(&line),
+            "no {line} in:\n{}",
+            status.stdout
+        );
+    }
+    assert_eq!(status_json(&sandbox)["installed_version"], other.version);
+
+    // Once restarted, it runs and nothing is left to say.
+    sandbox.xtask(&["restart"]).ok();
+    let status = sandbox.xtask(&["status"]).ok();
+    assert!(
+        status
+            .stdout
+            .contains(&format!("  version     {}\n", other.version)),
+        "{}",
+        status.stdout
+    );
+    assert!(!status.stdout.contains("installed"), "{}", status.stdout);
+    assert_eq!(status_json(&sandbox)["installed_version"], Value::Null);
+}

@@ -538,3 +538,54 @@ fn monitor_keeps_watching_across_a_server_restart() {
         wait_for(DEADLINE, || samples.child.try_wait().unwrap()).expect("monitor did not exit");
     assert!(status.success(), "Ctrl-C should exit 0, got {status}");
 }
+
+/// The first smoke of a checkout builds the client programs from nothing, in a target
+/// directory of the test's own: a minute or more of compiling, which the user is told of.
+#[test]
+fn the_first_smoke_announces_one_build_of_both_programs_and_bench_reuses_it() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let target = tempfile::tempdir().unwrap();
+    let in_fresh_target = |args: &[&str]| {
+        let mut command = sandbox.command(args);
+        command.env("CARGO_TARGET_DIR", target.path());
+        Run::from(command.output().unwrap())
+    };
+
+    let smoke = in_fresh_target(&[
+        "smoke",
+        "--mirror",
+        &mirror.url,
+        "--version",
+        &server.version,
+    ])
+    .ok();
+    // Piped: one line before and one after, with the time it took; nothing of cargo's.
+    let lines: Vec<&str> = smoke.stderr.lines().collect();
+    assert_eq!(
+        lines[0],
+        "building the client programs of `smoke` and `bench` (crate `xtask-smoke`): once for \
+         this checkout, later runs reuse them",
+        "{}",
+        smoke.stderr
+    );
+    let took = lines[1]
+        .strip_prefix("built the client programs in ")
+        .and_then(|rest| rest.strip_suffix(" s"))
+        .and_then(|seconds| seconds.parse::<f64>().ok());
+    assert!(took.is_some_and(|s| s > 0.0), "{}", smoke.stderr);
+    assert!(
+        lines[2..]
+            .iter()
+            .any(|l| l.starts_with("checking a temporary server")),
+        "{}",
+        smoke.stderr
+    );
+    assert!(!smoke.stderr.contains("Compiling"), "{}", smoke.stderr);
+
+    // The bench was built with the checks: nothing to build, nothing said.
+    let bench = in_fresh_target(&["bench", "--", "--help"]).ok();
+    assert!(!bench.stderr.contains("built"), "{}", bench.stderr);
+    assert!(!bench.stderr.contains("building"), "{}", bench.stderr);
+    assert!(bench.stdout.contains("pubsub"), "{}", bench.stdout);
+}

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use super::{Event, Run};
 use crate::args::{ListenArgs, config_port};
 use crate::cluster::{self, Node};
+use crate::context::{self, Owner};
 use crate::follow::LogFollower;
 use crate::layout::Layout;
 use crate::running::{self, Say};
@@ -16,7 +17,12 @@ use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
 use crate::token;
 
-pub(super) fn run(args: &Run, layout: &Layout, lock: std::fs::File) -> Result<()> {
+pub(super) fn run(
+    args: &Run,
+    layout: &Layout,
+    lock: std::fs::File,
+    contexts: &Owner,
+) -> Result<()> {
     if let Some(pid) = server::reconcile_pid_file(layout)? {
         bail!(
             "the single nats-server of this checkout runs (pid {pid}): the cluster cannot run \
@@ -24,8 +30,15 @@ pub(super) fn run(args: &Run, layout: &Layout, lock: std::fs::File) -> Result<()
         );
     }
     let count = cluster::node_count(layout, args.nodes)?;
+    // Nodes that run keep their binary: the others start with the same one.
+    let mut source = args.source.clone();
+    if let Some((name, pid)) = cluster::running(layout)?.first() {
+        let endpoints = Endpoints::of(&layout.node(name), *pid);
+        super::say_what_is_ignored(&source, endpoints.as_ref(), &ListenArgs::default());
+        source.version = None;
+    }
     // The single server's config keeps its own ports: the options are the cluster's.
-    Setup::for_run(args.source.clone(), ListenArgs::default()).run(layout)?;
+    Setup::for_run(source, ListenArgs::default()).run(layout)?;
     let token = token::load(&layout.env_file())?;
     let password = token::ensure_route_password(&layout.env_file())?;
     let (first, cluster_port) = cluster::first_node_ports(layout);
@@ -68,7 +81,9 @@ pub(super) fn run(args: &Run, layout: &Layout, lock: std::fs::File) -> Result<()
                  start the others, or `cargo xtask stop` them first"
             );
         }
-        return foreground(layout, &nodes, &secrets, timeout, lock, next_event);
+        return foreground(
+            layout, &nodes, &secrets, timeout, lock, next_event, contexts,
+        );
     }
     let interrupted = || matches!(next_event.try_recv(), Ok(Event::Interrupted));
     running::start_cluster_until(
@@ -78,7 +93,9 @@ pub(super) fn run(args: &Run, layout: &Layout, lock: std::fs::File) -> Result<()
         timeout,
         Say::Stdout,
         &interrupted,
-    )
+    )?;
+    context::follow(contexts, layout);
+    Ok(())
 }
 
 /// The endpoints of the nodes that run.
@@ -102,6 +119,7 @@ fn foreground(
     timeout: Duration,
     lock: std::fs::File,
     next_event: mpsc::Receiver<Event>,
+    contexts: &Owner,
 ) -> Result<()> {
     let log_starts: Vec<u64> = nodes
         .iter()
@@ -149,6 +167,7 @@ fn foreground(
         nodes.len()
     );
     running::print_nodes(nodes, &endpoints, Say::Stdout);
+    context::follow(contexts, layout);
 
     let mut exited = vec![false; started.len()];
     let mut unasked = Vec::new();

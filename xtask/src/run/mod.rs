@@ -1,5 +1,6 @@
 //! `cargo xtask run`: start the server, in the foreground with its log shown, or detached.
 
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use anyhow::{Context, Result, bail};
 mod cluster;
 
 use crate::args::{ListenArgs, SourceArgs};
+use crate::context::{self, Owner};
 use crate::follow::LogFollower;
 use crate::layout::Layout;
 use crate::running::{self, Say};
@@ -68,11 +70,13 @@ fn parse_nodes(text: &str) -> Result<usize> {
 }
 
 impl Run {
-    pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
+    /// `root` is the checkout, whose natscli contexts follow the server that runs.
+    pub(crate) fn run(&self, layout: &Layout, root: Option<&Path>) -> Result<()> {
         // One run at a time per directory, from "is it running?" until it is.
         let lock = server::run_lock(layout)?;
+        let contexts = Owner::of(layout, root);
         if self.cluster {
-            return cluster::run(self, layout, lock);
+            return cluster::run(self, layout, lock, &contexts);
         }
         let nodes = crate::cluster::running(layout)?;
         if !nodes.is_empty() {
@@ -85,19 +89,50 @@ impl Run {
         }
         if let Some(pid) = server::reconcile_pid_file(layout)? {
             eprintln!("nats-server is already running (pid {pid})");
-            if let Some(endpoints) = Endpoints::of(layout, pid) {
-                running::print_endpoints(&endpoints, Say::Stdout);
+            let endpoints = Endpoints::of(layout, pid);
+            say_what_is_ignored(&self.source, endpoints.as_ref(), &self.listen);
+            if let Some(endpoints) = &endpoints {
+                running::print_endpoints(endpoints, Say::Stdout);
             }
             return Ok(());
         }
         Setup::for_run(self.source.clone(), self.listen.clone()).run(layout)?;
         let timeout = Duration::from_secs(self.timeout);
         if self.detach {
-            running::start_single(layout, timeout, Say::Stdout)
+            running::start_single(layout, timeout, Say::Stdout)?;
+            context::follow(&contexts, layout);
+            Ok(())
         } else {
             let env = ServerEnv::single(token::load(&layout.env_file())?);
-            foreground(layout, &env, timeout, lock)
+            foreground(layout, &env, timeout, lock, &contexts)
         }
+    }
+}
+
+/// Says which options do not apply to a server that already runs, and what would apply them:
+/// its binary is not replaced under it, nor are its ports moved.
+fn say_what_is_ignored(source: &SourceArgs, running: Option<&Endpoints>, listen: &ListenArgs) {
+    if let Some(version) = source.version {
+        let runs = running.and_then(|endpoints| {
+            let agent = xtask_probe::monitoring_agent();
+            let varz = xtask_probe::get_json(&agent, &format!("{}/varz", endpoints.monitoring));
+            Some(varz.ok()?["version"].as_str()?.to_string())
+        });
+        if runs.as_deref() != Some(version.to_string().as_str()) {
+            let runs = runs.map_or_else(String::new, |v| format!(" (it runs {v})"));
+            eprintln!(
+                "--version {version} is ignored: the server already runs{runs}, and its binary \
+                 is not replaced under it; `cargo xtask setup --version {version}` installs it \
+                 and `cargo xtask restart` runs it"
+            );
+        }
+    }
+    if listen.any_given() {
+        eprintln!(
+            "the listen options are ignored: the server already runs on its ports; `cargo xtask \
+             stop` first, or `cargo xtask setup --regenerate-config` with them and `cargo xtask \
+             restart`"
+        );
     }
 }
 
@@ -111,6 +146,7 @@ fn foreground(
     env: &ServerEnv,
     timeout: Duration,
     lock: std::fs::File,
+    contexts: &Owner,
 ) -> Result<()> {
     let (events, next_event) = mpsc::channel();
     let on_signal = events.clone();
@@ -139,6 +175,7 @@ fn foreground(
         follower.catch_up();
         eprintln!("nats-server is ready (pid {pid}); Ctrl-C stops it");
         running::print_endpoints(endpoints, Say::Stdout);
+        context::follow(contexts, layout);
     }
     std::thread::spawn(move || {
         let _ = events.send(Event::Exited(child.wait()));
