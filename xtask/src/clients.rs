@@ -77,7 +77,9 @@ pub(crate) fn build(root: &Path, program: Program) -> Result<PathBuf> {
     if first && !progress {
         eprintln!("built the client programs in {took:.1} s");
     } else if !first && rebuilt(&messages) {
-        eprintln!("built the client programs again in {took:.1} s: their sources changed");
+        eprintln!(
+            "built the client programs again in {took:.1} s: something they are made of changed"
+        );
     }
     let name = program.name();
     executable(&messages, name)
