@@ -180,10 +180,9 @@ pub(crate) fn node_count(layout: &Layout, asked: Option<usize>) -> Result<usize>
     match (recorded_count(layout), asked) {
         (Some(recorded), Some(asked)) if recorded != asked => bail!(
             "the cluster in `{}` has {recorded} nodes, not {asked}: its JetStream data forms a \
-             quorum only with {recorded}; run it with `--nodes {recorded}`, or delete the \
-             cluster (`cargo xtask stop`, then remove `{}`) to start a new one",
+             quorum only with {recorded}; run it with `--nodes {recorded}`, or start a new one \
+             after `cargo xtask reset`, which deletes its data (stored messages included)",
             show(&layout.cluster_dir()),
-            show(&layout.cluster_dir())
         ),
         (Some(recorded), _) => Ok(recorded),
         (None, asked) => Ok(asked.unwrap_or(3)),

@@ -56,6 +56,7 @@ use crate::layout::Layout;
 #[derive(Debug, Parser)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     about = "Set up, run, test and watch the NATS server of this checkout"
 )]
 struct Flags {

@@ -66,21 +66,12 @@ impl Reset {
                 for (path, size) in &doomed {
                     std::fs::remove_dir_all(path)
                         .with_context(|| format!("cannot delete `{}`", show(path)))?;
-                    println!(
-                        "deleted `{}` ({}, {})",
-                        show(path),
-                        human(*size),
-                        units::count(*size, "byte")
-                    );
+                    println!("deleted `{}` ({})", show(path), human(*size));
                 }
                 // A cluster without data may start again with any number of nodes.
                 cluster::forget_count(layout)?;
                 if doomed.len() > 1 {
-                    println!(
-                        "deleted {} ({}) in all",
-                        human(total),
-                        units::count(total, "byte")
-                    );
+                    println!("deleted {} in all", human(total));
                 }
                 Ok(())
             },
@@ -103,8 +94,13 @@ impl Reset {
     }
 }
 
+/// `512 B`, or `1.5 MiB (1,572,864 bytes)`: the exact count where the unit rounds.
 fn human(size: u64) -> String {
-    bytes(&size.into())
+    if size < 1024 {
+        bytes(&size.into())
+    } else {
+        format!("{} ({})", bytes(&size.into()), units::count(size, "byte"))
+    }
 }
 
 /// Asks on the terminal; without one, says how to confirm.

@@ -31,8 +31,14 @@ impl Status {
             }
             if self.json {
                 println!("{}", json!({"running": false, "mode": "single"}));
+            } else if !layout.binary().is_file() {
+                println!(
+                    "nats-server is not running, nor installed in `{}`: `cargo xtask run` \
+                     installs and starts it",
+                    crate::layout::show(&layout.dir)
+                );
             } else {
-                println!("nats-server is not running");
+                println!("nats-server is not running (`cargo xtask run` starts it)");
             }
             return Ok(ExitCode::from(NOT_RUNNING));
         };
@@ -110,6 +116,9 @@ impl Status {
         }
         if down.is_empty() {
             Ok(ExitCode::SUCCESS)
+        } else if down.len() == names.len() {
+            // Said on stdout already.
+            Ok(ExitCode::from(NOT_RUNNING))
         } else {
             eprintln!(
                 "{} {} not running",

@@ -1310,17 +1310,31 @@ fn a_failed_first_setup_leaves_the_directory_as_it_found_it() {
     let before = Sandbox::tree(&sandbox.nats_dir());
     setup(&sandbox, &mirror, "2.10.3", &[]).fails_with("cannot install nats-server");
     assert_eq!(Sandbox::tree(&sandbox.nats_dir()), before);
+    // So does `run`, which sets up first: not even its lock is left.
+    sandbox
+        .xtask(&[
+            "run",
+            "--detach",
+            "--mirror",
+            &mirror.url,
+            "--version",
+            "2.10.3",
+        ])
+        .fails_with("cannot install nats-server");
+    assert_eq!(Sandbox::tree(&sandbox.nats_dir()), before);
 
-    // A directory that did not exist is gone again, with the parent setup made for it.
-    let fresh = sandbox.root.path().join("new").join("nats");
-    let run = sandbox
-        .command(&["setup", "--mirror", &mirror.url, "--version", "2.10.3"])
-        .arg("--dir")
-        .arg(&fresh)
-        .output()
-        .unwrap();
-    Run::from(run).fails_with("cannot install nats-server");
-    assert!(!sandbox.root.path().join("new").exists());
+    // A directory that did not exist is gone again, with the parent made for it.
+    for task in ["setup", "run"] {
+        let fresh = sandbox.root.path().join("new").join("nats");
+        let run = sandbox
+            .command(&[task, "--mirror", &mirror.url, "--version", "2.10.3"])
+            .arg("--dir")
+            .arg(&fresh)
+            .output()
+            .unwrap();
+        Run::from(run).fails_with("cannot install nats-server");
+        assert!(!sandbox.root.path().join("new").exists(), "{task}");
+    }
 }
 
 #[test]

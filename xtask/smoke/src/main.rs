@@ -642,9 +642,12 @@ async fn replicas_on_every_node(target: &Target, id: &str) -> Result<()> {
     let subject = format!("smoke.{id}.replicated");
     let steps = async {
         let config = target.stream_config(&name, &subject);
-        js.create_stream(config)
+        let mut stream = js
+            .create_stream(config)
             .await
             .context("cannot create a replicated stream")?;
+        // Until its replicas elect a leader, a publish finds no stream.
+        leader::stream_led(&mut stream, Duration::from_secs(10)).await;
         for n in 1..=COUNT {
             js.publish(subject.clone(), format!("event {n}").into())
                 .await?

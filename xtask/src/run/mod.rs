@@ -72,8 +72,25 @@ fn parse_nodes(text: &str) -> Result<usize> {
 impl Run {
     /// `root` is the checkout, whose natscli contexts follow the server that runs.
     pub(crate) fn run(&self, layout: &Layout, root: Option<&Path>) -> Result<()> {
+        let made = layout
+            .dir
+            .ancestors()
+            .take_while(|dir| !dir.exists())
+            .last()
+            .map(Path::to_path_buf);
+        let first_lock = !layout.run_lock().exists();
         // One run at a time per directory, from "is it running?" until it is.
         let lock = server::run_lock(layout)?;
+        let outcome = self.start(layout, root, lock);
+        if outcome.is_err() && first_lock {
+            // A failed first run leaves nothing behind, not even its lock and the directories
+            // it made for it (setup removes what it made itself).
+            server::forget_run_lock(layout, made.as_deref());
+        }
+        outcome
+    }
+
+    fn start(&self, layout: &Layout, root: Option<&Path>, lock: std::fs::File) -> Result<()> {
         let contexts = Owner::of(layout, root);
         if self.cluster {
             return cluster::run(self, layout, lock, &contexts);
@@ -186,7 +203,8 @@ fn foreground(
         follower.finish();
         let status = status?;
         if server::exit_was_requested(layout, pid, log_start) {
-            eprintln!("nats-server was asked to stop by another program, and stopped ({status})");
+            // Its own exit status says nothing more: nats-server exits 1 even when asked.
+            eprintln!("nats-server was asked to stop by another program, and stopped");
             return Ok(());
         }
         bail!(

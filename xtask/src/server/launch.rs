@@ -2,6 +2,7 @@
 //! xtask or detached from it, one start at a time.
 
 use std::fs::{self, File};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result};
@@ -114,4 +115,18 @@ pub(crate) fn run_lock(layout: &Layout) -> Result<File> {
     fs::create_dir_all(&layout.dir)
         .with_context(|| format!("cannot create `{}`", show(&layout.dir)))?;
     files::lock(&layout.run_lock(), "run")
+}
+
+/// Removes the run lock, and the directories from the server's up to `made` (the topmost
+/// one the run created) as far as they are empty.
+pub(crate) fn forget_run_lock(layout: &Layout, made: Option<&Path>) {
+    let _ = fs::remove_file(layout.run_lock());
+    let Some(made) = made else {
+        return;
+    };
+    for dir in layout.dir.ancestors() {
+        if fs::remove_dir(dir).is_err() || dir == made {
+            break;
+        }
+    }
 }

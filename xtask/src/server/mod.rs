@@ -20,7 +20,7 @@ pub(crate) use halt::{
     Stopped, ask_to_reload, ask_to_stop, exit_was_requested, kill_now, shut_down, stop,
 };
 pub(crate) use identity::{reconcile_pid_file, remove_pid_file};
-pub(crate) use launch::{Mode, run_lock, spawn};
+pub(crate) use launch::{Mode, forget_run_lock, run_lock, spawn};
 pub(crate) use ready::wait_ready;
 
 /// How often a wait on the server looks again.
