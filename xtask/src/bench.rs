@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result};
 
@@ -12,7 +11,7 @@ use crate::args::SourceArgs;
 use crate::clients::{self, Program};
 use crate::layout::Layout;
 use crate::process::exit_code;
-use crate::server;
+use crate::signals;
 use crate::target::Target;
 use crate::token::TOKEN_VAR;
 
@@ -89,13 +88,7 @@ impl Bench {
         // Ctrl-C reaches the bench too, which deletes what it made on the server first; this
         // process waits for it, then stops a temporary server. A stop asked of this process
         // alone (SIGTERM) is passed on to the bench.
-        ctrlc::set_handler(|| {
-            let pid = BENCH_PID.load(Ordering::SeqCst);
-            if pid != 0 {
-                server::ask_to_stop(pid);
-            }
-        })
-        .context("cannot handle Ctrl-C")?;
+        signals::catch()?;
         let server = target.describe();
         eprintln!(
             "measuring {}",
@@ -111,13 +104,10 @@ impl Bench {
         }
         run.args(&self.args).env(TOKEN_VAR, &target.token);
         let mut child = run.spawn().context("cannot start the bench")?;
-        BENCH_PID.store(child.id(), Ordering::SeqCst);
+        signals::pass_on_to(child.id());
         let status = child.wait().context("cannot wait for the bench")?;
-        BENCH_PID.store(0, Ordering::SeqCst);
+        signals::pass_on_to_none();
         drop(target);
         Ok(exit_code(status))
     }
 }
-
-/// The bench running, for the signal handler; 0 when none.
-static BENCH_PID: AtomicU32 = AtomicU32::new(0);

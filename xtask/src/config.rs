@@ -203,6 +203,42 @@ pub(crate) fn read_listen(text: &str) -> Listen {
     listen
 }
 
+/// The largest payload a config allows, in bytes: its top-level `max_payload`, with
+/// nats-server's units (`k`, `m`, `g` count thousands; `kb`, `mb`, `gb` and `ki`, `mi`, `gi`
+/// count 1024s), else nats-server's default of 1 MiB.
+pub(crate) fn read_max_payload(text: &str) -> u64 {
+    // The last setting wins, as in nats-server.
+    settings(text)
+        .into_iter()
+        .rev()
+        .filter(|(block, _)| block.is_none())
+        .find_map(|(_, setting)| {
+            let (key, value) = setting.split_once([':', '='])?;
+            (key.trim() == "max_payload").then(|| size(value.trim().trim_matches('"')))?
+        })
+        .unwrap_or(1024 * 1024)
+}
+
+/// A size as nats-server reads one: `8MB` is 8 MiB, `8M` 8 million, `512` bytes.
+fn size(text: &str) -> Option<u64> {
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" => 1_000,
+        "kb" | "ki" | "kib" => 1 << 10,
+        "m" => 1_000_000,
+        "mb" | "mi" | "mib" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" | "gi" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
 /// The route port of a cluster node's config (`port` in its `cluster` block), if it has one.
 pub(crate) fn read_cluster_port(text: &str) -> Option<i32> {
     settings(text)
@@ -314,6 +350,28 @@ fn without_comment(line: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_payload_is_read_with_nats_servers_units() {
+        assert_eq!(read_max_payload(&render(&Listen::default())), 8 << 20);
+        for (setting, bytes) in [
+            ("max_payload: 64KB", 65_536),
+            ("max_payload = 64k", 64_000),
+            ("max_payload: 2MiB", 2 << 20),
+            ("max_payload: 1G", 1_000_000_000),
+            ("max_payload: 4096", 4_096),
+            ("max_payload: \"3mb\"", 3 << 20),
+        ] {
+            assert_eq!(read_max_payload(setting), bytes, "{setting}");
+        }
+        assert_eq!(
+            read_max_payload("port: 4222"),
+            1 << 20,
+            "the server's default"
+        );
+        let in_a_block = "websocket {\n  max_payload: 5\n}\n";
+        assert_eq!(read_max_payload(in_a_block), 1 << 20, "not the top level");
+    }
 
     #[test]
     fn a_nodes_route_port_is_read_from_its_cluster_block() {

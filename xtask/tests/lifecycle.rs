@@ -151,7 +151,11 @@ fn a_busy_port_is_reported_with_the_process_holding_it() {
         std::process::id()
     ));
     assert_eq!(sandbox.recorded_pid(), None, "a pid file was left behind");
-    assert!(!sandbox.xtask(&["status"]).success);
+    assert_eq!(
+        sandbox.xtask(&["status"]).code,
+        Some(3),
+        "status of nothing running"
+    );
 }
 
 #[test]
@@ -233,7 +237,11 @@ fn stop_spares(mut stranger: Child, what: &str) {
         "{what} was signalled"
     );
     assert_eq!(sandbox.recorded_pid(), None);
-    assert!(!sandbox.xtask(&["status"]).success);
+    assert_eq!(
+        sandbox.xtask(&["status"]).code,
+        Some(3),
+        "status of nothing running"
+    );
     stranger.kill().unwrap();
     stranger.wait().unwrap();
 }
@@ -363,10 +371,12 @@ mod foreground {
             Foreground { child, lines }
         }
 
-        /// `cargo xtask run` in the foreground, once its server is ready.
+        /// `cargo xtask run` in the foreground, once the xtask says its server is ready:
+        /// its own line, after its readiness wait (nats-server's `Server is ready`, which the
+        /// xtask shows from the log, comes before the wait is over).
         pub fn ready(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Foreground {
             let run = Foreground::start(sandbox, mirror, server, Ports::picked());
-            run.wait_for_line("is ready");
+            run.wait_for_line(READY);
             run
         }
 
@@ -389,6 +399,10 @@ mod foreground {
         }
     }
 
+    /// The end of the xtask's line once its server is ready: `nats-server is ready (pid N);
+    /// Ctrl-C stops it`.
+    pub const READY: &str = "; Ctrl-C stops it";
+
     impl Drop for Foreground {
         fn drop(&mut self) {
             let _ = self.child.kill();
@@ -397,7 +411,7 @@ mod foreground {
     }
 }
 #[cfg(unix)]
-use foreground::Foreground;
+use foreground::{Foreground, READY};
 
 #[cfg(unix)]
 #[test]
@@ -405,7 +419,7 @@ fn a_foreground_run_shows_the_log_and_stops_cleanly_on_ctrl_c() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let mut run = Foreground::start(&sandbox, &mirror, &server, Ports::picked());
-    let shown = run.wait_for_line("is ready");
+    let shown = run.wait_for_line(READY);
     assert!(
         shown.contains("[INF] Server is ready"),
         "the log is not shown live:\n{shown}"
@@ -429,7 +443,7 @@ fn a_killed_foreground_xtask_takes_its_server_along() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let run = Foreground::start(&sandbox, &mirror, &server, Ports::picked());
-    run.wait_for_line("is ready");
+    run.wait_for_line(READY);
     let pid = sandbox.recorded_pid().unwrap();
     signal(run.child.id(), "KILL");
     assert!(gone(pid), "the server lingers as an orphan");
@@ -615,7 +629,11 @@ fn a_server_without_jetstream_is_not_ready() {
         run.stderr
     );
     assert_eq!(sandbox.recorded_pid(), None);
-    assert!(!sandbox.xtask(&["status"]).success);
+    assert_eq!(
+        sandbox.xtask(&["status"]).code,
+        Some(3),
+        "status of nothing running"
+    );
 }
 
 #[test]

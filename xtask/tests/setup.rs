@@ -701,13 +701,15 @@ fn scratch_of_an_interrupted_setup_is_removed_by_the_next() {
     assert_eq!(sandbox.leftovers(), Vec::<std::path::PathBuf>::new());
 }
 
+/// Hosts whose v2.10.29 archive has a pinned hash only (see `xtask/pins/`).
+#[cfg(any(target_os = "linux", all(windows, target_arch = "x86_64")))]
 #[test]
 fn a_sha256_argument_contradicting_the_pin_is_refused() {
     let sandbox = Sandbox::new();
-    if !pinned(&asset_name("2.10.29", host_format())) {
-        eprintln!("no pinned hash for this host: nothing to check here");
-        return;
-    }
+    assert!(
+        pinned(&asset_name("2.10.29", host_format())),
+        "no pin for this host"
+    );
     let mirror = Mirror::start();
     let zeros = "0".repeat(64);
     let run = setup(&sandbox, &mirror, "2.10.29", &["--sha256", &zeros]);

@@ -105,8 +105,9 @@ fn without_a_server_smoke_runs_its_own_and_cleans_up() {
         !std::path::Path::new(report["server"]["dir"].as_str().unwrap()).exists(),
         "its directory is left"
     );
-    assert!(
-        !sandbox.xtask(&["status"]).success,
+    assert_eq!(
+        sandbox.xtask(&["status"]).code,
+        Some(3),
         "smoke left the checkout's server running"
     );
 }
@@ -588,4 +589,234 @@ fn the_first_smoke_announces_one_build_of_both_programs_and_bench_reuses_it() {
     assert!(!bench.stderr.contains("built"), "{}", bench.stderr);
     assert!(!bench.stderr.contains("building"), "{}", bench.stderr);
     assert!(bench.stdout.contains("pubsub"), "{}", bench.stdout);
+}
+
+/// `smoke --json`: its exit code and report.
+fn smoke_report(sandbox: &Sandbox) -> (Option<i32>, Value) {
+    let run = sandbox.xtask(&["smoke", "--json"]);
+    let report = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
+    (run.code, report)
+}
+
+/// Asserts that `check` alone failed, saying `why`, and that smoke exited 1.
+#[track_caller]
+fn only_failed(code: Option<i32>, report: &Value, check: &str, why: &str) {
+    assert_eq!(failed_checks(report), [check], "{report}");
+    let failure = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == check)
+        .unwrap();
+    let error = failure["error"].as_str().unwrap_or_default();
+    assert!(error.contains(why), "{check}: no `{why}` in `{error}`");
+    assert_eq!(code, Some(1), "{report}");
+}
+
+/// Each message check against a server whose config sends that check's messages elsewhere
+/// (a subject mapping): that check fails, naming what it missed, and no other.
+#[test]
+fn each_message_check_fails_alone_against_a_server_that_misroutes_its_messages() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopOnDrop(&sandbox);
+    sandbox
+        .with_ports(&["setup"], &mirror, &server, Ports::picked())
+        .ok();
+    let config = sandbox.nats_dir().join("nats-server.conf");
+    let original = fs::read_to_string(&config).unwrap();
+    let elsewhere = "\"elsewhere.{{wildcard(1)}}\"";
+    let cases = [
+        (
+            "publish/subscribe",
+            format!("\"smoke.*.pubsub\": {elsewhere}"),
+            "expected the message at the other connection",
+        ),
+        (
+            "request/reply",
+            format!("\"smoke.*.echo\": {elsewhere}"),
+            "expected a reply from the other connection, seen \"no responders\"",
+        ),
+        (
+            // Something answers where nobody should: JetStream's API.
+            "no responders",
+            "\"smoke.*.nobody\": \"$JS.API.INFO\"".to_string(),
+            "expected \"no responders\", seen an answer",
+        ),
+        (
+            "websocket",
+            format!("\"smoke.*.to_ws\": {elsewhere}"),
+            "from the TCP client to the WebSocket client",
+        ),
+        (
+            "websocket",
+            format!("\"smoke.*.from_ws\": {elsewhere}"),
+            "from the WebSocket client to the TCP client",
+        ),
+    ];
+    let mut first = true;
+    for (check, mapping, why) in cases {
+        fs::write(
+            &config,
+            format!("{original}\nmappings {{\n  {mapping}\n}}\n"),
+        )
+        .unwrap();
+        let task = if first {
+            ["run", "--detach"]
+        } else {
+            ["restart", "--timeout"]
+        };
+        first = false;
+        let mut args = task.to_vec();
+        if args[0] == "restart" {
+            args.push("60");
+        }
+        sandbox.xtask(&args).ok();
+        let (code, report) = smoke_report(&sandbox);
+        only_failed(code, &report, check, why);
+    }
+}
+
+#[test]
+fn the_payload_check_holds_the_server_to_the_limit_of_the_config() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    sandbox
+        .with_ports(&["setup"], &mirror, &server, Ports::picked())
+        .ok();
+    let config = sandbox.nats_dir().join("nats-server.conf");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        text.replace("max_payload: 8MB", "max_payload: 64KB"),
+    )
+    .unwrap();
+    // A server started by hand with 64 KB, answering where the checkout's config (8 MiB,
+    // written again below) says its server is.
+    let _by_hand = started_by_hand(&sandbox, &mirror, &server, None);
+    assert!(
+        fs::read_to_string(&config)
+            .unwrap()
+            .contains("max_payload: 8MB")
+    );
+
+    let (code, report) = smoke_report(&sandbox);
+    assert_eq!(report["server"]["kind"], "answering", "{report}");
+    only_failed(
+        code,
+        &report,
+        "payload size limit",
+        "expected a limit of 8388608 bytes, as the config's max_payload says, seen 65536 bytes",
+    );
+}
+
+/// The config of a sandbox set up on picked ports, with the block that starts with `head`
+/// (such as `websocket {`) taken out.
+fn without_block(sandbox: &Sandbox, head: &str) {
+    let config = sandbox.nats_dir().join("nats-server.conf");
+    let text = fs::read_to_string(&config).unwrap();
+    let start = text
+        .find(head)
+        .unwrap_or_else(|| panic!("no {head} in\n{text}"));
+    let end = start + text[start..].find("\n}").unwrap() + 2;
+    fs::write(&config, format!("{}{}", &text[..start], &text[end..])).unwrap();
+}
+
+#[test]
+fn the_websocket_check_fails_against_a_server_without_a_websocket_listener() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopOnDrop(&sandbox);
+    sandbox
+        .with_ports(&["setup"], &mirror, &server, Ports::picked())
+        .ok();
+    without_block(&sandbox, "websocket {");
+    sandbox.xtask(&["run", "--detach"]).ok();
+
+    let (code, report) = smoke_report(&sandbox);
+    only_failed(
+        code,
+        &report,
+        "websocket",
+        "the server has no WebSocket listener",
+    );
+}
+
+/// A WebSocket listener that lets anyone in: the client port is a server with the token
+/// (started by hand), the WebSocket port the checkout's config names belongs to a server
+/// without any authorization. Only the websocket check may pass over it; a check that dialled
+/// the client port instead would.
+#[test]
+fn the_websocket_check_fails_against_a_websocket_listener_open_to_anyone() {
+    let server = server_binary();
+    let (open, open_mirror) = sandbox_with_mirror(&server);
+    open.with_ports(&["setup"], &open_mirror, &server, Ports::picked())
+        .ok();
+    without_block(&open, "authorization {");
+    let open_server = ByHand::start(&open, "unused");
+    let open_ws = open_server.url("websocket");
+    let open_ws_port = open_ws.rsplit(':').next().unwrap();
+
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _by_hand = started_by_hand(&sandbox, &mirror, &server, None);
+    sandbox
+        .xtask(&[
+            "setup",
+            "--regenerate-config",
+            "--mirror",
+            &mirror.url,
+            "--version",
+            &server.version,
+            "--ws-port",
+            open_ws_port,
+        ])
+        .ok();
+
+    let (code, report) = smoke_report(&sandbox);
+    assert_eq!(report["server"]["kind"], "answering", "{report}");
+    only_failed(
+        code,
+        &report,
+        "websocket",
+        &format!("expected a client with no token refused at {open_ws}"),
+    );
+}
+
+#[test]
+fn token_authentication_fails_against_a_server_that_lets_anyone_in() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopOnDrop(&sandbox);
+    sandbox
+        .with_ports(&["setup"], &mirror, &server, Ports::picked())
+        .ok();
+    without_block(&sandbox, "authorization {");
+    sandbox.xtask(&["run", "--detach"]).ok();
+
+    let (code, report) = smoke_report(&sandbox);
+    // Its WebSocket listener lets anyone in too.
+    assert_eq!(
+        failed_checks(&report),
+        ["token authentication", "websocket"],
+        "{report}"
+    );
+    let error = |name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .and_then(|c| c["error"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    for (check, at) in [("token authentication", "nats://"), ("websocket", "ws://")] {
+        let error = error(check);
+        assert!(
+            error.contains(&format!("expected a client with no token refused at {at}")),
+            "{check}: {error}"
+        );
+    }
+    assert_eq!(code, Some(1), "{report}");
 }

@@ -89,6 +89,7 @@ impl Smoke {
                     .iter()
                     .flat_map(|url| ["--websocket", url]),
             )
+            .args(["--max-payload", &target.max_payload(layout)?.to_string()])
             .args(self.json.then_some("--json"))
             .args(target.node_args()?)
             .env(TOKEN_VAR, &target.token);

@@ -176,6 +176,19 @@ impl Target {
             .collect())
     }
 
+    /// The largest payload the server's config allows (the first node's, for a cluster), in
+    /// bytes; `layout` is this checkout's server directory.
+    pub(crate) fn max_payload(&self, layout: &Layout) -> Result<u64> {
+        let path = match &self.kind {
+            Kind::Recorded { .. } | Kind::Answering => layout.config(),
+            Kind::Temporary(temporary) => temporary.layout.config(),
+            Kind::Cluster(nodes) => nodes.first_config().context("the cluster has no nodes")?,
+        };
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("cannot read `{}`", crate::layout::show(&path)))?;
+        Ok(config::read_max_payload(&text))
+    }
+
     /// The directory of a temporary server or cluster.
     pub(crate) fn temporary_dir(&self) -> Option<&std::path::Path> {
         match &self.kind {

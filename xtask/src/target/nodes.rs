@@ -84,6 +84,11 @@ impl ClusterNodes {
         Ok(cluster)
     }
 
+    /// The first node's config, which the checks go through.
+    pub(crate) fn first_config(&self) -> Option<std::path::PathBuf> {
+        Some(self.nodes.first()?.layout.config())
+    }
+
     pub(crate) fn is_temporary(&self) -> bool {
         self.checkout.is_none()
     }

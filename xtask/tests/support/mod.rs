@@ -23,16 +23,25 @@ pub struct ServerBinary {
 
 /// The real nats-server binaries named by `NATS_TEST_SERVERS` (a path list; `cargo xtask test`
 /// fills it), else `nats-server` on PATH. Without one the test fails, saying how to get one:
-/// a test that cannot run must never pass.
+/// a test that cannot run must never pass. An entry of `NATS_TEST_SERVERS` that cannot be
+/// used fails too, naming it: a mistyped path must not shrink the versions tested.
 pub fn server_binaries() -> Vec<ServerBinary> {
-    let paths: Vec<PathBuf> = match std::env::var_os("NATS_TEST_SERVERS") {
-        Some(list) => std::env::split_paths(&list).collect(),
-        None => on_path("nats-server").into_iter().collect(),
+    let binaries: Vec<ServerBinary> = match std::env::var_os("NATS_TEST_SERVERS") {
+        Some(list) => std::env::split_paths(&list)
+            .map(|path| {
+                inspect(&path).unwrap_or_else(|why| {
+                    panic!(
+                        "NATS_TEST_SERVERS names `{}`, which the tests cannot use: {why}",
+                        path.display()
+                    )
+                })
+            })
+            .collect(),
+        None => on_path("nats-server")
+            .and_then(|path| inspect(&path).ok())
+            .into_iter()
+            .collect(),
     };
-    let binaries: Vec<ServerBinary> = paths
-        .into_iter()
-        .filter_map(|path| inspect(&path))
-        .collect();
     assert!(
         !binaries.is_empty(),
         "no real nats-server 2.10 binary for the tests: run them with `cargo xtask test`, which \
@@ -65,30 +74,40 @@ fn on_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The binary at `path` if the tests can use it; otherwise says why not and gives None.
-fn inspect(path: &Path) -> Option<ServerBinary> {
-    let unusable = |why: String| {
-        eprintln!("not using `{}` for the tests: {why}", path.display());
-        None
-    };
+/// The binary at `path` if the tests can use it, else why not.
+fn inspect(path: &Path) -> Result<ServerBinary, String> {
     let mut head = [0u8; 2];
-    fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut head))
+        .map_err(|e| format!("cannot read it: {e}"))?;
     if &head == b"#!" {
-        return unusable("it is a script (a pyenv shim?), not a nats-server binary".into());
+        return Err("it is a script (a pyenv shim?), not a nats-server binary".into());
     }
-    let out = Command::new(path).arg("--version").output().ok()?;
+    let out = Command::new(path)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("cannot run it: {e}"))?;
     let printed = String::from_utf8_lossy(&out.stdout);
-    let version = printed.trim().strip_prefix("nats-server: v")?.to_string();
+    let version = printed
+        .trim()
+        .strip_prefix("nats-server: v")
+        .ok_or_else(|| {
+            format!(
+                "`--version` printed `{}`, not a nats-server version",
+                printed.trim()
+            )
+        })?
+        .to_string();
     if !version.starts_with("2.10.") {
-        return unusable(format!("it is v{version}, not 2.10"));
+        return Err(format!("it is v{version}, not 2.10"));
     }
     if version == "2.10.29" {
-        return unusable(
+        return Err(
             "it is v2.10.29, whose official hashes are pinned: the tests need another 2.10 patch"
                 .into(),
         );
     }
-    Some(ServerBinary {
+    Ok(ServerBinary {
         path: path.to_path_buf(),
         version,
     })
@@ -441,20 +460,16 @@ impl Sandbox {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
         command.arg("--dir").arg(self.nats_dir()).args(args);
+        // Nothing of the developer's shell reaches the xtask under test: no NATS_* variable
+        // (NATS_MONITOR_URL, NATS_CLUSTER_PORT, NATS_TOKEN, ...) but the sandbox's cache.
+        for (var, _) in std::env::vars_os() {
+            if var.to_string_lossy().starts_with("NATS_") {
+                command.env_remove(var);
+            }
+        }
         command.env("NATS_XTASK_CACHE", self.cache_dir());
         // natscli contexts go to the sandbox, never to the user's own.
         command.env("XDG_CONFIG_HOME", self.config_home());
-        for var in [
-            "NATS_SERVER_MIRROR",
-            "NATS_SERVER_VERSION",
-            "NATS_DIR",
-            "NATS_HOST",
-            "NATS_PORT",
-            "NATS_HTTP_PORT",
-            "NATS_WS_PORT",
-        ] {
-            command.env_remove(var);
-        }
         for var in [
             "HTTP_PROXY",
             "HTTPS_PROXY",

@@ -134,7 +134,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     // The stream goes whatever happened, Ctrl-C included.
     let outcome = tokio::select! {
         outcome = steps => outcome,
-        signal = crate::interrupted() => Err(anyhow::anyhow!("interrupted by {signal}")),
+        signal = crate::interrupted() => Err(crate::Interrupted(signal).into()),
     };
     let deleted = tokio::time::timeout(Duration::from_secs(10), js.delete_stream(&name)).await;
     match deleted {

@@ -188,6 +188,25 @@ impl Target {
     }
 }
 
+/// The bench stopped because it was asked to (`Ctrl-C` or `SIGTERM`): it exits as a process
+/// ended by that signal would, 130 or 143.
+#[derive(Debug)]
+pub(crate) struct Interrupted(pub(crate) &'static str);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "interrupted by {}", self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+impl Interrupted {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::from(if self.0 == "SIGTERM" { 143 } else { 130 })
+    }
+}
+
 /// Resolves when the bench is asked to stop: Ctrl-C, or SIGTERM on Unix. Names which.
 pub(crate) async fn interrupted() -> &'static str {
     #[cfg(unix)]
@@ -301,7 +320,8 @@ fn main() -> ExitCode {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", xtask_probe::error_text(&e));
-            ExitCode::FAILURE
+            e.downcast_ref::<Interrupted>()
+                .map_or(ExitCode::FAILURE, Interrupted::exit_code)
         }
     }
 }
