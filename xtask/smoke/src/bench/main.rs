@@ -223,6 +223,19 @@ pub(crate) async fn interrupted() -> &'static str {
     "Ctrl-C"
 }
 
+/// Returns once the server has read everything `client` sent so far (a subscription, say),
+/// so that the publishers' first messages find it: `flush` only writes to the socket, and the
+/// server answers a request nobody listens to with "no responders" after reading what came
+/// before it on that connection.
+pub(crate) async fn read_by_the_server(client: &async_nats::Client) -> anyhow::Result<()> {
+    let nobody = format!("bench.{}.sync", unique_id());
+    match client.request(nobody, bytes::Bytes::new()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(()),
+        Err(e) => Err(anyhow::Error::from(e).context("cannot make a round trip to the server")),
+    }
+}
+
 /// Eight hex digits from the OS's random source: names no other run shares.
 pub(crate) fn unique_id() -> String {
     let mut bytes = [0u8; 4];

@@ -65,7 +65,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     for j in 0..options.subs {
         let client = target.connect(&format!("cargo xtask bench S{j}")).await?;
         let subscription = client.subscribe(subject.clone()).await?;
-        client.flush().await?;
+        crate::read_by_the_server(&client).await?;
         subscribers.push((client, subscription));
     }
     let mut publishers = Vec::new();
