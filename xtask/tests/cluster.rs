@@ -214,7 +214,8 @@ fn a_cluster_starts_keeps_acknowledged_messages_through_node_loss_and_stops_clea
     for name in ["n1", "n2", "n3"] {
         for file in ["logs/nats.log", "logs/nats-server.out"] {
             let path = sandbox.nats_dir().join(format!("cluster/{name}/{file}"));
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert!(
                 !text.contains(&password) && !text.contains(&token),
                 "{} holds a secret",
@@ -700,6 +701,19 @@ fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() 
         "{}",
         logs.stdout
     );
+    // Merged in the order they were written: `nK | [pid] 2026/12/02 10:55:03.698756 ...`.
+    let times: Vec<String> = logs
+        .stdout
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .skip(3)
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{}", logs.stdout);
     let n2_log =
         std::fs::read_to_string(sandbox.nats_dir().join("cluster/n2/logs/nats.log")).unwrap();
     let n2_last: Vec<&str> = n2_log.lines().rev().take(2).collect();

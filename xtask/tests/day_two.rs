@@ -432,10 +432,21 @@ fn restart_starts_the_server_again_and_tasks_on_nothing_installed_say_what_to_ru
 
 #[test]
 fn cache_lists_how_archives_were_verified_and_cleans_them() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, other) = two_server_binaries();
+    let sandbox = Sandbox::new();
+    let mirror = mirror_with(&[&server, &other]);
+    // Two archives cached, the second one installed.
     sandbox
-        .with_ports(&["setup"], &mirror, &server, Ports::picked())
+        .with_ports(&["setup"], &mirror, &other, Ports::picked())
+        .ok();
+    sandbox
+        .xtask(&[
+            "setup",
+            "--mirror",
+            &mirror.url,
+            "--version",
+            &server.version,
+        ])
         .ok();
     let listed = sandbox.xtask(&["cache", "list", "--json"]).ok();
     let entries: Vec<Value> = listed
@@ -443,26 +454,27 @@ fn cache_lists_how_archives_were_verified_and_cleans_them() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(entries.len(), 1, "{}", listed.stdout);
-    assert_eq!(entries[0]["version"], server.version.as_str());
-    assert!(
-        entries[0]["verified"]
-            .as_str()
-            .unwrap()
-            .starts_with("verified against"),
-        "{}",
-        entries[0]
-    );
+    assert_eq!(entries.len(), 2, "{}", listed.stdout);
+    for entry in &entries {
+        assert!(
+            entry["verified"]
+                .as_str()
+                .unwrap()
+                .starts_with("verified against"),
+            "{entry}"
+        );
+    }
+    // --keep-installed deletes the other one and keeps the installed one.
     sandbox.xtask(&["cache", "clean", "--keep-installed"]).ok();
-    assert_eq!(
-        sandbox
-            .xtask(&["cache", "list", "--json"])
-            .ok()
-            .stdout
-            .lines()
-            .count(),
-        1
-    );
+    let kept: Vec<Value> = sandbox
+        .xtask(&["cache", "list", "--json"])
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["version"], server.version.as_str());
     sandbox.xtask(&["cache", "clean"]).ok();
     assert_eq!(sandbox.xtask(&["cache", "list", "--json"]).ok().stdout, "");
 }

@@ -690,6 +690,15 @@ fn a_foreground_run_whose_server_is_ended_on_request_without_a_log_line_exits_0(
     signal(pid, "KILL");
     let status = run.exit_status();
     assert!(status.success(), "{status}");
+    // Its log is there, with its start: the missing exit line means something.
+    assert!(
+        sandbox
+            .log()
+            .lines()
+            .any(|l| l.starts_with(&format!("[{pid}] ")) && l.contains("Server is ready")),
+        "no log of pid {pid}:\n{}",
+        sandbox.log()
+    );
     assert!(
         !shut_down_cleanly(&sandbox, pid),
         "the server was not ended abruptly"

@@ -224,18 +224,30 @@ fn a_corrupt_cache_entry_is_replaced_by_a_download() {
     fs::write(&cached, b"bit rot").unwrap();
 
     let second = sharing_the_cache_of(first);
-    let requests = mirror.requests().len();
+    let downloads = mirror.archive_requests();
     let run = setup(&second, &mirror, &server.version, &[]).ok();
     assert!(
         run.stderr.contains("is corrupt; removing it"),
         "{}",
         run.stderr
     );
-    assert!(
-        mirror.requests().len() > requests,
+    assert_eq!(
+        mirror.archive_requests(),
+        downloads + 1,
         "no download replaced the corrupt entry"
     );
     assert_installed(&second, &server);
+    // The cache holds the archive as released again, and not the rot.
+    let archive = release_archive(host_format(), &server.version, &server.path);
+    let entries: Vec<Vec<u8>> = Sandbox::tree(&second.cache_dir())
+        .into_iter()
+        .filter_map(|(_, bytes)| bytes)
+        .collect();
+    assert!(entries.contains(&archive), "the download was not cached");
+    assert!(
+        !entries.contains(&b"bit rot".to_vec()),
+        "the rot is cached still"
+    );
 }
 
 #[test]
