@@ -946,3 +946,77 @@ fn waiting_for_a_cluster_floods_no_log_and_smoke_provokes_only_its_own_errors() 
         Vec::<String>::new()
     );
 }
+
+/// A node frozen (SIGSTOP) until dropped.
+#[cfg(unix)]
+struct Frozen(u32);
+
+#[cfg(unix)]
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(self.0, "CONT");
+    }
+}
+
+/// The negative control of the cluster's own checks: a node that stops answering once the
+/// single-server checks have passed (frozen right after the jetstream check, before the
+/// websocket check goes through n1) fails the routes, meta group and replicas checks, and
+/// only those, and smoke exits 1.
+#[cfg(unix)]
+#[test]
+fn the_cluster_checks_fail_when_a_node_stops_answering() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopCluster(&sandbox);
+    start_cluster(&sandbox, &mirror, &server);
+    let (_, status) = status_json(&sandbox);
+    let n3 = node(&status, "n3")["pid"].as_u64().unwrap() as u32;
+
+    let mut smoke = KillOnDrop(
+        sandbox
+            .command(&["smoke"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = line_by_line(smoke.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    let mut frozen = None;
+    while let Ok(line) = lines.recv_timeout(DEADLINE) {
+        if line.starts_with("✓ jetstream") {
+            signal(n3, "STOP");
+            frozen = Some(Frozen(n3));
+        }
+        seen.push(line);
+    }
+    let code = wait_for(DEADLINE, || smoke.try_wait().unwrap())
+        .expect("smoke did not end")
+        .code();
+    drop(frozen);
+    let checks = [
+        "monitoring endpoints",
+        "token authentication",
+        "publish/subscribe",
+        "payload size limit",
+        "request/reply",
+        "no responders",
+        "jetstream",
+        "websocket",
+        "routes",
+        "meta group",
+        "replicas on every node",
+    ];
+    let failed: Vec<&str> = checks
+        .into_iter()
+        .filter(|name| seen.iter().any(|l| l.starts_with(&format!("✗ {name} "))))
+        .collect();
+    assert_eq!(
+        failed,
+        ["routes", "meta group", "replicas on every node"],
+        "{}",
+        seen.join("\n")
+    );
+    assert_eq!(code, Some(1), "{}", seen.join("\n"));
+    assert_eq!(seen.last().map(String::as_str), Some("8 passed, 3 failed"));
+}
