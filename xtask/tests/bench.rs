@@ -296,3 +296,12 @@ fn subscribers_that_receive_nothing_are_reported_missing_every_message() {
     assert_eq!(pubsub["missing"], 2 * 500, "{pubsub}");
     assert_eq!(report["complete"], false, "{report}");
 }
+
+/// The tests above that need Unix, listed where they cannot run so that the count of the run
+/// shows them, each with why.
+#[cfg(not(unix))]
+mod not_on_this_os {
+    #[test]
+    #[ignore = "Unix only: sends SIGINT to a process group"]
+    fn an_interrupted_js_bench_deletes_its_stream() {}
+}

@@ -1020,3 +1020,16 @@ fn the_cluster_checks_fail_when_a_node_stops_answering() {
     assert_eq!(code, Some(1), "{}", seen.join("\n"));
     assert_eq!(seen.last().map(String::as_str), Some("8 passed, 3 failed"));
 }
+
+/// The tests above that need Unix, listed where they cannot run so that the count of the run
+/// shows them, each with why.
+#[cfg(not(unix))]
+mod not_on_this_os {
+    #[test]
+    #[ignore = "Unix only: sends SIGINT and SIGKILL"]
+    fn a_foreground_cluster_shows_every_nodes_log_reports_a_dead_node_and_stops_on_ctrl_c() {}
+
+    #[test]
+    #[ignore = "Unix only: freezes a node with SIGSTOP"]
+    fn the_cluster_checks_fail_when_a_node_stops_answering() {}
+}

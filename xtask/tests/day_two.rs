@@ -1001,3 +1001,36 @@ fn a_version_asked_for_or_installed_while_the_server_runs_is_named_with_what_run
     assert!(!status.stdout.contains("installed"), "{}", status.stdout);
     assert_eq!(status_json(&sandbox)["installed_version"], Value::Null);
 }
+
+/// The tests above that need Unix, listed where they cannot run so that the count of the run
+/// shows them, each with why.
+#[cfg(not(unix))]
+mod not_on_this_os {
+    #[test]
+    #[ignore = "Unix only: sends SIGINT"]
+    fn logs_follow_new_lines_across_rotation_and_stop_on_ctrl_c() {}
+
+    #[test]
+    #[ignore = "Unix only: reload is SIGHUP, which Windows lacks"]
+    fn reload_applies_a_changed_setting_and_refuses_a_broken_config() {}
+
+    #[test]
+    #[ignore = "Unix only: evaluates the output in sh"]
+    fn env_exports_the_url_and_token_to_the_programs_a_shell_starts() {}
+
+    #[test]
+    #[ignore = "Unix only: the command is an sh script"]
+    fn exec_temporary_runs_the_command_against_a_server_of_its_own_and_removes_it() {}
+
+    #[test]
+    #[ignore = "Unix only: the command is an sh script"]
+    fn exec_temporary_cluster_gives_the_command_every_nodes_url() {}
+
+    #[test]
+    #[ignore = "Unix only: sends SIGTERM"]
+    fn exec_temporary_passes_a_sigterm_on_and_still_removes_its_server() {}
+
+    #[test]
+    #[ignore = "Unix only: the command is an sh script"]
+    fn exec_gives_the_command_the_running_servers_url_and_token_and_its_exit_code() {}
+}

@@ -717,3 +717,48 @@ fn a_foreground_server_killed_by_no_one_s_request_is_a_failure() {
     assert!(!status.success(), "{status}");
     run.wait_for_line("stopped by itself");
 }
+
+/// The tests above that need Unix, listed where they cannot run so that the count of the run
+/// shows them, each with why.
+#[cfg(not(unix))]
+mod not_on_this_os {
+    #[test]
+    #[ignore = "Unix only: a stand-in process and signals"]
+    fn a_pid_reused_by_another_program_is_never_signalled() {}
+
+    #[test]
+    #[ignore = "Unix only: sends SIGKILL"]
+    fn acknowledged_messages_survive_sigkill() {}
+
+    #[test]
+    #[ignore = "Unix only: sends SIGKILL"]
+    fn stop_removes_the_ports_file_a_killed_server_left() {}
+
+    #[test]
+    #[ignore = "Unix only: sends SIGINT"]
+    fn a_foreground_run_shows_the_log_and_stops_cleanly_on_ctrl_c() {}
+
+    #[test]
+    #[ignore = "Unix only: a detached server on Windows cannot be asked to stop"]
+    fn a_server_that_misses_the_deadline_is_asked_to_stop_before_it_is_killed() {}
+
+    #[test]
+    #[ignore = "Unix only: sends SIGTERM"]
+    fn a_foreground_run_stopped_from_another_terminal_exits_0() {}
+
+    #[test]
+    #[ignore = "Unix only: sends SIGTERM"]
+    fn a_foreground_run_whose_server_is_ended_on_request_without_a_log_line_exits_0() {}
+
+    #[test]
+    #[ignore = "Unix only: sends SIGKILL"]
+    fn a_foreground_server_killed_by_no_one_s_request_is_a_failure() {}
+}
+
+/// The test above that needs Linux (a parent-death signal), listed where it cannot run.
+#[cfg(not(target_os = "linux"))]
+mod not_on_this_os_but_linux {
+    #[test]
+    #[ignore = "Linux only: the server ends with the xtask through a parent-death signal"]
+    fn a_killed_foreground_xtask_takes_its_server_along() {}
+}

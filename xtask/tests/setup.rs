@@ -1417,3 +1417,36 @@ fn regenerating_keeps_the_configs_host_and_ports() {
         .collect();
     assert_eq!(shape, "9999-99-99T99-99-99", "{backups:?}");
 }
+
+/// The tests above that need Unix, listed where they cannot run so that the count of the run
+/// shows them, each with why.
+#[cfg(not(unix))]
+mod not_on_this_os {
+    #[test]
+    #[ignore = "Unix only: file modes"]
+    fn the_token_file_is_readable_by_its_owner_only() {}
+
+    #[test]
+    #[ignore = "Unix only: file modes"]
+    fn the_installed_binary_and_licence_get_our_modes_not_the_archives() {}
+
+    #[test]
+    #[ignore = "Unix only: a FIFO"]
+    fn a_local_archive_is_read_once_so_what_is_installed_is_what_was_hashed() {}
+
+    #[test]
+    #[ignore = "Unix only: file modes and another user"]
+    fn an_unwritable_directory_is_reported() {}
+}
+
+/// The tests above that need a pinned hash for this host, listed where there is none.
+#[cfg(not(any(target_os = "linux", all(windows, target_arch = "x86_64"))))]
+mod not_on_this_os_without_a_pin {
+    #[test]
+    #[ignore = "only where v2.10.29 has a pinned hash: Linux, Windows x86_64"]
+    fn a_pinned_asset_must_match_the_pin_whatever_sha256sums_says() {}
+
+    #[test]
+    #[ignore = "only where v2.10.29 has a pinned hash: Linux, Windows x86_64"]
+    fn a_sha256_argument_contradicting_the_pin_is_refused() {}
+}

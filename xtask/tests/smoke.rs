@@ -820,3 +820,12 @@ fn token_authentication_fails_against_a_server_that_lets_anyone_in() {
     }
     assert_eq!(code, Some(1), "{report}");
 }
+
+/// The tests above that need Unix, listed where they cannot run so that the count of the run
+/// shows them, each with why.
+#[cfg(not(unix))]
+mod not_on_this_os {
+    #[test]
+    #[ignore = "Unix only: signals"]
+    fn monitor_keeps_watching_across_a_server_restart() {}
+}
