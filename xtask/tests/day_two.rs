@@ -301,10 +301,32 @@ fn token_rotation_refuses_the_old_token_and_updates_this_checkouts_contexts() {
         assert_eq!(mode, 0o600);
     }
 
+    // --select makes one natscli's selected context; --remove takes the selection with it.
+    sandbox
+        .xtask(&["context", "--name", "dev", "--select"])
+        .ok();
+    let selection = sandbox.config_home().join("nats/context.txt");
+    assert_eq!(std::fs::read_to_string(&selection).unwrap(), "dev");
     sandbox
         .xtask(&["context", "--name", "dev", "--remove"])
         .ok();
     assert!(!path.exists() && foreign.exists());
+    assert!(
+        !selection.exists(),
+        "the selection of a removed context is kept"
+    );
+
+    // --force overwrites one this checkout did not write, and then it is this checkout's.
+    sandbox
+        .xtask(&["context", "--name", "other", "--force"])
+        .ok();
+    let taken: Value = serde_json::from_slice(&std::fs::read(&foreign).unwrap()).unwrap();
+    assert_eq!(taken["url"], running.client.as_str());
+    assert_eq!(taken["token"], new.as_str());
+    sandbox
+        .xtask(&["context", "--name", "other", "--remove"])
+        .ok();
+    assert!(!foreign.exists());
 }
 
 /// What a program started by `shell` sees of NATS_URL and NATS_TOKEN after the shell has

@@ -645,6 +645,12 @@ fn each_message_check_fails_alone_against_a_server_that_misroutes_its_messages()
             "expected \"no responders\", seen an answer",
         ),
         (
+            // A step that fails: the stream still goes.
+            "jetstream",
+            format!("\"smoke.*.js\": {elsewhere}"),
+            "expected an acknowledgement of event 1 from SMOKE_",
+        ),
+        (
             "websocket",
             format!("\"smoke.*.to_ws\": {elsewhere}"),
             "from the TCP client to the WebSocket client",
@@ -675,6 +681,8 @@ fn each_message_check_fails_alone_against_a_server_that_misroutes_its_messages()
         sandbox.xtask(&args).ok();
         let (code, report) = smoke_report(&sandbox);
         only_failed(code, &report, check, why);
+        let jsz = jsz(&sandbox.endpoints());
+        assert_eq!(jsz["streams"], 0, "{check}: a stream is left: {jsz}");
     }
 }
 

@@ -581,10 +581,13 @@ async fn stream_checks(
         .context("cannot create a file stream")?;
     leader::stream_led(&mut stream, Duration::from_secs(10)).await;
     for n in 1..=COUNT {
-        let ack = js
-            .publish(subject.clone(), format!("event {n}").into())
-            .await?
-            .await?;
+        let ack = async {
+            js.publish(subject.clone(), format!("event {n}").into())
+                .await?
+                .await
+        }
+        .await
+        .with_context(|| format!("expected an acknowledgement of event {n} from {name}"))?;
         expect(
             ack.sequence == n && ack.stream == name,
             format!("ack {name}#{n}"),

@@ -309,6 +309,8 @@ pub enum Reply {
     },
     /// One reply per request in turn, the last one for ever after.
     Sequence(Vec<Reply>),
+    /// Never answers: holds the connection until the client gives up on it.
+    Hang,
 }
 
 /// A loopback HTTP/1.1 server in a thread, serving fixed replies by path and counting requests.
@@ -399,6 +401,7 @@ fn serve(stream: TcpStream, routes: &Mutex<HashMap<String, Reply>>, requests: &M
     };
     let mut stream = stream;
     let _ = match reply {
+        Reply::Hang => std::io::copy(&mut reader, &mut std::io::sink()).map(drop),
         Reply::Bytes(body) => respond(&mut stream, 200, &body, body.len()),
         Reply::Status(code) => respond(&mut stream, code, b"", 0),
         Reply::HangUpAfter { body, sent } => respond(&mut stream, 200, &body[..sent], body.len()),
