@@ -788,14 +788,31 @@ fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() 
         "{js}"
     );
 
-    // reset: every node's data together, and the cluster back, empty.
-    sandbox.xtask(&["reset", "--yes"]).ok();
-    let (ok, reset) = status_json(&sandbox);
-    assert!(ok, "{reset}");
+    // reset --logs: every node's data together with the single server's, and the logs; the
+    // cluster back, empty.
+    let single_data = sandbox
+        .nats_dir()
+        .join("data/jetstream/jetstream/left-by-the-single");
+    std::fs::create_dir_all(single_data.parent().unwrap()).unwrap();
+    std::fs::write(&single_data, b"stored").unwrap();
+    let logs = |name: &str| {
+        sandbox
+            .nats_dir()
+            .join(format!("cluster/{name}/logs/nats.log"))
+    };
+    let old_log = std::fs::read_to_string(logs("n2")).unwrap();
+    let reset = sandbox.xtask(&["reset", "--yes", "--logs"]).ok();
+    assert!(!single_data.exists(), "{}", reset.stdout);
+    let (ok, status) = status_json(&sandbox);
+    assert!(ok, "{status}");
     for name in ["n1", "n2", "n3"] {
-        let jsz = node_json(&reset, name, "/jsz");
+        let jsz = node_json(&status, name, "/jsz");
         assert_eq!(jsz["streams"], 0, "{name}: {jsz}");
     }
+    // The nodes started again into new logs: none of the old lines is there.
+    let new_log = std::fs::read_to_string(logs("n2")).unwrap();
+    let first_old = old_log.lines().next().unwrap();
+    assert!(!new_log.contains(first_old), "n2's old log is kept");
     assert!(sandbox.nats_dir().join("cluster/cluster.json").exists());
 }
 
