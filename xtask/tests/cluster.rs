@@ -715,10 +715,15 @@ fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() 
         .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{}", logs.stdout);
     let n2_log =
-        std::fs::read_to_string(sandbox.nats_dir().join("cluster/n2/logs/nats.log")).unwrap();
-    let n2_last: Vec<&str> = n2_log.lines().rev().take(2).collect();
+        || std::fs::read_to_string(sandbox.nats_dir().join("cluster/n2/logs/nats.log")).unwrap();
+    let before = n2_log();
     let one = sandbox.xtask(&["logs", "--node", "n2", "-n", "2"]).ok();
-    assert_eq!(one.stdout, format!("{}\n{}\n", n2_last[1], n2_last[0]));
+    assert_eq!(one.stdout.lines().count(), 2, "{}", one.stdout);
+    assert!(
+        the_end_of_the_log_between(&one.stdout, &before, &n2_log()),
+        "not the end of n2's log: {}",
+        one.stdout
+    );
 
     // env: every node's URL.
     let env = sandbox.xtask(&["env", "--format", "dotenv"]).ok();

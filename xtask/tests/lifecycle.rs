@@ -133,6 +133,8 @@ fn two_runs_at_once_start_one_server() {
     assert_eq!(already, 1, "{}\n{}", a.stderr, b.stderr);
     let pid = sandbox.recorded_pid().expect("a pid file");
     assert_eq!(status_json(&sandbox)["pid"], pid);
+    // One server, not two: the only process started for this directory is the recorded one.
+    assert_eq!(processes_naming(&sandbox.nats_dir()), [pid]);
 }
 
 #[test]
@@ -217,8 +219,10 @@ fn a_stale_pid_file_is_cleaned_up() {
     assert_eq!(sandbox.recorded_pid(), None);
 }
 
-/// Records `stranger`'s pid as the server's, and checks that `stop` leaves it alone.
-fn stop_spares(mut stranger: Child, what: &str) {
+/// Records `stranger`'s pid as the server's, and checks that `stop` leaves it alone. The
+/// stranger is killed however the check ends.
+fn stop_spares(stranger: Child, what: &str) {
+    let mut stranger = KillOnDrop(stranger);
     let sandbox = Sandbox::new();
     fs::create_dir_all(sandbox.nats_dir()).unwrap();
     fs::write(
@@ -242,8 +246,6 @@ fn stop_spares(mut stranger: Child, what: &str) {
         Some(3),
         "status of nothing running"
     );
-    stranger.kill().unwrap();
-    stranger.wait().unwrap();
 }
 
 #[cfg(unix)]

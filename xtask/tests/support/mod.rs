@@ -1015,3 +1015,16 @@ fn runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// Whether `shown` is what the log's last lines were at some moment between reading it as
+/// `before` and as `after`: a live log may grow while a command reads it.
+pub fn the_end_of_the_log_between(shown: &str, before: &str, after: &str) -> bool {
+    let shown: Vec<&str> = shown.lines().collect();
+    let after: Vec<&str> = after.lines().collect();
+    let from = before.lines().count().saturating_sub(shown.len());
+    !shown.is_empty()
+        && after
+            .windows(shown.len())
+            .enumerate()
+            .any(|(at, window)| at >= from && window == shown.as_slice())
+}
