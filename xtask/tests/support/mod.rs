@@ -850,7 +850,7 @@ fn process<T>(pid: u32, look: impl FnOnce(&sysinfo::Process) -> T) -> Option<T> 
     system.process(pid).map(look)
 }
 
-/// The processes (zombies aside) whose command line names `dir`.
+/// The processes (zombies and threads aside) whose command line names `dir`.
 pub fn processes_naming(dir: &Path) -> Vec<u32> {
     use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
     let mut system = System::new();
@@ -861,13 +861,14 @@ pub fn processes_naming(dir: &Path) -> Vec<u32> {
         .processes()
         .iter()
         .filter(|(_, p)| {
-            !matches!(
-                p.status(),
-                sysinfo::ProcessStatus::Zombie | sysinfo::ProcessStatus::Dead
-            ) && p
-                .cmd()
-                .iter()
-                .any(|a| a.to_string_lossy().contains(dir.as_ref()))
+            p.thread_kind().is_none()
+                && !matches!(
+                    p.status(),
+                    sysinfo::ProcessStatus::Zombie | sysinfo::ProcessStatus::Dead
+                )
+                && p.cmd()
+                    .iter()
+                    .any(|a| a.to_string_lossy().contains(dir.as_ref()))
         })
         .map(|(pid, _)| pid.as_u32())
         .collect()
