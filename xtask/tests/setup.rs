@@ -1023,12 +1023,19 @@ fn a_second_regeneration_within_a_second_keeps_every_backup() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
-    // Backups that an earlier regeneration in this second (or the next few) would have made.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let earlier: Vec<_> = (now..now + 10)
+    // Backups that an earlier regeneration in this second (or the next minute's) would have
+    // made, named by UTC time as setup names them.
+    let now = std::time::SystemTime::now();
+    let stamps: Vec<String> = (0..60)
+        .map(|s| {
+            let time = now + std::time::Duration::from_secs(s);
+            humantime::format_rfc3339_seconds(time)
+                .to_string()
+                .replace(':', "-")
+        })
+        .collect();
+    let earlier: Vec<_> = stamps
+        .iter()
         .map(|stamp| {
             let path = sandbox
                 .nats_dir()
@@ -1050,13 +1057,21 @@ fn a_second_regeneration_within_a_second_keeps_every_backup() {
             path.display()
         );
     }
-    let kept = fs::read_dir(sandbox.nats_dir())
+    let kept: Vec<String> = fs::read_dir(sandbox.nats_dir())
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".bak"))
         .filter(|e| fs::read_to_string(e.path()).unwrap() == edited)
-        .count();
-    assert_eq!(kept, 1, "the edited config was not backed up");
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(kept.len(), 1, "the edited config was not backed up");
+    // It met a name taken and took the next: `nats-server.conf.<time>-2.bak`.
+    assert!(
+        stamps
+            .iter()
+            .any(|stamp| kept[0] == format!("nats-server.conf.{stamp}-2.bak")),
+        "{kept:?}"
+    );
 }
 
 #[test]
