@@ -750,6 +750,42 @@ fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() 
         8 * 1024 * 1024
     );
 
+    // reload of every node: a config nats-server rejects is named, and nothing is reloaded
+    // (nothing half-reloaded)...
+    let config_of = |name: &str| {
+        sandbox
+            .nats_dir()
+            .join(format!("cluster/{name}/nats-server.conf"))
+    };
+    let (n1_text, n3_text) = (
+        std::fs::read_to_string(config_of("n1")).unwrap(),
+        std::fs::read_to_string(config_of("n3")).unwrap(),
+    );
+    let max_payload = |name: &str| node_json(&restarted, name, "/varz")["max_payload"].clone();
+    std::fs::write(
+        config_of("n1"),
+        n1_text.replace("max_payload: 8MB", "max_payload: 2MB"),
+    )
+    .unwrap();
+    std::fs::write(config_of("n3"), format!("{n3_text}\nnot a setting {{\n")).unwrap();
+    sandbox
+        .xtask(&["reload"])
+        .fails_with("cluster/n3/nats-server.conf`");
+    assert_eq!(max_payload("n1"), 8 * 1024 * 1024);
+    // ...while a node that refuses at reload (a JetStream limit needs a restart) does not keep
+    // the others from reloading theirs.
+    std::fs::write(
+        config_of("n3"),
+        n3_text.replace("max_file_store: 10GB", "max_file_store: 20GB"),
+    )
+    .unwrap();
+    let refused = sandbox.xtask(&["reload"]).fails_with("n3");
+    assert_eq!(max_payload("n1"), 2 * 1024 * 1024, "{}", refused.stderr);
+    std::fs::write(config_of("n1"), &n1_text).unwrap();
+    std::fs::write(config_of("n3"), &n3_text).unwrap();
+    sandbox.xtask(&["reload"]).ok();
+    assert_eq!(max_payload("n1"), 8 * 1024 * 1024);
+
     // token rotate: every node restarted with the new token; the routes keep theirs.
     let password = route_password(&sandbox);
     sandbox.xtask(&["token", "rotate"]).ok();
