@@ -81,9 +81,12 @@ mod tests {
         assert_eq!(bytes(&json!(0)), "0 B");
         assert_eq!(bytes(&json!(1023)), "1023 B");
         assert_eq!(bytes(&json!(49.590_552)), "50 B");
+        assert_eq!(bytes(&json!(1024)), "1.0 KiB", "the first KiB");
         assert_eq!(bytes(&json!(1536)), "1.5 KiB");
         assert_eq!(bytes(&json!(1073741824u64)), "1.0 GiB");
         assert_eq!(bytes(&json!(10737418240u64)), "10.0 GiB");
+        // Past the largest unit, counted in it.
+        assert_eq!(bytes(&json!(1u64 << 50)), "1024.0 TiB");
         assert_eq!(bytes(&Value::Null), "?");
     }
 }

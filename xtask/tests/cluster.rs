@@ -361,7 +361,7 @@ impl Drop for ByHandRoute {
 }
 
 #[test]
-fn the_cluster_and_the_single_server_never_run_together_and_the_node_count_is_kept() {
+fn the_cluster_and_the_single_server_never_run_together_and_contexts_follow_the_switch() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let _stop = StopCluster(&sandbox);
@@ -407,6 +407,20 @@ fn the_cluster_and_the_single_server_never_run_together_and_the_node_count_is_ke
     sandbox
         .xtask(&["run", "--detach"])
         .fails_with("this checkout's cluster runs (nodes n1, n2, n3)");
+    // And back: the context follows the single server again.
+    sandbox.xtask(&["stop"]).ok();
+    sandbox.xtask(&["run", "--detach"]).ok();
+    let (_, single) = status_json(&sandbox);
+    assert_eq!(context()["url"], single["client_url"]);
+    sandbox.xtask(&["stop"]).ok();
+}
+
+#[test]
+fn monitor_and_smoke_failover_see_every_node_and_the_node_count_is_kept() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopCluster(&sandbox);
+    start_cluster(&sandbox, &mirror, &server);
 
     // While it runs, monitor shows one sample per node, the meta leader marked.
     let monitor = sandbox
