@@ -526,10 +526,12 @@ fn a_node_that_cannot_start_is_named_and_the_others_are_stopped() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let _stop = StopCluster(&sandbox);
-    // n2's client port is n1's plus 10: hold that one, so that n1 starts and n2 cannot.
-    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // n2's client port is n1's plus 10: hold that one, so that n1 starts and n2 cannot. Both
+    // below the ephemeral range, where no test picking its ports lands.
+    let base = free_port_block();
+    let holder = std::net::TcpListener::bind(("127.0.0.1", base + 10)).unwrap();
     let busy = holder.local_addr().unwrap().port();
-    let n1_port = (busy - 10).to_string();
+    let n1_port = base.to_string();
     let run = sandbox.xtask(&[
         "run",
         "--cluster",
@@ -876,7 +878,10 @@ fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() 
 /// B+{0,1,2}+10·k and B+2000+10·k.
 fn free_port_block() -> u16 {
     let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
-    let seed = std::process::id() as u16;
+    // Another start for every call, so that two tests asking at once get different blocks.
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let seed = (std::process::id() as u16).wrapping_add(call.wrapping_mul(101));
     (0..200u16)
         .map(|i| 20_000 + (seed.wrapping_add(i * 37) % 400) * 20)
         .find(|&base| {
@@ -1104,4 +1109,68 @@ mod not_on_this_os {
     #[test]
     #[ignore = "Unix only: freezes a node with SIGSTOP"]
     fn the_cluster_checks_fail_when_a_node_stops_answering() {}
+}
+
+/// The negative control of the failover check, and what smoke does when it fails: the node it
+/// stopped cannot start again (its config is broken while it is down), so failover fails
+/// alone, the node is named with what starts it, and once the config is mended it starts.
+#[test]
+fn failover_fails_when_the_stopped_node_cannot_start_again_and_says_how_to_start_it() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopCluster(&sandbox);
+    start_cluster(&sandbox, &mirror, &server);
+
+    let mut smoke = KillOnDrop(
+        sandbox
+            .command(&["smoke", "--failover"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = line_by_line(smoke.stdout.take().unwrap());
+    let stderr = line_by_line(smoke.stderr.take().unwrap());
+    // `stopping node n2 (pid 1234), as the checks asked`: break its config while it is down.
+    let mut said = Vec::new();
+    let (stopped, config, text) = loop {
+        let line = stderr.recv_timeout(DEADLINE).expect("no node was stopped");
+        said.push(line.clone());
+        if let Some(rest) = line.strip_prefix("stopping node ") {
+            let name = rest.split_whitespace().next().unwrap().to_string();
+            let config = sandbox
+                .nats_dir()
+                .join(format!("cluster/{name}/nats-server.conf"));
+            let text = std::fs::read_to_string(&config).unwrap();
+            std::fs::write(&config, format!("{text}\nnot a setting {{\n")).unwrap();
+            break (name, config, text);
+        }
+    };
+    let shown: Vec<String> = stdout.iter().collect();
+    said.extend(stderr.iter());
+    let code = wait_for(DEADLINE, || smoke.try_wait().unwrap())
+        .expect("smoke did not end")
+        .code();
+    let said = said.join("\n");
+    let failed: Vec<&String> = shown.iter().filter(|l| l.starts_with("✗ ")).collect();
+    assert_eq!(failed.len(), 1, "{}", shown.join("\n"));
+    assert!(
+        failed[0].starts_with("✗ failover")
+            && failed[0].contains(&format!("cannot start {stopped} again")),
+        "{}",
+        failed[0]
+    );
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "warning: node {stopped}, stopped by the checks, could not be started again"
+        )) && said.contains("`cargo xtask run --cluster --detach` starts it"),
+        "{said}"
+    );
+
+    // Mended, it starts on its own ports and the cluster is whole again.
+    std::fs::write(&config, text).unwrap();
+    sandbox.xtask(&["run", "--cluster", "--detach"]).ok();
+    let (ok, status) = status_json(&sandbox);
+    assert!(ok, "{status}");
 }
