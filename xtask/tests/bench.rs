@@ -274,19 +274,11 @@ fn arguments_are_refused_before_any_server_is_installed_or_started() {
 fn subscribers_that_receive_nothing_are_reported_missing_every_message() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    sandbox
-        .with_ports(&["setup"], &mirror, &server, Ports::picked())
-        .ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
+    start_with(&sandbox, &mirror, &server, |text| {
         format!(
             "{text}\nmappings {{\n  \"bench.*.pubsub\": \"elsewhere.{{{{wildcard(1)}}}}\"\n}}\n"
-        ),
-    )
-    .unwrap();
-    sandbox.xtask(&["run", "--detach"]).ok();
+        )
+    });
     let _stop = StopOnDrop(&sandbox);
 
     let report = bench_json(&sandbox, &["pubsub", "--msgs", "500", "--subs", "2"]);

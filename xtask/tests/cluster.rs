@@ -1071,21 +1071,8 @@ fn the_cluster_checks_fail_when_a_node_stops_answering() {
         .expect("smoke did not end")
         .code();
     drop(frozen);
-    let checks = [
-        "monitoring endpoints",
-        "token authentication",
-        "publish/subscribe",
-        "payload size limit",
-        "request/reply",
-        "no responders",
-        "jetstream",
-        "websocket",
-        "routes",
-        "meta group",
-        "replicas on every node",
-    ];
+    let checks = CHECKS.iter().chain(&CLUSTER_CHECKS).copied();
     let failed: Vec<&str> = checks
-        .into_iter()
         .filter(|name| seen.iter().any(|l| l.starts_with(&format!("✗ {name} "))))
         .collect();
     assert_eq!(

@@ -6,23 +6,6 @@ mod support;
 use serde_json::Value;
 use support::*;
 
-/// `run --detach` on ports the server picks, after `edit` has changed the config setup wrote.
-fn start_with(
-    sandbox: &Sandbox,
-    mirror: &Mirror,
-    server: &ServerBinary,
-    edit: impl FnOnce(String) -> String,
-) -> Endpoints {
-    sandbox
-        .with_ports(&["setup"], mirror, server, Ports::picked())
-        .ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, edit(text)).unwrap();
-    sandbox.xtask(&["run", "--detach"]).ok();
-    sandbox.endpoints()
-}
-
 fn config_path(sandbox: &Sandbox) -> std::path::PathBuf {
     sandbox.nats_dir().join("nats-server.conf")
 }

@@ -10,17 +10,6 @@ use std::sync::{Arc, mpsc};
 use serde_json::Value;
 use support::*;
 
-const CHECKS: [&str; 8] = [
-    "monitoring endpoints",
-    "token authentication",
-    "publish/subscribe",
-    "payload size limit",
-    "request/reply",
-    "no responders",
-    "jetstream",
-    "websocket",
-];
-
 /// `run --detach` on ports the server picks; returns where it listens.
 fn start(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Endpoints {
     sandbox
@@ -719,28 +708,14 @@ fn the_payload_check_holds_the_server_to_the_limit_of_the_config() {
     );
 }
 
-/// The config of a sandbox set up on picked ports, with the block that starts with `head`
-/// (such as `websocket {`) taken out.
-fn without_block(sandbox: &Sandbox, head: &str) {
-    let config = sandbox.nats_dir().join("nats-server.conf");
-    let text = fs::read_to_string(&config).unwrap();
-    let start = text
-        .find(head)
-        .unwrap_or_else(|| panic!("no {head} in\n{text}"));
-    let end = start + text[start..].find("\n}").unwrap() + 2;
-    fs::write(&config, format!("{}{}", &text[..start], &text[end..])).unwrap();
-}
-
 #[test]
 fn the_websocket_check_fails_against_a_server_without_a_websocket_listener() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
+    start_with(&sandbox, &mirror, &server, |text| {
+        without_block(&text, "websocket {")
+    });
     let _stop = StopOnDrop(&sandbox);
-    sandbox
-        .with_ports(&["setup"], &mirror, &server, Ports::picked())
-        .ok();
-    without_block(&sandbox, "websocket {");
-    sandbox.xtask(&["run", "--detach"]).ok();
 
     let (code, report) = smoke_report(&sandbox);
     only_failed(
@@ -761,7 +736,9 @@ fn the_websocket_check_fails_against_a_websocket_listener_open_to_anyone() {
     let (open, open_mirror) = sandbox_with_mirror(&server);
     open.with_ports(&["setup"], &open_mirror, &server, Ports::picked())
         .ok();
-    without_block(&open, "authorization {");
+    let open_config = open.nats_dir().join("nats-server.conf");
+    let text = fs::read_to_string(&open_config).unwrap();
+    fs::write(&open_config, without_block(&text, "authorization {")).unwrap();
     let open_server = ByHand::start(&open, "unused");
     let open_ws = open_server.url("websocket");
     let open_ws_port = open_ws.rsplit(':').next().unwrap();
@@ -795,12 +772,10 @@ fn the_websocket_check_fails_against_a_websocket_listener_open_to_anyone() {
 fn token_authentication_fails_against_a_server_that_lets_anyone_in() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
+    start_with(&sandbox, &mirror, &server, |text| {
+        without_block(&text, "authorization {")
+    });
     let _stop = StopOnDrop(&sandbox);
-    sandbox
-        .with_ports(&["setup"], &mirror, &server, Ports::picked())
-        .ok();
-    without_block(&sandbox, "authorization {");
-    sandbox.xtask(&["run", "--detach"]).ok();
 
     let (code, report) = smoke_report(&sandbox);
     // Its WebSocket listener lets anyone in too.

@@ -1029,3 +1029,44 @@ pub fn the_end_of_the_log_between(shown: &str, before: &str, after: &str) -> boo
             .enumerate()
             .any(|(at, window)| at >= from && window == shown.as_slice())
 }
+
+/// `run --detach` on ports the server picks, after `edit` has changed the config setup wrote.
+pub fn start_with(
+    sandbox: &Sandbox,
+    mirror: &Mirror,
+    server: &ServerBinary,
+    edit: impl FnOnce(String) -> String,
+) -> Endpoints {
+    sandbox
+        .with_ports(&["setup"], mirror, server, Ports::picked())
+        .ok();
+    let config = sandbox.nats_dir().join("nats-server.conf");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(&config, edit(text)).unwrap();
+    sandbox.xtask(&["run", "--detach"]).ok();
+    sandbox.endpoints()
+}
+
+/// A config's text without the block that starts with `head` (such as `websocket {`).
+pub fn without_block(text: &str, head: &str) -> String {
+    let start = text
+        .find(head)
+        .unwrap_or_else(|| panic!("no {head} in\n{text}"));
+    let end = start + text[start..].find("\n}").unwrap() + 2;
+    format!("{}{}", &text[..start], &text[end..])
+}
+
+/// The checks of `cargo xtask smoke` against one server, in their order.
+pub const CHECKS: [&str; 8] = [
+    "monitoring endpoints",
+    "token authentication",
+    "publish/subscribe",
+    "payload size limit",
+    "request/reply",
+    "no responders",
+    "jetstream",
+    "websocket",
+];
+
+/// The checks a cluster adds, in their order.
+pub const CLUSTER_CHECKS: [&str; 3] = ["routes", "meta group", "replicas on every node"];
