@@ -895,7 +895,7 @@ fn free_port_block() -> u16 {
 }
 
 #[test]
-fn a_first_cluster_takes_its_ports_from_the_single_servers_config() {
+fn a_first_cluster_takes_its_ports_from_the_single_servers_config_and_port_options_move_it() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let base = free_port_block();
@@ -944,6 +944,52 @@ fn a_first_cluster_takes_its_ports_from_the_single_servers_config() {
             "{routes}"
         );
     }
+
+    // Port options given again move every node; a node config you edited is rewritten for
+    // them and kept beside it (`.bak`).
+    sandbox.xtask(&["stop"]).ok();
+    let n2_config = sandbox.nats_dir().join("cluster/n2/nats-server.conf");
+    let edited = format!(
+        "{}\n# my edit\n",
+        std::fs::read_to_string(&n2_config).unwrap()
+    );
+    std::fs::write(&n2_config, &edited).unwrap();
+    let moved = free_port_block();
+    assert_ne!(moved, base, "the same block twice");
+    let port = |offset: u16| (moved + offset).to_string();
+    let run = sandbox
+        .xtask(&[
+            "run",
+            "--cluster",
+            "--detach",
+            "--timeout",
+            "120",
+            "--port",
+            &port(0),
+            "--http-port",
+            &port(1),
+            "--ws-port",
+            &port(2),
+            "--cluster-port",
+            &port(2000),
+        ])
+        .ok();
+    let (_, status) = status_json(&sandbox);
+    for (k, name) in ["n1", "n2", "n3"].iter().enumerate() {
+        assert_eq!(
+            node(&status, name)["client_url"],
+            format!("nats://127.0.0.1:{}", moved + 10 * k as u16),
+            "{status}"
+        );
+    }
+    let backups: Vec<String> = std::fs::read_dir(n2_config.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "bak"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(backups, [edited], "{}", run.stderr);
 }
 
 /// The lines of each node's log, by node name.
