@@ -352,6 +352,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_listener_is_reached_at_its_address_or_on_loopback_for_a_wildcard() {
+        let at = |host: &str, port: i32| reachable(host, port).map(|a| a.to_string());
+        assert_eq!(at("0.0.0.0", 4222).as_deref(), Some("127.0.0.1:4222"));
+        assert_eq!(at("::", 4222).as_deref(), Some("[::1]:4222"));
+        assert_eq!(at("127.0.0.2", 4222).as_deref(), Some("127.0.0.2:4222"));
+        assert_eq!(at("2001:db8::7", 4222).as_deref(), Some("[2001:db8::7]:4222"));
+        // Ports the server picks, and names that are not addresses, cannot be reached here.
+        for port in [0, -1] {
+            assert_eq!(at("127.0.0.1", port), None, "port {port}");
+        }
+        assert_eq!(at("localhost", 4222), None);
+    }
+
+    #[test]
+    fn a_temporary_server_listens_on_loopback_on_ports_it_picks() {
+        let listen = Listen::loopback_on_free_ports();
+        assert_eq!(
+            (listen.host.as_str(), listen.port, listen.http_port, listen.ws_port),
+            ("127.0.0.1", -1, -1, -1)
+        );
+        assert_eq!(read_listen(&render(&listen)), listen);
+    }
+
+    #[test]
     fn max_payload_is_read_with_nats_servers_units() {
         assert_eq!(read_max_payload(&render(&Listen::default())), 8 << 20);
         for (setting, bytes) in [
@@ -359,6 +383,8 @@ mod tests {
             ("max_payload = 64k", 64_000),
             ("max_payload: 2MiB", 2 << 20),
             ("max_payload: 1G", 1_000_000_000),
+            ("max_payload: 2m", 2_000_000),
+            ("max_payload: 1gb", 1 << 30),
             ("max_payload: 4096", 4_096),
             ("max_payload: \"3mb\"", 3 << 20),
         ] {
