@@ -357,7 +357,10 @@ mod tests {
         assert_eq!(at("0.0.0.0", 4222).as_deref(), Some("127.0.0.1:4222"));
         assert_eq!(at("::", 4222).as_deref(), Some("[::1]:4222"));
         assert_eq!(at("127.0.0.2", 4222).as_deref(), Some("127.0.0.2:4222"));
-        assert_eq!(at("2001:db8::7", 4222).as_deref(), Some("[2001:db8::7]:4222"));
+        assert_eq!(
+            at("2001:db8::7", 4222).as_deref(),
+            Some("[2001:db8::7]:4222")
+        );
         // Ports the server picks, and names that are not addresses, cannot be reached here.
         for port in [0, -1] {
             assert_eq!(at("127.0.0.1", port), None, "port {port}");
@@ -369,7 +372,12 @@ mod tests {
     fn a_temporary_server_listens_on_loopback_on_ports_it_picks() {
         let listen = Listen::loopback_on_free_ports();
         assert_eq!(
-            (listen.host.as_str(), listen.port, listen.http_port, listen.ws_port),
+            (
+                listen.host.as_str(),
+                listen.port,
+                listen.http_port,
+                listen.ws_port
+            ),
             ("127.0.0.1", -1, -1, -1)
         );
         assert_eq!(read_listen(&render(&listen)), listen);

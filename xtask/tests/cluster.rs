@@ -1145,14 +1145,16 @@ mod not_on_this_os {
 }
 
 /// The negative control of the failover check, and what smoke does when it fails: the node it
-/// stopped cannot start again (its config is broken while it is down), so failover fails
-/// alone, the node is named with what starts it, and once the config is mended it starts.
+/// stopped cannot start again (another program took its client port while it was down), so
+/// failover fails alone, the node is named with what starts it, and once the port is free it
+/// starts.
 #[test]
 fn failover_fails_when_the_stopped_node_cannot_start_again_and_says_how_to_start_it() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let _stop = StopCluster(&sandbox);
     start_cluster(&sandbox, &mirror, &server);
+    let (_, before) = status_json(&sandbox);
 
     let mut smoke = KillOnDrop(
         sandbox
@@ -1164,19 +1166,21 @@ fn failover_fails_when_the_stopped_node_cannot_start_again_and_says_how_to_start
     );
     let stdout = line_by_line(smoke.stdout.take().unwrap());
     let stderr = line_by_line(smoke.stderr.take().unwrap());
-    // `stopping node n2 (pid 1234), as the checks asked`: break its config while it is down.
+    // `stopping node n2 (pid 1234), as the checks asked`: take its port once it is down.
     let mut said = Vec::new();
-    let (stopped, config, text) = loop {
+    let (stopped, holder) = loop {
         let line = stderr.recv_timeout(DEADLINE).expect("no node was stopped");
         said.push(line.clone());
         if let Some(rest) = line.strip_prefix("stopping node ") {
             let name = rest.split_whitespace().next().unwrap().to_string();
-            let config = sandbox
-                .nats_dir()
-                .join(format!("cluster/{name}/nats-server.conf"));
-            let text = std::fs::read_to_string(&config).unwrap();
-            std::fs::write(&config, format!("{text}\nnot a setting {{\n")).unwrap();
-            break (name, config, text);
+            let url = node(&before, &name)["client_url"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let address = url.trim_start_matches("nats://").to_string();
+            let holder = wait_for(DEADLINE, || std::net::TcpListener::bind(&address).ok())
+                .expect("the stopped node's port was never free");
+            break (name, holder);
         }
     };
     let shown: Vec<String> = stdout.iter().collect();
@@ -1184,6 +1188,7 @@ fn failover_fails_when_the_stopped_node_cannot_start_again_and_says_how_to_start
     let code = wait_for(DEADLINE, || smoke.try_wait().unwrap())
         .expect("smoke did not end")
         .code();
+    drop(holder);
     let said = said.join("\n");
     let failed: Vec<&String> = shown.iter().filter(|l| l.starts_with("✗ ")).collect();
     assert_eq!(failed.len(), 1, "{}", shown.join("\n"));
@@ -1201,9 +1206,12 @@ fn failover_fails_when_the_stopped_node_cannot_start_again_and_says_how_to_start
         "{said}"
     );
 
-    // Mended, it starts on its own ports and the cluster is whole again.
-    std::fs::write(&config, text).unwrap();
+    // Its port free again, it starts on its own ports and the cluster is whole again.
     sandbox.xtask(&["run", "--cluster", "--detach"]).ok();
-    let (ok, status) = status_json(&sandbox);
-    assert!(ok, "{status}");
+    let (ok, after) = status_json(&sandbox);
+    assert!(ok, "{after}");
+    assert_eq!(
+        node(&after, &stopped)["client_url"],
+        node(&before, &stopped)["client_url"]
+    );
 }

@@ -792,7 +792,11 @@ impl Sandbox {
         Endpoints {
             client: url("client_url"),
             monitoring: url("monitoring_url"),
-            websocket: url("websocket_url"),
+            // Empty for a server without a WebSocket listener.
+            websocket: status["websocket_url"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         }
     }
 
