@@ -369,6 +369,19 @@ mod tests {
     }
 
     #[test]
+    fn comments_end_a_line_outside_quotes_only() {
+        assert_eq!(
+            without_comment("port: 4222 # the client port"),
+            "port: 4222 "
+        );
+        assert_eq!(without_comment("http: 8222 // monitoring"), "http: 8222 ");
+        assert_eq!(without_comment(r#"host: "a#b//c""#), r#"host: "a#b//c""#);
+        assert_eq!(without_comment(r#"host: "a" # "b""#), r#"host: "a" "#);
+        assert_eq!(without_comment("path: a/b"), "path: a/b");
+        assert_eq!(without_comment("# all of it"), "");
+    }
+
+    #[test]
     fn a_temporary_server_listens_on_loopback_on_ports_it_picks() {
         let listen = Listen::loopback_on_free_ports();
         assert_eq!(

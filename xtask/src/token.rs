@@ -274,6 +274,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_server_gets_its_secrets_by_name_and_a_debug_print_shows_none() {
+        let single = ServerEnv::single("nats_token".into());
+        assert_eq!(single.vars(), [(TOKEN_VAR, "nats_token")]);
+        let node = ServerEnv {
+            token: "nats_token".into(),
+            cluster: Some(RouteSecrets {
+                password: "route_secret".into(),
+                routes: "[\"nats-route://route:route_secret@127.0.0.1:6222\"]".into(),
+            }),
+        };
+        assert_eq!(
+            node.vars(),
+            [
+                (TOKEN_VAR, "nats_token"),
+                (ROUTE_PASSWORD_VAR, "route_secret"),
+                (
+                    ROUTES_VAR,
+                    "[\"nats-route://route:route_secret@127.0.0.1:6222\"]"
+                ),
+            ]
+        );
+        let printed = format!("{node:?}");
+        assert!(printed.starts_with("ServerEnv"), "{printed}");
+        assert!(
+            !printed.contains("nats_token") && !printed.contains("route_secret"),
+            "{printed}"
+        );
+    }
+
+    #[test]
     fn tokens_are_256_bits_of_hex_and_differ() {
         let (a, b) = (generate().unwrap(), generate().unwrap());
         let hex = a.strip_prefix("nats_").unwrap();
