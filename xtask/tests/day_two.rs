@@ -415,6 +415,19 @@ fn restart_starts_the_server_again_and_tasks_on_nothing_installed_say_what_to_ru
     ] {
         bare.xtask(task).fails_with("cargo xtask setup");
     }
+    bare.xtask(&["context"])
+        .fails_with("run `cargo xtask setup`");
+    bare.xtask(&["logs"])
+        .fails_with("the server writes it once it runs (`cargo xtask run`)");
+    let status = bare.xtask(&["status"]);
+    assert_eq!(status.code, Some(3), "{}", status.stderr);
+    assert!(
+        status.stdout.contains("nor installed") && status.stdout.contains("`cargo xtask run`"),
+        "{}",
+        status.stdout
+    );
+    let monitor = bare.xtask(&["monitor", "--once"]);
+    assert_eq!(monitor.code, Some(3), "{}", monitor.stderr);
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     start_with(&sandbox, &mirror, &server, |text| text);
