@@ -389,6 +389,13 @@ mod tests {
         assert_eq!(cpu["server_seconds_per_million_msgs"], 500.0);
         assert_eq!(cpu["bench_seconds_per_million_msgs"], 250.0);
         assert_eq!(json["complete"], true);
+    }
+
+    #[test]
+    fn rates_are_rounded_and_grouped_in_thousands() {
         assert_eq!(thousands(1234567.8), "1,234,568");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(0.0), "0");
     }
 }
