@@ -107,35 +107,46 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
         num_replicas: replicas,
         ..Default::default()
     };
-    // Just after a cluster starts, its leader may not count every peer online for placement
-    // yet: that passes within seconds.
-    let started = Instant::now();
-    loop {
-        match js.create_stream(config.clone()).await {
-            Ok(mut stream) => {
-                crate::leader::stream_led(&mut stream, Duration::from_secs(10)).await;
-                break;
-            }
-            Err(e)
-                if e.to_string().contains("no suitable peers") && started.elapsed() < PLACEMENT =>
-            {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => {
-                return Err(anyhow::Error::from(e).context(format!(
-                    "cannot create a stream with {} and {:?} storage",
-                    count(options.replicas, "replica"),
-                    options.storage
-                )));
+    // Listened for before the stream exists: a stop asked while it is made, or while its
+    // leader is elected, still deletes it.
+    let mut stops = crate::Stops::listen()?;
+    let created = std::cell::Cell::new(false);
+    let steps = async {
+        // Just after a cluster starts, its leader may not count every peer online for
+        // placement yet: that passes within seconds.
+        let started = Instant::now();
+        loop {
+            match js.create_stream(config.clone()).await {
+                Ok(mut stream) => {
+                    created.set(true);
+                    crate::leader::stream_led(&mut stream, Duration::from_secs(10)).await;
+                    break;
+                }
+                Err(e)
+                    if e.to_string().contains("no suitable peers")
+                        && started.elapsed() < PLACEMENT =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::from(e).context(format!(
+                        "cannot create a stream with {} and {:?} storage",
+                        count(options.replicas, "replica"),
+                        options.storage
+                    )));
+                }
             }
         }
-    }
-    let steps = measure(target, options, &js, &name, subject, goal, size);
+        measure(target, options, &js, &name, subject, goal, size).await
+    };
     // The stream goes whatever happened, Ctrl-C included.
     let outcome = tokio::select! {
         outcome = steps => outcome,
-        signal = crate::interrupted() => Err(crate::Interrupted(signal).into()),
+        signal = stops.next() => Err(crate::Interrupted(signal).into()),
     };
+    if !created.get() {
+        return outcome;
+    }
     let deleted = tokio::time::timeout(Duration::from_secs(10), js.delete_stream(&name)).await;
     match deleted {
         Ok(Ok(_)) => {}

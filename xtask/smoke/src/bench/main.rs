@@ -207,20 +207,51 @@ impl Interrupted {
     }
 }
 
-/// Resolves when the bench is asked to stop: Ctrl-C, or SIGTERM on Unix. Names which.
-pub(crate) async fn interrupted() -> &'static str {
+/// The stops asked of the bench: Ctrl-C, and SIGTERM on Unix. Listened for from
+/// [`Stops::listen`] on, so that one asked before [`Stops::next`] is awaited is not lost, and
+/// does not end the bench before it has cleaned up.
+pub(crate) struct Stops {
+    interrupt: Interrupt,
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            return tokio::select! {
-                _ = tokio::signal::ctrl_c() => "Ctrl-C",
-                _ = term.recv() => "SIGTERM",
-            };
+    terminate: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+type Interrupt = tokio::signal::unix::Signal;
+#[cfg(windows)]
+type Interrupt = tokio::signal::windows::CtrlC;
+
+impl Stops {
+    pub(crate) fn listen() -> Result<Stops> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Stops {
+                interrupt: signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?,
+                terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            })
+        }
+        #[cfg(windows)]
+        Ok(Stops {
+            interrupt: tokio::signal::windows::ctrl_c().context("cannot listen for Ctrl-C")?,
+        })
+    }
+
+    /// Resolves at the first stop asked since [`Stops::listen`]; names which.
+    pub(crate) async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => "Ctrl-C",
+                _ = self.terminate.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(windows)]
+        {
+            self.interrupt.recv().await;
+            "Ctrl-C"
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
-    "Ctrl-C"
 }
 
 /// Returns once the server has read everything `client` sent so far (a subscription, say),
