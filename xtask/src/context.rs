@@ -118,9 +118,7 @@ impl Owner {
 pub(crate) fn update_token(owner: &Owner, token: &str) -> Result<Vec<String>> {
     let mut updated = Vec::new();
     for (name, path) in written_by(owner) {
-        let mut context: Value = serde_json::from_str(&fs::read_to_string(&path)?)?;
-        context["token"] = json!(token);
-        write_atomically(&path, serde_json::to_string_pretty(&context)?.as_bytes())?;
+        set(&path, "token", token)?;
         updated.push(name);
     }
     Ok(updated)
@@ -142,16 +140,7 @@ pub(crate) fn follow(owner: &Owner, layout: &Layout) {
         }
     };
     for (name, path) in written {
-        let pointed = (|| -> Result<bool> {
-            let mut context: Value = serde_json::from_str(&fs::read_to_string(&path)?)?;
-            if context["url"] == url.as_str() {
-                return Ok(false);
-            }
-            context["url"] = json!(url);
-            write_atomically(&path, serde_json::to_string_pretty(&context)?.as_bytes())?;
-            Ok(true)
-        })();
-        match pointed {
+        match set(&path, "url", &url) {
             Ok(true) => eprintln!("the natscli context `{name}` now reaches {url}"),
             Ok(false) => {}
             Err(e) => eprintln!(
@@ -160,6 +149,18 @@ pub(crate) fn follow(owner: &Owner, layout: &Layout) {
             ),
         }
     }
+}
+
+/// Sets `key` of the natscli context in `path` to `value`, rewriting the file only if that
+/// changes it; says whether it did.
+fn set(path: &Path, key: &str, value: &str) -> Result<bool> {
+    let mut context: Value = serde_json::from_str(&fs::read_to_string(path)?)?;
+    if context[key] == value {
+        return Ok(false);
+    }
+    context[key] = json!(value);
+    write_atomically(path, serde_json::to_string_pretty(&context)?.as_bytes())?;
+    Ok(true)
 }
 
 /// The natscli contexts `owner` wrote, by name, with their files.

@@ -69,6 +69,15 @@ pub(crate) fn back_up(path: &Path) -> Result<PathBuf> {
     }
 }
 
+/// The topmost of `dir` and its ancestors that does not exist yet: what creating `dir` makes
+/// first. None when `dir` exists.
+pub(crate) fn topmost_missing(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .take_while(|a| !a.exists())
+        .last()
+        .map(Path::to_path_buf)
+}
+
 /// What a task has created so far, removed again when dropped unless [`Created::keep`] was
 /// called: a task that fails leaves things as it found them.
 #[derive(Debug, Default)]
@@ -80,7 +89,7 @@ pub(crate) struct Created {
 impl Created {
     /// Creates `dir` and whatever parents it lacks, remembering the topmost one it made.
     pub(crate) fn dir_all(&mut self, dir: &Path) -> Result<()> {
-        let topmost_missing = dir.ancestors().take_while(|a| !a.exists()).last();
+        let topmost_missing = topmost_missing(dir);
         fs::create_dir_all(dir).with_context(|| {
             format!(
                 "cannot create `{}`: check that you may write there",
@@ -88,7 +97,7 @@ impl Created {
             )
         })?;
         if let Some(topmost) = topmost_missing {
-            self.paths.push(topmost.to_path_buf());
+            self.paths.push(topmost);
         }
         Ok(())
     }

@@ -72,12 +72,7 @@ fn parse_nodes(text: &str) -> Result<usize> {
 impl Run {
     /// `root` is the checkout, whose natscli contexts follow the server that runs.
     pub(crate) fn run(&self, layout: &Layout, root: Option<&Path>) -> Result<()> {
-        let made = layout
-            .dir
-            .ancestors()
-            .take_while(|dir| !dir.exists())
-            .last()
-            .map(Path::to_path_buf);
+        let made = crate::files::topmost_missing(&layout.dir);
         let first_lock = !layout.run_lock().exists();
         // One run at a time per directory, from "is it running?" until it is.
         let lock = server::run_lock(layout)?;
