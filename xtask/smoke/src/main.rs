@@ -16,7 +16,9 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 mod failover;
-mod leader;
+mod server;
+
+use server::unique_id;
 
 /// How long one check may take before it counts as failed: deadlines for a loaded machine,
 /// never a measure of speed. Longer than the JetStream check's steps, clean-up and connection
@@ -146,7 +148,8 @@ fn main() -> ExitCode {
     let (outcomes, interrupted) = runtime.block_on(run_checks(&target, args.failover, !args.json));
     if interrupted {
         eprintln!("interrupted: the remaining checks were not run");
-        return ExitCode::FAILURE;
+        // 128 + SIGINT, as a shell reports a program Ctrl-C ended.
+        return ExitCode::from(130);
     }
     let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
     let passed = outcomes.len() - failed;
@@ -167,14 +170,6 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-/// Eight hex digits from the OS's random source, so concurrent runs never share a subject or
-/// a stream name.
-fn unique_id() -> String {
-    let mut bytes = [0u8; 4];
-    let _ = getrandom::fill(&mut bytes);
-    format!("{:08x}", u32::from_be_bytes(bytes))
 }
 
 fn millis(d: Duration) -> f64 {
@@ -384,7 +379,7 @@ async fn arrives_once(
     payload: Vec<u8>,
 ) -> Result<()> {
     let mut subscription = subscriber.subscribe(subject.clone()).await?;
-    read_by_the_server(subscriber).await?;
+    server::read_by_the_server(subscriber, "smoke", DELIVERY).await?;
     publisher
         .publish(subject.clone(), payload.clone().into())
         .await?;
@@ -413,23 +408,6 @@ async fn arrives_once(
         "the message once",
         "it twice, or not the marker behind it",
     )
-}
-
-/// Returns once the server has read everything `client` sent so far (a subscription, say),
-/// so that another connection's messages find it. `flush` only writes to the socket; the
-/// server answers a request nobody listens to with "no responders" after reading what came
-/// before it on that connection.
-async fn read_by_the_server(client: &async_nats::Client) -> Result<()> {
-    let nobody = format!("smoke.{}.sync", unique_id());
-    match tokio::time::timeout(DELIVERY, client.request(nobody, "".into())).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(()),
-        Ok(Err(e)) => Err(e).context("cannot make a round trip to the server"),
-        Err(_) => bail!(
-            "expected the server to answer within {} s, seen no answer",
-            DELIVERY.as_secs()
-        ),
-    }
 }
 
 async fn publish_subscribe(target: &Target, id: &str) -> Result<()> {
@@ -496,7 +474,7 @@ async fn request_reply(target: &Target, id: &str) -> Result<()> {
     let (requester, responder) = (connect(target).await?, connect(target).await?);
     let subject = format!("smoke.{id}.echo");
     let mut requests = responder.subscribe(subject.clone()).await?;
-    read_by_the_server(&responder).await?;
+    server::read_by_the_server(&responder, "smoke", DELIVERY).await?;
     let answering = tokio::spawn(async move {
         if let Some(request) = requests.next().await
             && let Some(reply) = request.reply
@@ -579,7 +557,7 @@ async fn stream_checks(
         .create_stream(config)
         .await
         .context("cannot create a file stream")?;
-    leader::stream_led(&mut stream, Duration::from_secs(10)).await;
+    server::stream_led(&mut stream, Duration::from_secs(10)).await;
     for n in 1..=COUNT {
         let ack = async {
             js.publish(subject.clone(), format!("event {n}").into())
@@ -601,7 +579,7 @@ async fn stream_checks(
             ..Default::default()
         })
         .await?;
-    leader::consumer_led(&mut consumer, Duration::from_secs(10)).await;
+    server::consumer_led(&mut consumer, Duration::from_secs(10)).await;
     let mut messages = consumer
         .fetch()
         .max_messages(COUNT as usize)
@@ -721,7 +699,7 @@ async fn replicas_on_every_node(target: &Target, id: &str) -> Result<()> {
             .await
             .context("cannot create a replicated stream")?;
         // Until its replicas elect a leader, a publish finds no stream.
-        leader::stream_led(&mut stream, Duration::from_secs(10)).await;
+        server::stream_led(&mut stream, Duration::from_secs(10)).await;
         for n in 1..=COUNT {
             js.publish(subject.clone(), format!("event {n}").into())
                 .await?

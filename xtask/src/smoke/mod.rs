@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::args::SourceArgs;
 use crate::clients::{self, Program};
 use crate::layout::Layout;
+use crate::process;
 use crate::target::Target;
 use crate::token::TOKEN_VAR;
 
@@ -30,7 +31,8 @@ const REQUEST_PREFIX: &str = "@xtask ";
 /// cluster, else whatever answers on the ports of this checkout's config (say, a server
 /// started by hand). If nothing does, starts a temporary one (its own directory, free ports, a
 /// token of its own), runs the checks and stops it. It says which server it checked. Every
-/// check runs even when one fails; the exit code is non-zero if any failed.
+/// check runs even when one fails; the exit code is 1 if any failed, 130 after Ctrl-C (the
+/// check under way finishes, the rest are skipped).
 ///
 /// Against a cluster it also checks the routes, the meta group and a stream replicated to
 /// every node; `--failover` then stops the node leading a replicated stream while a client
@@ -102,10 +104,12 @@ impl Smoke {
             nodes.restore();
         }
         let (status, printed) = outcome?;
+        // Interrupted (130) or ended by a signal: there is no report to print.
+        let ended = !matches!(status.code(), Some(0 | 1));
         if status.code().is_none() {
             eprintln!("the smoke checks were ended ({status}) before they finished");
         }
-        if self.json {
+        if self.json && !ended {
             // The report gains which server was checked.
             let mut report: Value = serde_json::from_str(&printed).with_context(|| {
                 format!("the smoke checks printed no report ({status}): {printed}")
@@ -114,11 +118,7 @@ impl Smoke {
             println!("{report}");
         }
         drop(target);
-        Ok(if status.success() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        })
+        Ok(process::exit_code(status))
     }
 
     /// Runs the checks until they exit, doing what they ask of the cluster as they ask it.

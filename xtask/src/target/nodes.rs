@@ -134,7 +134,7 @@ impl ClusterNodes {
         let outcome = match words.as_slice() {
             ["stop", name, "graceful"] => self.stop(name, false),
             ["stop", name, "kill"] => self.stop(name, true),
-            ["start", name] => self.restart(name),
+            ["start", name] => self.restart(name, "as the checks asked"),
             _ => Err(anyhow::anyhow!("the xtask knows no request `{request}`")),
         };
         match outcome {
@@ -173,10 +173,11 @@ impl ClusterNodes {
         Ok(())
     }
 
-    /// Starts node `name` again on its own ports and waits until the whole cluster is ready.
-    fn restart(&mut self, name: &str) -> Result<()> {
+    /// Starts node `name` again on its own ports and waits until the whole cluster is ready;
+    /// `why` ends the line that says so.
+    fn restart(&mut self, name: &str, why: &str) -> Result<()> {
         let node = self.node(name)?;
-        eprintln!("starting node {name} again on its own ports, as the checks asked");
+        eprintln!("starting node {name} again on its own ports, {why}");
         let _lock = match &self.checkout {
             Some(layout) => Some(server::run_lock(layout)?),
             None => None,
@@ -222,7 +223,7 @@ impl ClusterNodes {
             return;
         }
         for name in self.stopped.clone() {
-            if let Err(e) = self.restart(&name) {
+            if let Err(e) = self.restart(&name, "which the checks stopped and did not start") {
                 eprintln!(
                     "warning: node {name}, stopped by the checks, could not be started again: \
                      {e:#}; `cargo xtask run --cluster --detach` starts it"

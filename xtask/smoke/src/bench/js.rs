@@ -119,7 +119,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
             match js.create_stream(config.clone()).await {
                 Ok(mut stream) => {
                     created.set(true);
-                    crate::leader::stream_led(&mut stream, Duration::from_secs(10)).await;
+                    crate::server::stream_led(&mut stream, Duration::from_secs(10)).await;
                     break;
                 }
                 Err(e)
@@ -228,7 +228,7 @@ async fn measure(
         })
         .await
         .context("cannot create the consumer")?;
-    crate::leader::consumer_led(&mut consumer, Duration::from_secs(10)).await;
+    crate::server::consumer_led(&mut consumer, Duration::from_secs(10)).await;
     // What the stream holds: every acknowledged message, and maybe some whose acknowledgement
     // was lost; all of it is read back.
     let stored = stream.cached_info().state.messages;

@@ -7,13 +7,13 @@
 //! sent and not received is reported, never averaged away.
 
 mod js;
-#[path = "../leader.rs"]
-mod leader;
 mod measure;
 mod progress;
 mod pubsub;
 mod report;
 mod request;
+#[path = "../server.rs"]
+mod server;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -25,6 +25,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use measure::CpuWatch;
 use progress::Goal;
 use report::{Outcome, Report};
+pub(crate) use server::unique_id;
 
 /// Measures what a NATS server carries. Run through `cargo xtask bench`.
 #[derive(Debug, Parser)]
@@ -252,26 +253,6 @@ impl Stops {
             "Ctrl-C"
         }
     }
-}
-
-/// Returns once the server has read everything `client` sent so far (a subscription, say),
-/// so that the publishers' first messages find it: `flush` only writes to the socket, and the
-/// server answers a request nobody listens to with "no responders" after reading what came
-/// before it on that connection.
-pub(crate) async fn read_by_the_server(client: &async_nats::Client) -> anyhow::Result<()> {
-    let nobody = format!("bench.{}.sync", unique_id());
-    match client.request(nobody, bytes::Bytes::new()).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(()),
-        Err(e) => Err(anyhow::Error::from(e).context("cannot make a round trip to the server")),
-    }
-}
-
-/// Eight hex digits from the OS's random source: names no other run shares.
-pub(crate) fn unique_id() -> String {
-    let mut bytes = [0u8; 4];
-    let _ = getrandom::fill(&mut bytes);
-    format!("{:08x}", u32::from_be_bytes(bytes))
 }
 
 /// The command line, whose `--help` ends with every benchmark's options: one `--help` shows

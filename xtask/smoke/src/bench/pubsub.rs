@@ -65,7 +65,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     for j in 0..options.subs {
         let client = target.connect(&format!("cargo xtask bench S{j}")).await?;
         let subscription = client.subscribe(subject.clone()).await?;
-        crate::read_by_the_server(&client).await?;
+        crate::server::read_by_the_server(&client, "bench", Duration::from_secs(10)).await?;
         subscribers.push((client, subscription));
     }
     let mut publishers = Vec::new();
