@@ -358,6 +358,11 @@ pub(crate) fn start(
             let endpoints = wait_for_ports_file(last, timeout)?;
             if node.cluster_port <= 0 {
                 record_ports(node, &endpoints)?;
+                // Its config says from now on where it listens: a later start, which keeps
+                // these ports, then finds the config as it is and keeps your edits of it.
+                if let Some(recorded) = recorded_ports(node) {
+                    write_config(&recorded)?;
+                }
             }
         }
         Ok(())
@@ -512,7 +517,21 @@ fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, String> {
             .map_err(|e| format!("node {}: {e:#}", node.name))?;
         all.push(endpoints);
     }
-    let meta = meta_group(&all).ok_or("no meta leader yet")?;
+    // Each node's own view, asked once: the leader's says who is current, and every node's must
+    // name the same leader with nothing left to apply (the leader counts a peer current a
+    // little before the peer itself has applied what it was sent, which is what `/healthz` asks).
+    let agent = xtask_probe::monitoring_agent();
+    let mut views = Vec::new();
+    for (node, endpoints) in nodes.iter().zip(&all) {
+        let jsz = xtask_probe::get_json(&agent, &format!("{}/jsz", endpoints.monitoring))
+            .map_err(|e| format!("node {}: {e:#}", node.name))?;
+        views.push(jsz);
+    }
+    let meta = nodes
+        .iter()
+        .zip(&views)
+        .find_map(|(node, jsz)| parse_meta(jsz, &node.name))
+        .ok_or("no meta leader yet")?;
     let current = meta.peers.iter().filter(|p| p.current).count();
     if meta.cluster_size != nodes.len() || current + 1 != nodes.len() {
         let behind: Vec<&str> = nodes
@@ -541,12 +560,7 @@ fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, String> {
             meta.leader
         ));
     }
-    let agent = xtask_probe::monitoring_agent();
-    // Each node's own view too: the leader counts a peer current a little before the peer
-    // itself has applied what it was sent, which is what `/healthz` asks.
-    for (node, endpoints) in nodes.iter().zip(&all) {
-        let jsz = xtask_probe::get_json(&agent, &format!("{}/jsz", endpoints.monitoring))
-            .map_err(|e| format!("node {}: {e:#}", node.name))?;
+    for (node, jsz) in nodes.iter().zip(&views) {
         let own = &jsz["meta_cluster"];
         if own["leader"].as_str() != Some(meta.leader.as_str()) {
             return Err(format!(
@@ -602,13 +616,12 @@ pub(crate) struct Peer {
     pub(crate) current: bool,
 }
 
-/// The meta group, asked of its leader among `nodes`.
-pub(crate) fn meta_group(nodes: &[Endpoints]) -> Option<MetaGroup> {
+/// The meta group, asked of its leader among `nodes` (each named as its config names it).
+pub(crate) fn meta_group(nodes: &[(String, Endpoints)]) -> Option<MetaGroup> {
     let agent = xtask_probe::monitoring_agent();
-    nodes.iter().find_map(|endpoints| {
+    nodes.iter().find_map(|(name, endpoints)| {
         let jsz = xtask_probe::get_json(&agent, &format!("{}/jsz", endpoints.monitoring)).ok()?;
-        let varz = xtask_probe::get_json(&agent, &format!("{}/varz", endpoints.monitoring)).ok()?;
-        parse_meta(&jsz, varz["server_name"].as_str()?)
+        parse_meta(&jsz, name)
     })
 }
 

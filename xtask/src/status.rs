@@ -64,7 +64,7 @@ impl Status {
     fn cluster(&self, layout: &Layout) -> Result<ExitCode> {
         let names = cluster::recorded_names(layout);
         let mut nodes = Vec::new();
-        let mut endpoints = Vec::new();
+        let mut running = Vec::new();
         for name in &names {
             let node = layout.node(name);
             let pid = server::reconcile_pid_file(&node)?;
@@ -84,9 +84,9 @@ impl Status {
             }
             report["name"] = json!(name);
             nodes.push(report);
-            endpoints.extend(node_endpoints);
+            running.extend(node_endpoints.map(|endpoints| (name.clone(), endpoints)));
         }
-        let meta = cluster::meta_group(&endpoints);
+        let meta = cluster::meta_group(&running);
         for node in &mut nodes {
             let name = node["name"].as_str().unwrap_or_default().to_string();
             node["meta_leader"] = json!(meta.as_ref().is_some_and(|m| m.leader == name));
