@@ -26,8 +26,8 @@ fn bench_json(sandbox: &Sandbox, args: &[&str]) -> Value {
 fn every_mode_accounts_for_every_message_and_leaves_no_stream() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let endpoints = start(&sandbox, &mirror, &server);
     let _stop = StopOnDrop(&sandbox);
+    let endpoints = start(&sandbox, &mirror, &server);
 
     let report = bench_json(
         &sandbox,
@@ -152,12 +152,84 @@ fn every_mode_accounts_for_every_message_and_leaves_no_stream() {
 
 #[cfg(unix)]
 #[test]
+fn the_default_suite_runs_each_benchmark_and_the_options_reach_them() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopOnDrop(&sandbox);
+    let endpoints = start(&sandbox, &mirror, &server);
+
+    // `cargo xtask bench` alone: the three benchmarks, at 128 B, each complete.
+    let suite = bench_json(&sandbox, &[]);
+    let names: Vec<&str> = suite["benchmarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["name"].as_str())
+        .collect();
+    assert_eq!(names, ["pubsub", "request", "js"], "{suite}");
+    for benchmark in suite["benchmarks"].as_array().unwrap() {
+        assert_eq!(benchmark["params"]["size"], 128, "{benchmark}");
+        assert_eq!(benchmark["missing"], 0, "{benchmark}");
+        assert!(
+            benchmark["publishers"]["msgs"].as_u64() > Some(0),
+            "{benchmark}"
+        );
+    }
+    assert_eq!(suite["complete"], true, "{suite}");
+
+    // `--duration` sends for that long; `--storage memory` makes a memory stream.
+    let timed = bench_json(
+        &sandbox,
+        &[
+            "js",
+            "--storage",
+            "memory",
+            "--duration",
+            "1",
+            "--size",
+            "16",
+        ],
+    );
+    let js = &timed["benchmarks"][0];
+    assert_eq!(js["params"]["storage"], "memory", "{js}");
+    assert_eq!(js["params"]["size"], 16, "{js}");
+    let seconds = js["publishers"]["seconds"].as_f64().unwrap();
+    assert!(seconds >= 1.0, "published for {seconds} s, not 1: {js}");
+    let sent = js["publishers"]["msgs"].as_u64().unwrap();
+    assert!(sent > 0, "{js}");
+    assert_eq!(js["subscribers"]["msgs"].as_u64(), Some(sent), "{js}");
+    let jsz = monitoring_json(&endpoints.monitoring, "/jsz");
+    assert_eq!(jsz["streams"], 0, "{jsz}");
+
+    // `--csv=FILE` writes the rows into FILE and nothing on stdout.
+    let file = sandbox.root.path().join("bench.csv");
+    let csv = sandbox
+        .xtask(&[
+            "bench",
+            &format!("--csv={}", file.display()),
+            "pubsub",
+            "--msgs",
+            "100",
+        ])
+        .ok();
+    assert!(!csv.stdout.contains("#RunID"), "{}", csv.stdout);
+    let written = std::fs::read_to_string(&file).unwrap();
+    let rows: Vec<&str> = written.lines().collect();
+    assert!(rows[0].starts_with("#RunID,ClientID,MsgCount"), "{written}");
+    let clients: Vec<&str> = rows[1..]
+        .iter()
+        .map(|row| row.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(clients, ["S0", "P0"], "{written}");
+}
+
+#[test]
 fn an_interrupted_js_bench_deletes_its_stream() {
     use std::os::unix::process::CommandExt;
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let endpoints = start(&sandbox, &mirror, &server);
     let _stop = StopOnDrop(&sandbox);
+    let endpoints = start(&sandbox, &mirror, &server);
     // Built first, so that the run below is measuring when it is interrupted.
     sandbox.xtask(&["bench", "--", "--help"]).ok();
     let mut run = sandbox.command(&["bench", "js", "--duration", "600"]);
@@ -183,8 +255,8 @@ fn an_interrupted_js_bench_deletes_its_stream() {
 fn a_wrong_token_fails_fast_with_the_authorization_error() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    start(&sandbox, &mirror, &server);
     let _stop = StopOnDrop(&sandbox);
+    start(&sandbox, &mirror, &server);
     // The running server keeps the token it started with; the file gets another.
     let env_file = sandbox.nats_dir().join(".env.nats");
     let text = std::fs::read_to_string(&env_file).unwrap();
@@ -274,12 +346,12 @@ fn arguments_are_refused_before_any_server_is_installed_or_started() {
 fn subscribers_that_receive_nothing_are_reported_missing_every_message() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopOnDrop(&sandbox);
     start_with(&sandbox, &mirror, &server, |text| {
         format!(
             "{text}\nmappings {{\n  \"bench.*.pubsub\": \"elsewhere.{{{{wildcard(1)}}}}\"\n}}\n"
         )
     });
-    let _stop = StopOnDrop(&sandbox);
 
     let report = bench_json(&sandbox, &["pubsub", "--msgs", "500", "--subs", "2"]);
     let pubsub = &report["benchmarks"][0];

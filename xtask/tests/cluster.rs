@@ -1142,6 +1142,10 @@ mod not_on_this_os {
     #[test]
     #[ignore = "Unix only: freezes a node with SIGSTOP"]
     fn the_cluster_checks_fail_when_a_node_stops_answering() {}
+
+    #[test]
+    #[ignore = "Unix only: sends SIGINT and SIGKILL"]
+    fn an_interrupted_failover_leaves_every_node_running_on_its_own_ports() {}
 }
 
 /// The negative control of the failover check, and what smoke does when it fails: the node it
@@ -1214,4 +1218,220 @@ fn failover_fails_when_the_stopped_node_cannot_start_again_and_says_how_to_start
         node(&after, &stopped)["client_url"],
         node(&before, &stopped)["client_url"]
     );
+}
+
+/// The xtask's process named `name` started by `parent`, once there is one.
+#[cfg(unix)]
+fn child_named(parent: u32, name: &str) -> u32 {
+    use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+    wait_for(DEADLINE, || {
+        let mut system = System::new();
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::All,
+            true,
+            ProcessRefreshKind::nothing(),
+        );
+        system
+            .processes()
+            .values()
+            .find(|p| p.parent() == Some(Pid::from_u32(parent)) && p.name() == name)
+            .map(|p| p.pid().as_u32())
+    })
+    .unwrap_or_else(|| panic!("{parent} started no {name}"))
+}
+
+/// What smoke does when the failover is interrupted while a node is down: Ctrl-C lets the
+/// failover finish (which starts the node again) and exits 130; checks that end without a word
+/// (killed) leave the xtask to start the node itself. Either way every node runs again on its
+/// own ports.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_failover_leaves_every_node_running_on_its_own_ports() {
+    use std::os::unix::process::CommandExt;
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopCluster(&sandbox);
+    start_cluster(&sandbox, &mirror, &server);
+    let (_, before) = status_json(&sandbox);
+
+    for interruption in ["Ctrl-C", "checks killed"] {
+        let mut command = sandbox.command(&["smoke", "--failover", "--kill"]);
+        // Its own process group, which Ctrl-C on a terminal would reach as a whole.
+        command.process_group(0);
+        let mut smoke = KillOnDrop(
+            command
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let stdout = line_by_line(smoke.stdout.take().unwrap());
+        let stderr = line_by_line(smoke.stderr.take().unwrap());
+        let mut said = Vec::new();
+        let stopped = loop {
+            let line = stderr.recv_timeout(DEADLINE).expect("no node was stopped");
+            said.push(line.clone());
+            if let Some(rest) = line.strip_prefix("killing node ") {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        if interruption == "Ctrl-C" {
+            let group = format!("-{}", smoke.id());
+            let status = Command::new("kill")
+                .args(["-INT", "--", &group])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        } else {
+            signal(child_named(smoke.id(), "xtask-smoke"), "KILL");
+        }
+        let shown: Vec<String> = stdout.iter().collect();
+        said.extend(stderr.iter());
+        let code = wait_for(DEADLINE, || smoke.try_wait().unwrap())
+            .expect("smoke did not end")
+            .code();
+        let (said, shown) = (said.join("\n"), shown.join("\n"));
+        if interruption == "Ctrl-C" {
+            assert_eq!(code, Some(130), "{said}\n{shown}");
+            assert!(
+                said.contains("interrupted: the remaining checks were not run")
+                    && shown.contains(" failover "),
+                "{said}\n{shown}"
+            );
+        } else {
+            assert_eq!(code, Some(128 + 9), "{said}\n{shown}");
+            assert!(
+                said.contains(&format!(
+                    "starting node {stopped} again on its own ports, which the checks stopped"
+                )),
+                "{said}"
+            );
+        }
+        let (ok, after) = status_json(&sandbox);
+        assert!(ok, "{interruption}: {after}\n{said}");
+        for name in ["n1", "n2", "n3"] {
+            assert_eq!(
+                node(&after, name)["client_url"],
+                node(&before, name)["client_url"],
+                "{interruption}: {after}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ports_a_node_picked_win_over_port_options_and_its_config_edits_stay() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopCluster(&sandbox);
+    start_cluster(&sandbox, &mirror, &server);
+    let (_, before) = status_json(&sandbox);
+    let n2 = sandbox.nats_dir().join("cluster/n2");
+    let edited = format!(
+        "{}# my edit\n",
+        std::fs::read_to_string(n2.join("nats-server.conf")).unwrap()
+    );
+    std::fs::write(n2.join("nats-server.conf"), &edited).unwrap();
+    sandbox.xtask(&["stop"]).ok();
+
+    // Other ports asked for: every node comes back on the ports it picked (`ports.json`), and
+    // the edited config is started as it is.
+    let base = free_port_block();
+    let port = |offset: u16| (base + offset).to_string();
+    let options = [
+        "--port",
+        &port(0),
+        "--http-port",
+        &port(1),
+        "--ws-port",
+        &port(2),
+        "--cluster-port",
+        &port(2000),
+    ];
+    let mut args = vec!["run", "--cluster", "--detach"];
+    args.extend(options);
+    sandbox.xtask(&args).ok();
+    let (ok, after) = status_json(&sandbox);
+    assert!(ok, "{after}");
+    for name in ["n1", "n2", "n3"] {
+        assert_eq!(
+            node(&after, name)["client_url"],
+            node(&before, name)["client_url"],
+            "{after}"
+        );
+    }
+    let config = std::fs::read_to_string(n2.join("nats-server.conf")).unwrap();
+    assert_eq!(config, edited);
+    let backups = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".bak"))
+            .collect()
+    };
+    assert_eq!(backups(&n2), Vec::<String>::new());
+    sandbox.xtask(&["stop"]).ok();
+
+    // Without them, the options apply: the nodes move, the edit kept beside the new config.
+    for name in ["n1", "n2", "n3"] {
+        let node_dir = sandbox.nats_dir().join("cluster").join(name);
+        std::fs::remove_file(node_dir.join("ports.json")).unwrap();
+    }
+    sandbox.xtask(&args).ok();
+    let (_, moved) = status_json(&sandbox);
+    for (k, name) in ["n1", "n2", "n3"].iter().enumerate() {
+        assert_eq!(
+            node(&moved, name)["client_url"],
+            format!("nats://127.0.0.1:{}", base + 10 * k as u16),
+            "{moved}"
+        );
+    }
+    let kept = backups(&n2);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(std::fs::read_to_string(n2.join(&kept[0])).unwrap(), edited);
+}
+
+#[test]
+fn five_nodes_form_one_meta_group_and_stop_together() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopCluster(&sandbox);
+    let args = cluster_args(&mirror, &server, &["--detach", "--nodes", "5"]);
+    let run = sandbox.xtask(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run = run.ok();
+    assert!(
+        run.stderr.contains("the cluster of 5 nodes is ready"),
+        "{}",
+        run.stderr
+    );
+    let (ok, status) = status_json(&sandbox);
+    assert!(ok, "{status}");
+    let names = ["n1", "n2", "n3", "n4", "n5"];
+    let leaders: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|name| node(&status, name)["meta_leader"] == true)
+        .collect();
+    assert_eq!(leaders.len(), 1, "{status}");
+    for name in names {
+        assert_eq!(node(&status, name)["current"], true, "{status}");
+        let routez = node_json(&status, name, "/routez");
+        let mut peers: Vec<&str> = routez["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|route| route["remote_name"].as_str())
+            .collect();
+        peers.sort();
+        peers.dedup();
+        let others: Vec<&str> = names.iter().copied().filter(|n| *n != name).collect();
+        assert_eq!(peers, others, "{name}: {routez}");
+    }
+    let pids: Vec<u32> = names
+        .iter()
+        .map(|name| node(&status, name)["pid"].as_u64().unwrap() as u32)
+        .collect();
+    sandbox.xtask(&["stop"]).ok();
+    assert!(pids.iter().all(|pid| !alive(*pid)), "{pids:?}");
 }

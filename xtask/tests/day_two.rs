@@ -29,12 +29,12 @@ fn logs_follow_new_lines_across_rotation_and_stop_on_ctrl_c() {
     use std::process::Stdio;
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopOnDrop(&sandbox);
     // A log that rotates every few connections: each is logged at debug level.
     let endpoints = start_with(&sandbox, &mirror, &server, |text| {
         text.replace("log_size_limit: 10MB", "log_size_limit: 2000")
             .replace("debug: false", "debug: true")
     });
-    let _stop = StopOnDrop(&sandbox);
     let before = sandbox.log();
     let shown = sandbox.xtask(&["logs", "-n", "2"]).ok();
     let log = sandbox.log();
@@ -114,8 +114,8 @@ fn logs_follow_new_lines_across_rotation_and_stop_on_ctrl_c() {
 fn reload_applies_a_changed_setting_and_refuses_a_broken_config() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
     let _stop = StopOnDrop(&sandbox);
+    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
     let pid = sandbox.recorded_pid().unwrap();
     let status: Value =
         serde_json::from_str(&sandbox.xtask(&["status", "--json"]).ok().stdout).unwrap();
@@ -160,8 +160,8 @@ fn reload_applies_a_changed_setting_and_refuses_a_broken_config() {
 fn reset_empties_jetstream_and_keeps_binary_config_and_token() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
     let _stop = StopOnDrop(&sandbox);
+    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
     publish_acked(&endpoints.client, &sandbox.token(), "KEPT", 5);
     let kept = [
         sandbox.binary(),
@@ -206,8 +206,8 @@ fn reset_empties_jetstream_and_keeps_binary_config_and_token() {
 fn token_rotation_refuses_the_old_token_and_updates_this_checkouts_contexts() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
     let _stop = StopOnDrop(&sandbox);
+    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
     let old = sandbox.token();
 
     // A natscli context with the fields natscli reads, owner-only.
@@ -341,8 +341,8 @@ fn seen_by_a_child_of(shell: &str, sandbox: &Sandbox) -> String {
 fn env_exports_the_url_and_token_to_the_programs_a_shell_starts() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
     let _stop = StopOnDrop(&sandbox);
+    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
     let expected = format!("{} {}", endpoints.client, sandbox.token());
     for shell in ["sh", "bash"] {
         assert_eq!(seen_by_a_child_of(shell, &sandbox), expected, "{shell}");
@@ -356,51 +356,74 @@ fn env_exports_the_url_and_token_to_the_programs_a_shell_starts() {
 }
 
 #[test]
-fn monitor_connections_lists_a_named_client_with_its_subscriptions() {
+fn monitor_connections_lists_named_clients_sorted_and_limited_as_asked() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
     let _stop = StopOnDrop(&sandbox);
+    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let (_client, _subscriptions) = runtime.block_on(async {
-        let client = async_nats::ConnectOptions::with_token(sandbox.token())
-            .name("orders-service")
-            .connect(&endpoints.client)
-            .await
-            .unwrap();
-        let mut subscriptions = Vec::new();
-        for subject in ["orders.created", "orders.paid", "orders.shipped"] {
-            subscriptions.push(client.subscribe(subject).await.unwrap());
+    // Connected first, so with the lower cid: one subscription. Then one with three.
+    let _clients = runtime.block_on(async {
+        let mut clients = Vec::new();
+        for (name, subjects) in [
+            ("audit-log", &["audit.>"][..]),
+            (
+                "orders-service",
+                &["orders.created", "orders.paid", "orders.shipped"],
+            ),
+        ] {
+            let client = async_nats::ConnectOptions::with_token(sandbox.token())
+                .name(name)
+                .connect(&endpoints.client)
+                .await
+                .unwrap();
+            for subject in subjects {
+                clients.push((client.clone(), client.subscribe(*subject).await.unwrap()));
+            }
+            client.flush().await.unwrap();
         }
-        client.flush().await.unwrap();
-        (client, subscriptions)
+        clients
     });
-    let run = sandbox
-        .xtask(&[
-            "monitor",
-            "--connections",
-            "--once",
-            "--json",
-            "--interval",
-            "0.2",
-            "--sort",
-            "subs",
-        ])
-        .ok();
-    let sample: Value =
-        serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
-    let ours = sample["connections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "orders-service")
-        .unwrap_or_else(|| panic!("no orders-service in {sample}"));
-    assert_eq!(ours["subscriptions"], 3, "{ours}");
-    assert_eq!(ours["lang"], "rust", "{ours}");
-    assert!(ours["rates"].is_object(), "{ours}");
+    let connections = |sandbox: &Sandbox, extra: &[&str]| -> Vec<Value> {
+        let mut args = vec!["monitor", "--connections", "--once", "--json"];
+        args.extend(["--interval", "0.2"]);
+        args.extend(extra);
+        let run = sandbox.xtask(&args).ok();
+        let sample: Value = serde_json::from_str(run.stdout.trim())
+            .unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+        sample["connections"].as_array().unwrap().clone()
+    };
+    let names = |rows: &[Value]| -> Vec<String> {
+        rows.iter()
+            .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+
+    let by_subs = connections(&sandbox, &["--sort", "subs"]);
+    assert_eq!(names(&by_subs), ["orders-service", "audit-log"]);
+    assert_eq!(by_subs[0]["subscriptions"], 3, "{}", by_subs[0]);
+    assert_eq!(by_subs[0]["lang"], "rust", "{}", by_subs[0]);
+    assert!(by_subs[0]["rates"].is_object(), "{}", by_subs[0]);
+    let first_by_cid = connections(&sandbox, &["--sort", "cid", "--top", "1"]);
+    assert_eq!(names(&first_by_cid), ["audit-log"]);
+    let first_by_subs = connections(&sandbox, &["--sort", "subs", "--top", "1"]);
+    assert_eq!(names(&first_by_subs), ["orders-service"]);
+
+    // Another server's endpoint, by option or by variable, from a checkout with nothing of its own.
+    let elsewhere = Sandbox::new();
+    let by_option = connections(&elsewhere, &["--url", &endpoints.monitoring]);
+    assert_eq!(names(&by_option).len(), 2, "{by_option:?}");
+    let run = elsewhere
+        .command(&["monitor", "--once", "--json", "--interval", "0.2"])
+        .env("NATS_MONITOR_URL", &endpoints.monitoring)
+        .output()
+        .unwrap();
+    let run = Run::from(run).ok();
+    let sample: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(sample["connections"], 2, "{sample}");
 }
 
 #[test]
@@ -430,8 +453,8 @@ fn restart_starts_the_server_again_and_tasks_on_nothing_installed_say_what_to_ru
     assert_eq!(monitor.code, Some(3), "{}", monitor.stderr);
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    start_with(&sandbox, &mirror, &server, |text| text);
     let _stop = StopOnDrop(&sandbox);
+    start_with(&sandbox, &mirror, &server, |text| text);
     let pid = sandbox.recorded_pid().unwrap();
     sandbox.xtask(&["restart"]).ok();
     let again = sandbox.recorded_pid().unwrap();
@@ -501,8 +524,8 @@ fn cache_lists_how_archives_were_verified_and_cleans_them() {
 fn setup_never_writes_a_new_token_behind_a_running_server_and_rotate_mends_it() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let endpoints = start_with(&sandbox, &mirror, &server, |text| text.to_string());
     let _stop = StopOnDrop(&sandbox);
+    let endpoints = start_with(&sandbox, &mirror, &server, |text| text.to_string());
     let old = sandbox.token();
     let env_file = sandbox.nats_dir().join(".env.nats");
     std::fs::remove_file(&env_file).unwrap();
@@ -766,8 +789,8 @@ fn exec_without_a_running_server_says_to_start_one_or_use_temporary() {
 fn exec_gives_the_command_the_running_servers_url_and_token_and_its_exit_code() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
     let _stop = StopOnDrop(&sandbox);
+    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
     let work = sandbox.root.path().join("work");
     let mut xtask = exec_sh(&sandbox, &mirror, &server, &[], RECORD_AND_WAIT, &work);
     let (url, token, cwd) = recorded_env(&work);
@@ -785,8 +808,8 @@ fn exec_gives_the_command_the_running_servers_url_and_token_and_its_exit_code() 
 fn uninstall_stops_the_server_removes_what_setup_made_and_keeps_an_edited_config() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    start_with(&sandbox, &mirror, &server, |text| format!("{text}# mine\n"));
     let _stop = StopOnDrop(&sandbox);
+    start_with(&sandbox, &mirror, &server, |text| format!("{text}# mine\n"));
     let pid = sandbox.recorded_pid().unwrap();
     let old_token = sandbox.token();
     let dir = sandbox.nats_dir();
@@ -933,12 +956,12 @@ fn uninstall_with_nothing_installed_says_so_and_succeeds() {
 fn a_version_asked_for_or_installed_while_the_server_runs_is_named_with_what_runs_it() {
     let (first, other) = two_server_binaries();
     let sandbox = Sandbox::new();
+    let _stop = StopOnDrop(&sandbox);
     let mirror = mirror_with(&[&first, &other]);
     sandbox
         .with_ports(&["setup"], &mirror, &first, Ports::picked())
         .ok();
     sandbox.xtask(&["run", "--detach"]).ok();
-    let _stop = StopOnDrop(&sandbox);
     let status_json = |sandbox: &Sandbox| -> Value {
         serde_json::from_str(&sandbox.xtask(&["status", "--json"]).ok().stdout).unwrap()
     };

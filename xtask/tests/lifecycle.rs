@@ -102,7 +102,16 @@ fn run_when_already_running_says_so_with_the_pid() {
         "{}",
         run.stderr
     );
+    assert_eq!(run.stdout, where_it_listens(&sandbox.endpoints()));
     assert_eq!(sandbox.recorded_pid(), Some(pid));
+}
+
+/// The lines `run` prints on stdout once its server is ready, or when it already runs.
+fn where_it_listens(endpoints: &Endpoints) -> String {
+    format!(
+        "client      {}\nmonitoring  {}\nwebsocket   {}\n",
+        endpoints.client, endpoints.monitoring, endpoints.websocket
+    )
 }
 
 #[test]
@@ -350,7 +359,9 @@ mod foreground {
     /// `cargo xtask run` in the foreground, with its output read line by line.
     pub struct Foreground {
         pub child: Child,
+        /// Its stderr: its own lines and the server's log.
         lines: mpsc::Receiver<String>,
+        stdout: mpsc::Receiver<String>,
     }
 
     impl Foreground {
@@ -365,12 +376,29 @@ mod foreground {
             args.extend(port_args.iter().map(String::as_str));
             let mut child = sandbox
                 .command(&args)
-                .stdout(Stdio::null())
+                .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
             let lines = line_by_line(child.stderr.take().unwrap());
-            Foreground { child, lines }
+            let stdout = line_by_line(child.stdout.take().unwrap());
+            Foreground {
+                child,
+                lines,
+                stdout,
+            }
+        }
+
+        /// The next `count` lines it prints on stdout.
+        pub fn stdout_lines(&self, count: usize) -> String {
+            let mut seen = String::new();
+            for _ in 0..count {
+                match self.stdout.recv_timeout(DEADLINE) {
+                    Ok(line) => seen.push_str(&format!("{line}\n")),
+                    Err(_) => panic!("only these lines on stdout:\n{seen}"),
+                }
+            }
+            seen
         }
 
         /// `cargo xtask run` in the foreground, once the xtask says its server is ready:
@@ -437,6 +465,17 @@ fn a_foreground_run_shows_the_log_and_stops_cleanly_on_ctrl_c() {
         "no clean shutdown in the log"
     );
     assert_eq!(sandbox.recorded_pid(), None);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_foreground_run_prints_where_its_server_listens_once_ready() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let mut run = Foreground::ready(&sandbox, &mirror, &server);
+    assert_eq!(run.stdout_lines(3), where_it_listens(&sandbox.endpoints()));
+    signal(run.child.id(), "INT");
+    assert!(run.exit_status().success());
 }
 
 #[cfg(target_os = "linux")]
@@ -762,6 +801,10 @@ mod not_on_this_os {
     #[test]
     #[ignore = "Unix only: sends SIGINT"]
     fn a_foreground_run_shows_the_log_and_stops_cleanly_on_ctrl_c() {}
+
+    #[test]
+    #[ignore = "Unix only: sends SIGINT"]
+    fn a_foreground_run_prints_where_its_server_listens_once_ready() {}
 
     #[test]
     #[ignore = "Unix only: a detached server on Windows cannot be asked to stop"]

@@ -4,6 +4,9 @@
 mod support;
 
 use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 
 use support::*;
 
@@ -499,6 +502,75 @@ fn an_unreachable_mirror_names_the_other_sources_and_the_cached_versions() {
     assert!(run.stderr.contains("cached;"), "{}", run.stderr);
     assert_eq!(mirror.archive_requests(), requests);
     assert_installed(&sandbox, &cached);
+}
+
+/// A proxy that tunnels every CONNECT to `upstream`, whatever host it names, and records the
+/// targets it was asked for: a mirror on a name nobody resolves is then reachable through it
+/// only.
+fn tunnelling_proxy(upstream: &Mirror) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream.url.trim_start_matches("http://").split('/').next();
+    let upstream = upstream.unwrap().to_string();
+    let targets: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = targets.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let (upstream, seen) = (upstream.clone(), seen.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                while reader.read_line(&mut String::new()).unwrap() > 2 {}
+                let target = line.strip_prefix("CONNECT ").unwrap_or(&line);
+                seen.lock()
+                    .unwrap()
+                    .push(target.split(' ').next().unwrap().to_string());
+                let server = TcpStream::connect(&upstream).unwrap();
+                let mut client = client;
+                client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let mut to_server = server.try_clone().unwrap();
+                std::thread::spawn(move || std::io::copy(&mut reader, &mut to_server));
+                let _ = std::io::copy(&mut &server, &mut client);
+            });
+        }
+    });
+    (url, targets)
+}
+
+#[test]
+fn downloads_go_through_the_proxy_the_environment_names() {
+    let server = server_binary();
+    for variable in ["HTTPS_PROXY", "http_proxy"] {
+        let (sandbox, mirror) = sandbox_with_mirror(&server);
+        let (proxy, targets) = tunnelling_proxy(&mirror);
+        // `.invalid` never resolves (RFC 6761): only the proxy can reach this mirror.
+        let unresolvable = "http://nats-release-mirror.invalid/releases";
+        let run = sandbox
+            .command(&[
+                "setup",
+                "--mirror",
+                unresolvable,
+                "--version",
+                &server.version,
+            ])
+            .env(variable, &proxy)
+            .output()
+            .unwrap();
+        Run::from(run).ok();
+        assert_installed(&sandbox, &server);
+        let targets = targets.lock().unwrap().clone();
+        assert!(!targets.is_empty(), "{variable}: the proxy was not asked");
+        assert!(
+            targets
+                .iter()
+                .all(|t| t == "nats-release-mirror.invalid:80"),
+            "{variable}: {targets:?}"
+        );
+        assert_eq!(mirror.archive_requests(), 1, "{variable}");
+    }
 }
 
 #[test]

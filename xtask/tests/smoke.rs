@@ -49,8 +49,8 @@ fn jsz(endpoints: &Endpoints) -> Value {
 fn every_check_passes_against_the_running_server_and_nothing_is_left_behind() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let endpoints = start(&sandbox, &mirror, &server);
     let _stop = StopOnDrop(&sandbox);
+    let endpoints = start(&sandbox, &mirror, &server);
 
     let run = sandbox.xtask(&["smoke"]).ok();
     for name in CHECKS {
@@ -105,8 +105,8 @@ fn without_a_server_smoke_runs_its_own_and_cleans_up() {
 fn a_missing_token_file_is_named_with_what_to_run_and_token_rotate_mends_it() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    start(&sandbox, &mirror, &server);
     let _stop = StopOnDrop(&sandbox);
+    start(&sandbox, &mirror, &server);
     fs::remove_file(sandbox.nats_dir().join(".env.nats")).unwrap();
 
     let run = sandbox
@@ -130,8 +130,8 @@ fn a_missing_token_file_is_named_with_what_to_run_and_token_rotate_mends_it() {
 fn smoke_fails_against_a_server_with_another_token() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    start(&sandbox, &mirror, &server);
     let _stop = StopOnDrop(&sandbox);
+    start(&sandbox, &mirror, &server);
     fs::write(
         sandbox.nats_dir().join(".env.nats"),
         "NATS_TOKEN=nats_not_the_servers\n",
@@ -322,8 +322,8 @@ impl Traffic {
 fn monitor_once_reports_totals_and_rates_of_real_traffic() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let endpoints = start(&sandbox, &mirror, &server);
     let _stop = StopOnDrop(&sandbox);
+    let endpoints = start(&sandbox, &mirror, &server);
 
     let quiet = sandbox
         .xtask(&["monitor", "--once", "--json", "--interval", "0.2"])
@@ -398,6 +398,7 @@ fn monitor_once_with_nothing_running_says_so_and_exits_3() {
 fn monitor_waits_for_a_server_not_running_yet_and_shows_it_once_started() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopOnDrop(&sandbox);
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
@@ -412,7 +413,6 @@ fn monitor_waits_for_a_server_not_running_yet_and_shows_it_once_started() {
         "{waiting}"
     );
     start(&sandbox, &mirror, &server);
-    let _stop = StopOnDrop(&sandbox);
     samples.next("the server started", |s| s["server_id"].is_string());
 }
 
@@ -464,8 +464,8 @@ fn seconds_between(a: &Value, b: &Value) -> f64 {
 fn monitor_rates_are_the_traffic_between_samples_over_server_time() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    let endpoints = start(&sandbox, &mirror, &server);
     let _stop = StopOnDrop(&sandbox);
+    let endpoints = start(&sandbox, &mirror, &server);
 
     let samples = Samples::start(&sandbox, "0.2");
     let first = samples.next("totals", |s| s["in_msgs"].is_u64());
@@ -508,8 +508,8 @@ fn monitor_rates_are_the_traffic_between_samples_over_server_time() {
 fn monitor_keeps_watching_across_a_server_restart() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
-    start(&sandbox, &mirror, &server);
     let _stop = StopOnDrop(&sandbox);
+    start(&sandbox, &mirror, &server);
 
     let mut samples = Samples::start(&sandbox, "0.1");
     let first = samples.next("a server id", |s| s["server_id"].is_string());
@@ -712,10 +712,10 @@ fn the_payload_check_holds_the_server_to_the_limit_of_the_config() {
 fn the_websocket_check_fails_against_a_server_without_a_websocket_listener() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopOnDrop(&sandbox);
     start_with(&sandbox, &mirror, &server, |text| {
         without_block(&text, "websocket {")
     });
-    let _stop = StopOnDrop(&sandbox);
 
     let (code, report) = smoke_report(&sandbox);
     only_failed(
@@ -772,10 +772,10 @@ fn the_websocket_check_fails_against_a_websocket_listener_open_to_anyone() {
 fn token_authentication_fails_against_a_server_that_lets_anyone_in() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopOnDrop(&sandbox);
     start_with(&sandbox, &mirror, &server, |text| {
         without_block(&text, "authorization {")
     });
-    let _stop = StopOnDrop(&sandbox);
 
     let (code, report) = smoke_report(&sandbox);
     // Its WebSocket listener lets anyone in too.
