@@ -10,10 +10,10 @@ use anyhow::{Context, Result};
 use crate::args::SourceArgs;
 use crate::clients::{self, Program};
 use crate::layout::Layout;
-use crate::process::exit_code;
-use crate::signals;
 use crate::target::Target;
 use crate::token::TOKEN_VAR;
+use crate::util::process::exit_code;
+use crate::util::signals;
 
 /// Measure what the server carries: core pub/sub, request/reply, JetStream.
 ///

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::files::{CopyError, copy_file_hashing, write_atomically};
+use crate::util::files::{CopyError, copy_file_hashing, write_atomically};
 
 pub(crate) const CACHE_VAR: &str = "NATS_XTASK_CACHE";
 

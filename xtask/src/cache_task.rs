@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::cache::{CACHE_VAR, Cache};
 use crate::install;
 use crate::layout::Layout;
-use crate::units::bytes;
+use crate::util::units::bytes;
 
 /// List or delete the cached release archives (`NATS_XTASK_CACHE`, else the user's cache
 /// directory).

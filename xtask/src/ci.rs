@@ -9,7 +9,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::cross::{self, Checked};
 use crate::layout::exe_name;
-use crate::{checkout, pip, process, suite};
+use crate::util::process;
+use crate::{checkout, pip, suite};
 
 /// Run the checks of CI, in order, stopping at the first that fails.
 ///

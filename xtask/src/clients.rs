@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+use crate::checkout;
 use crate::token::TOKEN_VAR;
-use crate::{checkout, process};
+use crate::util::process;
 
 /// Longer than any build of the programs has taken, on two cores.
 const DEADLINE: Duration = Duration::from_secs(15 * 60);

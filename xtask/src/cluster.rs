@@ -14,11 +14,11 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::config::{self, ClusterNode, Listen, ROUTE_USER};
-use crate::files::write_atomically;
 use crate::layout::{Layout, show};
 use crate::server::{self, Endpoints, Mode};
 use crate::token::{RouteSecrets, ServerEnv};
-use crate::units;
+use crate::util::files::write_atomically;
+use crate::util::units;
 
 /// How far apart the ports of two nodes are.
 const PORT_STEP: i32 = 10;
@@ -404,7 +404,7 @@ fn write_config(node: &Node) -> Result<()> {
             return Ok(());
         }
         if config::is_edited_node(&existing, &node.name) {
-            let backup = crate::files::back_up(&path)?;
+            let backup = crate::util::files::back_up(&path)?;
             eprintln!(
                 "node {}: `{}` is written anew for other ports; the edited one is kept as `{}`",
                 node.name,

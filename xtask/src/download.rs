@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use ureq::Agent;
 
-use crate::files::{CopyError, copy_hashing};
+use crate::util::files::{CopyError, copy_hashing};
 
 const ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);

@@ -9,11 +9,11 @@ use anyhow::{Context, Result, bail};
 
 use crate::args::SourceArgs;
 use crate::layout::{self, Layout, show};
-use crate::process;
 use crate::running::{self, Running};
-use crate::signals;
 use crate::target::Target;
 use crate::token::{self, TOKEN_VAR};
+use crate::util::process;
+use crate::util::signals;
 
 /// What the command finds the server's URLs in (comma-separated for a cluster).
 const URL_VAR: &str = "NATS_URL";

@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::archive;
 use crate::cache::Cache;
 use crate::download::{self, Downloader};
-use crate::files::{self, copy_file_hashing, sha256_file, write_atomically};
 use crate::layout::{Layout, show};
 use crate::release::{self, Asset, Format, Version, sha256_in_sums};
 use crate::token::ServerEnv;
-use crate::{archive, process};
+use crate::util::files::{self, copy_file_hashing, sha256_file, write_atomically};
+use crate::util::process;
 
 const STAGING_PREFIX: &str = ".setup-";
 

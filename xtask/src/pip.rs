@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::layout::show;
-use crate::process;
+use crate::util::process;
 
 /// `package` (`name==version`) installed into `dir` unless `find` already finds what it
 /// provides there; returns what `find` finds.

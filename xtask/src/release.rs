@@ -227,7 +227,7 @@ fn release_url(mirror: &str, version: Version) -> String {
 /// Parses a `SHA256SUMS` file: `<64 hex>  <file>` per line (`*` before a binary-mode name is
 /// allowed), blank lines and `#` comments skipped. Hashes come back in lower case.
 pub(crate) fn parse_sha256sums(text: &str) -> Result<Vec<(String, String)>> {
-    crate::lines::parse(text, "<sha256>  <file name>", |line| {
+    crate::util::lines::parse(text, "<sha256>  <file name>", |line| {
         let (hash, file) = line.split_once(char::is_whitespace)?;
         let file = file.trim_start();
         let file = file.strip_prefix('*').unwrap_or(file);

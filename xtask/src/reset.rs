@@ -7,11 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::cluster;
-use crate::files::tree_size;
 use crate::layout::{Layout, show};
 use crate::running::{self, Running, Say};
 use crate::server;
-use crate::units::{self, bytes};
+use crate::util::files::tree_size;
+use crate::util::units::{self, bytes};
 
 /// Delete the JetStream data (streams, consumers, messages), keeping binary, config and token.
 ///

@@ -8,12 +8,12 @@ use anyhow::{Context, Result, bail};
 
 use crate::args::{ListenArgs, SourceArgs};
 use crate::config;
-use crate::files::{self, Created, write_atomically};
 use crate::install::{self, Installed, Request, Source};
 use crate::layout::{Layout, show};
 use crate::release::{self, Asset, Platform, Version};
 use crate::running::Running;
 use crate::token;
+use crate::util::files::{self, Created, write_atomically};
 
 /// Install the nats-server 2.10 release for this host, write its config and create its token.
 ///

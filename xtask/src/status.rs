@@ -10,7 +10,7 @@ use crate::install;
 use crate::layout::Layout;
 use crate::running::NOT_RUNNING;
 use crate::server::{self, Endpoints};
-use crate::units::{self, bytes};
+use crate::util::units::{self, bytes};
 
 /// Show whether the server runs, with its pid, addresses and usage.
 ///

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{checkout, pip, process};
+use crate::util::process;
+use crate::{checkout, pip};
 
 /// Two 2.10 patches, so that upgrades and downgrades are tested too; neither is pinned.
 const TEST_SERVERS: [&str; 2] = ["2.10.26", "2.10.25"];

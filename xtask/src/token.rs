@@ -63,7 +63,7 @@ fn secret(prefix: &str) -> Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| anyhow::anyhow!("the OS's random source failed: {e}"))?;
-    Ok(format!("{prefix}{}", crate::files::hex(&bytes)))
+    Ok(format!("{prefix}{}", crate::util::files::hex(&bytes)))
 }
 
 /// The route password in `path`, added to it (atomically, owner-only like the token) if it
@@ -92,7 +92,7 @@ pub(crate) fn ensure_route_password(path: &Path) -> Result<String> {
          {ROUTE_PASSWORD_VAR}={password}\n"
     );
     // Owner-only on Unix, like the file it replaces: the temporary file is created 0600.
-    crate::files::write_atomically(path, text.as_bytes())?;
+    crate::util::files::write_atomically(path, text.as_bytes())?;
     Ok(password)
 }
 
@@ -184,7 +184,7 @@ pub(crate) fn replace(path: &Path, token: &str) -> Result<()> {
         lines.push(format!("{TOKEN_VAR}={token}"));
     }
     // Owner-only on Unix, like the file it replaces: the temporary file is created 0600.
-    crate::files::write_atomically(path, format!("{}\n", lines.join("\n")).as_bytes())
+    crate::util::files::write_atomically(path, format!("{}\n", lines.join("\n")).as_bytes())
 }
 
 /// The first line of a new `.env.nats`.
@@ -229,7 +229,7 @@ pub(crate) fn load(path: &Path) -> Result<String> {
 /// Parses `KEY=value` lines with `#` comments and blank lines; a value may be quoted.
 /// Errors name the line but never show it: it may hold the secret.
 pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>> {
-    crate::lines::parse(text, "NAME=value", |line| {
+    crate::util::lines::parse(text, "NAME=value", |line| {
         let line = line.strip_prefix("export ").unwrap_or(line);
         let (key, value) = line.split_once('=')?;
         let key = key.trim();

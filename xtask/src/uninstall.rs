@@ -11,11 +11,11 @@ use anyhow::{Context, Result, bail};
 use crate::cache::Cache;
 use crate::config;
 use crate::context::{self, Owner};
-use crate::files::{self, tree_size};
 use crate::layout::{Layout, show};
 use crate::running::Running;
 use crate::server;
-use crate::units::bytes;
+use crate::util::files::{self, tree_size};
+use crate::util::units::bytes;
 
 /// Stop what runs and remove what the xtask made: binary, config, token, data, logs, contexts.
 ///

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use super::{Output, Watched};
-use crate::units::bytes;
+use crate::util::units::bytes;
 
 /// `/connz`'s own sort names, which `--sort` takes.
 /// (`stop` and `reason` apply to closed connections only, which this does not show.)

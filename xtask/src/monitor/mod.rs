@@ -15,7 +15,7 @@ use crate::cluster;
 use crate::layout::Layout;
 use crate::running::NOT_RUNNING;
 use crate::server::{self, Endpoints};
-use crate::units::{self, bytes};
+use crate::util::units::{self, bytes};
 
 /// Watch the server: connections, message and byte rates, memory, CPU, JetStream usage.
 ///

@@ -16,7 +16,7 @@ use crate::running::{self, Say};
 use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
 use crate::token::{self, ServerEnv};
-use crate::units;
+use crate::util::units;
 
 /// Start the server (installing and configuring it first if needed).
 ///
@@ -72,7 +72,7 @@ fn parse_nodes(text: &str) -> Result<usize> {
 impl Run {
     /// `root` is the checkout, whose natscli contexts follow the server that runs.
     pub(crate) fn run(&self, layout: &Layout, root: Option<&Path>) -> Result<()> {
-        let made = crate::files::topmost_missing(&layout.dir);
+        let made = crate::util::files::topmost_missing(&layout.dir);
         let first_lock = !layout.run_lock().exists();
         // One run at a time per directory, from "is it running?" until it is.
         let lock = server::run_lock(layout)?;

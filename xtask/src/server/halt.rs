@@ -10,8 +10,8 @@ use sysinfo::Signal;
 
 use super::POLL;
 use super::identity::{is_our_server, process_info};
-use crate::files::write_atomically;
 use crate::layout::Layout;
+use crate::util::files::write_atomically;
 
 /// Asks our server `pid` to stop gracefully and waits for it; kills it if it does not stop in
 /// time. It is looked at again before every signal and while waiting, so a pid that a stranger

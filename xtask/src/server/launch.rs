@@ -8,9 +8,9 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context, Result};
 
 use super::identity::write_pid_file;
-use crate::files;
 use crate::layout::{Layout, show};
 use crate::token::ServerEnv;
+use crate::util::files;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Mode {

@@ -15,9 +15,9 @@ use serde_json::Value;
 use crate::args::SourceArgs;
 use crate::clients::{self, Program};
 use crate::layout::Layout;
-use crate::process;
 use crate::target::Target;
 use crate::token::TOKEN_VAR;
+use crate::util::process;
 
 /// How long the checks may take in all.
 const DEADLINE: Duration = Duration::from_secs(5 * 60);

@@ -17,7 +17,7 @@ use crate::layout::Layout;
 use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
 use crate::token::{self, ServerEnv};
-use crate::units;
+use crate::util::units;
 use nodes::ClusterNodes;
 
 /// The endpoints of a server answering on the addresses in this checkout's config, if one
