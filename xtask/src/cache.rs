@@ -25,7 +25,7 @@ pub(crate) struct Cache {
 impl Cache {
     pub(crate) fn from_env() -> Cache {
         let root = match std::env::var_os(CACHE_VAR) {
-            Some(dir) if !dir.is_empty() => Some(crate::layout::from_user(Path::new(&dir))),
+            Some(dir) if !dir.is_empty() => Some(crate::util::paths::from_user(Path::new(&dir))),
             _ => dirs::cache_dir().map(|dir| dir.join("nats-xtask")),
         };
         Cache {

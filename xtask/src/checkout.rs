@@ -53,7 +53,7 @@ fn is_crate(dir: &Path, name: &str) -> bool {
 /// Cargo's target directory for the checkout: `CARGO_TARGET_DIR`, else `target/`.
 pub(crate) fn target_dir(root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => crate::layout::from_user(Path::new(&dir)),
+        Some(dir) if !dir.is_empty() => crate::util::paths::from_user(Path::new(&dir)),
         _ => root.join("target"),
     }
 }

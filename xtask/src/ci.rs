@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 
 use crate::cross::{self, Checked};
-use crate::layout::exe_name;
+use crate::util::paths::exe_name;
 use crate::util::process;
 use crate::{checkout, pip, suite};
 

@@ -14,10 +14,11 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::config::{self, ClusterNode, Listen, ROUTE_USER};
-use crate::layout::{Layout, show};
+use crate::layout::Layout;
 use crate::server::{self, Endpoints, Mode};
 use crate::token::{RouteSecrets, ServerEnv};
 use crate::util::files::write_atomically;
+use crate::util::paths::show;
 use crate::util::units;
 
 /// How far apart the ports of two nodes are.

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
-use crate::layout::{Layout, show};
+use crate::layout::Layout;
 use crate::running;
 use crate::token;
 use crate::util::files::write_atomically;
+use crate::util::paths::show;
 
 /// Write a natscli context for this checkout's server: its URL and token.
 ///

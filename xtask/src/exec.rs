@@ -8,10 +8,12 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 use crate::args::SourceArgs;
-use crate::layout::{self, Layout, show};
+use crate::layout::Layout;
 use crate::running::{self, Running};
 use crate::target::Target;
 use crate::token::{self, TOKEN_VAR};
+use crate::util::paths;
+use crate::util::paths::show;
 use crate::util::process;
 use crate::util::signals;
 
@@ -99,7 +101,7 @@ impl Exec {
         let mut command = process::without_cargo_run_vars(Command::new(resolve(program)));
         command
             .args(args)
-            .current_dir(layout::invocation_dir())
+            .current_dir(paths::invocation_dir())
             .env(URL_VAR, &urls)
             .env(TOKEN_VAR, &token);
         let mut child = command.spawn().map_err(|e| not_started(e, program))?;
@@ -133,7 +135,7 @@ fn running_urls(layout: &Layout) -> Result<Vec<String>> {
 /// works in; a bare name is looked up on PATH.
 fn resolve(program: &OsString) -> OsString {
     if is_path(program) {
-        layout::from_user(Path::new(program)).into_os_string()
+        paths::from_user(Path::new(program)).into_os_string()
     } else {
         program.clone()
     }

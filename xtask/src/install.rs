@@ -13,10 +13,11 @@ use anyhow::{Context, Result, bail};
 use crate::archive;
 use crate::cache::Cache;
 use crate::download::{self, Downloader};
-use crate::layout::{Layout, show};
+use crate::layout::Layout;
 use crate::release::{self, Asset, Format, Version, sha256_in_sums};
 use crate::token::ServerEnv;
 use crate::util::files::{self, copy_file_hashing, sha256_file, write_atomically};
+use crate::util::paths::show;
 use crate::util::process;
 
 const STAGING_PREFIX: &str = ".setup-";

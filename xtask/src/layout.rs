@@ -1,9 +1,11 @@
 //! Where the server's files live: `infrastructure/nats/` of the checkout, or `--dir`.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+
+use crate::util::paths::show;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
@@ -124,44 +126,4 @@ pub(crate) fn binary_name(os: &str) -> &'static str {
     } else {
         "nats-server"
     }
-}
-
-/// `name` as an executable's file name on this OS (`name.exe` on Windows).
-pub(crate) fn exe_name(name: &str) -> String {
-    format!("{name}{}", std::env::consts::EXE_SUFFIX)
-}
-
-static INVOKED_IN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-/// Remembers the directory the user ran the xtask in, before it moves to the checkout.
-pub(crate) fn remember_invocation_dir() {
-    if let Ok(dir) = std::env::current_dir() {
-        let _ = INVOKED_IN.set(dir);
-    }
-}
-
-/// A path the user gave (an option, a variable), made absolute against where they ran the
-/// xtask rather than the checkout it works in.
-pub(crate) fn from_user(path: &Path) -> PathBuf {
-    match INVOKED_IN.get() {
-        Some(dir) if path.is_relative() => dir.join(path),
-        _ => path.to_path_buf(),
-    }
-}
-
-/// The directory the user ran the xtask in.
-pub(crate) fn invocation_dir() -> PathBuf {
-    INVOKED_IN
-        .get()
-        .cloned()
-        .unwrap_or_else(|| std::env::current_dir().unwrap_or_default())
-}
-
-/// A path as people want to read it: relative to the current directory when it is inside it.
-pub(crate) fn show(path: &Path) -> String {
-    let cwd = std::env::current_dir().unwrap_or_default();
-    path.strip_prefix(&cwd)
-        .unwrap_or(path)
-        .display()
-        .to_string()
 }

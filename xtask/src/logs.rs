@@ -7,8 +7,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::cluster;
 use crate::follow::{LogFollower, Sink};
-use crate::layout::{Layout, show};
+use crate::layout::Layout;
 use crate::running::Running;
+use crate::util::paths::show;
 
 /// Show the end of the server's log, and follow it with -f.
 ///

@@ -48,6 +48,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use crate::layout::Layout;
+use crate::util::paths;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -98,7 +99,7 @@ fn main() -> ExitCode {
 }
 
 fn run(flags: Flags) -> Result<ExitCode> {
-    layout::remember_invocation_dir();
+    paths::remember_invocation_dir();
     let root = checkout::find();
     if let Some(root) = &root {
         std::env::set_current_dir(root)
@@ -109,7 +110,7 @@ fn run(flags: Flags) -> Result<ExitCode> {
     let layout = || -> Result<Layout> {
         match (&flags.dir, &root) {
             (Some(dir), _) => Ok(Layout::new(
-                std::path::absolute(layout::from_user(dir))
+                std::path::absolute(paths::from_user(dir))
                     .with_context(|| format!("bad directory `{}`", dir.display()))?,
             )),
             (None, Some(root)) => Ok(Layout::new(root.join("infrastructure").join("nats"))),

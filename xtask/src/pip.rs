@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::layout::show;
+use crate::util::paths::show;
 use crate::util::process;
 
 /// `package` (`name==version`) installed into `dir` unless `find` already finds what it
@@ -35,7 +35,7 @@ pub(crate) fn ensure(
 /// The first of `bin/NAME` and `Scripts/NAME` (Windows) under `dir` that exists, with the
 /// OS's executable suffix.
 pub(crate) fn script(dir: &Path, name: &str) -> Option<PathBuf> {
-    let exe = crate::layout::exe_name(name);
+    let exe = crate::util::paths::exe_name(name);
     ["bin", "Scripts"]
         .map(|sub| dir.join(sub).join(&exe))
         .into_iter()

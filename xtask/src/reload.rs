@@ -8,10 +8,11 @@ use serde_json::Value;
 
 use crate::cluster;
 use crate::install;
-use crate::layout::{Layout, show};
+use crate::layout::Layout;
 use crate::running::{self, Running};
 use crate::server::{self, Endpoints};
 use crate::token::{self, RouteSecrets, ServerEnv};
+use crate::util::paths::show;
 
 const POLL: Duration = Duration::from_millis(20);
 

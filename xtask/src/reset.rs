@@ -7,10 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::cluster;
-use crate::layout::{Layout, show};
+use crate::layout::Layout;
 use crate::running::{self, Running, Say};
 use crate::server;
 use crate::util::files::tree_size;
+use crate::util::paths::show;
 use crate::util::units::{self, bytes};
 
 /// Delete the JetStream data (streams, consumers, messages), keeping binary, config and token.

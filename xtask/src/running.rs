@@ -277,7 +277,7 @@ pub(crate) fn require_installed(layout: &Layout, task: &str) -> Result<()> {
     let missing: Vec<String> = [layout.binary(), layout.config()]
         .iter()
         .filter(|path| !path.is_file())
-        .map(|path| format!("`{}`", crate::layout::show(path)))
+        .map(|path| format!("`{}`", crate::util::paths::show(path)))
         .collect();
     if !missing.is_empty() {
         bail!(
@@ -308,7 +308,7 @@ pub(crate) fn client_urls(layout: &Layout) -> Result<Vec<String>> {
             let text = std::fs::read_to_string(layout.config()).with_context(|| {
                 format!(
                     "cannot read `{}`: run `cargo xtask setup` first",
-                    crate::layout::show(&layout.config())
+                    crate::util::paths::show(&layout.config())
                 )
             })?;
             let listen = crate::config::read_listen(&text);

@@ -9,11 +9,12 @@ use anyhow::{Context, Result, bail};
 use crate::args::{ListenArgs, SourceArgs};
 use crate::config;
 use crate::install::{self, Installed, Request, Source};
-use crate::layout::{Layout, show};
+use crate::layout::Layout;
 use crate::release::{self, Asset, Platform, Version};
 use crate::running::Running;
 use crate::token;
 use crate::util::files::{self, Created, write_atomically};
+use crate::util::paths::show;
 
 /// Install the nats-server 2.10 release for this host, write its config and create its token.
 ///
@@ -123,7 +124,7 @@ impl Setup {
                 New(token::generate()?)
             }
         };
-        let archive = self.archive.as_deref().map(crate::layout::from_user);
+        let archive = self.archive.as_deref().map(crate::util::paths::from_user);
         let source = match &archive {
             Some(path) => Source::Archive(path),
             None => Source::Mirror(&self.source.mirror),

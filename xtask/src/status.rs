@@ -35,7 +35,7 @@ impl Status {
                 println!(
                     "nats-server is not running, nor installed in `{}`: `cargo xtask run` \
                      installs and starts it",
-                    crate::layout::show(&layout.dir)
+                    crate::util::paths::show(&layout.dir)
                 );
             } else {
                 println!("nats-server is not running (`cargo xtask run` starts it)");

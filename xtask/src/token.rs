@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::layout::show;
+use crate::util::paths::show;
 
 pub(crate) const TOKEN_VAR: &str = "NATS_TOKEN";
 /// The password cluster nodes present to each other on their routes.

@@ -6,10 +6,11 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::context::{self, Owner};
-use crate::layout::{Layout, show};
+use crate::layout::Layout;
 use crate::running::{self, Running, Say};
 use crate::server;
 use crate::token;
+use crate::util::paths::show;
 
 /// Manage the token clients authenticate with.
 #[derive(Debug, clap::Args)]

@@ -11,10 +11,11 @@ use anyhow::{Context, Result, bail};
 use crate::cache::Cache;
 use crate::config;
 use crate::context::{self, Owner};
-use crate::layout::{Layout, show};
+use crate::layout::Layout;
 use crate::running::Running;
 use crate::server;
 use crate::util::files::{self, tree_size};
+use crate::util::paths::show;
 use crate::util::units::bytes;
 
 /// Stop what runs and remove what the xtask made: binary, config, token, data, logs, contexts.

@@ -4,7 +4,8 @@
 use std::fs::File;
 use std::io::Read;
 
-use crate::layout::{Layout, show};
+use crate::layout::Layout;
+use crate::util::paths::show;
 
 /// The end of the server's log and output, and who holds a port it could not bind.
 pub(crate) fn diagnosis(layout: &Layout) -> String {

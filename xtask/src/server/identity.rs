@@ -7,8 +7,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
 
-use crate::layout::{Layout, show};
+use crate::layout::Layout;
 use crate::util::files::write_atomically;
+use crate::util::paths::show;
 
 /// The pid of this checkout's server, if it runs. A pid file naming a process that is gone,
 /// or that is not our nats-server (the pid was reused), is removed, saying so on stderr.

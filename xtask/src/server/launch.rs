@@ -8,9 +8,10 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context, Result};
 
 use super::identity::write_pid_file;
-use crate::layout::{Layout, show};
+use crate::layout::Layout;
 use crate::token::ServerEnv;
 use crate::util::files;
+use crate::util::paths::show;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Mode {

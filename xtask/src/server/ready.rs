@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::{Endpoints, POLL, diagnosis};
-use crate::layout::{Layout, show};
+use crate::layout::Layout;
+use crate::util::paths::show;
 
 /// Waits until the server is usable: healthy, JetStream enabled, and an authenticated client
 /// answered. A server that exits, misses the deadline, or turns out unusable (no monitoring

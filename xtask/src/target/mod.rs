@@ -185,7 +185,7 @@ impl Target {
             Kind::Cluster(nodes) => nodes.first_config().context("the cluster has no nodes")?,
         };
         let text = fs::read_to_string(&path)
-            .with_context(|| format!("cannot read `{}`", crate::layout::show(&path)))?;
+            .with_context(|| format!("cannot read `{}`", crate::util::paths::show(&path)))?;
         Ok(config::read_max_payload(&text))
     }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::layout::show;
+use crate::util::paths::show;
 
 /// Writes `path` through a temporary file in the same directory, so it is never half-written.
 pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
