@@ -2,8 +2,8 @@
 
 use anyhow::{Context, Result};
 
-use crate::config::Listen;
-use crate::release::{GITHUB_RELEASES, Version};
+use crate::install::release::{GITHUB_RELEASES, Version};
+use crate::server::config::Listen;
 
 /// Which release to install, and from where.
 #[derive(Debug, Clone, clap::Args)]

@@ -3,8 +3,8 @@
 use anyhow::{Result, bail};
 use serde_json::json;
 
-use crate::cache::{CACHE_VAR, Cache};
 use crate::install;
+use crate::install::cache::{CACHE_VAR, Cache};
 use crate::layout::Layout;
 use crate::util::units::bytes;
 

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::checkout;
-use crate::token::TOKEN_VAR;
+use crate::server::secrets::TOKEN_VAR;
 use crate::util::process;
 
 /// Longer than any build of the programs has taken, on two cores.

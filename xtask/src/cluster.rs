@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::config::{self, ClusterNode, Listen, ROUTE_USER};
 use crate::layout::Layout;
+use crate::server::config::{self, ClusterNode, Listen, ROUTE_USER};
+use crate::server::secrets::{RouteSecrets, ServerEnv};
 use crate::server::{self, Endpoints, Mode};
-use crate::token::{RouteSecrets, ServerEnv};
 use crate::util::files::write_atomically;
 use crate::util::paths::show;
 use crate::util::units;

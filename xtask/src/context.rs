@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::layout::Layout;
 use crate::running;
-use crate::token;
+use crate::server::secrets;
 use crate::util::files::write_atomically;
 use crate::util::paths::show;
 
@@ -74,7 +74,7 @@ impl Context {
         let context = json!({
             "description": owner.description,
             "url": running::client_urls(layout)?.join(","),
-            "token": token::load(&layout.env_file())?,
+            "token": secrets::load(&layout.env_file())?,
         });
         create_private_dir(&dir)?;
         write_atomically(&path, serde_json::to_string_pretty(&context)?.as_bytes())?;

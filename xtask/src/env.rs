@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::layout::Layout;
 use crate::running;
-use crate::token;
+use crate::server::secrets;
 
 /// Print NATS_URL (and NATS_TOKEN with --show-token) as lines a shell runs to export them.
 ///
@@ -72,13 +72,13 @@ impl Env {
         running::require_installed(layout, "env")?;
         let url = running::client_urls(layout)?.join(",");
         let token = if self.show_token {
-            Some(token::load(&layout.env_file())?)
+            Some(secrets::load(&layout.env_file())?)
         } else {
             None
         };
         let mut vars = vec![("NATS_URL", url.as_str())];
         if let Some(token) = &token {
-            vars.push((token::TOKEN_VAR, token.as_str()));
+            vars.push((secrets::TOKEN_VAR, token.as_str()));
         }
         let format = match (self.json, self.format) {
             (true, _) => Format::Json,

@@ -10,8 +10,8 @@ use anyhow::{Context, Result, bail};
 use crate::args::SourceArgs;
 use crate::layout::Layout;
 use crate::running::{self, Running};
+use crate::server::secrets::{self, TOKEN_VAR};
 use crate::target::Target;
-use crate::token::{self, TOKEN_VAR};
 use crate::util::paths;
 use crate::util::paths::show;
 use crate::util::process;
@@ -79,7 +79,7 @@ impl Exec {
             (Some(target), urls, token)
         } else {
             let urls = running_urls(layout)?.join(",");
-            (None, urls, token::load(&layout.env_file())?)
+            (None, urls, secrets::load(&layout.env_file())?)
         };
         let what = if urls.contains(',') {
             "cluster"

@@ -6,9 +6,9 @@ use std::sync::mpsc;
 use anyhow::{Context, Result, bail};
 
 use crate::cluster;
-use crate::follow::{LogFollower, Sink};
 use crate::layout::Layout;
 use crate::running::Running;
+use crate::server::follow::{LogFollower, Sink};
 use crate::util::paths::show;
 
 /// Show the end of the server's log, and follow it with -f.

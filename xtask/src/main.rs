@@ -1,28 +1,22 @@
 //! `cargo xtask`: sets up, runs, tests and watches the NATS server of this checkout.
 //! See the README for the tasks, or `cargo xtask --help`.
 
-mod archive;
 mod args;
 mod bench;
-mod cache;
 mod cache_task;
 mod checkout;
 mod ci;
 mod clients;
 mod cluster;
-mod config;
 mod context;
 mod cross;
-mod download;
 mod env;
 mod exec;
-mod follow;
 mod install;
 mod layout;
 mod logs;
 mod monitor;
 mod pip;
-mod release;
 mod reload;
 mod reset;
 mod restart;
@@ -36,7 +30,6 @@ mod stop;
 mod suite;
 mod target;
 mod test;
-mod token;
 mod token_task;
 mod uninstall;
 mod util;

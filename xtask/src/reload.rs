@@ -10,8 +10,8 @@ use crate::cluster;
 use crate::install;
 use crate::layout::Layout;
 use crate::running::{self, Running};
+use crate::server::secrets::{self, RouteSecrets, ServerEnv};
 use crate::server::{self, Endpoints};
-use crate::token::{self, RouteSecrets, ServerEnv};
 use crate::util::paths::show;
 
 const POLL: Duration = Duration::from_millis(20);
@@ -48,7 +48,7 @@ impl Reload {
         running::require_installed(layout, "reload")?;
         let targets = self.targets(layout)?;
         // Every config is checked before any server is asked: nothing half-reloaded.
-        let token = token::load(&layout.env_file())?;
+        let token = secrets::load(&layout.env_file())?;
         for target in &targets {
             let env = if target.what == "nats-server" {
                 ServerEnv::single(token.clone())
@@ -58,7 +58,7 @@ impl Reload {
                 ServerEnv {
                     token: token.clone(),
                     cluster: Some(RouteSecrets {
-                        password: token::ensure_route_password(&layout.env_file())?,
+                        password: secrets::ensure_route_password(&layout.env_file())?,
                         routes: "[]".to_string(),
                     }),
                 }

@@ -8,8 +8,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::cluster::{self, Node, Secrets};
 use crate::layout::Layout;
+use crate::server::secrets::{self, ServerEnv};
 use crate::server::{self, Endpoints, Mode, Stopped};
-use crate::token::{self, ServerEnv};
 
 /// The exit code for "not running" (LSB init scripts: program is not running), as `status`
 /// and `monitor --once` give it.
@@ -170,7 +170,7 @@ pub(crate) fn stop_nodes(layout: &Layout, names: &[String], timeout: Duration) -
 /// Starts the single server in the background with its config and the token of `.env.nats`,
 /// and returns once clients can use it, saying where it listens.
 pub(crate) fn start_single(layout: &Layout, timeout: Duration, say: Say) -> Result<()> {
-    let env = ServerEnv::single(token::load(&layout.env_file())?);
+    let env = ServerEnv::single(secrets::load(&layout.env_file())?);
     let mut child = server::spawn(layout, &env, Mode::Detached)?;
     let pid = child.id();
     match server::wait_ready(&mut child, layout, &env.token, timeout, &|| false) {
@@ -201,8 +201,8 @@ pub(crate) fn start_cluster_until(
     say: Say,
     interrupted: &dyn Fn() -> bool,
 ) -> Result<()> {
-    let token = token::load(&layout.env_file())?;
-    let password = token::ensure_route_password(&layout.env_file())?;
+    let token = secrets::load(&layout.env_file())?;
+    let password = secrets::ensure_route_password(&layout.env_file())?;
     let secrets = Secrets {
         token: &token,
         password: &password,
@@ -311,9 +311,9 @@ pub(crate) fn client_urls(layout: &Layout) -> Result<Vec<String>> {
                     crate::util::paths::show(&layout.config())
                 )
             })?;
-            let listen = crate::config::read_listen(&text);
-            let address =
-                crate::config::reachable(&listen.host, listen.port).with_context(|| {
+            let listen = crate::server::config::read_listen(&text);
+            let address = crate::server::config::reachable(&listen.host, listen.port)
+                .with_context(|| {
                     "the server picks its client port at every start (port -1 in its config): \
                  start it first (`cargo xtask run --detach`)"
                 })?;

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::args::{ListenArgs, SourceArgs};
-use crate::config;
+use crate::install::release::{self, Asset, Platform, Version};
 use crate::install::{self, Installed, Request, Source};
 use crate::layout::Layout;
-use crate::release::{self, Asset, Platform, Version};
 use crate::running::Running;
-use crate::token;
+use crate::server::config;
+use crate::server::secrets;
 use crate::util::files::{self, Created, write_atomically};
 use crate::util::paths::show;
 
@@ -117,11 +117,11 @@ impl Setup {
 
     fn set_up(&self, layout: &Layout, asset: Asset, created: &mut Created) -> Result<()> {
         let version = asset.version;
-        let token = match token::existing(&layout.env_file())? {
+        let token = match secrets::existing(&layout.env_file())? {
             Some(token) => Existing(token),
             None => {
                 refuse_new_token_beside_running_server(layout)?;
-                New(token::generate()?)
+                New(secrets::generate()?)
             }
         };
         let archive = self.archive.as_deref().map(crate::util::paths::from_user);
@@ -154,7 +154,7 @@ impl Setup {
         // The token last: a setup that failed before has written none.
         match &token {
             New(value) => {
-                token::create(&layout.env_file(), value)?;
+                secrets::create(&layout.env_file(), value)?;
                 created.file(&layout.env_file());
                 eprintln!(
                     "created `{}` with a new token (readable by you only)",

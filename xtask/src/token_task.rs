@@ -9,7 +9,7 @@ use crate::context::{self, Owner};
 use crate::layout::Layout;
 use crate::running::{self, Running, Say};
 use crate::server;
-use crate::token;
+use crate::server::secrets;
 use crate::util::paths::show;
 
 /// Manage the token clients authenticate with.
@@ -59,7 +59,7 @@ impl Rotate {
         }
         // No `run` may start the server with the old token meanwhile.
         let _lock = server::run_lock(layout)?;
-        let new = token::generate()?;
+        let new = secrets::generate()?;
         let env_file = layout.env_file();
         let running = Running::now(layout)?;
         running.restart(
@@ -68,9 +68,9 @@ impl Rotate {
             Say::Stderr,
             || {
                 if env_file.exists() {
-                    token::replace(&env_file, &new)?;
+                    secrets::replace(&env_file, &new)?;
                 } else {
-                    token::create(&env_file, &new)?;
+                    secrets::create(&env_file, &new)?;
                 }
                 eprintln!("wrote a new token to `{}`", show(&env_file));
                 // With the file, whatever becomes of the restart: the contexts follow it.

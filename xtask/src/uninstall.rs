@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cache::Cache;
-use crate::config;
 use crate::context::{self, Owner};
+use crate::install::cache::Cache;
 use crate::layout::Layout;
 use crate::running::Running;
 use crate::server;
+use crate::server::config;
 use crate::util::files::{self, tree_size};
 use crate::util::paths::show;
 use crate::util::units::bytes;

@@ -10,12 +10,12 @@ use super::{Event, Run};
 use crate::args::{ListenArgs, config_port};
 use crate::cluster::{self, Node};
 use crate::context::{self, Owner};
-use crate::follow::LogFollower;
 use crate::layout::Layout;
 use crate::running::{self, Say};
+use crate::server::follow::LogFollower;
+use crate::server::secrets;
 use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
-use crate::token;
 
 pub(super) fn run(
     args: &Run,
@@ -39,8 +39,8 @@ pub(super) fn run(
     }
     // The single server's config keeps its own ports: the options are the cluster's.
     Setup::for_run(source, ListenArgs::default()).run(layout)?;
-    let token = token::load(&layout.env_file())?;
-    let password = token::ensure_route_password(&layout.env_file())?;
+    let token = secrets::load(&layout.env_file())?;
+    let password = secrets::ensure_route_password(&layout.env_file())?;
     let (first, cluster_port) = cluster::first_node_ports(layout);
     let first = args.listen.over(&first);
     let cluster_port = args.cluster_port.map_or(cluster_port, config_port);

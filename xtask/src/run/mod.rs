@@ -10,12 +10,12 @@ mod cluster;
 
 use crate::args::{ListenArgs, SourceArgs};
 use crate::context::{self, Owner};
-use crate::follow::LogFollower;
 use crate::layout::Layout;
 use crate::running::{self, Say};
+use crate::server::follow::LogFollower;
+use crate::server::secrets::{self, ServerEnv};
 use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
-use crate::token::{self, ServerEnv};
 use crate::util::units;
 
 /// Start the server (installing and configuring it first if needed).
@@ -115,7 +115,7 @@ impl Run {
             context::follow(&contexts, layout);
             Ok(())
         } else {
-            let env = ServerEnv::single(token::load(&layout.env_file())?);
+            let env = ServerEnv::single(secrets::load(&layout.env_file())?);
             foreground(layout, &env, timeout, lock, &contexts)
         }
     }

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use super::identity::write_pid_file;
 use crate::layout::Layout;
-use crate::token::ServerEnv;
+use crate::server::secrets::ServerEnv;
 use crate::util::files;
 use crate::util::paths::show;
 

@@ -5,12 +5,15 @@
 //! `nats-server_<pid>.ports` with the addresses it really listens on (and removes the file when
 //! it exits); `nats-server.pid` records which process is ours.
 
+pub(crate) mod config;
 mod diagnosis;
 mod endpoints;
+pub(crate) mod follow;
 mod halt;
 mod identity;
 mod launch;
 mod ready;
+pub(crate) mod secrets;
 
 use std::time::Duration;
 

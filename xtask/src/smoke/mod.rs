@@ -15,8 +15,8 @@ use serde_json::Value;
 use crate::args::SourceArgs;
 use crate::clients::{self, Program};
 use crate::layout::Layout;
+use crate::server::secrets::TOKEN_VAR;
 use crate::target::Target;
-use crate::token::TOKEN_VAR;
 use crate::util::process;
 
 /// How long the checks may take in all.

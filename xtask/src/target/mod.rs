@@ -12,11 +12,11 @@ mod nodes;
 
 use crate::args::{ListenArgs, SourceArgs};
 use crate::cluster;
-use crate::config::{self, Listen};
 use crate::layout::Layout;
+use crate::server::config::{self, Listen};
+use crate::server::secrets::{self, ServerEnv};
 use crate::server::{self, Endpoints, Mode};
 use crate::setup::Setup;
-use crate::token::{self, ServerEnv};
 use crate::util::units;
 use nodes::ClusterNodes;
 
@@ -71,7 +71,7 @@ impl Target {
         if let Some(pid) = single.filter(|_| !cluster) {
             return Ok(Target {
                 endpoints: Endpoints::of_running(layout, pid)?,
-                token: token::load(&layout.env_file())?,
+                token: secrets::load(&layout.env_file())?,
                 kind: Kind::Recorded { pid },
             });
         }
@@ -93,7 +93,7 @@ impl Target {
             return Target::of_cluster(ClusterNodes::of_checkout(layout, &running)?);
         }
         if !cluster && let Some(endpoints) = answering_on_configured_ports(layout) {
-            let token = token::load(&layout.env_file()).with_context(|| {
+            let token = secrets::load(&layout.env_file()).with_context(|| {
                 format!(
                     "a server answers at {}, the address in this checkout's config, but \
                      this checkout has no token to check it with",
@@ -309,7 +309,7 @@ impl Temporary {
             config::render(&Listen::loopback_on_free_ports()),
         )
         .with_context(|| format!("cannot write `{}`", layout.config().display()))?;
-        let token = token::generate()?;
+        let token = secrets::generate()?;
         let mut child = server::spawn(&layout, &ServerEnv::single(token.clone()), Mode::Attached)?;
         let ready = server::wait_ready(
             &mut child,

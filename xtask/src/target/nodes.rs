@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::cluster::{self, Node, Secrets, Started};
-use crate::config::Listen;
 use crate::layout::Layout;
+use crate::server::config::Listen;
+use crate::server::secrets;
 use crate::server::{self, Endpoints, Mode};
-use crate::token;
 
 /// How long a node has to start, or to stop gracefully.
 const NODE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,8 +47,8 @@ impl ClusterNodes {
         let env_file = layout.env_file();
         Ok(ClusterNodes {
             nodes,
-            token: token::load(&env_file)?,
-            password: token::ensure_route_password(&env_file)?,
+            token: secrets::load(&env_file)?,
+            password: secrets::ensure_route_password(&env_file)?,
             checkout: Some(layout.clone()),
             started: Vec::new(),
             stopped: Vec::new(),
@@ -69,8 +69,8 @@ impl ClusterNodes {
         let nodes = cluster::nodes(&layout, &picked, -1, TEMPORARY_NODES, cluster::Ports::Asked);
         let mut cluster = ClusterNodes {
             nodes: nodes.clone(),
-            token: token::generate()?,
-            password: token::generate_route_password()?,
+            token: secrets::generate()?,
+            password: secrets::generate_route_password()?,
             checkout: None,
             started: Vec::new(),
             stopped: Vec::new(),

@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::release::Format;
+use crate::install::release::Format;
 
 /// Unpacks `archive` into the empty directory `dest`. Entries with absolute paths or `..` are
 /// refused before anything of theirs is written, and so are links of any kind: release archives

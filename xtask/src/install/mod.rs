@@ -10,15 +10,19 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::archive;
-use crate::cache::Cache;
-use crate::download::{self, Downloader};
 use crate::layout::Layout;
-use crate::release::{self, Asset, Format, Version, sha256_in_sums};
-use crate::token::ServerEnv;
+use crate::server::secrets::ServerEnv;
 use crate::util::files::{self, copy_file_hashing, sha256_file, write_atomically};
 use crate::util::paths::show;
 use crate::util::process;
+use cache::Cache;
+use download::Downloader;
+use release::{Asset, Format, Version, sha256_in_sums};
+
+pub(crate) mod archive;
+pub(crate) mod cache;
+pub(crate) mod download;
+pub(crate) mod release;
 
 const STAGING_PREFIX: &str = ".setup-";
 
@@ -492,7 +496,7 @@ fn write_manifest(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::release::Platform;
+    use crate::install::release::Platform;
 
     fn linux_asset(version: &str) -> Asset {
         let version = Version::parse(version).unwrap();

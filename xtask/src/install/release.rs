@@ -8,14 +8,14 @@ use anyhow::{Result, bail};
 /// The version a first install gets and `setup --upgrade` moves to: the one line of
 /// `xtask/pins/version`, the one place where a checkout puts everyone on one version. It is the
 /// last 2.10 release; v2.10.27 fixed CVE-2025-30215, so nothing older should be pinned.
-const PINNED_VERSION: &str = include_str!("../pins/version");
+const PINNED_VERSION: &str = include_str!("../../pins/version");
 
 pub(crate) const GITHUB_RELEASES: &str = "https://github.com/nats-io/nats-server/releases/download";
 
 /// Official hashes, from the sources named at the top of each file.
 const PINS: &[(&str, &str)] = &[(
     "2.10.29",
-    include_str!("../pins/nats-server-v2.10.29.sha256"),
+    include_str!("../../pins/nats-server-v2.10.29.sha256"),
 )];
 
 /// A nats-server 2.10 patch release.
