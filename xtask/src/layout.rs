@@ -38,6 +38,16 @@ impl Layout {
         self.dir.join("cluster")
     }
 
+    /// How many nodes this directory's cluster has, recorded once it has been ready.
+    pub(crate) fn cluster_state(&self) -> PathBuf {
+        self.cluster_dir().join("cluster.json")
+    }
+
+    /// The ports a cluster node picked at its first start, kept for its later starts.
+    pub(crate) fn ports_record(&self) -> PathBuf {
+        self.dir.join("ports.json")
+    }
+
     /// Cluster node `name`: its own directory (config, data, logs, pid and ports files),
     /// this directory's binary and secrets.
     pub(crate) fn node(&self, name: &str) -> Layout {

@@ -181,7 +181,7 @@ impl Found {
         if cluster.is_dir() {
             for entry in entries(&cluster) {
                 let name = file_name(&entry);
-                if name == "cluster.json" {
+                if entry == layout.cluster_state() {
                     found.records.push(entry);
                 } else if is_node_name(&name) && entry.is_dir() {
                     found.server(&entry, Some(&name), edited_too);
@@ -217,7 +217,9 @@ impl Found {
                 }
                 "nats-server.pid" | ".stop-requested" => self.records.push(path),
                 ".setup.lock" | ".run.lock" if node.is_none() => self.records.push(path),
-                "ports.json" if node.is_some() => self.records.push(path),
+                _ if node.is_some() && path == Layout::new(dir.to_path_buf()).ports_record() => {
+                    self.records.push(path)
+                }
                 "data" => {
                     let jetstream = path.join("jetstream");
                     if jetstream.exists() {

@@ -1,0 +1,240 @@
+//! Knowing when a cluster as a whole is ready: every node healthy, and the JetStream meta
+//! group formed with every node current.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use serde_json::Value;
+
+use super::{Node, POLL, Started};
+use crate::server::{self, Endpoints};
+use crate::util::units;
+
+/// The longest pause between two looks at a forming cluster.
+const MAX_POLL: Duration = Duration::from_millis(250);
+
+/// How often a RAFT leader tells its followers what it committed (nats-server's
+/// `hbInterval`).
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Waits until the whole cluster is usable: every node healthy and answering an authenticated
+/// PING, and the meta leader reporting every node as a current peer (`/healthz` alone stays ok
+/// while the meta group is stuck short of a node). Returns every node's endpoints; None when
+/// `cancelled` said so first.
+pub(crate) fn wait_ready(
+    nodes: &[Node],
+    started: &mut [Started],
+    token: &str,
+    timeout: Duration,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Option<Vec<Endpoints>>> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = POLL;
+    loop {
+        for s in started.iter_mut() {
+            if let Some(status) = s.child.try_wait()? {
+                bail!(
+                    "node {} exited during start-up ({status}){}",
+                    s.node.name,
+                    server::diagnosis(&s.node.layout)
+                );
+            }
+        }
+        let (last_seen, wait) = match formed(nodes) {
+            Err(why) => (why, pause),
+            Ok(endpoints) => match usable(nodes, &endpoints, token) {
+                Ok(()) => return Ok(Some(endpoints)),
+                // Every failed `/healthz` logs a warning, and a follower learns what the
+                // leader committed with its next heartbeat: ask again after one.
+                Err(why) => (why, HEARTBEAT),
+            },
+        };
+        if cancelled() {
+            return Ok(None);
+        }
+        if Instant::now() > deadline {
+            let diagnosis: String = started
+                .iter()
+                .map(|s| server::diagnosis(&s.node.layout))
+                .collect();
+            bail!(
+                "the cluster was not ready within {} s; last seen: {last_seen} (after a restart \
+                 the nodes elect a leader, which can take seconds: `--timeout SECONDS` waits \
+                 longer){diagnosis}",
+                timeout.as_secs()
+            );
+        }
+        std::thread::sleep(wait);
+        // Forming the meta group takes a second or more: ask less often as it goes on.
+        pause = (pause * 3 / 2).min(MAX_POLL);
+    }
+}
+
+/// Every node's endpoints once the meta group has formed, else what is not yet.
+///
+/// Asks only what logs nothing (`/jsz`, `/varz`): `/healthz` logs a warning each time it
+/// fails, and polled while the meta group formed it filled each node's log with them.
+fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, String> {
+    let mut all = Vec::new();
+    for node in nodes {
+        let pid = std::fs::read_to_string(node.layout.pid_file())
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .ok_or(format!("node {} has no pid file", node.name))?;
+        let endpoints = Endpoints::read(&node.layout, pid)
+            .ok_or(format!("node {} has not written its ports file", node.name))?
+            .map_err(|e| format!("node {}: {e:#}", node.name))?;
+        all.push(endpoints);
+    }
+    // Each node's own view, asked once: the leader's says who is current, and every node's must
+    // name the same leader with nothing left to apply (the leader counts a peer current a
+    // little before the peer itself has applied what it was sent, which is what `/healthz` asks).
+    let agent = xtask_probe::monitoring_agent();
+    let mut views = Vec::new();
+    for (node, endpoints) in nodes.iter().zip(&all) {
+        let jsz = xtask_probe::get_json(&agent, &format!("{}/jsz", endpoints.monitoring))
+            .map_err(|e| format!("node {}: {e:#}", node.name))?;
+        views.push(jsz);
+    }
+    let meta = nodes
+        .iter()
+        .zip(&views)
+        .find_map(|(node, jsz)| parse_meta(jsz, &node.name))
+        .ok_or("no meta leader yet")?;
+    let current = meta.peers.iter().filter(|p| p.current).count();
+    if meta.cluster_size != nodes.len() || current + 1 != nodes.len() {
+        let behind: Vec<&str> = nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .filter(|name| {
+                *name != meta.leader && !meta.peers.iter().any(|p| p.name == *name && p.current)
+            })
+            .collect();
+        let size = if meta.cluster_size == nodes.len() {
+            format!("counts all {} nodes", nodes.len())
+        } else {
+            format!(
+                "counts {}, not {}",
+                units::count(meta.cluster_size as u64, "node"),
+                nodes.len()
+            )
+        };
+        let behind = if behind.is_empty() {
+            "none".to_string()
+        } else {
+            behind.join(", ")
+        };
+        return Err(format!(
+            "the meta leader {} {size}; not current with it: {behind}",
+            meta.leader
+        ));
+    }
+    for (node, jsz) in nodes.iter().zip(&views) {
+        let own = &jsz["meta_cluster"];
+        if own["leader"].as_str() != Some(meta.leader.as_str()) {
+            return Err(format!(
+                "node {} has not heard from the meta leader yet",
+                node.name
+            ));
+        }
+        if own["pending"].as_u64().is_some_and(|pending| pending > 0) {
+            return Err(format!(
+                "node {} has meta changes still to apply",
+                node.name
+            ));
+        }
+    }
+    Ok(all)
+}
+
+/// Whether every node of a formed cluster says it is healthy (`/healthz`, asked once) and
+/// answers an authenticated PING.
+fn usable(nodes: &[Node], all: &[Endpoints], token: &str) -> Result<(), String> {
+    let agent = xtask_probe::monitoring_agent();
+    for (node, endpoints) in nodes.iter().zip(all) {
+        let url = format!("{}/healthz?js-server-only=true", endpoints.monitoring);
+        match xtask_probe::get(&agent, &url) {
+            Ok((200, _)) => {}
+            Ok((status, body)) => {
+                return Err(format!(
+                    "node {} /healthz: {status} {}",
+                    node.name,
+                    body.trim()
+                ));
+            }
+            Err(e) => return Err(format!("node {}: {e:#}", node.name)),
+        }
+        xtask_probe::Connection::open(&endpoints.client, token, "cargo xtask")
+            .and_then(|mut client| client.ping())
+            .map_err(|e| format!("node {}: {e:#}", node.name))?;
+    }
+    Ok(())
+}
+
+/// The JetStream meta group as its leader sees it.
+#[derive(Debug)]
+pub(crate) struct MetaGroup {
+    pub(crate) leader: String,
+    pub(crate) cluster_size: usize,
+    pub(crate) peers: Vec<Peer>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub(crate) name: String,
+    pub(crate) current: bool,
+}
+
+/// The meta group, asked of its leader among `nodes` (each named as its config names it).
+pub(crate) fn meta_group(nodes: &[(String, Endpoints)]) -> Option<MetaGroup> {
+    let agent = xtask_probe::monitoring_agent();
+    nodes.iter().find_map(|(name, endpoints)| {
+        let jsz = xtask_probe::get_json(&agent, &format!("{}/jsz", endpoints.monitoring)).ok()?;
+        parse_meta(&jsz, name)
+    })
+}
+
+/// The meta group from a node's `/jsz`, if that node (`name`) leads it.
+fn parse_meta(jsz: &Value, name: &str) -> Option<MetaGroup> {
+    let meta = &jsz["meta_cluster"];
+    let leader = meta["leader"].as_str()?;
+    if leader != name {
+        return None;
+    }
+    let peers = meta["replicas"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|peer| {
+            Some(Peer {
+                name: peer["name"].as_str()?.to_string(),
+                current: peer["current"].as_bool().unwrap_or(false),
+            })
+        })
+        .collect();
+    Some(MetaGroup {
+        leader: leader.to_string(),
+        cluster_size: meta["cluster_size"].as_u64().unwrap_or(0) as usize,
+        peers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_meta_group_is_read_from_its_leader_only() {
+        let jsz = json!({"meta_cluster": {"leader": "n2", "cluster_size": 3,
+            "replicas": [{"name": "n1", "current": true}, {"name": "n3", "current": false}]}});
+        assert!(parse_meta(&jsz, "n1").is_none());
+        let meta = parse_meta(&jsz, "n2").unwrap();
+        assert_eq!((meta.leader.as_str(), meta.cluster_size), ("n2", 3));
+        let current: Vec<_> = meta
+            .peers
+            .iter()
+            .map(|p| (p.name.as_str(), p.current))
+            .collect();
+        assert_eq!(current, [("n1", true), ("n3", false)]);
+    }
+}
