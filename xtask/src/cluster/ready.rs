@@ -221,6 +221,8 @@ fn parse_meta(jsz: &Value, name: &str) -> Option<MetaGroup> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
