@@ -8,17 +8,15 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-mod nodes;
-
+use super::nodes::ClusterNodes;
 use crate::args::{ListenArgs, SourceArgs};
 use crate::cluster;
 use crate::layout::Layout;
 use crate::server::config::{self, Listen};
 use crate::server::secrets::{self, ServerEnv};
 use crate::server::{self, Endpoints, Mode};
-use crate::setup::Setup;
+use crate::tasks::setup::Setup;
 use crate::util::units;
-use nodes::ClusterNodes;
 
 /// The endpoints of a server answering on the addresses in this checkout's config, if one
 /// does.

@@ -8,10 +8,10 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result};
 
 use crate::args::SourceArgs;
+use crate::clients::target::Target;
 use crate::clients::{self, Program};
 use crate::layout::Layout;
 use crate::server::secrets::TOKEN_VAR;
-use crate::target::Target;
 use crate::util::process::exit_code;
 use crate::util::signals;
 

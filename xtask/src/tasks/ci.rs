@@ -7,10 +7,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 
-use crate::cross::{self, Checked};
+use crate::checkout;
+use crate::selftest;
+use crate::selftest::cross::{self, Checked};
+use crate::selftest::pip;
 use crate::util::paths::exe_name;
 use crate::util::process;
-use crate::{checkout, pip, suite};
 
 /// Run the checks of CI, in order, stopping at the first that fails.
 ///
@@ -133,7 +135,7 @@ fn run_step(step: Step, root: &Path) -> Result<Checked> {
             .context("without Python, `--skip actionlint` leaves this step out")?;
             xshell::cmd!(sh, "{actionlint}")
         }
-        Step::Test => return suite::run(root, &[]).map(|()| Checked::Yes),
+        Step::Test => return selftest::run(root, &[]).map(|()| Checked::Yes),
         Step::Targets => return cross::check(root),
     };
     let command = process::without_cargo_run_vars(command.into());

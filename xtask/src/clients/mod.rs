@@ -3,6 +3,9 @@
 //! not weigh on every `cargo xtask` build; built without the token in the environment, so that
 //! no build script or proc-macro ever sees it.
 
+mod nodes;
+pub(crate) mod target;
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

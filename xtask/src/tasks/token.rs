@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::context::{self, Owner};
 use crate::layout::Layout;
-use crate::running::{self, Running, Say};
+use crate::lifecycle::{self, Running, Say};
 use crate::server;
 use crate::server::secrets;
+use crate::tasks::context::{self, Owner};
 use crate::util::paths::show;
 
 /// Manage the token clients authenticate with.
@@ -55,7 +55,7 @@ impl Rotate {
         let mends_lost_token =
             !layout.env_file().exists() && layout.binary().is_file() && layout.config().is_file();
         if !mends_lost_token {
-            running::require_installed(layout, "token rotate")?;
+            lifecycle::require_installed(layout, "token rotate")?;
         }
         // No `run` may start the server with the old token meanwhile.
         let _lock = server::run_lock(layout)?;

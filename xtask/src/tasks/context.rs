@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
 use crate::layout::Layout;
-use crate::running;
+use crate::lifecycle;
 use crate::server::secrets;
 use crate::util::files::write_atomically;
 use crate::util::paths::show;
@@ -70,10 +70,10 @@ impl Context {
             }
             return remove(&path);
         }
-        running::require_installed(layout, "context")?;
+        lifecycle::require_installed(layout, "context")?;
         let context = json!({
             "description": owner.description,
-            "url": running::client_urls(layout)?.join(","),
+            "url": lifecycle::client_urls(layout)?.join(","),
             "token": secrets::load(&layout.env_file())?,
         });
         create_private_dir(&dir)?;
@@ -133,7 +133,7 @@ pub(crate) fn follow(owner: &Owner, layout: &Layout) {
     if written.is_empty() {
         return;
     }
-    let url = match running::client_urls(layout) {
+    let url = match lifecycle::client_urls(layout) {
         Ok(urls) => urls.join(","),
         Err(e) => {
             eprintln!("warning: the natscli contexts keep their URLs: {e:#}");

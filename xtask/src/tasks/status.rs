@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::cluster;
 use crate::install;
 use crate::layout::Layout;
-use crate::running::NOT_RUNNING;
+use crate::lifecycle::NOT_RUNNING;
 use crate::server::{self, Endpoints};
 use crate::util::units::{self, bytes};
 

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use crate::cluster;
 use crate::layout::Layout;
-use crate::running;
+use crate::lifecycle;
 use crate::server;
 
 /// Stop the server started by `cargo xtask run --detach`, or every node of the cluster.
@@ -34,11 +34,11 @@ impl Stop {
         let names = cluster::recorded_names(layout);
         if let Some(node) = &self.node {
             cluster::check_node(layout, node)?;
-            return running::stop_server(&layout.node(node), node, timeout);
+            return lifecycle::stop_server(&layout.node(node), node, timeout);
         }
         if server::reconcile_pid_file(layout)?.is_none() && !names.is_empty() {
-            return running::stop_nodes(layout, &names, timeout);
+            return lifecycle::stop_nodes(layout, &names, timeout);
         }
-        running::stop_server(layout, "nats-server", timeout)
+        lifecycle::stop_server(layout, "nats-server", timeout)
     }
 }

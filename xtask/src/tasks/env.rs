@@ -4,7 +4,7 @@ use anyhow::{Result, bail};
 use serde_json::{Map, Value};
 
 use crate::layout::Layout;
-use crate::running;
+use crate::lifecycle;
 use crate::server::secrets;
 
 /// Print NATS_URL (and NATS_TOKEN with --show-token) as lines a shell runs to export them.
@@ -69,8 +69,8 @@ impl Format {
 
 impl Env {
     pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
-        running::require_installed(layout, "env")?;
-        let url = running::client_urls(layout)?.join(",");
+        lifecycle::require_installed(layout, "env")?;
+        let url = lifecycle::client_urls(layout)?.join(",");
         let token = if self.show_token {
             Some(secrets::load(&layout.env_file())?)
         } else {

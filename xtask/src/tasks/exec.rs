@@ -8,10 +8,10 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 use crate::args::SourceArgs;
+use crate::clients::target::Target;
 use crate::layout::Layout;
-use crate::running::{self, Running};
+use crate::lifecycle::{self, Running};
 use crate::server::secrets::{self, TOKEN_VAR};
-use crate::target::Target;
 use crate::util::paths;
 use crate::util::paths::show;
 use crate::util::process;
@@ -128,7 +128,7 @@ fn running_urls(layout: &Layout) -> Result<Vec<String>> {
             show(&layout.dir)
         );
     }
-    running::client_urls(layout)
+    lifecycle::client_urls(layout)
 }
 
 /// A program named by a path is found from where the user is, not from the checkout the xtask

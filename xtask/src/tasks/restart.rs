@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::layout::Layout;
-use crate::running::{self, Running, Say};
+use crate::lifecycle::{self, Running, Say};
 use crate::server;
 
 /// Stop the server (or every node of the cluster) and start it again in the background.
@@ -23,7 +23,7 @@ pub(crate) struct Restart {
 
 impl Restart {
     pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
-        running::require_installed(layout, "restart")?;
+        lifecycle::require_installed(layout, "restart")?;
         // No `run` may start the server between the stop and the start.
         let _lock = server::run_lock(layout)?;
         let timeout = Duration::from_secs(self.timeout);
@@ -33,7 +33,7 @@ impl Restart {
                 "nothing was running: starting the single server (`cargo xtask run --cluster \
                  --detach` starts the cluster)"
             );
-            return running::start_single(layout, timeout, Say::Stdout);
+            return lifecycle::start_single(layout, timeout, Say::Stdout);
         }
         running.restart(layout, timeout, Say::Stdout, || Ok(()))
     }

@@ -10,7 +10,7 @@ use crate::args::{ListenArgs, SourceArgs};
 use crate::install::release::{self, Asset, Platform, Version};
 use crate::install::{self, Installed, Request, Source};
 use crate::layout::Layout;
-use crate::running::Running;
+use crate::lifecycle::Running;
 use crate::server::config;
 use crate::server::secrets;
 use crate::util::files::{self, Created, write_atomically};

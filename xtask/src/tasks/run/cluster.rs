@@ -9,13 +9,13 @@ use anyhow::{Context, Result, bail};
 use super::{Event, Run};
 use crate::args::{ListenArgs, config_port};
 use crate::cluster::{self, Node};
-use crate::context::{self, Owner};
 use crate::layout::Layout;
-use crate::running::{self, Say};
+use crate::lifecycle::{self, Say};
 use crate::server::follow::LogFollower;
 use crate::server::secrets;
 use crate::server::{self, Endpoints, Mode};
-use crate::setup::Setup;
+use crate::tasks::context::{self, Owner};
+use crate::tasks::setup::Setup;
 
 pub(super) fn run(
     args: &Run,
@@ -72,7 +72,7 @@ pub(super) fn run(
     if !args.detach {
         if to_start.is_empty() {
             eprintln!("every node of the cluster already runs, in the background");
-            running::print_nodes(&nodes, &running_endpoints(&nodes), Say::Stdout);
+            lifecycle::print_nodes(&nodes, &running_endpoints(&nodes), Say::Stdout);
             return Ok(());
         }
         if to_start.len() != nodes.len() {
@@ -86,7 +86,7 @@ pub(super) fn run(
         );
     }
     let interrupted = || matches!(next_event.try_recv(), Ok(Event::Interrupted));
-    running::start_cluster_until(
+    lifecycle::start_cluster_until(
         layout,
         &nodes,
         &to_start,
@@ -166,7 +166,7 @@ fn foreground(
         "the cluster of {} nodes is ready; Ctrl-C stops every node",
         nodes.len()
     );
-    running::print_nodes(nodes, &endpoints, Say::Stdout);
+    lifecycle::print_nodes(nodes, &endpoints, Say::Stdout);
     context::follow(contexts, layout);
 
     let mut exited = vec![false; started.len()];
@@ -212,7 +212,7 @@ fn foreground(
     eprintln!("stopping the cluster");
     // On Windows Ctrl-C has reached the nodes too: they shut down by themselves.
     if cfg!(windows) {
-        let deadline = std::time::Instant::now() + running::STOP_TIMEOUT;
+        let deadline = std::time::Instant::now() + lifecycle::STOP_TIMEOUT;
         while std::time::Instant::now() < deadline
             && started
                 .iter_mut()
@@ -225,7 +225,7 @@ fn foreground(
     // Nodes started from another terminal meanwhile (`run --cluster --detach`) go too.
     for (name, pid) in cluster::running(layout)? {
         let node = layout.node(&name);
-        if server::stop(pid, &node, running::STOP_TIMEOUT).is_ok() {
+        if server::stop(pid, &node, lifecycle::STOP_TIMEOUT).is_ok() {
             server::remove_pid_file(&node, pid);
         }
     }

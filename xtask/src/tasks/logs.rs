@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::cluster;
 use crate::layout::Layout;
-use crate::running::Running;
+use crate::lifecycle::Running;
 use crate::server::follow::{LogFollower, Sink};
 use crate::util::paths::show;
 

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+use crate::checkout;
+use crate::selftest::pip;
 use crate::util::{process, units};
-use crate::{checkout, pip};
 
 /// A target to check, with the names zig gives it and its archiver.
 struct Target {

@@ -13,10 +13,10 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::args::SourceArgs;
+use crate::clients::target::Target;
 use crate::clients::{self, Program};
 use crate::layout::Layout;
 use crate::server::secrets::TOKEN_VAR;
-use crate::target::Target;
 use crate::util::process;
 
 /// How long the checks may take in all.

