@@ -270,26 +270,6 @@ pub(crate) fn print_nodes(nodes: &[Node], endpoints: &[Endpoints], say: Say) {
     }
 }
 
-/// Fails, saying what to run first, unless setup has installed the server in `layout`. The
-/// token file is not checked here: the tasks that need the token say what to do without it
-/// (`token rotate` writes a new one).
-pub(crate) fn require_installed(layout: &Layout, task: &str) -> Result<()> {
-    let missing: Vec<String> = [layout.binary(), layout.config()]
-        .iter()
-        .filter(|path| !path.is_file())
-        .map(|path| format!("`{}`", crate::util::paths::show(path)))
-        .collect();
-    if !missing.is_empty() {
-        bail!(
-            "`cargo xtask {task}` needs the server installed, and {} {} missing: run `cargo \
-             xtask setup` (or `cargo xtask run`, which sets up first)",
-            missing.join(", "),
-            if missing.len() == 1 { "is" } else { "are" }
-        );
-    }
-    Ok(())
-}
-
 /// The URLs clients reach this checkout's server at: every node's when its cluster runs, else
 /// the single server's (from its ports file when it runs, else from its config).
 pub(crate) fn client_urls(layout: &Layout) -> Result<Vec<String>> {

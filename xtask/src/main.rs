@@ -8,9 +8,12 @@ mod cluster;
 mod install;
 mod layout;
 mod lifecycle;
+mod natscli;
 mod selftest;
 mod server;
 mod tasks;
+#[cfg(test)]
+mod tidy;
 mod util;
 
 use std::path::PathBuf;

@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 use super::nodes::ClusterNodes;
 use crate::args::{ListenArgs, SourceArgs};
 use crate::cluster;
+use crate::install::{self, SetupOptions};
 use crate::layout::Layout;
 use crate::server::config::{self, Listen};
 use crate::server::secrets::{self, ServerEnv};
 use crate::server::{self, Endpoints, Mode};
-use crate::tasks::setup::Setup;
 use crate::util::units;
 
 /// The endpoints of a server answering on the addresses in this checkout's config, if one
@@ -117,7 +117,10 @@ impl Target {
     /// binary, installed first if it is not: a temporary directory, ports the server picks,
     /// secrets of its own. Stopped and deleted when dropped.
     pub(crate) fn temporary(layout: &Layout, cluster: bool, source: &SourceArgs) -> Result<Target> {
-        Setup::for_run(source.clone(), ListenArgs::default()).run(layout)?;
+        install::setup(
+            layout,
+            &SetupOptions::for_run(source.clone(), ListenArgs::default()),
+        )?;
         if cluster {
             return Target::of_cluster(ClusterNodes::temporary(layout)?);
         }

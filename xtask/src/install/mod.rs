@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::layout::Layout;
+use crate::server::config;
 use crate::server::secrets::ServerEnv;
 use crate::util::files::{self, copy_file_hashing, sha256_file, write_atomically};
 use crate::util::paths::show;
@@ -23,6 +24,9 @@ pub(crate) mod archive;
 pub(crate) mod cache;
 pub(crate) mod download;
 pub(crate) mod release;
+mod setup;
+
+pub(crate) use setup::{SetupOptions, setup};
 
 const STAGING_PREFIX: &str = ".setup-";
 
@@ -396,37 +400,26 @@ fn check_version(binary: &Path, version: Version) -> Result<()> {
 /// environment.
 pub(crate) fn server_accepts_config(binary: &Path, layout: &Layout, token: &str) -> Result<()> {
     let env = ServerEnv::single(token.to_string());
-    accepts_config(binary, layout, &env).map_err(|e| {
+    config::check(binary, layout, &env).map_err(|e| {
         anyhow::anyhow!("{e:#}; fix it, or rewrite it with `cargo xtask setup --regenerate-config`")
     })
 }
 
-/// Asks `binary` (`nats-server -t`) whether it accepts the config in `layout`, with `env`, the
-/// variables the config reads, in its environment. The error carries what the server said.
-pub(crate) fn accepts_config(binary: &Path, layout: &Layout, env: &ServerEnv) -> Result<()> {
-    let sh = xshell::Shell::new()?;
-    sh.change_dir(&layout.dir);
-    let config = layout.config();
-    let mut command = xshell::cmd!(sh, "{binary} -t -c {config}");
-    for (name, value) in env.vars() {
-        command = command.env(name, value);
-    }
-    let output = process::run_unchecked(
-        {
-            let mut command: std::process::Command = command.into();
-            command
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            command
-        },
-        Duration::from_secs(10),
-    )?;
-    if !output.status.success() {
+/// Fails, saying what to run first, unless setup has installed the server in `layout`. The
+/// token file is not checked here: the tasks that need the token say what to do without it
+/// (`token rotate` writes a new one).
+pub(crate) fn require_installed(layout: &Layout, task: &str) -> Result<()> {
+    let missing: Vec<String> = [layout.binary(), layout.config()]
+        .iter()
+        .filter(|path| !path.is_file())
+        .map(|path| format!("`{}`", show(path)))
+        .collect();
+    if !missing.is_empty() {
         bail!(
-            "nats-server rejects `{}`: {}",
-            show(&config),
-            process::last_lines(&output, 3)
+            "`cargo xtask {task}` needs the server installed, and {} {} missing: run `cargo \
+             xtask setup` (or `cargo xtask run`, which sets up first)",
+            missing.join(", "),
+            if missing.len() == 1 { "is" } else { "are" }
         );
     }
     Ok(())

@@ -1,7 +1,18 @@
-//! The server configuration that setup writes: `nats-server.conf`.
+//! The server configuration that setup writes, `nats-server.conf`: written from a template,
+//! read back, and checked by the server itself.
 //!
 //! Paths in it are relative to the server's working directory, which is the directory holding
 //! the config (`infrastructure/nats/`), so a checkout can move without editing it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use crate::layout::Layout;
+use crate::server::secrets::ServerEnv;
+use crate::util::paths::show;
+use crate::util::process;
 
 /// Where the server listens. A port of -1 lets the server pick a free one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -345,6 +356,37 @@ fn without_comment(line: &str) -> &str {
         }
     }
     line
+}
+
+/// Asks `binary` (`nats-server -t`) whether it accepts the config in `layout`, with `env`, the
+/// variables the config reads, in its environment. The error carries what the server said.
+pub(crate) fn check(binary: &Path, layout: &Layout, env: &ServerEnv) -> Result<()> {
+    let sh = xshell::Shell::new()?;
+    sh.change_dir(&layout.dir);
+    let config = layout.config();
+    let mut command = xshell::cmd!(sh, "{binary} -t -c {config}");
+    for (name, value) in env.vars() {
+        command = command.env(name, value);
+    }
+    let output = process::run_unchecked(
+        {
+            let mut command: std::process::Command = command.into();
+            command
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            command
+        },
+        Duration::from_secs(10),
+    )?;
+    if !output.status.success() {
+        bail!(
+            "nats-server rejects `{}`: {}",
+            show(&config),
+            process::last_lines(&output, 3)
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use anyhow::{Result, bail};
 use serde_json::{Map, Value};
 
+use crate::install;
 use crate::layout::Layout;
 use crate::lifecycle;
 use crate::server::secrets;
@@ -69,7 +70,7 @@ impl Format {
 
 impl Env {
     pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
-        lifecycle::require_installed(layout, "env")?;
+        install::require_installed(layout, "env")?;
         let url = lifecycle::client_urls(layout)?.join(",");
         let token = if self.show_token {
             Some(secrets::load(&layout.env_file())?)

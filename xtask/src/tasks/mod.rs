@@ -5,7 +5,7 @@
 mod bench;
 mod cache;
 mod ci;
-pub(crate) mod context;
+mod context;
 mod env;
 mod exec;
 mod logs;
@@ -14,7 +14,7 @@ mod reload;
 mod reset;
 mod restart;
 mod run;
-pub(crate) mod setup;
+mod setup;
 mod smoke;
 mod status;
 mod stop;

@@ -9,7 +9,8 @@ use serde_json::Value;
 use crate::cluster;
 use crate::install;
 use crate::layout::Layout;
-use crate::lifecycle::{self, Running};
+use crate::lifecycle::Running;
+use crate::server::config;
 use crate::server::secrets::{self, RouteSecrets, ServerEnv};
 use crate::server::{self, Endpoints};
 use crate::util::paths::show;
@@ -45,7 +46,7 @@ struct Target {
 
 impl Reload {
     pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
-        lifecycle::require_installed(layout, "reload")?;
+        install::require_installed(layout, "reload")?;
         let targets = self.targets(layout)?;
         // Every config is checked before any server is asked: nothing half-reloaded.
         let token = secrets::load(&layout.env_file())?;
@@ -63,7 +64,7 @@ impl Reload {
                     }),
                 }
             };
-            install::accepts_config(&layout.binary(), &target.layout, &env).map_err(|e| {
+            config::check(&layout.binary(), &target.layout, &env).map_err(|e| {
                 anyhow::anyhow!("{e:#}; the running {} is left as it is", target.what)
             })?;
         }

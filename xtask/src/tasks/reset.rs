@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::cluster;
+use crate::install;
 use crate::layout::Layout;
-use crate::lifecycle::{self, Running, Say};
+use crate::lifecycle::{Running, Say};
 use crate::server;
 use crate::util::files::tree_size;
 use crate::util::paths::show;
@@ -37,7 +38,7 @@ pub(crate) struct Reset {
 
 impl Reset {
     pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
-        lifecycle::require_installed(layout, "reset")?;
+        install::require_installed(layout, "reset")?;
         // No `run` may start the server while its data go.
         let _lock = server::run_lock(layout)?;
         let doomed: Vec<(PathBuf, u64)> = self

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::install;
 use crate::layout::Layout;
 use crate::lifecycle::{self, Running, Say};
 use crate::server;
@@ -23,7 +24,7 @@ pub(crate) struct Restart {
 
 impl Restart {
     pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
-        lifecycle::require_installed(layout, "restart")?;
+        install::require_installed(layout, "restart")?;
         // No `run` may start the server between the stop and the start.
         let _lock = server::run_lock(layout)?;
         let timeout = Duration::from_secs(self.timeout);

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::install;
 use crate::layout::Layout;
-use crate::lifecycle::{self, Running, Say};
+use crate::lifecycle::{Running, Say};
+use crate::natscli::{self, Owner};
 use crate::server;
 use crate::server::secrets;
-use crate::tasks::context::{self, Owner};
 use crate::util::paths::show;
 
 /// Manage the token clients authenticate with.
@@ -55,7 +56,7 @@ impl Rotate {
         let mends_lost_token =
             !layout.env_file().exists() && layout.binary().is_file() && layout.config().is_file();
         if !mends_lost_token {
-            lifecycle::require_installed(layout, "token rotate")?;
+            install::require_installed(layout, "token rotate")?;
         }
         // No `run` may start the server with the old token meanwhile.
         let _lock = server::run_lock(layout)?;
@@ -74,7 +75,7 @@ impl Rotate {
                 }
                 eprintln!("wrote a new token to `{}`", show(&env_file));
                 // With the file, whatever becomes of the restart: the contexts follow it.
-                for name in context::update_token(&Owner::of(layout, root), &new)? {
+                for name in natscli::update_token(&Owner::of(layout, root), &new)? {
                     eprintln!("updated the natscli context `{name}`");
                 }
                 Ok(())

@@ -11,9 +11,9 @@ use anyhow::{Context, Result, bail};
 use crate::install::cache::Cache;
 use crate::layout::Layout;
 use crate::lifecycle::Running;
+use crate::natscli::{self, Owner};
 use crate::server;
 use crate::server::config;
-use crate::tasks::context::{self, Owner};
 use crate::util::files::{self, tree_size};
 use crate::util::paths::show;
 use crate::util::units::bytes;
@@ -55,7 +55,7 @@ impl Uninstall {
     pub(crate) fn run(&self, layout: &Layout, root: Option<&Path>) -> Result<()> {
         let edited_too = self.yes >= 2 || self.all;
         let found = Found::in_dir(layout, edited_too);
-        let contexts = context::written_by(&Owner::of(layout, root));
+        let contexts = natscli::written_by(&Owner::of(layout, root));
         let cache = Cache::from_env();
         let archives = if self.cache {
             cache.entries()
@@ -133,7 +133,7 @@ impl Uninstall {
             found.prune(layout, root);
         }
         for (_, path) in &contexts {
-            context::remove(path)?;
+            natscli::remove(path)?;
         }
         if !archives.is_empty() {
             for entry in &archives {

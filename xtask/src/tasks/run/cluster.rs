@@ -9,13 +9,13 @@ use anyhow::{Context, Result, bail};
 use super::{Event, Run};
 use crate::args::{ListenArgs, config_port};
 use crate::cluster::{self, Node};
+use crate::install::{self, SetupOptions};
 use crate::layout::Layout;
 use crate::lifecycle::{self, Say};
+use crate::natscli::{self, Owner};
 use crate::server::follow::LogFollower;
 use crate::server::secrets;
 use crate::server::{self, Endpoints, Mode};
-use crate::tasks::context::{self, Owner};
-use crate::tasks::setup::Setup;
 
 pub(super) fn run(
     args: &Run,
@@ -38,7 +38,10 @@ pub(super) fn run(
         source.version = None;
     }
     // The single server's config keeps its own ports: the options are the cluster's.
-    Setup::for_run(source, ListenArgs::default()).run(layout)?;
+    install::setup(
+        layout,
+        &SetupOptions::for_run(source, ListenArgs::default()),
+    )?;
     let token = secrets::load(&layout.env_file())?;
     let password = secrets::ensure_route_password(&layout.env_file())?;
     let (first, cluster_port) = cluster::first_node_ports(layout);
@@ -94,7 +97,7 @@ pub(super) fn run(
         Say::Stdout,
         &interrupted,
     )?;
-    context::follow(contexts, layout);
+    natscli::follow(contexts, layout);
     Ok(())
 }
 
@@ -167,7 +170,7 @@ fn foreground(
         nodes.len()
     );
     lifecycle::print_nodes(nodes, &endpoints, Say::Stdout);
-    context::follow(contexts, layout);
+    natscli::follow(contexts, layout);
 
     let mut exited = vec![false; started.len()];
     let mut unasked = Vec::new();

@@ -9,13 +9,13 @@ use anyhow::{Context, Result, bail};
 mod cluster;
 
 use crate::args::{ListenArgs, SourceArgs};
+use crate::install::{self, SetupOptions};
 use crate::layout::Layout;
 use crate::lifecycle::{self, Say};
+use crate::natscli::{self, Owner};
 use crate::server::follow::LogFollower;
 use crate::server::secrets::{self, ServerEnv};
 use crate::server::{self, Endpoints, Mode};
-use crate::tasks::context::{self, Owner};
-use crate::tasks::setup::Setup;
 use crate::util::units;
 
 /// Start the server (installing and configuring it first if needed).
@@ -108,11 +108,14 @@ impl Run {
             }
             return Ok(());
         }
-        Setup::for_run(self.source.clone(), self.listen.clone()).run(layout)?;
+        install::setup(
+            layout,
+            &SetupOptions::for_run(self.source.clone(), self.listen.clone()),
+        )?;
         let timeout = Duration::from_secs(self.timeout);
         if self.detach {
             lifecycle::start_single(layout, timeout, Say::Stdout)?;
-            context::follow(&contexts, layout);
+            natscli::follow(&contexts, layout);
             Ok(())
         } else {
             let env = ServerEnv::single(secrets::load(&layout.env_file())?);
@@ -187,7 +190,7 @@ fn foreground(
         follower.catch_up();
         eprintln!("nats-server is ready (pid {pid}); Ctrl-C stops it");
         lifecycle::print_endpoints(endpoints, Say::Stdout);
-        context::follow(contexts, layout);
+        natscli::follow(contexts, layout);
     }
     std::thread::spawn(move || {
         let _ = events.send(Event::Exited(child.wait()));

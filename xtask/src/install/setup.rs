@@ -1,0 +1,293 @@
+//! The setup operation: a verified server binary, its config and its token, as `cargo xtask
+//! setup` asks for them, and as `run` and the client programs' server need them first.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use super::release::{self, Asset, Platform, Version};
+use super::{Installed, Request, Source, ensure, manifest_version, server_accepts_config};
+use crate::args::{ListenArgs, SourceArgs};
+use crate::layout::Layout;
+use crate::lifecycle::Running;
+use crate::server::config;
+use crate::server::secrets;
+use crate::util::files::{self, Created, write_atomically};
+use crate::util::paths::show;
+
+/// What a setup does: the options of `cargo xtask setup`, or what `run` asks for first.
+#[derive(Debug)]
+pub(crate) struct SetupOptions {
+    pub(crate) source: SourceArgs,
+    /// Install the version this checkout pins, replacing the one installed.
+    pub(crate) upgrade: bool,
+    /// A local release archive instead of a download.
+    pub(crate) archive: Option<PathBuf>,
+    /// The archive's SHA-256, as the user vouches for it.
+    pub(crate) sha256: Option<String>,
+    /// Install again even if the requested version is installed.
+    pub(crate) reinstall: bool,
+    /// Rewrite the config from the template, keeping the old file beside it.
+    pub(crate) regenerate_config: bool,
+    pub(crate) listen: ListenArgs,
+    /// On behalf of `run`: say only what changed.
+    pub(crate) for_run: bool,
+}
+
+/// Installs what is missing and keeps what is there; returns the token. A setup that fails
+/// leaves the directory as it found it.
+pub(crate) fn setup(layout: &Layout, options: &SetupOptions) -> Result<String> {
+    options.run(layout)
+}
+
+impl SetupOptions {
+    /// The setup that `run` does first: install what is missing, keep what is there.
+    pub(crate) fn for_run(source: SourceArgs, listen: ListenArgs) -> SetupOptions {
+        SetupOptions {
+            source,
+            upgrade: false,
+            archive: None,
+            sha256: None,
+            reinstall: false,
+            regenerate_config: false,
+            listen,
+            for_run: true,
+        }
+    }
+
+    fn run(&self, layout: &Layout) -> Result<String> {
+        let version = self.requested_version(layout)?;
+        let platform = match (Platform::host(version), &self.archive) {
+            (Ok(platform), _) => platform,
+            // A nats-server built for this host by other means can still be installed.
+            (Err(_), Some(_)) => Platform::unlisted_host(),
+            (Err(e), None) => return Err(e),
+        };
+        if self.archive.is_none()
+            && !self.source.mirror.starts_with("http://")
+            && !self.source.mirror.starts_with("https://")
+        {
+            bail!(
+                "--mirror `{}` is not an http:// or https:// URL",
+                self.source.mirror
+            );
+        }
+        let asset = Asset { version, platform };
+        // Everything this setup creates goes again if it fails, the lock file included.
+        let mut created = Created::default();
+        created.dir_all(&layout.dir)?;
+        let lock_existed = layout.setup_lock().exists();
+        let lock = files::lock(&layout.setup_lock(), "setup")?;
+        if !lock_existed {
+            created.file(&layout.setup_lock());
+        }
+        let outcome = self.set_up(layout, asset, &mut created);
+        drop(lock);
+        if outcome.is_ok() {
+            created.keep();
+        }
+        outcome
+    }
+
+    fn set_up(&self, layout: &Layout, asset: Asset, created: &mut Created) -> Result<String> {
+        let version = asset.version;
+        let token = match secrets::existing(&layout.env_file())? {
+            Some(token) => Existing(token),
+            None => {
+                refuse_new_token_beside_running_server(layout)?;
+                New(secrets::generate()?)
+            }
+        };
+        let archive = self.archive.as_deref().map(crate::util::paths::from_user);
+        let source = match &archive {
+            Some(path) => Source::Archive(path),
+            None => Source::Mirror(&self.source.mirror),
+        };
+        let request = Request {
+            asset,
+            source,
+            sha256: self.sha256.clone(),
+            reinstall: self.reinstall,
+            config_replaced: self.regenerate_config,
+            quiet: self.for_run,
+            token: token.value(),
+        };
+        let installed = ensure(layout, &request).context("cannot install nats-server")?;
+
+        self.write_config(layout, created)?;
+        for dir in [layout.jetstream_dir(), layout.logs_dir()] {
+            created.dir_all(&dir)?;
+        }
+        server_accepts_config(&layout.binary(), layout, token.value())?;
+        if !self.for_run {
+            eprintln!(
+                "`{}` is valid (checked by nats-server -t)",
+                show(&layout.config())
+            );
+        }
+        // The token last: a setup that failed before has written none.
+        match &token {
+            New(value) => {
+                secrets::create(&layout.env_file(), value)?;
+                created.file(&layout.env_file());
+                eprintln!(
+                    "created `{}` with a new token (readable by you only)",
+                    show(&layout.env_file())
+                );
+            }
+            Existing(_) if !self.for_run => {
+                eprintln!("kept the token in `{}`", show(&layout.env_file()))
+            }
+            Existing(_) => {}
+        }
+        if !self.for_run {
+            self.say_what_is_stale(layout, version, installed)?;
+        }
+        Ok(token.value().to_string())
+    }
+
+    /// What the user may not expect: a server that runs another version than the one just
+    /// installed, and an installed version that is not the one this checkout pins.
+    fn say_what_is_stale(
+        &self,
+        layout: &Layout,
+        version: Version,
+        installed: Installed,
+    ) -> Result<()> {
+        if let Installed::New {
+            replaced: Some(old),
+        } = installed
+            && old != version
+            && Running::now(layout)? != Running::Nothing
+        {
+            eprintln!(
+                "the server that runs is still v{old}: `cargo xtask restart` runs v{version}"
+            );
+        }
+        let pinned = Version::default_version();
+        if version != pinned && self.source.version.is_none() && self.archive.is_none() {
+            eprintln!(
+                "this checkout pins v{pinned} (`xtask/pins/version`); `cargo xtask setup \
+                 --upgrade` installs it"
+            );
+        }
+        Ok(())
+    }
+
+    /// `--version`, else the version in `--archive`'s official file name, else the pinned one
+    /// with `--upgrade`, else the installed version, else the pinned one.
+    fn requested_version(&self, layout: &Layout) -> Result<Version> {
+        let named = self
+            .archive
+            .as_ref()
+            .and_then(|path| release::version_in_file_name(&path.file_name()?.to_string_lossy()));
+        match (self.source.version, named) {
+            (Some(asked), Some(named)) if asked != named => {
+                bail!("--version {asked} contradicts the archive's name, which says {named}")
+            }
+            (_, Some(named)) if self.upgrade && named != Version::default_version() => bail!(
+                "--upgrade installs v{}, but the archive's name says v{named}",
+                Version::default_version()
+            ),
+            (None, None) if self.archive.is_some() => bail!(
+                "cannot tell which version `{}` holds from its name: pass --version 2.10.N",
+                self.archive.as_deref().unwrap_or(Path::new("")).display()
+            ),
+            (asked, named) => {
+                let installed = || (!self.upgrade).then(|| manifest_version(layout)).flatten();
+                Ok(asked
+                    .or(named)
+                    .or_else(installed)
+                    .unwrap_or_else(Version::default_version))
+            }
+        }
+    }
+
+    /// Writes the config if there is none, or again with `--regenerate-config`: from the
+    /// template, on the host and ports of the config there is unless options name others.
+    fn write_config(&self, layout: &Layout, created: &mut Created) -> Result<()> {
+        let path = layout.config();
+        let existing = match fs::read_to_string(&path) {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                write_atomically(&path, config::render(&self.listen.listen()).as_bytes())?;
+                created.file(&path);
+                eprintln!("wrote `{}`", show(&path));
+                return Ok(());
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", show(&path))),
+            Ok(existing) => existing,
+        };
+        let configured = config::read_listen(&existing);
+        let rendered = config::render(&self.listen.over(&configured));
+        if existing == rendered {
+            if !self.for_run {
+                eprintln!("`{}` is up to date", show(&path))
+            }
+            return Ok(());
+        }
+        if self.regenerate_config {
+            let backup = files::back_up(&path)?;
+            write_atomically(&path, rendered.as_bytes())?;
+            eprintln!(
+                "rewrote `{}`; the old one is `{}`",
+                show(&path),
+                show(&backup)
+            );
+            return Ok(());
+        }
+        let differences = self.listen.differences(&configured);
+        if !differences.is_empty() {
+            bail!(
+                "`{}` differs from what you ask for: {}; run `cargo xtask setup \
+                 --regenerate-config` with these options to rewrite it (the old file is \
+                 kept), or edit it",
+                show(&path),
+                differences.join(", ")
+            );
+        }
+        if !self.for_run {
+            eprintln!(
+                "kept `{}` with your edits (`--regenerate-config` would rewrite it from the \
+                 template, on the same host and ports, and keep a copy)",
+                show(&path)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The token a setup works with: the one in `.env.nats`, or a new one, written only once the
+/// rest has succeeded.
+enum Token {
+    Existing(String),
+    New(String),
+}
+use Token::{Existing, New};
+
+impl Token {
+    fn value(&self) -> &str {
+        match self {
+            Existing(token) | New(token) => token,
+        }
+    }
+}
+
+/// A server of this checkout that runs checks the token it started with: a new one in
+/// `.env.nats` would lock every client out of it.
+fn refuse_new_token_beside_running_server(layout: &Layout) -> Result<()> {
+    let what = match Running::now(layout)? {
+        Running::Nothing => return Ok(()),
+        Running::Single { pid } => format!("nats-server of this checkout runs (pid {pid})"),
+        Running::Cluster { running, .. } => {
+            format!("this checkout's cluster runs ({})", running.join(", "))
+        }
+    };
+    bail!(
+        "`{}` is missing, but {what} with the token it started with: a new token written now \
+         would lock every client out of it. `cargo xtask token rotate` writes a new token and \
+         restarts the server with it; or `cargo xtask stop` first",
+        show(&layout.env_file())
+    )
+}
