@@ -242,7 +242,7 @@ impl CpuWatch {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -284,5 +284,128 @@ mod tests {
         assert_eq!(group.seconds(), 2.0);
         assert_eq!(group.msgs_per_sec(), 200.0);
         assert_eq!(group.spread().max, 200.0);
+    }
+
+    /// A client that ran from `from` to `to` milliseconds after `t`, with these latencies in µs.
+    pub(crate) fn client(
+        t: Instant,
+        id: &str,
+        msgs: u64,
+        bytes: u64,
+        from: u64,
+        to: u64,
+        latencies: &[u64],
+    ) -> ClientRun {
+        let latency = (!latencies.is_empty()).then(|| {
+            let mut h = latency_histogram();
+            for micros in latencies {
+                record(&mut h, Duration::from_micros(*micros));
+            }
+            h
+        });
+        ClientRun {
+            id: id.into(),
+            msgs,
+            bytes,
+            start: t + Duration::from_millis(from),
+            end: t + Duration::from_millis(to),
+            latency,
+        }
+    }
+
+    #[test]
+    fn no_time_gives_no_rate_rather_than_an_infinite_one() {
+        let t = Instant::now();
+        let instant = client(t, "P0", 10, 100, 0, 0, &[]);
+        assert_eq!(instant.msgs_per_sec(), 0.0);
+        assert_eq!(instant.bytes_per_sec(), 0.0);
+        let nothing = client(t, "P0", 0, 0, 0, 0, &[]);
+        assert_eq!(nothing.msgs_per_sec(), 0.0);
+    }
+
+    #[test]
+    fn a_group_adds_its_clients_bytes_and_latencies() {
+        let t = Instant::now();
+        let group = Group {
+            clients: vec![
+                client(t, "P0", 100, 1000, 0, 1000, &[100]),
+                client(t, "P1", 300, 3000, 500, 2000, &[300]),
+                client(t, "P2", 0, 0, 0, 1000, &[]),
+            ],
+        };
+        assert_eq!(group.bytes(), 4000);
+        assert_eq!(group.bytes_per_sec(), 2000.0);
+        let latency = group.latency().expect("two clients measured latency");
+        assert_eq!((latency.len(), latency.min(), latency.max()), (2, 100, 300));
+        let unmeasured = Group {
+            clients: vec![client(t, "P0", 100, 1000, 0, 1000, &[])],
+        };
+        assert!(unmeasured.latency().is_none());
+    }
+
+    #[test]
+    fn a_group_s_json_has_its_totals_spread_latency_and_each_client() {
+        let t = Instant::now();
+        let group = Group {
+            clients: vec![
+                client(t, "P0", 100, 1000, 0, 1000, &[100]),
+                client(t, "P1", 300, 3000, 500, 2000, &[300]),
+            ],
+        };
+        let one_sample = |micros: u64| {
+            json!({"count": 1, "min": micros, "avg": micros as f64, "p50": micros, "p90": micros,
+                   "p99": micros, "p99_9": micros, "max": micros, "stddev": 0.0})
+        };
+        assert_eq!(
+            group.to_json(),
+            json!({
+                "msgs": 400,
+                "bytes": 4000,
+                "seconds": 2.0,
+                "msgs_per_sec": 200.0,
+                "bytes_per_sec": 2000.0,
+                "per_client_msgs_per_sec": {"min": 100.0, "avg": 150.0, "max": 200.0, "stddev": 50.0},
+                "latency_us": {"count": 2, "min": 100, "avg": 200.0, "p50": 100, "p90": 300,
+                               "p99": 300, "p99_9": 300, "max": 300, "stddev": 100.0},
+                "clients": [
+                    {"id": "P0", "msgs": 100, "bytes": 1000, "seconds": 1.0, "msgs_per_sec": 100.0,
+                     "bytes_per_sec": 1000.0, "latency_us": one_sample(100)},
+                    {"id": "P1", "msgs": 300, "bytes": 3000, "seconds": 1.5, "msgs_per_sec": 200.0,
+                     "bytes_per_sec": 2000.0, "latency_us": one_sample(300)},
+                ],
+            })
+        );
+    }
+
+    #[test]
+    fn a_cpu_clock_of_no_process_or_an_unknown_one_reads_nothing() {
+        assert_eq!(CpuClock::of(&[]).seconds(), None);
+        // Above any OS's highest pid.
+        let unknown = i32::MAX as u32;
+        assert_eq!(CpuClock::of(&[std::process::id(), unknown]).seconds(), None);
+    }
+
+    #[test]
+    fn a_cpu_clock_reads_this_process_s_cpu_time_in_seconds() {
+        // The OS counts CPU time in ticks (10 ms or so): work until the clock moves on.
+        let mut clock = CpuClock::of(&[std::process::id()]);
+        let started = Instant::now();
+        let before = clock.seconds().expect("the OS shows this process");
+        let mut after = before;
+        while after <= before && started.elapsed() < Duration::from_secs(5) {
+            let mut x = 0u64;
+            for i in 0..1_000_000 {
+                x = std::hint::black_box(x.wrapping_add(i));
+            }
+            after = clock.seconds().expect("the OS shows this process");
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let spent = after - before;
+        // Seconds, not milliseconds: no more than every core could have spent meanwhile.
+        assert!(
+            before >= 0.0 && spent > 0.0 && spent <= wall * cores + 0.1,
+            "{before} s then {after} s in {wall} s of wall time on {cores} cores"
+        );
     }
 }

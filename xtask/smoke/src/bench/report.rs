@@ -328,6 +328,7 @@ fn human_bytes(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::measure::tests::client;
     use crate::measure::{ClientRun, latency_histogram, record};
     use std::time::{Duration, Instant};
 
@@ -397,5 +398,182 @@ mod tests {
         assert_eq!(thousands(999.4), "999");
         assert_eq!(thousands(1000.0), "1,000");
         assert_eq!(thousands(0.0), "0");
+    }
+
+    /// On a cluster of three: pubsub, two publishers at 1,000 and 3,000 msgs/sec and one
+    /// subscriber, then a request benchmark that failed with 3 messages missing.
+    fn two_benchmarks() -> Report {
+        let t = Instant::now();
+        let pubsub = Outcome {
+            name: "pubsub",
+            title: "pubsub: 2 publishers, 1 subscriber".into(),
+            params: json!({}),
+            publishers: Some(Group {
+                clients: vec![
+                    client(t, "P0", 1000, 1_024_000, 0, 1000, &[200]),
+                    client(t, "P1", 3000, 3_072_000, 0, 1000, &[200]),
+                ],
+            }),
+            subscribers: Some(Group {
+                clients: vec![client(t, "S0", 4000, 4_096_000, 0, 1000, &[])],
+            }),
+            missing: 0,
+            extra: json!({}),
+            notes: Vec::new(),
+            cpu: Cpu {
+                server: Some(0.8),
+                bench: Some(0.4),
+            },
+            failed: false,
+        };
+        let request = Outcome {
+            name: "request",
+            title: "request: 1 requester".into(),
+            params: json!({}),
+            publishers: Some(Group {
+                clients: vec![client(t, "P0", 500, 50_000, 0, 250, &[1500])],
+            }),
+            subscribers: None,
+            missing: 3,
+            extra: json!({}),
+            notes: vec!["3 requests timed out".into()],
+            cpu: Cpu {
+                server: None,
+                bench: None,
+            },
+            failed: true,
+        };
+        Report {
+            version: "2.10.26".into(),
+            nodes: 3,
+            run_id: "abc".into(),
+            outcomes: vec![pubsub, request],
+        }
+    }
+
+    #[test]
+    fn the_text_of_one_benchmark_has_its_stats_missing_and_cpu() {
+        let text = report().to_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "nats-server 2.10.26 (single server)",
+                "",
+                "t",
+                " Pub stats: 2,000 msgs/sec ~ 250.0 KiB/sec (1000 msgs in 0.500 s)",
+                "  latency µs: p50 250 | p90 250 | p99 250 | p99.9 250 | max 250 (1 samples)",
+                " Sub stats: 2,000 msgs/sec ~ 250.0 KiB/sec (1000 msgs in 0.500 s)",
+                " missing: 0",
+                " cpu: server 500.00 s, bench 250.00 s per million messages",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_text_of_several_benchmarks_has_each_client_and_a_table() {
+        let text = two_benchmarks().to_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "nats-server 2.10.26 (cluster of 3 nodes)",
+                "",
+                "pubsub: 2 publishers, 1 subscriber",
+                " Pub stats: 4,000 msgs/sec ~ 3.9 MiB/sec (4000 msgs in 1.000 s)",
+                "  [1] 1,000 msgs/sec ~ 1000.0 KiB/sec (1000 msgs)",
+                "  [2] 3,000 msgs/sec ~ 2.9 MiB/sec (3000 msgs)",
+                "  min 1,000 | avg 2,000 | max 3,000 | stddev 1,000 msgs",
+                "  latency µs: p50 200 | p90 200 | p99 200 | p99.9 200 | max 200 (2 samples)",
+                " Sub stats: 4,000 msgs/sec ~ 3.9 MiB/sec (4000 msgs in 1.000 s)",
+                " missing: 0",
+                " cpu: server 200.00 s, bench 100.00 s per million messages",
+                "",
+                "request: 1 requester",
+                " Pub stats: 2,000 msgs/sec ~ 195.3 KiB/sec (500 msgs in 0.250 s)",
+                "  latency µs: p50 1500 | p90 1500 | p99 1500 | p99.9 1500 | max 1500 (1 samples)",
+                " missing: 3",
+                " note: 3 requests timed out",
+                "",
+                "benchmark           msgs/sec     bytes/sec      p50 µs      p99 µs   missing",
+                "pubsub pub             4,000       3.9 MiB         200         200         0",
+                "pubsub sub             4,000       3.9 MiB           -           -         0",
+                "request                2,000     195.3 KiB        1500        1500         3",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_mode_is_a_single_server_or_a_cluster_of_its_nodes() {
+        let mut report = report();
+        assert_eq!(report.mode(), "single server");
+        report.nodes = 2;
+        assert_eq!(report.mode(), "cluster of 2 nodes");
+    }
+
+    #[test]
+    fn a_run_fails_when_one_benchmark_failed() {
+        assert!(!report().failed());
+        assert!(two_benchmarks().failed());
+    }
+
+    #[test]
+    fn a_run_is_complete_when_no_benchmark_misses_a_message() {
+        assert!(report().complete());
+        let report = two_benchmarks();
+        assert!(!report.complete());
+        assert_eq!(report.to_json()["complete"], false);
+    }
+
+    #[test]
+    fn csv_run_ids_are_numbered_when_several_benchmarks_ran() {
+        let csv = two_benchmarks().to_csv();
+        let rows: Vec<(&str, &str)> = csv
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let mut fields = line.split(',');
+                (fields.next().unwrap(), fields.next().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("abc-1", "S0"),
+                ("abc-1", "P0"),
+                ("abc-1", "P1"),
+                ("abc-2", "P0")
+            ]
+        );
+    }
+
+    #[test]
+    fn cpu_spent_is_the_difference_of_two_readings_when_both_are_known() {
+        let cpu = Cpu::between((Some(10.0), None), (Some(12.5), Some(3.0)));
+        assert_eq!((cpu.server, cpu.bench), (Some(2.5), None));
+        let cpu = Cpu::between((Some(1.0), Some(2.0)), (None, Some(3.0)));
+        assert_eq!((cpu.server, cpu.bench), (None, Some(1.0)));
+    }
+
+    #[test]
+    fn count_is_singular_for_one_only() {
+        assert_eq!(count(0u64, "publisher"), "0 publishers");
+        assert_eq!(count(1u64, "publisher"), "1 publisher");
+        assert_eq!(count(2u64, "publisher"), "2 publishers");
+    }
+
+    #[test]
+    fn human_bytes_switch_units_at_each_power_of_1024() {
+        assert_eq!(human_bytes(0.0), "0.0 B");
+        assert_eq!(human_bytes(1023.0), "1023.0 B");
+        assert_eq!(human_bytes(1024.0), "1.0 KiB");
+        assert_eq!(human_bytes(1536.0), "1.5 KiB");
+        assert_eq!(human_bytes(1024.0 * 1024.0), "1.0 MiB");
+        assert_eq!(human_bytes(1024.0 * 1024.0 * 1024.0), "1.0 GiB");
+    }
+
+    #[test]
+    fn human_bytes_stop_at_gib() {
+        assert_eq!(human_bytes(1024.0 * 1024.0 * 1024.0 * 1024.0), "1024.0 GiB");
     }
 }
