@@ -4,12 +4,14 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use super::{Output, Watched};
+use super::Watched;
+use super::sample::{COUNTERS, Stamp};
+use super::view::Output;
 use crate::util::units::bytes;
 
 /// `/connz`'s own sort names, which `--sort` takes.
@@ -29,9 +31,6 @@ pub(super) const SORTS: [&str; 12] = [
     "rtt",
 ];
 
-/// The counters rates are computed for, as `/connz` names them.
-const COUNTERS: [&str; 4] = ["in_msgs", "out_msgs", "in_bytes", "out_bytes"];
-
 /// What to ask `/connz` for.
 pub(super) struct Query {
     pub(super) sort: String,
@@ -40,8 +39,7 @@ pub(super) struct Query {
 
 /// One look at a server's connections.
 struct Sample {
-    server_id: String,
-    now: SystemTime,
+    stamp: Stamp,
     connz: Value,
 }
 
@@ -51,12 +49,8 @@ fn sample(monitoring: &str, query: &Query) -> Result<Sample> {
         query.sort, query.top
     );
     let connz = xtask_probe::get_json(&xtask_probe::monitoring_agent(), &url)?;
-    let now = connz["now"].as_str().context("/connz has no `now`")?;
-    let now = humantime::parse_rfc3339_weak(now)
-        .with_context(|| format!("/connz `now` is not a time: {now}"))?;
     Ok(Sample {
-        server_id: connz["server_id"].as_str().unwrap_or_default().to_string(),
-        now,
+        stamp: Stamp::of(&connz, "/connz")?,
         connz,
     })
 }
@@ -65,11 +59,7 @@ impl Sample {
     /// The connections, each with its per-second rates since `earlier` (when the same
     /// connection of the same server was in it).
     fn connections(&self, earlier: Option<&Sample>) -> Vec<Value> {
-        let seconds = earlier
-            .filter(|e| e.server_id == self.server_id)
-            .and_then(|e| self.now.duration_since(e.now).ok())
-            .map(|d| d.as_secs_f64())
-            .filter(|s| *s > 0.0);
+        let seconds = earlier.and_then(|e| self.stamp.seconds_since(&e.stamp));
         let before: HashMap<u64, &Value> = earlier
             .map(|e| {
                 e.list()
@@ -129,7 +119,7 @@ impl Sample {
     fn to_json(&self, earlier: Option<&Sample>, node: Option<&str>) -> Value {
         let mut json = json!({
             "now": self.connz["now"],
-            "server_id": self.server_id,
+            "server_id": self.stamp.server_id,
             "num_connections": self.connz["num_connections"],
             "total": self.connz["total"],
             "connections": self.connections(earlier),
@@ -304,8 +294,7 @@ mod tests {
             "connections": [{"cid": 5, "name": "svc", "subscriptions": 2, "in_msgs": 10,
                 "out_msgs": out_msgs, "in_bytes": 100, "out_bytes": 1000}]});
         Sample {
-            server_id: "S".into(),
-            now: humantime::parse_rfc3339_weak(now).unwrap(),
+            stamp: Stamp::of(&connz, "/connz").unwrap(),
             connz,
         }
     }
