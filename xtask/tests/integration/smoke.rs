@@ -1,14 +1,13 @@
 //! `cargo xtask smoke` and `cargo xtask monitor` against real servers.
 
-mod support;
-
 use std::fs;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 
 use serde_json::Value;
-use support::*;
+
+use crate::support::*;
 
 /// `run --detach` on ports the server picks; returns where it listens.
 fn start(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Endpoints {

@@ -1,10 +1,9 @@
 //! The day-two tasks against real servers: logs, reload, reset, token rotation, the natscli
 //! context, env, the connections view, restart and the archive cache.
 
-mod support;
-
 use serde_json::Value;
-use support::*;
+
+use crate::support::*;
 
 fn config_path(sandbox: &Sandbox) -> std::path::PathBuf {
     sandbox.nats_dir().join("nats-server.conf")

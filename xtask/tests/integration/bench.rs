@@ -1,10 +1,9 @@
 //! `cargo xtask bench` against real servers, with small message counts: every message
 //! accounted for, the JSON and CSV as documented, nothing left on the server.
 
-mod support;
-
 use serde_json::Value;
-use support::*;
+
+use crate::support::*;
 
 /// `run --detach` on ports the server picks.
 fn start(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Endpoints {

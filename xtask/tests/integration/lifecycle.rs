@@ -1,12 +1,10 @@
 //! `cargo xtask run`, `stop` and `status` driving a real nats-server, set up from a loopback
 //! mirror. Every test has its own directory, and its server picks its own ports.
 
-mod support;
-
 use std::fs;
 use std::process::{Child, Stdio};
 
-use support::*;
+use crate::support::*;
 
 /// `run --detach` in a fresh sandbox: setup from the mirror, then start.
 fn started(server: &ServerBinary) -> (Sandbox, Mirror, Endpoints) {
@@ -354,7 +352,7 @@ mod foreground {
     use std::process::{Child, Stdio};
     use std::sync::mpsc;
 
-    use super::support::*;
+    use crate::support::*;
 
     /// `cargo xtask run` in the foreground, with its output read line by line.
     pub struct Foreground {

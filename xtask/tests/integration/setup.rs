@@ -1,14 +1,12 @@
 //! `cargo xtask setup` against a loopback mirror serving release-shaped archives built from a
 //! real nats-server 2.10 binary.
 
-mod support;
-
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-use support::*;
+use crate::support::*;
 
 fn setup(sandbox: &Sandbox, mirror: &Mirror, version: &str, extra: &[&str]) -> Run {
     let mut args = vec!["setup", "--mirror", &mirror.url, "--version", version];

@@ -2,12 +2,11 @@
 //! nats-server, set up from a loopback mirror, on ports the servers pick. Cluster tests cost
 //! leader elections, so each test drives one cluster through several checks.
 
-mod support;
-
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::*;
+
+use crate::support::*;
 
 /// `run --cluster` and `extra` on ports the servers pick, from the mirror.
 fn cluster_args(mirror: &Mirror, server: &ServerBinary, extra: &[&str]) -> Vec<String> {

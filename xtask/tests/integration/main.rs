@@ -1,0 +1,23 @@
+//! The integration tests, in one binary: the xtask run against real nats-server binaries.
+
+// Real servers, release archives, a loopback mirror and a sandbox for each test.
+mod support;
+
+// `cargo xtask setup`: download, verification, install, config and token.
+mod setup;
+
+// `run`, `stop` and `status` of a single server.
+mod lifecycle;
+
+// `run --cluster`, and the other tasks on a cluster.
+mod cluster;
+
+// logs, reload, reset, token rotation, context, env, monitor --connections, restart, cache,
+// exec and uninstall.
+mod day_two;
+
+// `smoke` and `monitor`.
+mod smoke;
+
+// `bench`.
+mod bench;
