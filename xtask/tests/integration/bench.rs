@@ -149,7 +149,6 @@ fn every_mode_accounts_for_every_message_and_leaves_no_stream() {
     assert_eq!(kept, 0);
 }
 
-#[cfg(unix)]
 #[test]
 fn the_default_suite_runs_each_benchmark_and_the_options_reach_them() {
     let server = server_binary();
@@ -222,6 +221,7 @@ fn the_default_suite_runs_each_benchmark_and_the_options_reach_them() {
     assert_eq!(clients, ["S0", "P0"], "{written}");
 }
 
+#[cfg(unix)]
 #[test]
 fn an_interrupted_js_bench_deletes_its_stream() {
     use std::os::unix::process::CommandExt;

@@ -18,7 +18,7 @@ pub struct ServerBinary {
 /// fills it), else `nats-server` on PATH. Without one the test fails, saying how to get one:
 /// a test that cannot run must never pass. An entry of `NATS_TEST_SERVERS` that cannot be
 /// used fails too, naming it: a mistyped path must not shrink the versions tested.
-pub fn server_binaries() -> Vec<ServerBinary> {
+fn server_binaries() -> Vec<ServerBinary> {
     let binaries: Vec<ServerBinary> = match std::env::var_os("NATS_TEST_SERVERS") {
         Some(list) => std::env::split_paths(&list)
             .map(|path| {

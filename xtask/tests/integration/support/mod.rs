@@ -1,8 +1,6 @@
 //! What the integration tests share: real nats-server binaries, release-shaped archives built
 //! from them, a loopback HTTP server to serve those archives, and a way to run the xtask.
 
-#![allow(dead_code)] // each test file uses a different part of this module
-
 mod archives;
 mod binaries;
 mod mirror;
@@ -64,5 +62,6 @@ pub const CHECKS: [&str; 8] = [
     "websocket",
 ];
 
-/// The checks a cluster adds, in their order.
+/// The checks a cluster adds, in their order (for a test that freezes a node: Unix only).
+#[cfg(unix)]
 pub const CLUSTER_CHECKS: [&str; 3] = ["routes", "meta group", "replicas on every node"];
