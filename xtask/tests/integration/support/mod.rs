@@ -7,6 +7,7 @@ mod mirror;
 mod nats;
 mod processes;
 mod sandbox;
+mod server;
 
 use std::time::{Duration, Instant};
 
@@ -26,10 +27,8 @@ pub use processes::signal;
 pub use processes::{
     KillOnDrop, alive, command_line, gone, kill_hard, line_by_line, processes_naming,
 };
-pub use sandbox::{
-    ByHand, Endpoints, Ports, Run, Sandbox, StopOnDrop, start_with, the_end_of_the_log_between,
-    without_block,
-};
+pub use sandbox::{Run, Sandbox, without_block};
+pub use server::{ByHand, Endpoints, Ports, StopOnDrop, start_with, the_end_of_the_log_between};
 
 /// How long a test waits for something to happen: long enough for a two-core machine that
 /// is compiling at the same time (the first smoke test builds the smoke checks). Waits end as

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use super::{DEADLINE, Mirror, ServerBinary, binary_name, wait_for};
+use super::{Mirror, Ports, ServerBinary, binary_name};
 
 /// A temporary place for one test: the server's directory and a cache of its own.
 pub struct Sandbox {
@@ -120,48 +120,12 @@ impl Sandbox {
         self.xtask(&args)
     }
 
-    /// The endpoints of the sandbox's running server.
-    #[track_caller]
-    pub fn endpoints(&self) -> Endpoints {
-        let run = self.xtask(&["status", "--json"]);
-        let status: serde_json::Value = serde_json::from_str(&run.stdout)
-            .unwrap_or_else(|e| panic!("status --json: {e}: {}{}", run.stdout, run.stderr));
-        let url = |key: &str| {
-            status[key]
-                .as_str()
-                .unwrap_or_else(|| panic!("no {key} in {status}"))
-                .to_string()
-        };
-        Endpoints {
-            client: url("client_url"),
-            monitoring: url("monitoring_url"),
-            // Empty for a server without a WebSocket listener.
-            websocket: status["websocket_url"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        }
-    }
-
     pub fn token(&self) -> String {
         let text = fs::read_to_string(self.nats_dir().join(".env.nats")).unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix("NATS_TOKEN="))
             .unwrap()
             .to_string()
-    }
-
-    /// The pid in the pid file, if there is one.
-    pub fn recorded_pid(&self) -> Option<u32> {
-        fs::read_to_string(self.nats_dir().join("nats-server.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    pub fn log(&self) -> String {
-        fs::read_to_string(self.nats_dir().join("logs/nats.log")).unwrap_or_default()
     }
 }
 
@@ -218,116 +182,6 @@ impl Run {
     }
 }
 
-/// The ports a test asks for: 0, the default, lets the server pick a free one, so tests
-/// running side by side never race for a port.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Ports {
-    pub client: u16,
-    pub http: u16,
-    pub ws: u16,
-}
-
-impl Ports {
-    pub fn picked() -> Ports {
-        Ports::default()
-    }
-
-    /// `--port`, `--http-port` and `--ws-port` for these ports.
-    pub fn args(&self) -> Vec<String> {
-        let p = |flag: &str, port: u16| [flag.to_string(), port.to_string()];
-        [
-            p("--port", self.client),
-            p("--http-port", self.http),
-            p("--ws-port", self.ws),
-        ]
-        .concat()
-    }
-}
-
-/// Where a running server listens, as `status --json` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoints {
-    pub client: String,
-    pub monitoring: String,
-    pub websocket: String,
-}
-
-/// Stops whatever server a test leaves running.
-pub struct StopOnDrop<'a>(pub &'a Sandbox);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.xtask(&["stop", "--timeout", "5"]);
-    }
-}
-
-/// A nats-server started by hand in the sandbox's directory, as the README says one can
-/// (from there, with `NATS_TOKEN` set), with its ports file in that directory. Killed when
-/// dropped.
-pub struct ByHand {
-    pub child: std::process::Child,
-    /// The ports file: `{"nats": [...], "monitoring": [...], "websocket": [...]}`.
-    pub ports: serde_json::Value,
-}
-
-impl ByHand {
-    pub fn start(sandbox: &Sandbox, token: &str) -> ByHand {
-        let child = Command::new(sandbox.binary())
-            .args(["-c", "nats-server.conf", "--ports_file_dir"])
-            .arg(sandbox.nats_dir())
-            .current_dir(sandbox.nats_dir())
-            .env("NATS_TOKEN", token)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        // `nats-server_<pid>.ports`, or `nats-server.exe_<pid>.ports` on Windows.
-        let suffix = format!("_{}.ports", child.id());
-        let mut by_hand = ByHand {
-            child,
-            ports: serde_json::Value::Null,
-        };
-        by_hand.ports = wait_for(DEADLINE, || {
-            let file = fs::read_dir(sandbox.nats_dir())
-                .ok()?
-                .flatten()
-                .find(|e| e.file_name().to_string_lossy().ends_with(&suffix))?;
-            serde_json::from_slice(&fs::read(file.path()).ok()?).ok()
-        })
-        .expect("the server wrote no ports file");
-        by_hand
-    }
-
-    /// The first address of `key` in the ports file.
-    pub fn url(&self, key: &str) -> String {
-        self.ports[key][0].as_str().unwrap().to_string()
-    }
-}
-
-impl Drop for ByHand {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `run --detach` on ports the server picks, after `edit` has changed the config setup wrote.
-pub fn start_with(
-    sandbox: &Sandbox,
-    mirror: &Mirror,
-    server: &ServerBinary,
-    edit: impl FnOnce(String) -> String,
-) -> Endpoints {
-    sandbox
-        .with_ports(&["setup"], mirror, server, Ports::picked())
-        .ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
-    let text = fs::read_to_string(&config).unwrap();
-    fs::write(&config, edit(text)).unwrap();
-    sandbox.xtask(&["run", "--detach"]).ok();
-    sandbox.endpoints()
-}
-
 /// A config's text without the block that starts with `head` (such as `websocket {`).
 pub fn without_block(text: &str, head: &str) -> String {
     let start = text
@@ -335,17 +189,4 @@ pub fn without_block(text: &str, head: &str) -> String {
         .unwrap_or_else(|| panic!("no {head} in\n{text}"));
     let end = start + text[start..].find("\n}").unwrap() + 2;
     format!("{}{}", &text[..start], &text[end..])
-}
-
-/// Whether `shown` is what the log's last lines were at some moment between reading it as
-/// `before` and as `after`: a live log may grow while a command reads it.
-pub fn the_end_of_the_log_between(shown: &str, before: &str, after: &str) -> bool {
-    let shown: Vec<&str> = shown.lines().collect();
-    let after: Vec<&str> = after.lines().collect();
-    let from = before.lines().count().saturating_sub(shown.len());
-    !shown.is_empty()
-        && after
-            .windows(shown.len())
-            .enumerate()
-            .any(|(at, window)| at >= from && window == shown.as_slice())
 }
