@@ -5,20 +5,10 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// `run --detach` on ports the server picks.
-fn start(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Endpoints {
-    sandbox
-        .with_ports(&["run", "--detach"], mirror, server, Ports::picked())
-        .ok();
-    sandbox.endpoints()
-}
-
 fn bench_json(sandbox: &Sandbox, args: &[&str]) -> Value {
     let mut all = vec!["bench", "--json"];
     all.extend_from_slice(args);
-    let run = sandbox.xtask(&all);
-    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+    sandbox.xtask(&all).ok().json()
 }
 
 #[test]

@@ -8,44 +8,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// `run --cluster` and `extra` on ports the servers pick, from the mirror.
-fn cluster_args(mirror: &Mirror, server: &ServerBinary, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "run",
-        "--cluster",
-        "--timeout",
-        "120",
-        "--cluster-port",
-        "0",
-    ]
-    .iter()
-    .chain(extra)
-    .map(|s| s.to_string())
-    .collect();
-    args.extend([
-        "--mirror".into(),
-        mirror.url.clone(),
-        "--version".into(),
-        server.version.clone(),
-    ]);
-    args.extend(Ports::picked().args());
-    args
-}
-
-/// `run --cluster --detach` on ports the servers pick.
-fn start_cluster(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Run {
-    let args = cluster_args(mirror, server, &["--detach"]);
-    sandbox
-        .xtask(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        .ok()
-}
-
-fn status_json(sandbox: &Sandbox) -> (bool, Value) {
-    let run = sandbox.xtask(&["status", "--json"]);
-    let json = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
-    (run.success, json)
-}
-
 /// Node `name` of a `status --json` report.
 fn node<'a>(status: &'a Value, name: &str) -> &'a Value {
     status["nodes"]

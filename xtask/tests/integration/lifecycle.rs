@@ -6,10 +6,12 @@ use std::process::{Child, Stdio};
 
 use crate::support::*;
 
-/// `run --detach` in a fresh sandbox: setup from the mirror, then start.
-fn started(server: &ServerBinary) -> (Sandbox, Mirror, Endpoints) {
-    let (sandbox, mirror) = sandbox_with_mirror(server);
-    let run = detach(&sandbox, &mirror, server, Ports::picked());
+#[test]
+fn run_detach_returns_a_usable_server_and_status_reports_it() {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let _stop = StopOnDrop(&sandbox);
+    let run = detach(&sandbox, &mirror, &server, Ports::picked());
     let endpoints = sandbox.endpoints();
     assert!(run.stdout.contains(&endpoints.client), "{}", run.stdout);
     let token = sandbox.token();
@@ -17,30 +19,6 @@ fn started(server: &ServerBinary) -> (Sandbox, Mirror, Endpoints) {
         !run.stdout.contains(&token) && !run.stderr.contains(&token),
         "run printed the token"
     );
-    (sandbox, mirror, endpoints)
-}
-
-fn detach(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary, ports: Ports) -> Run {
-    sandbox
-        .with_ports(
-            &["run", "--detach", "--timeout", "120"],
-            mirror,
-            server,
-            ports,
-        )
-        .ok()
-}
-
-fn status_json(sandbox: &Sandbox) -> serde_json::Value {
-    let run = sandbox.xtask(&["status", "--json"]);
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
-}
-
-#[test]
-fn run_detach_returns_a_usable_server_and_status_reports_it() {
-    let server = server_binary();
-    let (sandbox, _mirror, endpoints) = started(&server);
-    let _stop = StopOnDrop(&sandbox);
     let pid = sandbox.recorded_pid().expect("a pid file");
     assert!(alive(pid));
 
@@ -51,7 +29,8 @@ fn run_detach_returns_a_usable_server_and_status_reports_it() {
         "{}",
         status.stdout
     );
-    let json = status_json(&sandbox);
+    let (ok, json) = status_json(&sandbox);
+    assert!(ok, "{json}");
     assert_eq!(json["running"], true);
     assert_eq!(json["pid"], pid);
     assert_eq!(json["version"], server.version.as_str());
@@ -74,7 +53,6 @@ fn run_detach_returns_a_usable_server_and_status_reports_it() {
     assert_eq!(reported, listening, "{varz}");
     assert_eq!(json["jetstream"]["max_storage"], 10u64 << 30);
 
-    let token = sandbox.token();
     let sent = publish_acked(&endpoints.client, &token, "READY", 3);
     assert_eq!(stored(&endpoints.client, &token, "READY"), sent);
     let command_line = command_line(pid);
@@ -91,8 +69,9 @@ fn run_detach_returns_a_usable_server_and_status_reports_it() {
 #[test]
 fn run_when_already_running_says_so_with_the_pid() {
     let server = server_binary();
-    let (sandbox, mirror, _) = started(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let _stop = StopOnDrop(&sandbox);
+    start(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
     let run = detach(&sandbox, &mirror, &server, Ports::picked());
     assert!(
@@ -139,7 +118,8 @@ fn two_runs_at_once_start_one_server() {
         .count();
     assert_eq!(already, 1, "{}\n{}", a.stderr, b.stderr);
     let pid = sandbox.recorded_pid().expect("a pid file");
-    assert_eq!(status_json(&sandbox)["pid"], pid);
+    let (_, status) = status_json(&sandbox);
+    assert_eq!(status["pid"], pid);
     // One server, not two: the only process started for this directory is the recorded one.
     assert_eq!(processes_naming(&sandbox.nats_dir()), [pid]);
 }
@@ -170,7 +150,8 @@ fn a_busy_port_is_reported_with_the_process_holding_it() {
 #[test]
 fn stop_shuts_the_server_down_gracefully_and_removes_the_pid_file() {
     let server = server_binary();
-    let (sandbox, _mirror, _) = started(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    start(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
     let run = sandbox.xtask(&["stop"]).ok();
     // Windows cannot ask a detached process to stop: it is terminated, and says so.
@@ -285,8 +266,9 @@ fn a_pid_reused_by_another_nats_server_is_never_signalled() {
 #[test]
 fn acknowledged_messages_survive_stop_and_run() {
     let server = server_binary();
-    let (sandbox, mirror, endpoints) = started(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let _stop = StopOnDrop(&sandbox);
+    let endpoints = start(&sandbox, &mirror, &server);
     let token = sandbox.token();
     let sent = publish_acked(&endpoints.client, &token, "ORDERS", 200);
     sandbox.xtask(&["stop"]).ok();
@@ -298,8 +280,9 @@ fn acknowledged_messages_survive_stop_and_run() {
 #[test]
 fn acknowledged_messages_survive_sigkill() {
     let server = server_binary();
-    let (sandbox, mirror, endpoints) = started(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let _stop = StopOnDrop(&sandbox);
+    let endpoints = start(&sandbox, &mirror, &server);
     let token = sandbox.token();
     let sent = publish_acked(&endpoints.client, &token, "PAYMENTS", 200);
     let pid = sandbox.recorded_pid().unwrap();
@@ -329,8 +312,9 @@ fn ports_files(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn stop_removes_the_ports_file_a_killed_server_left() {
     let server = server_binary();
-    let (sandbox, _mirror, _endpoints) = started(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let _stop = StopOnDrop(&sandbox);
+    start(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
     assert_eq!(ports_files(&sandbox.nats_dir()).len(), 1);
     signal(pid, "KILL");
@@ -495,9 +479,7 @@ fn a_server_that_cannot_start_is_reported_with_its_output() {
     let ports = Ports::picked();
     sandbox.with_ports(&["setup"], &mirror, &server, ports).ok();
     // Valid to `nats-server -t`, fatal at start: the system account is never defined.
-    let config = sandbox.nats_dir().join("nats-server.conf");
-    let text = fs::read_to_string(&config).unwrap();
-    fs::write(&config, format!("{text}\nsystem_account: SYS\n")).unwrap();
+    sandbox.edit_config(|text| format!("{text}\nsystem_account: SYS\n"));
 
     let run = sandbox
         .xtask(&["run", "--detach"])
@@ -570,13 +552,6 @@ fn outside_any_checkout_the_xtask_says_so() {
         .fails_with("is not inside a checkout of this repository");
 }
 
-/// The sandbox's config, with `edit` applied.
-fn edit_config(sandbox: &Sandbox, edit: impl FnOnce(String) -> String) {
-    let path = sandbox.nats_dir().join("nats-server.conf");
-    let text = fs::read_to_string(&path).unwrap();
-    fs::write(&path, edit(text)).unwrap();
-}
-
 /// Whether the log shows that server `pid` shut down cleanly rather than being killed.
 #[cfg(unix)]
 fn shut_down_cleanly(sandbox: &Sandbox, pid: u32) -> bool {
@@ -597,9 +572,7 @@ fn a_server_that_misses_the_deadline_is_asked_to_stop_before_it_is_killed() {
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
     // Up and running, but never usable by the xtask's client: it wants another token.
-    edit_config(&sandbox, |text| {
-        text.replace("token: $NATS_TOKEN", "token: \"nats_someone_elses\"")
-    });
+    sandbox.edit_config(|text| text.replace("token: $NATS_TOKEN", "token: \"nats_someone_elses\""));
     // A deadline the server meets, refusing the token, even on a loaded machine.
     let run = sandbox
         .xtask(&["run", "--detach", "--timeout", "8"])
@@ -639,8 +612,9 @@ fn a_server_that_misses_the_deadline_is_asked_to_stop_before_it_is_killed() {
 #[test]
 fn stop_kills_a_server_that_does_not_stop_within_its_timeout() {
     let server = server_binary();
-    let (sandbox, _mirror, _endpoints) = started(&server);
+    let (sandbox, mirror) = sandbox_with_mirror(&server);
     let _stop = StopOnDrop(&sandbox);
+    start(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
     signal(pid, "STOP");
 
@@ -663,7 +637,7 @@ fn a_config_without_monitoring_is_named_at_once() {
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
-    edit_config(&sandbox, |text| text.replace("http: ", "# http: "));
+    sandbox.edit_config(|text| text.replace("http: ", "# http: "));
     sandbox
         .xtask(&["run", "--detach", "--timeout", "120"])
         .fails_with("the config has no `http` monitoring listener");
@@ -677,11 +651,7 @@ fn a_server_without_jetstream_is_not_ready() {
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
-    edit_config(&sandbox, |text| {
-        let start = text.find("jetstream {").unwrap();
-        let end = start + text[start..].find('}').unwrap() + 1;
-        format!("{}{}", &text[..start], &text[end..])
-    });
+    sandbox.edit_config(|text| without_block(&text, "jetstream {"));
     let run = sandbox
         .xtask(&["run", "--detach", "--timeout", "120"])
         .fails_with("nats-server runs without JetStream");
@@ -716,8 +686,8 @@ fn run_and_status_warn_when_other_machines_can_reach_the_server() {
     assert!(run.stderr.contains(warning), "{}", run.stderr);
     let status = sandbox.xtask(&["status"]).ok();
     assert!(status.stderr.contains(warning), "{}", status.stderr);
-    let json = sandbox.xtask(&["status", "--json"]).ok();
-    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let (ok, json) = status_json(&sandbox);
+    assert!(ok, "{json}");
     assert!(!json["exposed"].as_array().unwrap().is_empty(), "{json}");
 
     // On loopback, no warning.

@@ -117,7 +117,7 @@ fn installs_from_the_mirror_and_the_server_starts_with_the_written_config() {
 
     let token = sandbox.token();
     assert_eq!(token.len(), 69);
-    let config = fs::read_to_string(sandbox.nats_dir().join("nats-server.conf")).unwrap();
+    let config = fs::read_to_string(sandbox.config_file()).unwrap();
     assert!(
         !config.contains(&token) && !run.stderr.contains(&token) && !run.stdout.contains(&token)
     );
@@ -258,7 +258,7 @@ fn another_version_replaces_the_binary_and_keeps_config_token_and_data() {
     let sandbox = Sandbox::new();
     let mirror = mirror_with(&[&first, &other]);
     setup(&sandbox, &mirror, &first.version, &[]).ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
+    let config = sandbox.config_file();
     let edited = format!("{}\n# my edit\n", fs::read_to_string(&config).unwrap());
     fs::write(&config, &edited).unwrap();
     let stored = sandbox
@@ -439,11 +439,7 @@ fn a_missing_asset_is_refused_at_once() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
-    mirror.put(
-        &server.version,
-        &asset_name(&server.version, host_format()),
-        Reply::Status(404),
-    );
+    mirror.put_asset(&server.version, Reply::Status(404));
     let run = setup(&sandbox, &mirror, &server.version, &["--reinstall"]);
     fails_keeping_install(
         &sandbox,
@@ -459,11 +455,7 @@ fn a_server_error_is_retried_then_reported() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let before = install_first(&sandbox, &server);
-    mirror.put(
-        &server.version,
-        &asset_name(&server.version, host_format()),
-        Reply::Status(503),
-    );
+    mirror.put_asset(&server.version, Reply::Status(503));
     let run = setup(&sandbox, &mirror, &server.version, &["--reinstall"]);
     fails_keeping_install(&sandbox, &before, run, "answered HTTP 503");
     assert_eq!(mirror.archive_requests(), 4);
@@ -584,11 +576,7 @@ fn transient_failures_are_retried_until_the_download_succeeds() {
         Reply::Status(502),
         Reply::Bytes(archive),
     ]);
-    mirror.put(
-        &server.version,
-        &asset_name(&server.version, host_format()),
-        flaky,
-    );
+    mirror.put_asset(&server.version, flaky);
     let run = setup(&sandbox, &mirror, &server.version, &[]).ok();
     assert_eq!(run.stderr.matches("retrying").count(), 2, "{}", run.stderr);
     assert_installed(&sandbox, &server);
@@ -601,9 +589,8 @@ fn a_connection_dropped_mid_download_is_reported() {
     let before = install_first(&sandbox, &server);
     let archive = release_archive(host_format(), &server.version, &server.path);
     let sent = archive.len() / 3;
-    mirror.put(
+    mirror.put_asset(
         &server.version,
-        &asset_name(&server.version, host_format()),
         Reply::HangUpAfter {
             body: archive,
             sent,
@@ -1046,13 +1033,10 @@ fn ports_that_contradict_an_existing_config_are_refused() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
-    let config = fs::read(sandbox.nats_dir().join("nats-server.conf")).unwrap();
+    let config = fs::read(sandbox.config_file()).unwrap();
     setup(&sandbox, &mirror, &server.version, &["--port", "5000"])
         .fails_with("--regenerate-config");
-    assert_eq!(
-        fs::read(sandbox.nats_dir().join("nats-server.conf")).unwrap(),
-        config
-    );
+    assert_eq!(fs::read(sandbox.config_file()).unwrap(), config);
     setup(
         &sandbox,
         &mirror,
@@ -1060,7 +1044,7 @@ fn ports_that_contradict_an_existing_config_are_refused() {
         &["--port", "5000", "--regenerate-config"],
     )
     .ok();
-    let config = fs::read_to_string(sandbox.nats_dir().join("nats-server.conf")).unwrap();
+    let config = fs::read_to_string(sandbox.config_file()).unwrap();
     assert!(config.contains("\nport: 5000\n"), "{config}");
 }
 
@@ -1070,7 +1054,7 @@ fn asking_for_the_configured_ports_is_fine_in_an_edited_config_and_differences_a
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     let ports = ["--port", "5000", "--http-port", "5001", "--ws-port", "5002"];
     setup(&sandbox, &mirror, &server.version, &ports).ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
+    let config = sandbox.config_file();
     let edited = fs::read_to_string(&config)
         .unwrap()
         .replace("max_connections: 100", "max_connections: 50");
@@ -1114,7 +1098,7 @@ fn a_second_regeneration_within_a_second_keeps_every_backup() {
             (path, format!("backup {stamp}"))
         })
         .collect();
-    let config = sandbox.nats_dir().join("nats-server.conf");
+    let config = sandbox.config_file();
     let edited = fs::read_to_string(&config).unwrap().replace("100", "99");
     fs::write(&config, &edited).unwrap();
 
@@ -1239,7 +1223,7 @@ fn an_edited_config_is_kept_unless_regeneration_is_asked_for() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
+    let config = sandbox.config_file();
     let original = fs::read_to_string(&config).unwrap();
     let edited = original.replace("max_connections: 100", "max_connections: 50");
     fs::write(&config, &edited).unwrap();
@@ -1268,7 +1252,7 @@ fn a_broken_config_is_reported_by_the_server_check() {
     let server = server_binary();
     let (sandbox, mirror) = sandbox_with_mirror(&server);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
+    let config = sandbox.config_file();
     fs::write(
         &config,
         "jetstream { max_memory: 1G }\nping_interval: 2m\nsystem_account: SYS\n",
@@ -1283,7 +1267,7 @@ fn a_rejected_config_can_be_regenerated_while_another_version_is_installed() {
     let sandbox = Sandbox::new();
     let mirror = mirror_with(&[&server, &other]);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
+    let config = sandbox.config_file();
     fs::write(&config, "no_such_setting_anywhere: 1\n").unwrap();
     setup(&sandbox, &mirror, &other.version, &[]).fails_with("nats-server rejects");
     // What the message advises: regenerating the config, which the new binary then checks.
@@ -1475,7 +1459,7 @@ fn regenerating_keeps_the_configs_host_and_ports() {
             .collect::<Vec<_>>(),
     )
     .ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
+    let config = sandbox.config_file();
     let original = fs::read_to_string(&config).unwrap();
     assert!(original.contains("port: -1"), "{original}");
 

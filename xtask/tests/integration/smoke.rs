@@ -9,26 +9,11 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// `run --detach` on ports the server picks; returns where it listens.
-fn start(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Endpoints {
-    sandbox
-        .with_ports(
-            &["run", "--detach", "--timeout", "120"],
-            mirror,
-            server,
-            Ports::picked(),
-        )
-        .ok();
-    sandbox.endpoints()
-}
-
 fn smoke_json(sandbox: &Sandbox, extra: &[&str]) -> (bool, Value) {
     let mut args = vec!["smoke", "--json"];
     args.extend_from_slice(extra);
     let run = sandbox.xtask(&args);
-    let report = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
-    (run.success, report)
+    (run.success, run.json())
 }
 
 fn failed_checks(report: &Value) -> Vec<String> {
@@ -171,11 +156,7 @@ fn smoke_fails_against_a_server_without_jetstream() {
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
-    let text = fs::read_to_string(&config).unwrap();
-    let start = text.find("jetstream {").unwrap();
-    let end = start + text[start..].find('}').unwrap() + 1;
-    fs::write(&config, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    sandbox.edit_config(|text| without_block(&text, "jetstream {"));
 
     // Started by hand the way `run` starts it, as `run` itself insists on JetStream.
     let child = ByHand::start(&sandbox, &sandbox.token());
@@ -582,9 +563,7 @@ fn the_first_smoke_announces_one_build_of_both_programs_and_bench_reuses_it() {
 /// `smoke --json`: its exit code and report.
 fn smoke_report(sandbox: &Sandbox) -> (Option<i32>, Value) {
     let run = sandbox.xtask(&["smoke", "--json"]);
-    let report = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
-    (run.code, report)
+    (run.code, run.json())
 }
 
 /// Asserts that `check` alone failed, saying `why`, and that smoke exited 1.
@@ -612,7 +591,7 @@ fn each_message_check_fails_alone_against_a_server_that_misroutes_its_messages()
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
+    let config = sandbox.config_file();
     let original = fs::read_to_string(&config).unwrap();
     let elsewhere = "\"elsewhere.{{wildcard(1)}}\"";
     let cases = [
@@ -681,18 +660,12 @@ fn the_payload_check_holds_the_server_to_the_limit_of_the_config() {
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
-    let text = fs::read_to_string(&config).unwrap();
-    fs::write(
-        &config,
-        text.replace("max_payload: 8MB", "max_payload: 64KB"),
-    )
-    .unwrap();
+    sandbox.edit_config(|text| text.replace("max_payload: 8MB", "max_payload: 64KB"));
     // A server started by hand with 64 KB, answering where the checkout's config (8 MiB,
     // written again below) says its server is.
     let _by_hand = started_by_hand(&sandbox, &mirror, &server, None);
     assert!(
-        fs::read_to_string(&config)
+        fs::read_to_string(sandbox.config_file())
             .unwrap()
             .contains("max_payload: 8MB")
     );
@@ -735,9 +708,7 @@ fn the_websocket_check_fails_against_a_websocket_listener_open_to_anyone() {
     let (open, open_mirror) = sandbox_with_mirror(&server);
     open.with_ports(&["setup"], &open_mirror, &server, Ports::picked())
         .ok();
-    let open_config = open.nats_dir().join("nats-server.conf");
-    let text = fs::read_to_string(&open_config).unwrap();
-    fs::write(&open_config, without_block(&text, "authorization {")).unwrap();
+    open.edit_config(|text| without_block(&text, "authorization {"));
     let open_server = ByHand::start(&open, "unused");
     let open_ws = open_server.url("websocket");
     let open_ws_port = open_ws.rsplit(':').next().unwrap();

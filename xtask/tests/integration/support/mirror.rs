@@ -59,6 +59,11 @@ impl Mirror {
             .insert(format!("/releases/v{version}/{file}"), reply);
     }
 
+    /// Serves `reply` as the release archive of `version` for this host.
+    pub fn put_asset(&self, version: &str, reply: Reply) {
+        self.put(version, &asset_name(version, host_format()), reply);
+    }
+
     /// Serves an archive and a SHA256SUMS listing its true hash.
     pub fn put_release(&self, version: &str, file: &str, archive: Vec<u8>) {
         self.put(

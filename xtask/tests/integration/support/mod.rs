@@ -28,7 +28,10 @@ pub use processes::{
     KillOnDrop, alive, command_line, gone, kill_hard, line_by_line, processes_naming,
 };
 pub use sandbox::{Run, Sandbox, without_block};
-pub use server::{ByHand, Endpoints, Ports, StopOnDrop, start_with, the_end_of_the_log_between};
+pub use server::{
+    ByHand, Endpoints, Ports, StopOnDrop, cluster_args, detach, start, start_cluster, start_with,
+    status_json, the_end_of_the_log_between,
+};
 
 /// How long a test waits for something to happen: long enough for a two-core machine that
 /// is compiling at the same time (the first smoke test builds the smoke checks). Waits end as

@@ -35,6 +35,17 @@ impl Sandbox {
         self.nats_dir().join(binary_name())
     }
 
+    /// The server's config, as setup writes it.
+    pub fn config_file(&self) -> PathBuf {
+        self.nats_dir().join("nats-server.conf")
+    }
+
+    /// Rewrites the server's config with `edit`.
+    pub fn edit_config(&self, edit: impl FnOnce(String) -> String) {
+        let text = fs::read_to_string(self.config_file()).unwrap();
+        fs::write(self.config_file(), edit(text)).unwrap();
+    }
+
     /// Runs `cargo xtask <args>` against this sandbox's directory and cache.
     pub fn xtask(&self, args: &[&str]) -> Run {
         let mut command = self.command(args);
@@ -149,6 +160,13 @@ impl From<Output> for Run {
 }
 
 impl Run {
+    /// What it printed on stdout, which must be JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("no JSON on stdout: {e}:\n{}{}", self.stdout, self.stderr))
+    }
+
     #[track_caller]
     pub fn ok(self) -> Run {
         assert!(

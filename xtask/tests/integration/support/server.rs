@@ -3,15 +3,15 @@
 use std::fs;
 use std::process::Command;
 
-use super::{DEADLINE, Mirror, Sandbox, ServerBinary, wait_for};
+use serde_json::Value;
+
+use super::{DEADLINE, Mirror, Run, Sandbox, ServerBinary, wait_for};
 
 impl Sandbox {
     /// The endpoints of the sandbox's running server.
     #[track_caller]
     pub fn endpoints(&self) -> Endpoints {
-        let run = self.xtask(&["status", "--json"]);
-        let status: serde_json::Value = serde_json::from_str(&run.stdout)
-            .unwrap_or_else(|e| panic!("status --json: {e}: {}{}", run.stdout, run.stderr));
+        let (_, status) = status_json(self);
         let url = |key: &str| {
             status[key]
                 .as_str()
@@ -136,6 +136,32 @@ impl Drop for ByHand {
     }
 }
 
+/// `status --json`: whether it succeeded (it fails with nothing running, or a node down) and
+/// what it reports.
+#[track_caller]
+pub fn status_json(sandbox: &Sandbox) -> (bool, Value) {
+    let run = sandbox.xtask(&["status", "--json"]);
+    (run.success, run.json())
+}
+
+/// `run --detach` on `ports`, setting up from the mirror, which must succeed.
+pub fn detach(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary, ports: Ports) -> Run {
+    sandbox
+        .with_ports(
+            &["run", "--detach", "--timeout", READY_WITHIN],
+            mirror,
+            server,
+            ports,
+        )
+        .ok()
+}
+
+/// `run --detach` on ports the server picks, setting up from the mirror; where it listens.
+pub fn start(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Endpoints {
+    detach(sandbox, mirror, server, Ports::picked());
+    sandbox.endpoints()
+}
+
 /// `run --detach` on ports the server picks, after `edit` has changed the config setup wrote.
 pub fn start_with(
     sandbox: &Sandbox,
@@ -146,12 +172,48 @@ pub fn start_with(
     sandbox
         .with_ports(&["setup"], mirror, server, Ports::picked())
         .ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
-    let text = fs::read_to_string(&config).unwrap();
-    fs::write(&config, edit(text)).unwrap();
-    sandbox.xtask(&["run", "--detach"]).ok();
+    sandbox.edit_config(edit);
+    sandbox
+        .xtask(&["run", "--detach", "--timeout", READY_WITHIN])
+        .ok();
     sandbox.endpoints()
 }
+
+/// `run --cluster` and `extra` on ports the servers pick, from the mirror.
+pub fn cluster_args(mirror: &Mirror, server: &ServerBinary, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "run",
+        "--cluster",
+        "--timeout",
+        READY_WITHIN,
+        "--cluster-port",
+        "0",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect();
+    args.extend([
+        "--mirror".into(),
+        mirror.url.clone(),
+        "--version".into(),
+        server.version.clone(),
+    ]);
+    args.extend(Ports::picked().args());
+    args
+}
+
+/// `run --cluster --detach` on ports the servers pick, which must succeed.
+pub fn start_cluster(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Run {
+    let args = cluster_args(mirror, server, &["--detach"]);
+    sandbox
+        .xtask(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .ok()
+}
+
+/// The seconds the start helpers give `run` to have its server ready: tests run side by side,
+/// on a machine that may be compiling too.
+const READY_WITHIN: &str = "120";
 
 /// Whether `shown` is what the log's last lines were at some moment between reading it as
 /// `before` and as `after`: a live log may grow while a command reads it.
