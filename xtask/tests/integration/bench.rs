@@ -13,8 +13,7 @@ fn bench_json(sandbox: &Sandbox, args: &[&str]) -> Value {
 
 #[test]
 fn every_mode_accounts_for_every_message_and_leaves_no_stream() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
 
@@ -141,8 +140,7 @@ fn every_mode_accounts_for_every_message_and_leaves_no_stream() {
 
 #[test]
 fn the_default_suite_runs_each_benchmark_and_the_options_reach_them() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
 
@@ -215,8 +213,7 @@ fn the_default_suite_runs_each_benchmark_and_the_options_reach_them() {
 #[test]
 fn an_interrupted_js_bench_deletes_its_stream() {
     use std::os::unix::process::CommandExt;
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
     // Built first, so that the run below is measuring when it is interrupted.
@@ -242,8 +239,7 @@ fn an_interrupted_js_bench_deletes_its_stream() {
 
 #[test]
 fn a_wrong_token_fails_fast_with_the_authorization_error() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     start(&sandbox, &mirror, &server);
     // The running server keeps the token it started with; the file gets another.
@@ -333,8 +329,7 @@ fn arguments_are_refused_before_any_server_is_installed_or_started() {
 /// bench's messages elsewhere) are reported as missing every message, in a run that completes.
 #[test]
 fn subscribers_that_receive_nothing_are_reported_missing_every_message() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     start_with(&sandbox, &mirror, &server, |text| {
         format!(

@@ -22,8 +22,7 @@ fn accepts(url: &str, token: &str) -> bool {
 fn logs_follow_new_lines_across_rotation_and_stop_on_ctrl_c() {
     use std::io::Read;
     use std::process::Stdio;
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     // A log that rotates every few connections: each is logged at debug level.
     let endpoints = start_with(&sandbox, &mirror, &server, |text| {
@@ -101,8 +100,7 @@ fn logs_follow_new_lines_across_rotation_and_stop_on_ctrl_c() {
 #[cfg(unix)]
 #[test]
 fn reload_applies_a_changed_setting_and_refuses_a_broken_config() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
@@ -146,8 +144,7 @@ fn reload_applies_a_changed_setting_and_refuses_a_broken_config() {
 
 #[test]
 fn reset_empties_jetstream_and_keeps_binary_config_and_token() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
     publish_acked(&endpoints.client, &sandbox.token(), "KEPT", 5);
@@ -192,8 +189,7 @@ fn reset_empties_jetstream_and_keeps_binary_config_and_token() {
 
 #[test]
 fn token_rotation_refuses_the_old_token_and_updates_this_checkouts_contexts() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
     let old = sandbox.token();
@@ -327,8 +323,7 @@ fn seen_by_a_child_of(shell: &str, sandbox: &Sandbox) -> String {
 #[cfg(unix)]
 #[test]
 fn env_exports_the_url_and_token_to_the_programs_a_shell_starts() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
     let expected = format!("{} {}", endpoints.client, sandbox.token());
@@ -345,8 +340,7 @@ fn env_exports_the_url_and_token_to_the_programs_a_shell_starts() {
 
 #[test]
 fn monitor_connections_lists_named_clients_sorted_and_limited_as_asked() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -439,8 +433,7 @@ fn restart_starts_the_server_again_and_tasks_on_nothing_installed_say_what_to_ru
     );
     let monitor = bare.xtask(&["monitor", "--once"]);
     assert_eq!(monitor.code, Some(3), "{}", monitor.stderr);
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     start(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
@@ -510,8 +503,7 @@ fn cache_lists_how_archives_were_verified_and_cleans_them() {
 
 #[test]
 fn setup_never_writes_a_new_token_behind_a_running_server_and_rotate_mends_it() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
     let old = sandbox.token();
@@ -625,8 +617,7 @@ fn exit_code(xtask: &mut KillOnDrop) -> Option<i32> {
 #[cfg(unix)]
 #[test]
 fn exec_temporary_runs_the_command_against_a_server_of_its_own_and_removes_it() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let work = sandbox.root.path().join("work");
     let tmp = scratch(&sandbox);
     let mut xtask = exec_sh(
@@ -670,8 +661,7 @@ fn exec_temporary_runs_the_command_against_a_server_of_its_own_and_removes_it() 
 #[cfg(unix)]
 #[test]
 fn exec_temporary_cluster_gives_the_command_every_nodes_url() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let work = sandbox.root.path().join("work");
     let tmp = scratch(&sandbox);
     let mut xtask = exec_sh(
@@ -717,8 +707,7 @@ fn exec_temporary_cluster_gives_the_command_every_nodes_url() {
 #[cfg(unix)]
 #[test]
 fn exec_temporary_passes_a_sigterm_on_and_still_removes_its_server() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let work = sandbox.root.path().join("work");
     let tmp = scratch(&sandbox);
     let mut xtask = exec_sh(
@@ -740,8 +729,7 @@ fn exec_temporary_passes_a_sigterm_on_and_still_removes_its_server() {
 
 #[test]
 fn exec_temporary_names_a_missing_command_and_still_removes_its_server() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let tmp = scratch(&sandbox);
     let mut command = sandbox.command(&[
         "exec",
@@ -775,8 +763,7 @@ fn exec_without_a_running_server_says_to_start_one_or_use_temporary() {
 #[cfg(unix)]
 #[test]
 fn exec_gives_the_command_the_running_servers_url_and_token_and_its_exit_code() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
     let work = sandbox.root.path().join("work");
@@ -794,8 +781,7 @@ fn exec_gives_the_command_the_running_servers_url_and_token_and_its_exit_code() 
 
 #[test]
 fn uninstall_stops_the_server_removes_what_setup_made_and_keeps_an_edited_config() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     start_with(&sandbox, &mirror, &server, |text| format!("{text}# mine\n"));
     let pid = sandbox.recorded_pid().unwrap();
@@ -871,8 +857,7 @@ fn uninstall_stops_the_server_removes_what_setup_made_and_keeps_an_edited_config
 
 #[test]
 fn uninstall_removes_every_cluster_node_and_the_cache_and_leaves_no_empty_directory() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     start_cluster(&sandbox, &mirror, &server);
     let pids: Vec<u32> = ["n1", "n2", "n3"]

@@ -8,8 +8,7 @@ use crate::support::*;
 
 #[test]
 fn run_detach_returns_a_usable_server_and_status_reports_it() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let run = detach(&sandbox, &mirror, &server, Ports::picked());
     let endpoints = sandbox.endpoints();
@@ -68,8 +67,7 @@ fn run_detach_returns_a_usable_server_and_status_reports_it() {
 
 #[test]
 fn run_when_already_running_says_so_with_the_pid() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     start(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
@@ -93,8 +91,7 @@ fn where_it_listens(endpoints: &Endpoints) -> String {
 
 #[test]
 fn two_runs_at_once_start_one_server() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let ports = Ports::picked();
     let (a, b) = std::thread::scope(|scope| {
@@ -126,8 +123,7 @@ fn two_runs_at_once_start_one_server() {
 
 #[test]
 fn a_busy_port_is_reported_with_the_process_holding_it() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = holder.local_addr().unwrap().port();
     let ports = Ports {
@@ -149,8 +145,7 @@ fn a_busy_port_is_reported_with_the_process_holding_it() {
 
 #[test]
 fn stop_shuts_the_server_down_gracefully_and_removes_the_pid_file() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     start(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
     let run = sandbox.xtask(&["stop"]).ok();
@@ -265,8 +260,7 @@ fn a_pid_reused_by_another_nats_server_is_never_signalled() {
 
 #[test]
 fn acknowledged_messages_survive_stop_and_run() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
     let token = sandbox.token();
@@ -279,8 +273,7 @@ fn acknowledged_messages_survive_stop_and_run() {
 #[cfg(unix)]
 #[test]
 fn acknowledged_messages_survive_sigkill() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
     let token = sandbox.token();
@@ -311,8 +304,7 @@ fn ports_files(dir: &std::path::Path) -> Vec<String> {
 #[cfg(unix)]
 #[test]
 fn stop_removes_the_ports_file_a_killed_server_left() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     start(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
@@ -428,8 +420,7 @@ use foreground::{Foreground, READY};
 #[cfg(unix)]
 #[test]
 fn a_foreground_run_shows_the_log_and_stops_cleanly_on_ctrl_c() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let mut run = Foreground::start(&sandbox, &mirror, &server, Ports::picked());
     let shown = run.wait_for_line(READY);
     assert!(
@@ -452,8 +443,7 @@ fn a_foreground_run_shows_the_log_and_stops_cleanly_on_ctrl_c() {
 #[cfg(unix)]
 #[test]
 fn a_foreground_run_prints_where_its_server_listens_once_ready() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let mut run = Foreground::ready(&sandbox, &mirror, &server);
     assert_eq!(run.stdout_lines(3), where_it_listens(&sandbox.endpoints()));
     signal(run.child.id(), "INT");
@@ -463,8 +453,7 @@ fn a_foreground_run_prints_where_its_server_listens_once_ready() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_killed_foreground_xtask_takes_its_server_along() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let run = Foreground::start(&sandbox, &mirror, &server, Ports::picked());
     run.wait_for_line(READY);
     let pid = sandbox.recorded_pid().unwrap();
@@ -474,8 +463,7 @@ fn a_killed_foreground_xtask_takes_its_server_along() {
 
 #[test]
 fn a_server_that_cannot_start_is_reported_with_its_output() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let ports = Ports::picked();
     sandbox.with_ports(&["setup"], &mirror, &server, ports).ok();
     // Valid to `nats-server -t`, fatal at start: the system account is never defined.
@@ -566,8 +554,7 @@ fn shut_down_cleanly(sandbox: &Sandbox, pid: u32) -> bool {
 #[cfg(unix)]
 #[test]
 fn a_server_that_misses_the_deadline_is_asked_to_stop_before_it_is_killed() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
@@ -611,8 +598,7 @@ fn a_server_that_misses_the_deadline_is_asked_to_stop_before_it_is_killed() {
 #[cfg(unix)]
 #[test]
 fn stop_kills_a_server_that_does_not_stop_within_its_timeout() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     start(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
@@ -632,8 +618,7 @@ fn stop_kills_a_server_that_does_not_stop_within_its_timeout() {
 
 #[test]
 fn a_config_without_monitoring_is_named_at_once() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
@@ -646,8 +631,7 @@ fn a_config_without_monitoring_is_named_at_once() {
 
 #[test]
 fn a_server_without_jetstream_is_not_ready() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
@@ -670,8 +654,7 @@ fn a_server_without_jetstream_is_not_ready() {
 
 #[test]
 fn run_and_status_warn_when_other_machines_can_reach_the_server() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     // Ports the server picks, on every interface, for the few seconds the test runs.
     let run = sandbox
@@ -691,7 +674,7 @@ fn run_and_status_warn_when_other_machines_can_reach_the_server() {
     assert!(!json["exposed"].as_array().unwrap().is_empty(), "{json}");
 
     // On loopback, no warning.
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (sandbox, mirror) = sandbox_with_mirror_of(&server);
     let _stop = StopOnDrop(&sandbox);
     let run = detach(&sandbox, &mirror, &server, Ports::picked());
     assert!(!run.stderr.contains(warning), "{}", run.stderr);
@@ -700,8 +683,7 @@ fn run_and_status_warn_when_other_machines_can_reach_the_server() {
 #[cfg(unix)]
 #[test]
 fn a_foreground_run_stopped_from_another_terminal_exits_0() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let mut run = Foreground::ready(&sandbox, &mirror, &server);
     sandbox.xtask(&["stop"]).ok();
     let status = run.exit_status();
@@ -714,8 +696,7 @@ fn a_foreground_run_stopped_from_another_terminal_exits_0() {
 #[cfg(unix)]
 #[test]
 fn a_foreground_run_whose_server_is_ended_on_request_without_a_log_line_exits_0() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let mut run = Foreground::ready(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
     fs::write(sandbox.nats_dir().join(".stop-requested"), pid.to_string()).unwrap();
@@ -741,8 +722,7 @@ fn a_foreground_run_whose_server_is_ended_on_request_without_a_log_line_exits_0(
 #[cfg(unix)]
 #[test]
 fn a_foreground_server_killed_by_no_one_s_request_is_a_failure() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let mut run = Foreground::ready(&sandbox, &mirror, &server);
     signal(sandbox.recorded_pid().unwrap(), "KILL");
     let status = run.exit_status();

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-use super::{Sandbox, ServerBinary, asset_name, host_format, release_archive, sha256_hex};
+use super::{ServerBinary, asset_name, host_format, release_archive, sha256_hex};
 
 /// How the loopback server answers one path.
 #[derive(Clone)]
@@ -152,16 +152,4 @@ pub fn mirror_with(servers: &[&ServerBinary]) -> Mirror {
         );
     }
     mirror
-}
-
-/// A sandbox and a mirror serving `server`'s release for this host.
-pub fn sandbox_with_mirror(server: &ServerBinary) -> (Sandbox, Mirror) {
-    let mirror = Mirror::start();
-    let archive = release_archive(host_format(), &server.version, &server.path);
-    mirror.put_release(
-        &server.version,
-        &asset_name(&server.version, host_format()),
-        archive,
-    );
-    (Sandbox::new(), mirror)
 }

@@ -18,7 +18,7 @@ pub use archives::{
 pub use binaries::{
     ServerBinary, binary_name, host_format, host_platform, server_binary, two_server_binaries,
 };
-pub use mirror::{Mirror, Reply, mirror_with, sandbox_with_mirror, unreachable_mirror};
+pub use mirror::{Mirror, Reply, mirror_with, unreachable_mirror};
 pub use nats::{
     monitoring_json, publish, publish_acked, publish_acked_replicated, stored, stored_eventually,
 };
@@ -32,6 +32,19 @@ pub use server::{
     ByHand, Endpoints, Ports, StopOnDrop, cluster_args, detach, start, start_cluster, start_with,
     status_json, the_end_of_the_log_between,
 };
+
+/// What most tests start from: the first test server, a fresh sandbox, and a mirror serving
+/// that server's release for this host.
+pub fn sandbox_with_mirror() -> (ServerBinary, Sandbox, Mirror) {
+    let server = server_binary();
+    let (sandbox, mirror) = sandbox_with_mirror_of(&server);
+    (server, sandbox, mirror)
+}
+
+/// A fresh sandbox, and a mirror serving the release of `server` for this host.
+pub fn sandbox_with_mirror_of(server: &ServerBinary) -> (Sandbox, Mirror) {
+    (Sandbox::new(), mirror_with(&[server]))
+}
 
 /// How long a test waits for something to happen: long enough for a two-core machine that
 /// is compiling at the same time (the first smoke test builds the smoke checks). Waits end as
