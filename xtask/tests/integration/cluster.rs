@@ -1160,7 +1160,9 @@ fn failover_fails_when_the_stopped_node_cannot_start_again_and_says_how_to_start
     );
 
     // Its port free again, it starts on its own ports and the cluster is whole again.
-    sandbox.xtask(&["run", "--cluster", "--detach"]).ok();
+    sandbox
+        .xtask(&["run", "--cluster", "--detach", "--timeout", "120"])
+        .ok();
     let (ok, after) = status_json(&sandbox);
     assert!(ok, "{after}");
     assert_eq!(
@@ -1295,7 +1297,7 @@ fn ports_a_node_picked_win_over_port_options_and_its_config_edits_stay() {
         "--cluster-port",
         &port(2000),
     ];
-    let mut args = vec!["run", "--cluster", "--detach"];
+    let mut args = vec!["run", "--cluster", "--detach", "--timeout", "120"];
     args.extend(options);
     sandbox.xtask(&args).ok();
     let (ok, after) = status_json(&sandbox);
