@@ -12,8 +12,7 @@ mod lifecycle;
 // `run --cluster`, and the other tasks on a cluster.
 mod cluster;
 
-// logs, reload, reset, token rotation, context, env, monitor --connections, restart, cache,
-// exec and uninstall.
+// The day-two tasks: logs, reload, reset, token, context, env, restart, cache, exec, uninstall.
 mod day_two;
 
 // `smoke` and `monitor`.

@@ -1,5 +1,5 @@
-//! What the integration tests share: real nats-server binaries, release-shaped archives built
-//! from them, a loopback HTTP server to serve those archives, and a way to run the xtask.
+//! What the integration tests share, one file per concern, re-exported here so that a test
+//! needs only `use crate::support::*`.
 
 mod archives;
 mod binaries;
