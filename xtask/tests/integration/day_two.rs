@@ -1,14 +1,9 @@
 //! The day-two tasks against real servers: logs, reload, reset, token rotation, the natscli
 //! context, env, the connections view, restart and the archive cache.
 
-mod support;
-
 use serde_json::Value;
-use support::*;
 
-fn config_path(sandbox: &Sandbox) -> std::path::PathBuf {
-    sandbox.nats_dir().join("nats-server.conf")
-}
+use crate::support::*;
 
 #[cfg(unix)]
 fn varz(endpoints: &Endpoints) -> Value {
@@ -27,8 +22,7 @@ fn accepts(url: &str, token: &str) -> bool {
 fn logs_follow_new_lines_across_rotation_and_stop_on_ctrl_c() {
     use std::io::Read;
     use std::process::Stdio;
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     // A log that rotates every few connections: each is logged at debug level.
     let endpoints = start_with(&sandbox, &mirror, &server, |text| {
@@ -66,13 +60,7 @@ fn logs_follow_new_lines_across_rotation_and_stop_on_ctrl_c() {
         seen.clone()
     };
     // A line logged after it started: the reload's.
-    std::fs::write(
-        config_path(&sandbox),
-        std::fs::read_to_string(config_path(&sandbox))
-            .unwrap()
-            .replace("max_payload: 8MB", "max_payload: 4MB"),
-    )
-    .unwrap();
+    sandbox.edit_config(|text| text.replace("max_payload: 8MB", "max_payload: 4MB"));
     sandbox.xtask(&["reload"]).ok();
     wait_for_lines("Reloaded server configuration", 1);
 
@@ -112,19 +100,17 @@ fn logs_follow_new_lines_across_rotation_and_stop_on_ctrl_c() {
 #[cfg(unix)]
 #[test]
 fn reload_applies_a_changed_setting_and_refuses_a_broken_config() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
-    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
+    let endpoints = start(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
-    let status: Value =
-        serde_json::from_str(&sandbox.xtask(&["status", "--json"]).ok().stdout).unwrap();
-    assert_eq!(status["health"]["ok"], true, "{status}");
-    let config = std::fs::read_to_string(config_path(&sandbox)).unwrap();
+    let (ok, status) = status_json(&sandbox);
+    assert!(ok && status["health"]["ok"] == true, "{status}");
+    let config = std::fs::read_to_string(sandbox.config_file()).unwrap();
     assert_eq!(varz(&endpoints)["max_payload"], 8 * 1024 * 1024);
 
     std::fs::write(
-        config_path(&sandbox),
+        sandbox.config_file(),
         config.replace("max_payload: 8MB", "max_payload: 2MB"),
     )
     .unwrap();
@@ -134,14 +120,14 @@ fn reload_applies_a_changed_setting_and_refuses_a_broken_config() {
     assert_eq!(after["max_payload"], 2 * 1024 * 1024);
 
     // A broken config never reaches the server.
-    std::fs::write(config_path(&sandbox), format!("{config}\nbroken {{{{\n")).unwrap();
+    std::fs::write(sandbox.config_file(), format!("{config}\nbroken {{{{\n")).unwrap();
     sandbox
         .xtask(&["reload"])
         .fails_with("nats-server rejects")
         .fails_with("the running nats-server is left as it is");
     // A setting that cannot change while it runs: refused by the server, with its words.
     std::fs::write(
-        config_path(&sandbox),
+        sandbox.config_file(),
         config
             .replace("max_payload: 8MB", "max_payload: 2MB")
             .replace("max_file_store: 10GB", "max_file_store: 5GB"),
@@ -158,14 +144,13 @@ fn reload_applies_a_changed_setting_and_refuses_a_broken_config() {
 
 #[test]
 fn reset_empties_jetstream_and_keeps_binary_config_and_token() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
-    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
+    let endpoints = start(&sandbox, &mirror, &server);
     publish_acked(&endpoints.client, &sandbox.token(), "KEPT", 5);
     let kept = [
         sandbox.binary(),
-        config_path(&sandbox),
+        sandbox.config_file(),
         sandbox.nats_dir().join(".env.nats"),
     ]
     .map(|path| (std::fs::read(&path).unwrap(), path));
@@ -204,10 +189,9 @@ fn reset_empties_jetstream_and_keeps_binary_config_and_token() {
 
 #[test]
 fn token_rotation_refuses_the_old_token_and_updates_this_checkouts_contexts() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
-    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
+    let endpoints = start(&sandbox, &mirror, &server);
     let old = sandbox.token();
 
     // A natscli context with the fields natscli reads, owner-only.
@@ -339,10 +323,9 @@ fn seen_by_a_child_of(shell: &str, sandbox: &Sandbox) -> String {
 #[cfg(unix)]
 #[test]
 fn env_exports_the_url_and_token_to_the_programs_a_shell_starts() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
-    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
+    let endpoints = start(&sandbox, &mirror, &server);
     let expected = format!("{} {}", endpoints.client, sandbox.token());
     for shell in ["sh", "bash"] {
         assert_eq!(seen_by_a_child_of(shell, &sandbox), expected, "{shell}");
@@ -357,10 +340,9 @@ fn env_exports_the_url_and_token_to_the_programs_a_shell_starts() {
 
 #[test]
 fn monitor_connections_lists_named_clients_sorted_and_limited_as_asked() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
-    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
+    let endpoints = start(&sandbox, &mirror, &server);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -451,10 +433,9 @@ fn restart_starts_the_server_again_and_tasks_on_nothing_installed_say_what_to_ru
     );
     let monitor = bare.xtask(&["monitor", "--once"]);
     assert_eq!(monitor.code, Some(3), "{}", monitor.stderr);
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
-    start_with(&sandbox, &mirror, &server, |text| text);
+    start(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
     sandbox.xtask(&["restart"]).ok();
     let again = sandbox.recorded_pid().unwrap();
@@ -522,10 +503,9 @@ fn cache_lists_how_archives_were_verified_and_cleans_them() {
 
 #[test]
 fn setup_never_writes_a_new_token_behind_a_running_server_and_rotate_mends_it() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
-    let endpoints = start_with(&sandbox, &mirror, &server, |text| text.to_string());
+    let endpoints = start(&sandbox, &mirror, &server);
     let old = sandbox.token();
     let env_file = sandbox.nats_dir().join(".env.nats");
     std::fs::remove_file(&env_file).unwrap();
@@ -637,8 +617,7 @@ fn exit_code(xtask: &mut KillOnDrop) -> Option<i32> {
 #[cfg(unix)]
 #[test]
 fn exec_temporary_runs_the_command_against_a_server_of_its_own_and_removes_it() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let work = sandbox.root.path().join("work");
     let tmp = scratch(&sandbox);
     let mut xtask = exec_sh(
@@ -682,8 +661,7 @@ fn exec_temporary_runs_the_command_against_a_server_of_its_own_and_removes_it() 
 #[cfg(unix)]
 #[test]
 fn exec_temporary_cluster_gives_the_command_every_nodes_url() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let work = sandbox.root.path().join("work");
     let tmp = scratch(&sandbox);
     let mut xtask = exec_sh(
@@ -729,8 +707,7 @@ fn exec_temporary_cluster_gives_the_command_every_nodes_url() {
 #[cfg(unix)]
 #[test]
 fn exec_temporary_passes_a_sigterm_on_and_still_removes_its_server() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let work = sandbox.root.path().join("work");
     let tmp = scratch(&sandbox);
     let mut xtask = exec_sh(
@@ -752,8 +729,7 @@ fn exec_temporary_passes_a_sigterm_on_and_still_removes_its_server() {
 
 #[test]
 fn exec_temporary_names_a_missing_command_and_still_removes_its_server() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let tmp = scratch(&sandbox);
     let mut command = sandbox.command(&[
         "exec",
@@ -787,10 +763,9 @@ fn exec_without_a_running_server_says_to_start_one_or_use_temporary() {
 #[cfg(unix)]
 #[test]
 fn exec_gives_the_command_the_running_servers_url_and_token_and_its_exit_code() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
-    let endpoints = start_with(&sandbox, &mirror, &server, |text| text);
+    let endpoints = start(&sandbox, &mirror, &server);
     let work = sandbox.root.path().join("work");
     let mut xtask = exec_sh(&sandbox, &mirror, &server, &[], RECORD_AND_WAIT, &work);
     let (url, token, cwd) = recorded_env(&work);
@@ -806,8 +781,7 @@ fn exec_gives_the_command_the_running_servers_url_and_token_and_its_exit_code() 
 
 #[test]
 fn uninstall_stops_the_server_removes_what_setup_made_and_keeps_an_edited_config() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     start_with(&sandbox, &mirror, &server, |text| format!("{text}# mine\n"));
     let pid = sandbox.recorded_pid().unwrap();
@@ -855,7 +829,7 @@ fn uninstall_stops_the_server_removes_what_setup_made_and_keeps_an_edited_config
         "{}",
         removed.stderr
     );
-    assert!(config_path(&sandbox).exists(), "the edited config went");
+    assert!(sandbox.config_file().exists(), "the edited config went");
     assert_eq!(
         std::fs::read_to_string(dir.join("notes.txt")).unwrap(),
         "mine"
@@ -871,7 +845,7 @@ fn uninstall_stops_the_server_removes_what_setup_made_and_keeps_an_edited_config
 
     // Twice --yes: the edited config goes too; what is not the xtask's stays.
     sandbox.xtask(&["uninstall", "--yes", "--yes"]).ok();
-    assert!(!config_path(&sandbox).exists(), "the edited config is left");
+    assert!(!sandbox.config_file().exists(), "the edited config is left");
     assert!(dir.join("notes.txt").exists());
 
     sandbox
@@ -883,25 +857,9 @@ fn uninstall_stops_the_server_removes_what_setup_made_and_keeps_an_edited_config
 
 #[test]
 fn uninstall_removes_every_cluster_node_and_the_cache_and_leaves_no_empty_directory() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
-    let mut args = vec![
-        "run",
-        "--cluster",
-        "--detach",
-        "--timeout",
-        "120",
-        "--cluster-port",
-        "0",
-        "--mirror",
-        &mirror.url,
-        "--version",
-        &server.version,
-    ];
-    let ports = Ports::picked().args();
-    args.extend(ports.iter().map(String::as_str));
-    sandbox.xtask(&args).ok();
+    start_cluster(&sandbox, &mirror, &server);
     let pids: Vec<u32> = ["n1", "n2", "n3"]
         .iter()
         .map(|node| {
@@ -962,8 +920,11 @@ fn a_version_asked_for_or_installed_while_the_server_runs_is_named_with_what_run
         .with_ports(&["setup"], &mirror, &first, Ports::picked())
         .ok();
     sandbox.xtask(&["run", "--detach"]).ok();
-    let status_json = |sandbox: &Sandbox| -> Value {
-        serde_json::from_str(&sandbox.xtask(&["status", "--json"]).ok().stdout).unwrap()
+    // The version installed beside the one that runs, as `status --json` reports it.
+    let installed = || {
+        let (ok, status) = status_json(&sandbox);
+        assert!(ok, "{status}");
+        status["installed_version"].clone()
     };
 
     // `run --version` and port options do not touch a server that runs: said, with why.
@@ -996,7 +957,7 @@ fn a_version_asked_for_or_installed_while_the_server_runs_is_named_with_what_run
         downloads,
         "run installed something"
     );
-    assert_eq!(status_json(&sandbox)["installed_version"], Value::Null);
+    assert_eq!(installed(), Value::Null);
 
     // `setup --version` installs it beside the server that runs; setup and status say so.
     let setup = sandbox
@@ -1027,7 +988,7 @@ fn a_version_asked_for_or_installed_while_the_server_runs_is_named_with_what_run
             status.stdout
         );
     }
-    assert_eq!(status_json(&sandbox)["installed_version"], other.version);
+    assert_eq!(installed(), other.version);
 
     // Once restarted, it runs and nothing is left to say.
     sandbox.xtask(&["restart"]).ok();
@@ -1040,7 +1001,7 @@ fn a_version_asked_for_or_installed_while_the_server_runs_is_named_with_what_run
         status.stdout
     );
     assert!(!status.stdout.contains("installed"), "{}", status.stdout);
-    assert_eq!(status_json(&sandbox)["installed_version"], Value::Null);
+    assert_eq!(installed(), Value::Null);
 }
 
 /// The tests above that need Unix, listed where they cannot run so that the count of the run

@@ -2,50 +2,11 @@
 //! nats-server, set up from a loopback mirror, on ports the servers pick. Cluster tests cost
 //! leader elections, so each test drives one cluster through several checks.
 
-mod support;
-
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::*;
 
-/// `run --cluster` and `extra` on ports the servers pick, from the mirror.
-fn cluster_args(mirror: &Mirror, server: &ServerBinary, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "run",
-        "--cluster",
-        "--timeout",
-        "120",
-        "--cluster-port",
-        "0",
-    ]
-    .iter()
-    .chain(extra)
-    .map(|s| s.to_string())
-    .collect();
-    args.extend([
-        "--mirror".into(),
-        mirror.url.clone(),
-        "--version".into(),
-        server.version.clone(),
-    ]);
-    args.extend(Ports::picked().args());
-    args
-}
-
-/// `run --cluster --detach` on ports the servers pick.
-fn start_cluster(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Run {
-    let args = cluster_args(mirror, server, &["--detach"]);
-    sandbox
-        .xtask(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        .ok()
-}
-
-fn status_json(sandbox: &Sandbox) -> (bool, Value) {
-    let run = sandbox.xtask(&["status", "--json"]);
-    let json = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
-    (run.success, json)
-}
+use crate::support::*;
 
 /// Node `name` of a `status --json` report.
 fn node<'a>(status: &'a Value, name: &str) -> &'a Value {
@@ -93,8 +54,7 @@ impl Drop for StopCluster<'_> {
 
 #[test]
 fn a_cluster_starts_keeps_acknowledged_messages_through_node_loss_and_stops_cleanly() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopCluster(&sandbox);
     let run = start_cluster(&sandbox, &mirror, &server);
     let (token, password) = (sandbox.token(), route_password(&sandbox));
@@ -252,8 +212,7 @@ fn a_cluster_starts_keeps_acknowledged_messages_through_node_loss_and_stops_clea
 
 #[test]
 fn a_route_without_the_password_is_refused() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopCluster(&sandbox);
     start_cluster(&sandbox, &mirror, &server);
     let (_, status) = status_json(&sandbox);
@@ -362,8 +321,7 @@ impl Drop for ByHandRoute {
 
 #[test]
 fn the_cluster_and_the_single_server_never_run_together_and_contexts_follow_the_switch() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopCluster(&sandbox);
     sandbox
         .with_ports(
@@ -417,8 +375,7 @@ fn the_cluster_and_the_single_server_never_run_together_and_contexts_follow_the_
 
 #[test]
 fn monitor_and_smoke_failover_see_every_node_and_the_node_count_is_kept() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopCluster(&sandbox);
     start_cluster(&sandbox, &mirror, &server);
 
@@ -523,8 +480,7 @@ fn monitor_and_smoke_failover_see_every_node_and_the_node_count_is_kept() {
 
 #[test]
 fn a_node_that_cannot_start_is_named_and_the_others_are_stopped() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopCluster(&sandbox);
     // n2's client port is n1's plus 10: hold that one, so that n1 starts and n2 cannot. Both
     // below the ephemeral range, where no test picking its ports lands.
@@ -580,8 +536,7 @@ fn a_node_that_cannot_start_is_named_and_the_others_are_stopped() {
 #[cfg(unix)]
 #[test]
 fn a_foreground_cluster_shows_every_nodes_log_reports_a_dead_node_and_stops_on_ctrl_c() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopCluster(&sandbox);
     let args = cluster_args(&mirror, &server, &[]);
     let mut child = sandbox
@@ -635,8 +590,7 @@ fn a_foreground_cluster_shows_every_nodes_log_reports_a_dead_node_and_stops_on_c
 
 #[test]
 fn without_a_cluster_smoke_failover_runs_a_temporary_one_and_removes_it() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let run = sandbox.xtask(&[
         "smoke",
         "--json",
@@ -680,8 +634,7 @@ fn without_a_cluster_smoke_failover_runs_a_temporary_one_and_removes_it() {
 
 #[test]
 fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopCluster(&sandbox);
     start_cluster(&sandbox, &mirror, &server);
     let (_, first) = status_json(&sandbox);
@@ -896,8 +849,7 @@ fn free_port_block() -> u16 {
 
 #[test]
 fn a_first_cluster_takes_its_ports_from_the_single_servers_config_and_port_options_move_it() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let base = free_port_block();
     let (client, http, ws) = (
         base.to_string(),
@@ -1026,8 +978,7 @@ fn logged_since(
 
 #[test]
 fn waiting_for_a_cluster_floods_no_log_and_smoke_provokes_only_its_own_errors() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopCluster(&sandbox);
     // A follower can fail one `/healthz` before the next heartbeat tells it what the leader
     // committed; polling while the meta group formed logged dozens per node.
@@ -1088,8 +1039,7 @@ impl Drop for Frozen {
 #[cfg(unix)]
 #[test]
 fn the_cluster_checks_fail_when_a_node_stops_answering() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopCluster(&sandbox);
     start_cluster(&sandbox, &mirror, &server);
     let (_, status) = status_json(&sandbox);
@@ -1154,8 +1104,7 @@ mod not_on_this_os {
 /// starts.
 #[test]
 fn failover_fails_when_the_stopped_node_cannot_start_again_and_says_how_to_start_it() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopCluster(&sandbox);
     start_cluster(&sandbox, &mirror, &server);
     let (_, before) = status_json(&sandbox);
@@ -1211,7 +1160,9 @@ fn failover_fails_when_the_stopped_node_cannot_start_again_and_says_how_to_start
     );
 
     // Its port free again, it starts on its own ports and the cluster is whole again.
-    sandbox.xtask(&["run", "--cluster", "--detach"]).ok();
+    sandbox
+        .xtask(&["run", "--cluster", "--detach", "--timeout", "120"])
+        .ok();
     let (ok, after) = status_json(&sandbox);
     assert!(ok, "{after}");
     assert_eq!(
@@ -1248,8 +1199,7 @@ fn child_named(parent: u32, name: &str) -> u32 {
 #[test]
 fn an_interrupted_failover_leaves_every_node_running_on_its_own_ports() {
     use std::os::unix::process::CommandExt;
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopCluster(&sandbox);
     start_cluster(&sandbox, &mirror, &server);
     let (_, before) = status_json(&sandbox);
@@ -1321,8 +1271,7 @@ fn an_interrupted_failover_leaves_every_node_running_on_its_own_ports() {
 
 #[test]
 fn ports_a_node_picked_win_over_port_options_and_its_config_edits_stay() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopCluster(&sandbox);
     start_cluster(&sandbox, &mirror, &server);
     let (_, before) = status_json(&sandbox);
@@ -1348,7 +1297,7 @@ fn ports_a_node_picked_win_over_port_options_and_its_config_edits_stay() {
         "--cluster-port",
         &port(2000),
     ];
-    let mut args = vec!["run", "--cluster", "--detach"];
+    let mut args = vec!["run", "--cluster", "--detach", "--timeout", "120"];
     args.extend(options);
     sandbox.xtask(&args).ok();
     let (ok, after) = status_json(&sandbox);
@@ -1394,8 +1343,7 @@ fn ports_a_node_picked_win_over_port_options_and_its_config_edits_stay() {
 
 #[test]
 fn five_nodes_form_one_meta_group_and_stop_together() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopCluster(&sandbox);
     let args = cluster_args(&mirror, &server, &["--detach", "--nodes", "5"]);
     let run = sandbox.xtask(&args.iter().map(String::as_str).collect::<Vec<_>>());

@@ -1,35 +1,19 @@
 //! `cargo xtask smoke` and `cargo xtask monitor` against real servers.
 
-mod support;
-
 use std::fs;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 
 use serde_json::Value;
-use support::*;
 
-/// `run --detach` on ports the server picks; returns where it listens.
-fn start(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Endpoints {
-    sandbox
-        .with_ports(
-            &["run", "--detach", "--timeout", "120"],
-            mirror,
-            server,
-            Ports::picked(),
-        )
-        .ok();
-    sandbox.endpoints()
-}
+use crate::support::*;
 
 fn smoke_json(sandbox: &Sandbox, extra: &[&str]) -> (bool, Value) {
     let mut args = vec!["smoke", "--json"];
     args.extend_from_slice(extra);
     let run = sandbox.xtask(&args);
-    let report = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
-    (run.success, report)
+    (run.success, run.json())
 }
 
 fn failed_checks(report: &Value) -> Vec<String> {
@@ -47,8 +31,7 @@ fn jsz(endpoints: &Endpoints) -> Value {
 
 #[test]
 fn every_check_passes_against_the_running_server_and_nothing_is_left_behind() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
 
@@ -79,8 +62,7 @@ fn every_check_passes_against_the_running_server_and_nothing_is_left_behind() {
 
 #[test]
 fn without_a_server_smoke_runs_its_own_and_cleans_up() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let (ok, report) = smoke_json(
         &sandbox,
         &["--mirror", &mirror.url, "--version", &server.version],
@@ -103,8 +85,7 @@ fn without_a_server_smoke_runs_its_own_and_cleans_up() {
 
 #[test]
 fn a_missing_token_file_is_named_with_what_to_run_and_token_rotate_mends_it() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     start(&sandbox, &mirror, &server);
     fs::remove_file(sandbox.nats_dir().join(".env.nats")).unwrap();
@@ -128,8 +109,7 @@ fn a_missing_token_file_is_named_with_what_to_run_and_token_rotate_mends_it() {
 
 #[test]
 fn smoke_fails_against_a_server_with_another_token() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     start(&sandbox, &mirror, &server);
     fs::write(
@@ -167,16 +147,11 @@ fn smoke_fails_against_a_server_with_another_token() {
 
 #[test]
 fn smoke_fails_against_a_server_without_jetstream() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
-    let text = fs::read_to_string(&config).unwrap();
-    let start = text.find("jetstream {").unwrap();
-    let end = start + text[start..].find('}').unwrap() + 1;
-    fs::write(&config, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    sandbox.edit_config(|text| without_block(&text, "jetstream {"));
 
     // Started by hand the way `run` starts it, as `run` itself insists on JetStream.
     let child = ByHand::start(&sandbox, &sandbox.token());
@@ -238,8 +213,7 @@ fn started_by_hand(
 
 #[test]
 fn smoke_checks_a_server_answering_on_the_configured_ports() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let by_hand = started_by_hand(&sandbox, &mirror, &server, None);
 
     let (ok, report) = smoke_json(&sandbox, &[]);
@@ -263,8 +237,7 @@ fn smoke_checks_a_server_answering_on_the_configured_ports() {
 
 #[test]
 fn smoke_fails_when_the_server_on_the_configured_ports_refuses_the_token() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _by_hand = started_by_hand(&sandbox, &mirror, &server, Some("nats_another_checkouts"));
 
     let (ok, report) = smoke_json(&sandbox, &[]);
@@ -320,8 +293,7 @@ impl Traffic {
 
 #[test]
 fn monitor_once_reports_totals_and_rates_of_real_traffic() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
 
@@ -372,8 +344,7 @@ fn monitor_once_reports_totals_and_rates_of_real_traffic() {
 
 #[test]
 fn monitor_once_with_nothing_running_says_so_and_exits_3() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
@@ -396,8 +367,7 @@ fn monitor_once_with_nothing_running_says_so_and_exits_3() {
 
 #[test]
 fn monitor_waits_for_a_server_not_running_yet_and_shows_it_once_started() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
@@ -462,8 +432,7 @@ fn seconds_between(a: &Value, b: &Value) -> f64 {
 
 #[test]
 fn monitor_rates_are_the_traffic_between_samples_over_server_time() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
 
@@ -506,8 +475,7 @@ fn monitor_rates_are_the_traffic_between_samples_over_server_time() {
 #[cfg(unix)]
 #[test]
 fn monitor_keeps_watching_across_a_server_restart() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     start(&sandbox, &mirror, &server);
 
@@ -533,8 +501,7 @@ fn monitor_keeps_watching_across_a_server_restart() {
 /// directory of the test's own: a minute or more of compiling, which the user is told of.
 #[test]
 fn the_first_smoke_announces_one_build_of_both_programs_and_bench_reuses_it() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let target = tempfile::tempdir().unwrap();
     let in_fresh_target = |args: &[&str]| {
         let mut command = sandbox.command(args);
@@ -583,9 +550,7 @@ fn the_first_smoke_announces_one_build_of_both_programs_and_bench_reuses_it() {
 /// `smoke --json`: its exit code and report.
 fn smoke_report(sandbox: &Sandbox) -> (Option<i32>, Value) {
     let run = sandbox.xtask(&["smoke", "--json"]);
-    let report = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr));
-    (run.code, report)
+    (run.code, run.json())
 }
 
 /// Asserts that `check` alone failed, saying `why`, and that smoke exited 1.
@@ -607,13 +572,12 @@ fn only_failed(code: Option<i32>, report: &Value, check: &str, why: &str) {
 /// (a subject mapping): that check fails, naming what it missed, and no other.
 #[test]
 fn each_message_check_fails_alone_against_a_server_that_misroutes_its_messages() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
+    let config = sandbox.config_file();
     let original = fs::read_to_string(&config).unwrap();
     let elsewhere = "\"elsewhere.{{wildcard(1)}}\"";
     let cases = [
@@ -677,23 +641,16 @@ fn each_message_check_fails_alone_against_a_server_that_misroutes_its_messages()
 
 #[test]
 fn the_payload_check_holds_the_server_to_the_limit_of_the_config() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
-    let text = fs::read_to_string(&config).unwrap();
-    fs::write(
-        &config,
-        text.replace("max_payload: 8MB", "max_payload: 64KB"),
-    )
-    .unwrap();
+    sandbox.edit_config(|text| text.replace("max_payload: 8MB", "max_payload: 64KB"));
     // A server started by hand with 64 KB, answering where the checkout's config (8 MiB,
     // written again below) says its server is.
     let _by_hand = started_by_hand(&sandbox, &mirror, &server, None);
     assert!(
-        fs::read_to_string(&config)
+        fs::read_to_string(sandbox.config_file())
             .unwrap()
             .contains("max_payload: 8MB")
     );
@@ -710,8 +667,7 @@ fn the_payload_check_holds_the_server_to_the_limit_of_the_config() {
 
 #[test]
 fn the_websocket_check_fails_against_a_server_without_a_websocket_listener() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     start_with(&sandbox, &mirror, &server, |text| {
         without_block(&text, "websocket {")
@@ -732,18 +688,15 @@ fn the_websocket_check_fails_against_a_server_without_a_websocket_listener() {
 /// the client port instead would.
 #[test]
 fn the_websocket_check_fails_against_a_websocket_listener_open_to_anyone() {
-    let server = server_binary();
-    let (open, open_mirror) = sandbox_with_mirror(&server);
+    let (server, open, open_mirror) = sandbox_with_mirror();
     open.with_ports(&["setup"], &open_mirror, &server, Ports::picked())
         .ok();
-    let open_config = open.nats_dir().join("nats-server.conf");
-    let text = fs::read_to_string(&open_config).unwrap();
-    fs::write(&open_config, without_block(&text, "authorization {")).unwrap();
+    open.edit_config(|text| without_block(&text, "authorization {"));
     let open_server = ByHand::start(&open, "unused");
     let open_ws = open_server.url("websocket");
     let open_ws_port = open_ws.rsplit(':').next().unwrap();
 
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (sandbox, mirror) = sandbox_with_mirror_of(&server);
     let _by_hand = started_by_hand(&sandbox, &mirror, &server, None);
     sandbox
         .xtask(&[
@@ -770,8 +723,7 @@ fn the_websocket_check_fails_against_a_websocket_listener_open_to_anyone() {
 
 #[test]
 fn token_authentication_fails_against_a_server_that_lets_anyone_in() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     start_with(&sandbox, &mirror, &server, |text| {
         without_block(&text, "authorization {")

@@ -1,14 +1,12 @@
 //! `cargo xtask setup` against a loopback mirror serving release-shaped archives built from a
 //! real nats-server 2.10 binary.
 
-mod support;
-
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-use support::*;
+use crate::support::*;
 
 fn setup(sandbox: &Sandbox, mirror: &Mirror, version: &str, extra: &[&str]) -> Run {
     let mut args = vec!["setup", "--mirror", &mirror.url, "--version", version];
@@ -103,8 +101,7 @@ fn healthz(monitoring: &str) -> Option<String> {
 
 #[test]
 fn installs_from_the_mirror_and_the_server_starts_with_the_written_config() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let ports = Ports::picked().args();
     let ports: Vec<&str> = ports.iter().map(String::as_str).collect();
     let run = setup(&sandbox, &mirror, &server.version, &ports).ok();
@@ -119,7 +116,7 @@ fn installs_from_the_mirror_and_the_server_starts_with_the_written_config() {
 
     let token = sandbox.token();
     assert_eq!(token.len(), 69);
-    let config = fs::read_to_string(sandbox.nats_dir().join("nats-server.conf")).unwrap();
+    let config = fs::read_to_string(sandbox.config_file()).unwrap();
     assert!(
         !config.contains(&token) && !run.stderr.contains(&token) && !run.stdout.contains(&token)
     );
@@ -142,8 +139,7 @@ fn installs_from_the_mirror_and_the_server_starts_with_the_written_config() {
 #[test]
 fn the_token_file_is_readable_by_its_owner_only() {
     use std::os::unix::fs::PermissionsExt;
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     let mode = fs::metadata(sandbox.nats_dir().join(".env.nats"))
         .unwrap()
@@ -154,8 +150,7 @@ fn the_token_file_is_readable_by_its_owner_only() {
 
 #[test]
 fn a_second_run_makes_no_request_and_keeps_everything() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     let requests = mirror.requests().len();
     let before = Sandbox::tree(&sandbox.nats_dir());
@@ -177,8 +172,7 @@ fn a_second_run_makes_no_request_and_keeps_everything() {
 
 #[test]
 fn a_second_clone_installs_from_the_cache_without_downloading() {
-    let server = server_binary();
-    let (first, mirror) = sandbox_with_mirror(&server);
+    let (server, first, mirror) = sandbox_with_mirror();
     setup(&first, &mirror, &server.version, &[]).ok();
     let downloads = mirror.archive_requests();
 
@@ -195,8 +189,7 @@ fn a_second_clone_installs_from_the_cache_without_downloading() {
 
 #[test]
 fn with_a_hash_to_look_for_a_second_clone_installs_from_the_cache_without_any_request() {
-    let server = server_binary();
-    let (first, mirror) = sandbox_with_mirror(&server);
+    let (server, first, mirror) = sandbox_with_mirror();
     let archive = release_archive(host_format(), &server.version, &server.path);
     let hash = sha256_hex(&archive);
     setup(&first, &mirror, &server.version, &["--sha256", &hash]).ok();
@@ -215,8 +208,7 @@ fn with_a_hash_to_look_for_a_second_clone_installs_from_the_cache_without_any_re
 
 #[test]
 fn a_corrupt_cache_entry_is_replaced_by_a_download() {
-    let server = server_binary();
-    let (first, mirror) = sandbox_with_mirror(&server);
+    let (server, first, mirror) = sandbox_with_mirror();
     setup(&first, &mirror, &server.version, &[]).ok();
     let cached: Vec<_> = fs::read_dir(first.cache_dir().join("archives"))
         .unwrap()
@@ -260,7 +252,7 @@ fn another_version_replaces_the_binary_and_keeps_config_token_and_data() {
     let sandbox = Sandbox::new();
     let mirror = mirror_with(&[&first, &other]);
     setup(&sandbox, &mirror, &first.version, &[]).ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
+    let config = sandbox.config_file();
     let edited = format!("{}\n# my edit\n", fs::read_to_string(&config).unwrap());
     fs::write(&config, &edited).unwrap();
     let stored = sandbox
@@ -360,8 +352,7 @@ fn a_local_archive_with_the_wrong_hash_is_refused() {
 
 #[test]
 fn a_checksum_mismatch_is_refused() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let before = install_first(&sandbox, &server);
     let wrong = "ab".repeat(32);
     let asset = asset_name(&server.version, host_format());
@@ -409,8 +400,7 @@ fn a_pinned_asset_must_match_the_pin_whatever_sha256sums_says() {
 
 #[test]
 fn missing_sha256sums_is_refused() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let before = install_first(&sandbox, &server);
     mirror.put(&server.version, "SHA256SUMS", Reply::Status(404));
     let run = setup(&sandbox, &mirror, &server.version, &["--reinstall"]);
@@ -424,8 +414,7 @@ fn missing_sha256sums_is_refused() {
 
 #[test]
 fn sha256sums_without_the_asset_is_refused() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let before = install_first(&sandbox, &server);
     mirror.put(
         &server.version,
@@ -438,14 +427,9 @@ fn sha256sums_without_the_asset_is_refused() {
 
 #[test]
 fn a_missing_asset_is_refused_at_once() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let before = install_first(&sandbox, &server);
-    mirror.put(
-        &server.version,
-        &asset_name(&server.version, host_format()),
-        Reply::Status(404),
-    );
+    mirror.put_asset(&server.version, Reply::Status(404));
     let run = setup(&sandbox, &mirror, &server.version, &["--reinstall"]);
     fails_keeping_install(
         &sandbox,
@@ -458,14 +442,9 @@ fn a_missing_asset_is_refused_at_once() {
 
 #[test]
 fn a_server_error_is_retried_then_reported() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let before = install_first(&sandbox, &server);
-    mirror.put(
-        &server.version,
-        &asset_name(&server.version, host_format()),
-        Reply::Status(503),
-    );
+    mirror.put_asset(&server.version, Reply::Status(503));
     let run = setup(&sandbox, &mirror, &server.version, &["--reinstall"]);
     fails_keeping_install(&sandbox, &before, run, "answered HTTP 503");
     assert_eq!(mirror.archive_requests(), 4);
@@ -474,7 +453,7 @@ fn a_server_error_is_retried_then_reported() {
 #[test]
 fn an_unreachable_mirror_names_the_other_sources_and_the_cached_versions() {
     let (cached, wanted) = two_server_binaries();
-    let (first, mirror) = sandbox_with_mirror(&cached);
+    let (first, mirror) = sandbox_with_mirror_of(&cached);
     setup(&first, &mirror, &cached.version, &[]).ok();
     let sandbox = sharing_the_cache_of(first);
 
@@ -544,7 +523,7 @@ fn tunnelling_proxy(upstream: &Mirror) -> (String, Arc<Mutex<Vec<String>>>) {
 fn downloads_go_through_the_proxy_the_environment_names() {
     let server = server_binary();
     for variable in ["HTTPS_PROXY", "http_proxy"] {
-        let (sandbox, mirror) = sandbox_with_mirror(&server);
+        let (sandbox, mirror) = sandbox_with_mirror_of(&server);
         let (proxy, targets) = tunnelling_proxy(&mirror);
         // `.invalid` never resolves (RFC 6761): only the proxy can reach this mirror.
         let unresolvable = "http://nats-release-mirror.invalid/releases";
@@ -575,8 +554,7 @@ fn downloads_go_through_the_proxy_the_environment_names() {
 
 #[test]
 fn transient_failures_are_retried_until_the_download_succeeds() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let archive = release_archive(host_format(), &server.version, &server.path);
     let flaky = Reply::Sequence(vec![
         Reply::HangUpAfter {
@@ -586,11 +564,7 @@ fn transient_failures_are_retried_until_the_download_succeeds() {
         Reply::Status(502),
         Reply::Bytes(archive),
     ]);
-    mirror.put(
-        &server.version,
-        &asset_name(&server.version, host_format()),
-        flaky,
-    );
+    mirror.put_asset(&server.version, flaky);
     let run = setup(&sandbox, &mirror, &server.version, &[]).ok();
     assert_eq!(run.stderr.matches("retrying").count(), 2, "{}", run.stderr);
     assert_installed(&sandbox, &server);
@@ -598,14 +572,12 @@ fn transient_failures_are_retried_until_the_download_succeeds() {
 
 #[test]
 fn a_connection_dropped_mid_download_is_reported() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let before = install_first(&sandbox, &server);
     let archive = release_archive(host_format(), &server.version, &server.path);
     let sent = archive.len() / 3;
-    mirror.put(
+    mirror.put_asset(
         &server.version,
-        &asset_name(&server.version, host_format()),
         Reply::HangUpAfter {
             body: archive,
             sent,
@@ -617,8 +589,7 @@ fn a_connection_dropped_mid_download_is_reported() {
 
 /// Serves `archive` honestly listed in SHA256SUMS, so that only unpacking can catch the fault.
 fn fails_to_install(archive: Vec<u8>, what: &str) {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let before = install_first(&sandbox, &server);
     mirror.put_release(
         &server.version,
@@ -762,7 +733,7 @@ fn a_binary_reporting_another_version_is_refused() {
     } else {
         "2.10.20"
     };
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (sandbox, mirror) = sandbox_with_mirror_of(&server);
     let before = install_first(&sandbox, &server);
     let archive = release_archive(host_format(), claimed, &server.path);
     mirror.put_release(claimed, &asset_name(claimed, host_format()), archive);
@@ -777,8 +748,7 @@ fn a_binary_reporting_another_version_is_refused() {
 
 #[test]
 fn scratch_of_an_interrupted_setup_is_removed_by_the_next() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let interrupted = sandbox.nats_dir().join(".setup-Xy12ab");
     fs::create_dir_all(interrupted.join("unpacked")).unwrap();
     fs::write(interrupted.join("archive.tar.gz.partial"), b"half").unwrap();
@@ -804,8 +774,7 @@ fn a_sha256_argument_contradicting_the_pin_is_refused() {
 
 #[test]
 fn a_cached_archive_is_used_only_for_the_hash_sha256sums_lists() {
-    let server = server_binary();
-    let (first, mirror) = sandbox_with_mirror(&server);
+    let (server, first, mirror) = sandbox_with_mirror();
     setup(&first, &mirror, &server.version, &[]).ok();
 
     // Another mirror whose release (and SHA256SUMS) differs from what the cache holds.
@@ -841,7 +810,7 @@ fn plant_in_cache(sandbox: &Sandbox, file: &str, url: &str, archive: &[u8]) {
 fn a_planted_cache_entry_is_never_installed() {
     let (real, planted) = two_server_binaries();
     let (real, planted) = (&real, &planted);
-    let (sandbox, mirror) = sandbox_with_mirror(real);
+    let (sandbox, mirror) = sandbox_with_mirror_of(real);
     let file = asset_name(&real.version, host_format());
     let url = format!("{}/v{}/{file}", mirror.url, real.version);
     // Another build, in an archive named for the requested release.
@@ -871,7 +840,7 @@ fn without_sha256sums_an_archive_cached_from_the_same_url_is_used_and_said_unche
     // The mirror stays, but its SHA256SUMS cannot be had: refused, or never answered (one
     // attempt, given up after its deadline: a test that ends proves there is one).
     for unreachable in [Reply::Status(503), Reply::Hang] {
-        let (first, mirror) = sandbox_with_mirror(&server);
+        let (first, mirror) = sandbox_with_mirror_of(&server);
         setup(&first, &mirror, &server.version, &[]).ok();
         let second = sharing_the_cache_of(first);
         mirror.put(&server.version, "SHA256SUMS", unreachable);
@@ -931,8 +900,7 @@ fn the_installed_binary_and_licence_get_our_modes_not_the_archives() {
 
 #[test]
 fn a_plain_http_mirror_is_named_unauthenticated_unless_a_hash_vouches() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     assert!(mirror.url.starts_with("http://"));
     let run = setup(&sandbox, &mirror, &server.version, &[]).ok();
     assert!(
@@ -942,7 +910,7 @@ fn a_plain_http_mirror_is_named_unauthenticated_unless_a_hash_vouches() {
         run.stderr
     );
 
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (sandbox, mirror) = sandbox_with_mirror_of(&server);
     let archive = release_archive(host_format(), &server.version, &server.path);
     let run = setup(
         &sandbox,
@@ -1045,16 +1013,12 @@ fn a_mirror_that_is_not_a_url_is_refused_at_once() {
 
 #[test]
 fn ports_that_contradict_an_existing_config_are_refused() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     setup(&sandbox, &mirror, &server.version, &[]).ok();
-    let config = fs::read(sandbox.nats_dir().join("nats-server.conf")).unwrap();
+    let config = fs::read(sandbox.config_file()).unwrap();
     setup(&sandbox, &mirror, &server.version, &["--port", "5000"])
         .fails_with("--regenerate-config");
-    assert_eq!(
-        fs::read(sandbox.nats_dir().join("nats-server.conf")).unwrap(),
-        config
-    );
+    assert_eq!(fs::read(sandbox.config_file()).unwrap(), config);
     setup(
         &sandbox,
         &mirror,
@@ -1062,17 +1026,16 @@ fn ports_that_contradict_an_existing_config_are_refused() {
         &["--port", "5000", "--regenerate-config"],
     )
     .ok();
-    let config = fs::read_to_string(sandbox.nats_dir().join("nats-server.conf")).unwrap();
+    let config = fs::read_to_string(sandbox.config_file()).unwrap();
     assert!(config.contains("\nport: 5000\n"), "{config}");
 }
 
 #[test]
 fn asking_for_the_configured_ports_is_fine_in_an_edited_config_and_differences_are_named() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let ports = ["--port", "5000", "--http-port", "5001", "--ws-port", "5002"];
     setup(&sandbox, &mirror, &server.version, &ports).ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
+    let config = sandbox.config_file();
     let edited = fs::read_to_string(&config)
         .unwrap()
         .replace("max_connections: 100", "max_connections: 50");
@@ -1092,8 +1055,7 @@ fn asking_for_the_configured_ports_is_fine_in_an_edited_config_and_differences_a
 
 #[test]
 fn a_second_regeneration_within_a_second_keeps_every_backup() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     // Backups that an earlier regeneration in this second (or the next minute's) would have
     // made, named by UTC time as setup names them.
@@ -1116,7 +1078,7 @@ fn a_second_regeneration_within_a_second_keeps_every_backup() {
             (path, format!("backup {stamp}"))
         })
         .collect();
-    let config = sandbox.nats_dir().join("nats-server.conf");
+    let config = sandbox.config_file();
     let edited = fs::read_to_string(&config).unwrap().replace("100", "99");
     fs::write(&config, &edited).unwrap();
 
@@ -1169,8 +1131,7 @@ fn a_deleted_token_file_is_made_anew_with_or_without_a_version_change() {
 
 #[test]
 fn an_install_for_another_host_is_replaced() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     // As a checkout shared with a machine of another kind would have it.
     let manifest = sandbox.nats_dir().join(".install.json");
@@ -1212,8 +1173,7 @@ fn versions_outside_2_10_are_refused() {
 fn an_unwritable_directory_is_reported() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let before = install_first(&sandbox, &server);
     fs::set_permissions(sandbox.root.path(), fs::Permissions::from_mode(0o755)).unwrap();
     fs::set_permissions(sandbox.nats_dir(), fs::Permissions::from_mode(0o555)).unwrap();
@@ -1238,10 +1198,9 @@ fn an_unwritable_directory_is_reported() {
 
 #[test]
 fn an_edited_config_is_kept_unless_regeneration_is_asked_for() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     setup(&sandbox, &mirror, &server.version, &[]).ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
+    let config = sandbox.config_file();
     let original = fs::read_to_string(&config).unwrap();
     let edited = original.replace("max_connections: 100", "max_connections: 50");
     fs::write(&config, &edited).unwrap();
@@ -1267,10 +1226,9 @@ fn an_edited_config_is_kept_unless_regeneration_is_asked_for() {
 
 #[test]
 fn a_broken_config_is_reported_by_the_server_check() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     setup(&sandbox, &mirror, &server.version, &[]).ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
+    let config = sandbox.config_file();
     fs::write(
         &config,
         "jetstream { max_memory: 1G }\nping_interval: 2m\nsystem_account: SYS\n",
@@ -1285,7 +1243,7 @@ fn a_rejected_config_can_be_regenerated_while_another_version_is_installed() {
     let sandbox = Sandbox::new();
     let mirror = mirror_with(&[&server, &other]);
     setup(&sandbox, &mirror, &server.version, &[]).ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
+    let config = sandbox.config_file();
     fs::write(&config, "no_such_setting_anywhere: 1\n").unwrap();
     setup(&sandbox, &mirror, &other.version, &[]).fails_with("nats-server rejects");
     // What the message advises: regenerating the config, which the new binary then checks.
@@ -1296,8 +1254,7 @@ fn a_rejected_config_can_be_regenerated_while_another_version_is_installed() {
 
 #[test]
 fn an_existing_token_is_never_overwritten_and_a_malformed_one_is_named() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     fs::create_dir_all(sandbox.nats_dir()).unwrap();
     let env = sandbox.nats_dir().join(".env.nats");
     fs::write(&env, "NATS_TOKEN=mine\n").unwrap();
@@ -1314,8 +1271,7 @@ fn an_existing_token_is_never_overwritten_and_a_malformed_one_is_named() {
 
 #[test]
 fn the_token_is_printed_only_when_asked_for() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let run = setup(&sandbox, &mirror, &server.version, &[]).ok();
     let token = sandbox.token();
     assert!(!run.stdout.contains(&token) && !run.stderr.contains(&token));
@@ -1346,8 +1302,7 @@ fn downloads_the_default_release_from_github() {
 
 #[test]
 fn without_version_setup_keeps_the_installed_version_and_makes_no_request() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     let requests = mirror.requests().len();
     for extra in [
@@ -1398,8 +1353,7 @@ fn nats_server_version_is_honoured_like_the_option() {
 
 #[test]
 fn upgrade_asks_for_the_pinned_version_and_a_failure_keeps_the_install() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let before = install_first(&sandbox, &server);
     let run = sandbox.xtask(&["setup", "--mirror", &mirror.url, "--upgrade"]);
     fails_keeping_install(&sandbox, &before, run, "v2.10.29");
@@ -1412,8 +1366,7 @@ fn upgrade_asks_for_the_pinned_version_and_a_failure_keeps_the_install() {
 
 #[test]
 fn a_failed_first_setup_leaves_the_directory_as_it_found_it() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (_, sandbox, mirror) = sandbox_with_mirror();
     // As in a fresh clone: the directory holds only its README.
     fs::create_dir_all(sandbox.nats_dir()).unwrap();
     fs::write(sandbox.nats_dir().join("README.md"), "# committed\n").unwrap();
@@ -1449,8 +1402,7 @@ fn a_failed_first_setup_leaves_the_directory_as_it_found_it() {
 
 #[test]
 fn a_failed_setup_of_an_existing_install_changes_nothing() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     setup(&sandbox, &mirror, &server.version, &[]).ok();
     fs::remove_file(sandbox.nats_dir().join(".env.nats")).unwrap();
     let before = Sandbox::tree(&sandbox.nats_dir());
@@ -1464,8 +1416,7 @@ fn a_failed_setup_of_an_existing_install_changes_nothing() {
 
 #[test]
 fn regenerating_keeps_the_configs_host_and_ports() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     setup(
         &sandbox,
         &mirror,
@@ -1477,7 +1428,7 @@ fn regenerating_keeps_the_configs_host_and_ports() {
             .collect::<Vec<_>>(),
     )
     .ok();
-    let config = sandbox.nats_dir().join("nats-server.conf");
+    let config = sandbox.config_file();
     let original = fs::read_to_string(&config).unwrap();
     assert!(original.contains("port: -1"), "{original}");
 

@@ -1,17 +1,16 @@
 //! `cargo xtask run`, `stop` and `status` driving a real nats-server, set up from a loopback
 //! mirror. Every test has its own directory, and its server picks its own ports.
 
-mod support;
-
 use std::fs;
 use std::process::{Child, Stdio};
 
-use support::*;
+use crate::support::*;
 
-/// `run --detach` in a fresh sandbox: setup from the mirror, then start.
-fn started(server: &ServerBinary) -> (Sandbox, Mirror, Endpoints) {
-    let (sandbox, mirror) = sandbox_with_mirror(server);
-    let run = detach(&sandbox, &mirror, server, Ports::picked());
+#[test]
+fn run_detach_returns_a_usable_server_and_status_reports_it() {
+    let (server, sandbox, mirror) = sandbox_with_mirror();
+    let _stop = StopOnDrop(&sandbox);
+    let run = detach(&sandbox, &mirror, &server, Ports::picked());
     let endpoints = sandbox.endpoints();
     assert!(run.stdout.contains(&endpoints.client), "{}", run.stdout);
     let token = sandbox.token();
@@ -19,30 +18,6 @@ fn started(server: &ServerBinary) -> (Sandbox, Mirror, Endpoints) {
         !run.stdout.contains(&token) && !run.stderr.contains(&token),
         "run printed the token"
     );
-    (sandbox, mirror, endpoints)
-}
-
-fn detach(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary, ports: Ports) -> Run {
-    sandbox
-        .with_ports(
-            &["run", "--detach", "--timeout", "120"],
-            mirror,
-            server,
-            ports,
-        )
-        .ok()
-}
-
-fn status_json(sandbox: &Sandbox) -> serde_json::Value {
-    let run = sandbox.xtask(&["status", "--json"]);
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
-}
-
-#[test]
-fn run_detach_returns_a_usable_server_and_status_reports_it() {
-    let server = server_binary();
-    let (sandbox, _mirror, endpoints) = started(&server);
-    let _stop = StopOnDrop(&sandbox);
     let pid = sandbox.recorded_pid().expect("a pid file");
     assert!(alive(pid));
 
@@ -53,7 +28,8 @@ fn run_detach_returns_a_usable_server_and_status_reports_it() {
         "{}",
         status.stdout
     );
-    let json = status_json(&sandbox);
+    let (ok, json) = status_json(&sandbox);
+    assert!(ok, "{json}");
     assert_eq!(json["running"], true);
     assert_eq!(json["pid"], pid);
     assert_eq!(json["version"], server.version.as_str());
@@ -76,7 +52,6 @@ fn run_detach_returns_a_usable_server_and_status_reports_it() {
     assert_eq!(reported, listening, "{varz}");
     assert_eq!(json["jetstream"]["max_storage"], 10u64 << 30);
 
-    let token = sandbox.token();
     let sent = publish_acked(&endpoints.client, &token, "READY", 3);
     assert_eq!(stored(&endpoints.client, &token, "READY"), sent);
     let command_line = command_line(pid);
@@ -92,9 +67,9 @@ fn run_detach_returns_a_usable_server_and_status_reports_it() {
 
 #[test]
 fn run_when_already_running_says_so_with_the_pid() {
-    let server = server_binary();
-    let (sandbox, mirror, _) = started(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
+    start(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
     let run = detach(&sandbox, &mirror, &server, Ports::picked());
     assert!(
@@ -116,8 +91,7 @@ fn where_it_listens(endpoints: &Endpoints) -> String {
 
 #[test]
 fn two_runs_at_once_start_one_server() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let ports = Ports::picked();
     let (a, b) = std::thread::scope(|scope| {
@@ -141,15 +115,15 @@ fn two_runs_at_once_start_one_server() {
         .count();
     assert_eq!(already, 1, "{}\n{}", a.stderr, b.stderr);
     let pid = sandbox.recorded_pid().expect("a pid file");
-    assert_eq!(status_json(&sandbox)["pid"], pid);
+    let (_, status) = status_json(&sandbox);
+    assert_eq!(status["pid"], pid);
     // One server, not two: the only process started for this directory is the recorded one.
     assert_eq!(processes_naming(&sandbox.nats_dir()), [pid]);
 }
 
 #[test]
 fn a_busy_port_is_reported_with_the_process_holding_it() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = holder.local_addr().unwrap().port();
     let ports = Ports {
@@ -171,8 +145,8 @@ fn a_busy_port_is_reported_with_the_process_holding_it() {
 
 #[test]
 fn stop_shuts_the_server_down_gracefully_and_removes_the_pid_file() {
-    let server = server_binary();
-    let (sandbox, _mirror, _) = started(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
+    start(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
     let run = sandbox.xtask(&["stop"]).ok();
     // Windows cannot ask a detached process to stop: it is terminated, and says so.
@@ -286,9 +260,9 @@ fn a_pid_reused_by_another_nats_server_is_never_signalled() {
 
 #[test]
 fn acknowledged_messages_survive_stop_and_run() {
-    let server = server_binary();
-    let (sandbox, mirror, endpoints) = started(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
+    let endpoints = start(&sandbox, &mirror, &server);
     let token = sandbox.token();
     let sent = publish_acked(&endpoints.client, &token, "ORDERS", 200);
     sandbox.xtask(&["stop"]).ok();
@@ -299,9 +273,9 @@ fn acknowledged_messages_survive_stop_and_run() {
 #[cfg(unix)]
 #[test]
 fn acknowledged_messages_survive_sigkill() {
-    let server = server_binary();
-    let (sandbox, mirror, endpoints) = started(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
+    let endpoints = start(&sandbox, &mirror, &server);
     let token = sandbox.token();
     let sent = publish_acked(&endpoints.client, &token, "PAYMENTS", 200);
     let pid = sandbox.recorded_pid().unwrap();
@@ -330,9 +304,9 @@ fn ports_files(dir: &std::path::Path) -> Vec<String> {
 #[cfg(unix)]
 #[test]
 fn stop_removes_the_ports_file_a_killed_server_left() {
-    let server = server_binary();
-    let (sandbox, _mirror, _endpoints) = started(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
+    start(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
     assert_eq!(ports_files(&sandbox.nats_dir()).len(), 1);
     signal(pid, "KILL");
@@ -354,7 +328,7 @@ mod foreground {
     use std::process::{Child, Stdio};
     use std::sync::mpsc;
 
-    use super::support::*;
+    use crate::support::*;
 
     /// `cargo xtask run` in the foreground, with its output read line by line.
     pub struct Foreground {
@@ -446,8 +420,7 @@ use foreground::{Foreground, READY};
 #[cfg(unix)]
 #[test]
 fn a_foreground_run_shows_the_log_and_stops_cleanly_on_ctrl_c() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let mut run = Foreground::start(&sandbox, &mirror, &server, Ports::picked());
     let shown = run.wait_for_line(READY);
     assert!(
@@ -470,8 +443,7 @@ fn a_foreground_run_shows_the_log_and_stops_cleanly_on_ctrl_c() {
 #[cfg(unix)]
 #[test]
 fn a_foreground_run_prints_where_its_server_listens_once_ready() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let mut run = Foreground::ready(&sandbox, &mirror, &server);
     assert_eq!(run.stdout_lines(3), where_it_listens(&sandbox.endpoints()));
     signal(run.child.id(), "INT");
@@ -481,8 +453,7 @@ fn a_foreground_run_prints_where_its_server_listens_once_ready() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_killed_foreground_xtask_takes_its_server_along() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let run = Foreground::start(&sandbox, &mirror, &server, Ports::picked());
     run.wait_for_line(READY);
     let pid = sandbox.recorded_pid().unwrap();
@@ -492,14 +463,11 @@ fn a_killed_foreground_xtask_takes_its_server_along() {
 
 #[test]
 fn a_server_that_cannot_start_is_reported_with_its_output() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let ports = Ports::picked();
     sandbox.with_ports(&["setup"], &mirror, &server, ports).ok();
     // Valid to `nats-server -t`, fatal at start: the system account is never defined.
-    let config = sandbox.nats_dir().join("nats-server.conf");
-    let text = fs::read_to_string(&config).unwrap();
-    fs::write(&config, format!("{text}\nsystem_account: SYS\n")).unwrap();
+    sandbox.edit_config(|text| format!("{text}\nsystem_account: SYS\n"));
 
     let run = sandbox
         .xtask(&["run", "--detach"])
@@ -572,13 +540,6 @@ fn outside_any_checkout_the_xtask_says_so() {
         .fails_with("is not inside a checkout of this repository");
 }
 
-/// The sandbox's config, with `edit` applied.
-fn edit_config(sandbox: &Sandbox, edit: impl FnOnce(String) -> String) {
-    let path = sandbox.nats_dir().join("nats-server.conf");
-    let text = fs::read_to_string(&path).unwrap();
-    fs::write(&path, edit(text)).unwrap();
-}
-
 /// Whether the log shows that server `pid` shut down cleanly rather than being killed.
 #[cfg(unix)]
 fn shut_down_cleanly(sandbox: &Sandbox, pid: u32) -> bool {
@@ -593,15 +554,12 @@ fn shut_down_cleanly(sandbox: &Sandbox, pid: u32) -> bool {
 #[cfg(unix)]
 #[test]
 fn a_server_that_misses_the_deadline_is_asked_to_stop_before_it_is_killed() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
     // Up and running, but never usable by the xtask's client: it wants another token.
-    edit_config(&sandbox, |text| {
-        text.replace("token: $NATS_TOKEN", "token: \"nats_someone_elses\"")
-    });
+    sandbox.edit_config(|text| text.replace("token: $NATS_TOKEN", "token: \"nats_someone_elses\""));
     // A deadline the server meets, refusing the token, even on a loaded machine.
     let run = sandbox
         .xtask(&["run", "--detach", "--timeout", "8"])
@@ -640,9 +598,9 @@ fn a_server_that_misses_the_deadline_is_asked_to_stop_before_it_is_killed() {
 #[cfg(unix)]
 #[test]
 fn stop_kills_a_server_that_does_not_stop_within_its_timeout() {
-    let server = server_binary();
-    let (sandbox, _mirror, _endpoints) = started(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
+    start(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
     signal(pid, "STOP");
 
@@ -660,12 +618,11 @@ fn stop_kills_a_server_that_does_not_stop_within_its_timeout() {
 
 #[test]
 fn a_config_without_monitoring_is_named_at_once() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
-    edit_config(&sandbox, |text| text.replace("http: ", "# http: "));
+    sandbox.edit_config(|text| text.replace("http: ", "# http: "));
     sandbox
         .xtask(&["run", "--detach", "--timeout", "120"])
         .fails_with("the config has no `http` monitoring listener");
@@ -674,16 +631,11 @@ fn a_config_without_monitoring_is_named_at_once() {
 
 #[test]
 fn a_server_without_jetstream_is_not_ready() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     sandbox
         .with_ports(&["setup"], &mirror, &server, Ports::picked())
         .ok();
-    edit_config(&sandbox, |text| {
-        let start = text.find("jetstream {").unwrap();
-        let end = start + text[start..].find('}').unwrap() + 1;
-        format!("{}{}", &text[..start], &text[end..])
-    });
+    sandbox.edit_config(|text| without_block(&text, "jetstream {"));
     let run = sandbox
         .xtask(&["run", "--detach", "--timeout", "120"])
         .fails_with("nats-server runs without JetStream");
@@ -702,8 +654,7 @@ fn a_server_without_jetstream_is_not_ready() {
 
 #[test]
 fn run_and_status_warn_when_other_machines_can_reach_the_server() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     // Ports the server picks, on every interface, for the few seconds the test runs.
     let run = sandbox
@@ -718,12 +669,12 @@ fn run_and_status_warn_when_other_machines_can_reach_the_server() {
     assert!(run.stderr.contains(warning), "{}", run.stderr);
     let status = sandbox.xtask(&["status"]).ok();
     assert!(status.stderr.contains(warning), "{}", status.stderr);
-    let json = sandbox.xtask(&["status", "--json"]).ok();
-    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let (ok, json) = status_json(&sandbox);
+    assert!(ok, "{json}");
     assert!(!json["exposed"].as_array().unwrap().is_empty(), "{json}");
 
     // On loopback, no warning.
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (sandbox, mirror) = sandbox_with_mirror_of(&server);
     let _stop = StopOnDrop(&sandbox);
     let run = detach(&sandbox, &mirror, &server, Ports::picked());
     assert!(!run.stderr.contains(warning), "{}", run.stderr);
@@ -732,8 +683,7 @@ fn run_and_status_warn_when_other_machines_can_reach_the_server() {
 #[cfg(unix)]
 #[test]
 fn a_foreground_run_stopped_from_another_terminal_exits_0() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let mut run = Foreground::ready(&sandbox, &mirror, &server);
     sandbox.xtask(&["stop"]).ok();
     let status = run.exit_status();
@@ -746,8 +696,7 @@ fn a_foreground_run_stopped_from_another_terminal_exits_0() {
 #[cfg(unix)]
 #[test]
 fn a_foreground_run_whose_server_is_ended_on_request_without_a_log_line_exits_0() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let mut run = Foreground::ready(&sandbox, &mirror, &server);
     let pid = sandbox.recorded_pid().unwrap();
     fs::write(sandbox.nats_dir().join(".stop-requested"), pid.to_string()).unwrap();
@@ -773,8 +722,7 @@ fn a_foreground_run_whose_server_is_ended_on_request_without_a_log_line_exits_0(
 #[cfg(unix)]
 #[test]
 fn a_foreground_server_killed_by_no_one_s_request_is_a_failure() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let mut run = Foreground::ready(&sandbox, &mirror, &server);
     signal(sandbox.recorded_pid().unwrap(), "KILL");
     let status = run.exit_status();

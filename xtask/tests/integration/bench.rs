@@ -1,31 +1,19 @@
 //! `cargo xtask bench` against real servers, with small message counts: every message
 //! accounted for, the JSON and CSV as documented, nothing left on the server.
 
-mod support;
-
 use serde_json::Value;
-use support::*;
 
-/// `run --detach` on ports the server picks.
-fn start(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) -> Endpoints {
-    sandbox
-        .with_ports(&["run", "--detach"], mirror, server, Ports::picked())
-        .ok();
-    sandbox.endpoints()
-}
+use crate::support::*;
 
 fn bench_json(sandbox: &Sandbox, args: &[&str]) -> Value {
     let mut all = vec!["bench", "--json"];
     all.extend_from_slice(args);
-    let run = sandbox.xtask(&all);
-    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+    sandbox.xtask(&all).ok().json()
 }
 
 #[test]
 fn every_mode_accounts_for_every_message_and_leaves_no_stream() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
 
@@ -150,11 +138,9 @@ fn every_mode_accounts_for_every_message_and_leaves_no_stream() {
     assert_eq!(kept, 0);
 }
 
-#[cfg(unix)]
 #[test]
 fn the_default_suite_runs_each_benchmark_and_the_options_reach_them() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
 
@@ -223,11 +209,11 @@ fn the_default_suite_runs_each_benchmark_and_the_options_reach_them() {
     assert_eq!(clients, ["S0", "P0"], "{written}");
 }
 
+#[cfg(unix)]
 #[test]
 fn an_interrupted_js_bench_deletes_its_stream() {
     use std::os::unix::process::CommandExt;
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
     // Built first, so that the run below is measuring when it is interrupted.
@@ -253,8 +239,7 @@ fn an_interrupted_js_bench_deletes_its_stream() {
 
 #[test]
 fn a_wrong_token_fails_fast_with_the_authorization_error() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     start(&sandbox, &mirror, &server);
     // The running server keeps the token it started with; the file gets another.
@@ -344,8 +329,7 @@ fn arguments_are_refused_before_any_server_is_installed_or_started() {
 /// bench's messages elsewhere) are reported as missing every message, in a run that completes.
 #[test]
 fn subscribers_that_receive_nothing_are_reported_missing_every_message() {
-    let server = server_binary();
-    let (sandbox, mirror) = sandbox_with_mirror(&server);
+    let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     start_with(&sandbox, &mirror, &server, |text| {
         format!(
