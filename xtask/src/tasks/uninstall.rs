@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::install::cache::Cache;
-use crate::layout::Layout;
+use crate::layout::{Layout, binary_name};
 use crate::lifecycle::Running;
 use crate::natscli::{self, Owner};
 use crate::server;
@@ -195,60 +195,57 @@ impl Found {
 
     /// The files of the server (`node`: a cluster node's) in `dir`.
     fn server(&mut self, dir: &Path, node: Option<&str>, edited_too: bool) {
+        let server = Layout::new(dir.to_path_buf());
+        let (ours, node_ours) = (node.is_none(), node.is_some());
+        let data = server.jetstream_dir();
         for path in entries(dir) {
             let name = file_name(&path);
-            match name.as_str() {
-                "nats-server" | "nats-server.exe" | "LICENSE.nats-server" | ".install.json"
-                    if node.is_none() =>
-                {
-                    self.install.push(path)
+            // Either OS's binary: a checkout may be shared between them.
+            let binary = [binary_name("linux"), binary_name("windows")].contains(&name.as_str());
+            if ours && (binary || path == server.license() || path == server.manifest()) {
+                self.install.push(path);
+            } else if ours && path == server.env_file() {
+                self.token = Some(path);
+            } else if path == server.config() {
+                let edited = fs::read_to_string(&path).map_or(true, |text| match node {
+                    None => config::is_edited(&text),
+                    Some(node) => config::is_edited_node(&text, node),
+                });
+                if edited && !edited_too {
+                    self.kept.push(path);
+                } else {
+                    self.configs.push(path);
                 }
-                ".env.nats" if node.is_none() => self.token = Some(path),
-                "nats-server.conf" => {
-                    let edited = fs::read_to_string(&path).map_or(true, |text| match node {
-                        None => config::is_edited(&text),
-                        Some(node) => config::is_edited_node(&text, node),
-                    });
-                    if edited && !edited_too {
-                        self.kept.push(path);
-                    } else {
-                        self.configs.push(path);
-                    }
+            } else if path == server.pid_file()
+                || path == server.stop_request()
+                || (ours && (path == server.setup_lock() || path == server.run_lock()))
+                || (node_ours && path == server.ports_record())
+            {
+                self.records.push(path);
+            } else if Some(path.as_path()) == data.parent() {
+                if data.exists() {
+                    self.data.push(data.clone());
                 }
-                "nats-server.pid" | ".stop-requested" => self.records.push(path),
-                ".setup.lock" | ".run.lock" if node.is_none() => self.records.push(path),
-                _ if node.is_some() && path == Layout::new(dir.to_path_buf()).ports_record() => {
-                    self.records.push(path)
-                }
-                "data" => {
-                    let jetstream = path.join("jetstream");
-                    if jetstream.exists() {
-                        self.data.push(jetstream);
-                    }
-                    self.dirs.push(path);
-                }
-                "logs" => {
-                    self.logs.extend(entries(&path).into_iter().filter(|log| {
-                        let name = file_name(log);
-                        name == "nats.log"
-                            || name.starts_with("nats.log.")
-                            || name == "nats-server.out"
-                    }));
-                    self.dirs.push(path);
-                }
-                _ if name.starts_with("nats-server.conf.") && name.ends_with(".bak") => {
-                    self.configs.push(path)
-                }
+                self.dirs.push(path);
+            } else if path == server.logs_dir() {
+                let log = file_name(&server.log_file());
+                self.logs.extend(entries(&path).into_iter().filter(|entry| {
+                    let name = file_name(entry);
+                    name == log
+                        || name.starts_with(&format!("{log}."))
+                        || *entry == server.output_file()
+                }));
+                self.dirs.push(path);
+            } else if name.starts_with("nats-server.conf.") && name.ends_with(".bak") {
+                self.configs.push(path);
+            } else if (name.starts_with("nats-server") && name.ends_with(".ports"))
+                || (name.starts_with(".tmp") && path.is_file())
+            {
                 // The server's `nats-server_<pid>.ports` (`nats-server.exe_<pid>.ports` on
                 // Windows), and what an interrupted atomic write left.
-                _ if name.starts_with("nats-server") && name.ends_with(".ports") => {
-                    self.records.push(path)
-                }
-                _ if name.starts_with(".tmp") && path.is_file() => self.records.push(path),
-                _ if name.starts_with(".setup-") && node.is_none() && path.is_dir() => {
-                    self.install.push(path)
-                }
-                _ => {}
+                self.records.push(path);
+            } else if ours && name.starts_with(".setup-") && path.is_dir() {
+                self.install.push(path);
             }
         }
     }
