@@ -1098,6 +1098,60 @@ mod not_on_this_os {
     fn an_interrupted_failover_leaves_every_node_running_on_its_own_ports() {}
 }
 
+/// `cargo xtask smoke --failover` running, its output read line by line as it comes.
+struct FailoverRun {
+    child: KillOnDrop,
+    stdout: std::sync::mpsc::Receiver<String>,
+    stderr: std::sync::mpsc::Receiver<String>,
+    said: Vec<String>,
+}
+
+impl FailoverRun {
+    fn start(mut command: Command) -> FailoverRun {
+        let mut child = KillOnDrop(
+            command
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let stdout = line_by_line(child.stdout.take().unwrap());
+        let stderr = line_by_line(child.stderr.take().unwrap());
+        FailoverRun {
+            child,
+            stdout,
+            stderr,
+            said: Vec::new(),
+        }
+    }
+
+    /// The node the checks had stopped, once the xtask says `{how} node NAME ...` (`stopping`,
+    /// `killing`).
+    fn stopped_node(&mut self, how: &str) -> String {
+        let prefix = format!("{how} node ");
+        loop {
+            let line = self
+                .stderr
+                .recv_timeout(DEADLINE)
+                .expect("no node was stopped");
+            self.said.push(line.clone());
+            if let Some(rest) = line.strip_prefix(&prefix) {
+                return rest.split_whitespace().next().unwrap().to_string();
+            }
+        }
+    }
+
+    /// Its exit code once it has ended, and all it printed on stdout and on stderr.
+    fn finish(mut self) -> (Option<i32>, String, String) {
+        let shown: Vec<String> = self.stdout.iter().collect();
+        self.said.extend(self.stderr.iter());
+        let code = wait_for(DEADLINE, || self.child.try_wait().unwrap())
+            .expect("smoke did not end")
+            .code();
+        (code, shown.join("\n"), self.said.join("\n"))
+    }
+}
+
 /// The negative control of the failover check, and what smoke does when it fails: the node it
 /// stopped cannot start again (another program took its client port while it was down), so
 /// failover fails alone, the node is named with what starts it, and once the port is free it
@@ -1109,42 +1163,17 @@ fn failover_fails_when_the_stopped_node_cannot_start_again_and_says_how_to_start
     start_cluster(&sandbox, &mirror, &server);
     let (_, before) = status_json(&sandbox);
 
-    let mut smoke = KillOnDrop(
-        sandbox
-            .command(&["smoke", "--failover"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = line_by_line(smoke.stdout.take().unwrap());
-    let stderr = line_by_line(smoke.stderr.take().unwrap());
+    let mut smoke = FailoverRun::start(sandbox.command(&["smoke", "--failover"]));
     // `stopping node n2 (pid 1234), as the checks asked`: take its port once it is down.
-    let mut said = Vec::new();
-    let (stopped, holder) = loop {
-        let line = stderr.recv_timeout(DEADLINE).expect("no node was stopped");
-        said.push(line.clone());
-        if let Some(rest) = line.strip_prefix("stopping node ") {
-            let name = rest.split_whitespace().next().unwrap().to_string();
-            let url = node(&before, &name)["client_url"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            let address = url.trim_start_matches("nats://").to_string();
-            let holder = wait_for(DEADLINE, || std::net::TcpListener::bind(&address).ok())
-                .expect("the stopped node's port was never free");
-            break (name, holder);
-        }
-    };
-    let shown: Vec<String> = stdout.iter().collect();
-    said.extend(stderr.iter());
-    let code = wait_for(DEADLINE, || smoke.try_wait().unwrap())
-        .expect("smoke did not end")
-        .code();
+    let stopped = smoke.stopped_node("stopping");
+    let url = node(&before, &stopped)["client_url"].as_str().unwrap();
+    let address = url.trim_start_matches("nats://").to_string();
+    let holder = wait_for(DEADLINE, || std::net::TcpListener::bind(&address).ok())
+        .expect("the stopped node's port was never free");
+    let (code, shown, said) = smoke.finish();
     drop(holder);
-    let said = said.join("\n");
-    let failed: Vec<&String> = shown.iter().filter(|l| l.starts_with("✗ ")).collect();
-    assert_eq!(failed.len(), 1, "{}", shown.join("\n"));
+    let failed: Vec<&str> = shown.lines().filter(|l| l.starts_with("✗ ")).collect();
+    assert_eq!(failed.len(), 1, "{shown}");
     assert!(
         failed[0].starts_with("✗ failover")
             && failed[0].contains(&format!("cannot start {stopped} again")),
@@ -1208,39 +1237,19 @@ fn an_interrupted_failover_leaves_every_node_running_on_its_own_ports() {
         let mut command = sandbox.command(&["smoke", "--failover", "--kill"]);
         // Its own process group, which Ctrl-C on a terminal would reach as a whole.
         command.process_group(0);
-        let mut smoke = KillOnDrop(
-            command
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
-        let stdout = line_by_line(smoke.stdout.take().unwrap());
-        let stderr = line_by_line(smoke.stderr.take().unwrap());
-        let mut said = Vec::new();
-        let stopped = loop {
-            let line = stderr.recv_timeout(DEADLINE).expect("no node was stopped");
-            said.push(line.clone());
-            if let Some(rest) = line.strip_prefix("killing node ") {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
+        let mut smoke = FailoverRun::start(command);
+        let stopped = smoke.stopped_node("killing");
         if interruption == "Ctrl-C" {
-            let group = format!("-{}", smoke.id());
+            let group = format!("-{}", smoke.child.id());
             let status = Command::new("kill")
                 .args(["-INT", "--", &group])
                 .status()
                 .unwrap();
             assert!(status.success());
         } else {
-            signal(child_named(smoke.id(), "xtask-smoke"), "KILL");
+            signal(child_named(smoke.child.id(), "xtask-smoke"), "KILL");
         }
-        let shown: Vec<String> = stdout.iter().collect();
-        said.extend(stderr.iter());
-        let code = wait_for(DEADLINE, || smoke.try_wait().unwrap())
-            .expect("smoke did not end")
-            .code();
-        let (said, shown) = (said.join("\n"), shown.join("\n"));
+        let (code, shown, said) = smoke.finish();
         if interruption == "Ctrl-C" {
             assert_eq!(code, Some(130), "{said}\n{shown}");
             assert!(

@@ -45,12 +45,25 @@ pub fn publish_acked_replicated(
         // Just after a cluster starts, its meta leader may not count every peer online for
         // placement yet: that passes within seconds.
         let started = std::time::Instant::now();
-        while let Err(e) = js.get_or_create_stream(config.clone()).await {
-            assert!(
-                e.to_string().contains("no suitable peers") && started.elapsed() < DEADLINE,
-                "cannot create {stream}: {e}"
-            );
+        let mut created = loop {
+            match js.get_or_create_stream(config.clone()).await {
+                Ok(created) => break created,
+                Err(e) => assert!(
+                    e.to_string().contains("no suitable peers") && started.elapsed() < DEADLINE,
+                    "cannot create {stream}: {e}"
+                ),
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        // Until its own group has elected a leader, a replicated stream's publishes find no
+        // stream.
+        while !created
+            .info()
+            .await
+            .is_ok_and(|info| info.cluster.as_ref().is_none_or(|c| c.leader.is_some()))
+        {
+            assert!(started.elapsed() < DEADLINE, "{stream} has no leader");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let mut payloads = Vec::new();
         for i in range {
