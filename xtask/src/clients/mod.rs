@@ -70,7 +70,7 @@ pub(crate) fn build(root: &Path, program: Program) -> Result<PathBuf> {
         let said = String::from_utf8_lossy(&output.stderr);
         let lines: Vec<&str> = said.lines().collect();
         bail!(
-            "cannot build the client programs (`cargo build --package xtask-smoke --bins`, \
+            "cannot build the client programs (`cargo build --package xtask-clients --bins`, \
              {}){}{}",
             output.status,
             if lines.is_empty() { "" } else { ":\n" },
@@ -92,7 +92,7 @@ pub(crate) fn build(root: &Path, program: Program) -> Result<PathBuf> {
 
 fn build_command(root: &Path, progress: bool) -> Command {
     let mut build = process::cargo();
-    build.args(["build", "--package", "xtask-smoke", "--bins"]);
+    build.args(["build", "--package", "xtask-clients", "--bins"]);
     if !progress {
         build.arg("--quiet");
     }

@@ -12,7 +12,7 @@ mod progress;
 mod pubsub;
 mod report;
 mod request;
-#[path = "../server.rs"]
+#[path = "../../server.rs"]
 mod server;
 
 use std::process::ExitCode;

@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 mod failover;
+#[path = "../../server.rs"]
 mod server;
 
 use server::unique_id;
