@@ -1,5 +1,5 @@
-//! The NATS client programs of the `xtask-smoke` crate (`xtask/smoke/`): the smoke checks and
-//! the bench. Built on first use, apart from the xtask, so that the client and its runtime do
+//! The NATS client programs of the `xtask-clients` crate (`xtask/clients/`): the smoke checks
+//! and the bench. Built on first use, apart from the xtask, so that the client and its runtime do
 //! not weigh on every `cargo xtask` build; built without the token in the environment, so that
 //! no build script or proc-macro ever sees it.
 
@@ -24,19 +24,19 @@ const DEADLINE: Duration = Duration::from_secs(15 * 60);
 /// A program of the crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Program {
-    /// `xtask-smoke`.
-    Checks,
+    /// `xtask-smoke`: the checks of `cargo xtask smoke`.
+    Smoke,
     /// `xtask-bench`: the same client build as the checks' (the workspace's dev profile
     /// optimises the client, so that it is not what limits the figures).
     Bench,
 }
 
 impl Program {
-    const ALL: [Program; 2] = [Program::Checks, Program::Bench];
+    const ALL: [Program; 2] = [Program::Smoke, Program::Bench];
 
     fn name(self) -> &'static str {
         match self {
-            Program::Checks => "xtask-smoke",
+            Program::Smoke => "xtask-smoke",
             Program::Bench => "xtask-bench",
         }
     }
@@ -57,7 +57,7 @@ pub(crate) fn build(root: &Path, program: Program) -> Result<PathBuf> {
     let progress = first && std::io::stderr().is_terminal();
     if first {
         eprintln!(
-            "building the client programs of `smoke` and `bench` (crate `xtask-smoke`): once for \
+            "building the client programs of `smoke` and `bench` (crate `xtask-clients`): once for \
              this checkout, later runs reuse them"
         );
     }
@@ -70,7 +70,7 @@ pub(crate) fn build(root: &Path, program: Program) -> Result<PathBuf> {
         let said = String::from_utf8_lossy(&output.stderr);
         let lines: Vec<&str> = said.lines().collect();
         bail!(
-            "cannot build the client programs (`cargo build --package xtask-smoke --bins`, \
+            "cannot build the client programs (`cargo build --package xtask-clients --bins`, \
              {}){}{}",
             output.status,
             if lines.is_empty() { "" } else { ":\n" },
@@ -92,7 +92,7 @@ pub(crate) fn build(root: &Path, program: Program) -> Result<PathBuf> {
 
 fn build_command(root: &Path, progress: bool) -> Command {
     let mut build = process::cargo();
-    build.args(["build", "--package", "xtask-smoke", "--bins"]);
+    build.args(["build", "--package", "xtask-clients", "--bins"]);
     if !progress {
         build.arg("--quiet");
     }

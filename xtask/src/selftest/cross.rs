@@ -288,7 +288,11 @@ mod tests {
         };
         let messages = [
             message("/repo/xtask/Cargo.toml", "warning", "unused import"),
-            message("/repo/xtask/smoke/Cargo.toml", "error", "mismatched types"),
+            message(
+                "/repo/xtask/clients/Cargo.toml",
+                "error",
+                "mismatched types",
+            ),
             message("/repo/xtask/Cargo.toml", "note", "a note"),
             message(
                 "/usr/lib/rustlib/src/rust/library/std/Cargo.toml",

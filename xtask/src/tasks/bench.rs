@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: what this server (or cluster) carries, measured as `nats bench` does.
 //! This part finds the server (or starts a temporary one); the load is the `xtask-bench`
-//! program of the `xtask-smoke` crate, which shares the smoke checks' client build.
+//! program of the `xtask-clients` crate, which shares the smoke checks' client build.
 
 use std::path::Path;
 use std::process::{Command, ExitCode};

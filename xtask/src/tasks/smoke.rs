@@ -1,7 +1,7 @@
 //! `cargo xtask smoke`: proves that the server works. This part finds the server (or starts a
 //! temporary one) and does what the checks ask of it (stopping and starting nodes); the checks
-//! themselves are the `xtask-smoke` crate (`xtask/smoke/`), built on first use so that its
-//! NATS client does not slow every `cargo xtask` build.
+//! themselves are the `xtask-smoke` program of the `xtask-clients` crate (`xtask/clients/`),
+//! built on first use so that its NATS client does not slow every `cargo xtask` build.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -21,8 +21,11 @@ use crate::util::process;
 
 /// How long the checks may take in all.
 const DEADLINE: Duration = Duration::from_secs(5 * 60);
-/// What starts a line in which the checks ask the xtask for something (`xtask-smoke`'s
-/// `failover::REQUEST_PREFIX`).
+/// The failover check's request protocol: a line the checks print that starts with this asks
+/// the xtask to stop or start a node (`@xtask stop n2 graceful`, `@xtask start n2`), and the
+/// answer goes to their stdin, `ok` or `failed: why`. The checks' side is
+/// `xtask_clients::REQUEST_PREFIX` (`xtask/clients/src/lib.rs`): a constant on each side, since
+/// the xtask does not depend on that crate, whose client would weigh on its build.
 const REQUEST_PREFIX: &str = "@xtask ";
 
 /// Prove the server works: health, auth, pub/sub, request/reply, JetStream, WebSocket.
@@ -38,7 +41,7 @@ const REQUEST_PREFIX: &str = "@xtask ";
 /// every node; `--failover` then stops the node leading a replicated stream while a client
 /// publishes to it, proves that no acknowledged message is lost, and starts the node again.
 ///
-/// The first run builds the checks (the `xtask-smoke` crate). `--version` and `--mirror` matter
+/// The first run builds the checks (the `xtask-clients` crate). `--version` and `--mirror` matter
 /// only when nothing is installed yet; NATS_XTASK_CACHE and the proxy variables are read as
 /// for `setup` then.
 #[derive(Debug, clap::Args)]
@@ -68,7 +71,7 @@ pub(crate) struct Smoke {
 impl Smoke {
     pub(crate) fn run(&self, layout: &Layout, root: &Path) -> Result<ExitCode> {
         // Built first, without the token: no build script or proc-macro ever sees it.
-        let checks = clients::build(root, Program::Checks)?;
+        let checks = clients::build(root, Program::Smoke)?;
         let mut target = Target::find(layout, self.cluster || self.failover, &self.source)?;
         // Ctrl-C ends the checks (they share the terminal) but not this process, which still
         // has a temporary server to stop and delete, or a node to start again.

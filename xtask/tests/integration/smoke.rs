@@ -521,7 +521,7 @@ fn the_first_smoke_announces_one_build_of_both_programs_and_bench_reuses_it() {
     let lines: Vec<&str> = smoke.stderr.lines().collect();
     assert_eq!(
         lines[0],
-        "building the client programs of `smoke` and `bench` (crate `xtask-smoke`): once for \
+        "building the client programs of `smoke` and `bench` (crate `xtask-clients`): once for \
          this checkout, later runs reuse them",
         "{}",
         smoke.stderr

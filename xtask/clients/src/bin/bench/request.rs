@@ -9,11 +9,12 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
+use xtask_clients::unique_id;
 
 use crate::measure::{ClientRun, Group, latency_histogram, record};
 use crate::progress::Progress;
 use crate::report::{self, Outcome};
-use crate::{Length, Target, unique_id};
+use crate::{Length, Target};
 
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Options {

@@ -12,11 +12,12 @@ use async_nats::jetstream::{self, consumer::pull, stream::StorageType};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
+use xtask_clients::{server, unique_id};
 
 use crate::measure::{ClientRun, Group, latency_histogram, record};
 use crate::progress::{Goal, Progress};
 use crate::report::{Outcome, count};
-use crate::{Length, Target, unique_id};
+use crate::{Length, Target};
 
 /// How long a publish may wait for its acknowledgement, and the consumer for a message.
 const ACK_WAIT: Duration = Duration::from_secs(10);
@@ -119,7 +120,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
             match js.create_stream(config.clone()).await {
                 Ok(mut stream) => {
                     created.set(true);
-                    crate::server::stream_led(&mut stream, Duration::from_secs(10)).await;
+                    server::stream_led(&mut stream, Duration::from_secs(10)).await;
                     break;
                 }
                 Err(e)
@@ -228,7 +229,7 @@ async fn measure(
         })
         .await
         .context("cannot create the consumer")?;
-    crate::server::consumer_led(&mut consumer, Duration::from_secs(10)).await;
+    server::consumer_led(&mut consumer, Duration::from_secs(10)).await;
     // What the stream holds: every acknowledged message, and maybe some whose acknowledgement
     // was lost; all of it is read back.
     let stored = stream.cached_info().state.messages;

@@ -12,8 +12,6 @@ mod progress;
 mod pubsub;
 mod report;
 mod request;
-#[path = "../server.rs"]
-mod server;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,11 +19,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, FromArgMatches, Parser};
+use xtask_clients::Threads;
 
 use measure::CpuWatch;
 use progress::Goal;
 use report::{Outcome, Report};
-pub(crate) use server::unique_id;
 
 /// Measures what a NATS server carries. Run through `cargo xtask bench`.
 #[derive(Debug, Parser)]
@@ -171,12 +169,7 @@ impl Target {
     pub(crate) async fn slow_consumers(&self) -> u64 {
         let mut total = 0;
         for url in &self.monitoring {
-            let url = format!("{url}/varz");
-            let varz = tokio::task::spawn_blocking(move || {
-                xtask_probe::get_json(&xtask_probe::monitoring_agent(), &url)
-            })
-            .await;
-            if let Ok(Ok(varz)) = varz {
+            if let Ok(varz) = xtask_clients::get_json(format!("{url}/varz")).await {
                 total += varz["slow_consumers"].as_u64().unwrap_or(0);
             }
         }
@@ -323,16 +316,8 @@ fn main() -> ExitCode {
             }
         };
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = xtask_clients::runtime(Threads::Workers(2)) else {
+        return ExitCode::FAILURE;
     };
     // Ctrl-C ends pubsub and request at once (they leave nothing behind); js catches it to
     // delete its stream first.

@@ -9,11 +9,12 @@ use anyhow::Result;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
+use xtask_clients::{server, unique_id};
 
 use crate::measure::{ClientRun, Group};
 use crate::progress::{Goal, Progress};
 use crate::report::{Outcome, count};
-use crate::{Length, Target, unique_id};
+use crate::{Length, Target};
 
 /// Publishers flush (a round trip to the server) every so many messages, so that they cannot
 /// run ahead of what the server and the subscribers take.
@@ -65,7 +66,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
     for j in 0..options.subs {
         let client = target.connect(&format!("cargo xtask bench S{j}")).await?;
         let subscription = client.subscribe(subject.clone()).await?;
-        crate::server::read_by_the_server(&client, "bench", Duration::from_secs(10)).await?;
+        server::read_by_the_server(&client, "bench", Duration::from_secs(10)).await?;
         subscribers.push((client, subscription));
     }
     let mut publishers = Vec::new();

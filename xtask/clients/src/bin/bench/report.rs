@@ -94,14 +94,11 @@ impl Report {
     /// The server measured, as it says of itself.
     pub(crate) async fn about(target: &Target) -> Result<Report> {
         let url = format!("{}/varz", target.monitoring[0]);
-        let varz = tokio::task::spawn_blocking(move || {
-            xtask_probe::get_json(&xtask_probe::monitoring_agent(), &url)
-        })
-        .await??;
+        let varz = xtask_clients::get_json(url).await?;
         Ok(Report {
             version: varz["version"].as_str().unwrap_or("?").to_string(),
             nodes: target.clients.len(),
-            run_id: crate::unique_id(),
+            run_id: xtask_clients::unique_id(),
             outcomes: Vec::new(),
         })
     }

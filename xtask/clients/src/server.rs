@@ -1,19 +1,11 @@
 //! Waiting on the server, for the checks and the bench alike: until it has read what a client
-//! sent, until a replicated stream's or consumer's RAFT group has elected its leader. And names
-//! no other run shares.
+//! sent, until a replicated stream's or consumer's RAFT group has elected its leader.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use async_nats::jetstream::consumer::{Consumer, pull};
 use async_nats::jetstream::stream::Stream;
-
-/// Eight hex digits from the OS's random source: names no other run shares.
-pub fn unique_id() -> String {
-    let mut bytes = [0u8; 4];
-    let _ = getrandom::fill(&mut bytes);
-    format!("{:08x}", u32::from_be_bytes(bytes))
-}
 
 /// Returns once the server has read everything `client` sent so far (a subscription, say), so
 /// that another connection's messages find it. `flush` only writes to the socket; the server
@@ -24,7 +16,7 @@ pub async fn read_by_the_server(
     prefix: &str,
     within: Duration,
 ) -> Result<()> {
-    let nobody = format!("{prefix}.{}.sync", unique_id());
+    let nobody = format!("{prefix}.{}.sync", crate::unique_id());
     match tokio::time::timeout(within, client.request(nobody, bytes::Bytes::new())).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(()),

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use async_nats::jetstream::{self, message::PublishMessage};
 
-use crate::{Target, expect, get_json, stream_state, then_delete};
+use xtask_clients::{REQUEST_PREFIX, get_json};
 
-/// What starts a line that asks the xtask for something.
-pub(crate) const REQUEST_PREFIX: &str = "@xtask ";
+use crate::Target;
+use crate::checks::{counted, expect, stream_state, then_delete};
 
 /// Messages acknowledged before the stop, and after it.
 const BEFORE: u64 = 20;
@@ -265,7 +265,7 @@ async fn caught_up(
                 "expected {node}'s replica current with {count} messages within {} s, seen \
                  current: {current}, {} on {node}, {} in the stream",
                 CATCH_UP.as_secs(),
-                crate::counted(&held, "message"),
+                counted(&held, "message"),
                 info.state.messages
             );
         }

@@ -1,0 +1,78 @@
+//! What the two client programs, `xtask-smoke` and `xtask-bench`, share, so that neither keeps
+//! a copy: the runtime they run on, names no other run shares, the monitoring endpoint's
+//! answers, and (in [`server`]) waiting until the server has done what a client asked.
+
+pub mod server;
+
+use anyhow::Result;
+use serde_json::Value;
+
+/// The failover check's request protocol: a line `xtask-smoke` prints that starts with this
+/// asks the xtask running it to stop or start a node (`@xtask stop n2 graceful`, `@xtask start
+/// n2`), and the answer comes on its stdin, `ok` or `failed: why`. The xtask's side is the
+/// `REQUEST_PREFIX` of its `tasks/smoke.rs`: a constant on each side, since the xtask does not
+/// depend on this crate, whose client would weigh on its build.
+pub const REQUEST_PREFIX: &str = "@xtask ";
+
+/// Eight hex digits from the OS's random source: names no other run shares.
+pub fn unique_id() -> String {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    format!("{:08x}", u32::from_be_bytes(bytes))
+}
+
+/// The threads a program's async runtime runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Threads {
+    /// The program's own thread alone.
+    Current,
+    /// This many worker threads.
+    Workers(usize),
+}
+
+/// The async runtime, with its I/O and timers; `None` once it has said why it cannot start,
+/// as `main` says an error.
+pub fn runtime(threads: Threads) -> Option<tokio::runtime::Runtime> {
+    let mut builder = match threads {
+        Threads::Current => tokio::runtime::Builder::new_current_thread(),
+        Threads::Workers(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+    };
+    match builder.enable_all().build() {
+        Ok(runtime) => Some(runtime),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
+/// GETs a monitoring URL: its status and body.
+pub async fn get(url: String) -> Result<(u16, String)> {
+    tokio::task::spawn_blocking(move || xtask_probe::get(&xtask_probe::monitoring_agent(), &url))
+        .await?
+}
+
+/// GETs a monitoring URL that must answer with JSON.
+pub async fn get_json(url: String) -> Result<Value> {
+    tokio::task::spawn_blocking(move || {
+        xtask_probe::get_json(&xtask_probe::monitoring_agent(), &url)
+    })
+    .await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_eight_hex_digits_and_differ() {
+        let (a, b) = (unique_id(), unique_id());
+        assert_eq!(a.len(), 8);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}
