@@ -847,6 +847,24 @@ fn free_port_block() -> u16 {
         .expect("no free block of ports between 20000 and 28000")
 }
 
+/// `run --cluster --detach` with every port option, n1's ports at `base`, `base + 1` and
+/// `base + 2` and its routes at `base + 2000`.
+fn moving_the_cluster_to(base: u16) -> Vec<String> {
+    let port = |offset: u16| (base + offset).to_string();
+    let mut args: Vec<String> = ["run", "--cluster", "--detach", "--timeout", "120"]
+        .map(String::from)
+        .to_vec();
+    for (option, offset) in [
+        ("--port", 0),
+        ("--http-port", 1),
+        ("--ws-port", 2),
+        ("--cluster-port", 2000),
+    ] {
+        args.extend([option.to_string(), port(offset)]);
+    }
+    args
+}
+
 #[test]
 fn a_first_cluster_takes_its_ports_from_the_single_servers_config_and_port_options_move_it() {
     let (server, sandbox, mirror) = sandbox_with_mirror();
@@ -908,24 +926,7 @@ fn a_first_cluster_takes_its_ports_from_the_single_servers_config_and_port_optio
     std::fs::write(&n2_config, &edited).unwrap();
     let moved = free_port_block();
     assert_ne!(moved, base, "the same block twice");
-    let port = |offset: u16| (moved + offset).to_string();
-    let run = sandbox
-        .xtask(&[
-            "run",
-            "--cluster",
-            "--detach",
-            "--timeout",
-            "120",
-            "--port",
-            &port(0),
-            "--http-port",
-            &port(1),
-            "--ws-port",
-            &port(2),
-            "--cluster-port",
-            &port(2000),
-        ])
-        .ok();
+    let run = sandbox.xtask(&moving_the_cluster_to(moved)).ok();
     let (_, status) = status_json(&sandbox);
     for (k, name) in ["n1", "n2", "n3"].iter().enumerate() {
         assert_eq!(
@@ -1295,19 +1296,7 @@ fn ports_a_node_picked_win_over_port_options_and_its_config_edits_stay() {
     // Other ports asked for: every node comes back on the ports it picked (`ports.json`), and
     // the edited config is started as it is.
     let base = free_port_block();
-    let port = |offset: u16| (base + offset).to_string();
-    let options = [
-        "--port",
-        &port(0),
-        "--http-port",
-        &port(1),
-        "--ws-port",
-        &port(2),
-        "--cluster-port",
-        &port(2000),
-    ];
-    let mut args = vec!["run", "--cluster", "--detach", "--timeout", "120"];
-    args.extend(options);
+    let args = moving_the_cluster_to(base);
     sandbox.xtask(&args).ok();
     let (ok, after) = status_json(&sandbox);
     assert!(ok, "{after}");

@@ -47,12 +47,12 @@ impl Sandbox {
     }
 
     /// Runs `cargo xtask <args>` against this sandbox's directory and cache.
-    pub fn xtask(&self, args: &[&str]) -> Run {
+    pub fn xtask(&self, args: &[impl AsRef<std::ffi::OsStr>]) -> Run {
         let mut command = self.command(args);
         Run::from(command.output().unwrap())
     }
 
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub fn command(&self, args: &[impl AsRef<std::ffi::OsStr>]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
         command.arg("--dir").arg(self.nats_dir()).args(args);
         // Nothing of the developer's shell reaches the xtask under test: no NATS_* variable
