@@ -24,16 +24,47 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-/// The module paths `text` names after `prefix` (`crate::`, `super::`): `tasks`, `util`, ...
+/// The modules `text` names right after `prefix` (`crate::`, `super::`): `tasks` in
+/// `crate::tasks::x`, and `tasks` and `util` in `crate::{tasks, util::files}`.
 fn named_after<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
-    text.match_indices(prefix)
-        .filter(|(at, _)| !text[..*at].ends_with(|c: char| c.is_alphanumeric() || c == '_'))
-        .filter_map(|(at, _)| {
-            let rest = &text[at + prefix.len()..];
-            let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_'))?;
-            Some(&rest[..end])
-        })
-        .collect()
+    let name = |rest: &'a str| {
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        &rest[..end]
+    };
+    let mut names = Vec::new();
+    for (at, _) in text.match_indices(prefix) {
+        if text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = &text[at + prefix.len()..];
+        match rest.strip_prefix('{') {
+            Some(group) => {
+                // The names at the group's top level, up to its closing brace.
+                let mut depth = 0;
+                let mut start = 0;
+                for (i, c) in group.char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => {
+                            names.push(name(group[start..i].trim_start()));
+                            break;
+                        }
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            names.push(name(group[start..i].trim_start()));
+                            start = i + 1;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            None => names.push(name(rest)),
+        }
+    }
+    names.retain(|n| !n.is_empty());
+    names
 }
 
 #[test]
@@ -90,4 +121,8 @@ fn the_checks_see_what_they_look_for() {
         ["tasks"]
     );
     assert_eq!(named_after("use super::run;", "super::"), ["run"]);
+    assert_eq!(
+        named_after("use crate::{tasks, util::{files, units}, x};", "crate::"),
+        ["tasks", "util", "x"]
+    );
 }

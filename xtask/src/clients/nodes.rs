@@ -223,7 +223,9 @@ impl ClusterNodes {
             return;
         }
         for name in self.stopped.clone() {
-            if let Err(e) = self.restart(&name, "which the checks stopped and did not start") {
+            if let Err(e) =
+                self.restart(&name, "as the checks stopped it and did not start it again")
+            {
                 eprintln!(
                     "warning: node {name}, stopped by the checks, could not be started again: \
                      {e:#}; `cargo xtask run --cluster --detach` starts it"

@@ -72,7 +72,7 @@ pub(crate) fn wait_ready(
 
 /// Every node's endpoints once the meta group has formed, else what is not yet.
 ///
-/// Asks only what logs nothing (`/jsz`, `/varz`): `/healthz` logs a warning each time it
+/// Asks only what logs nothing (`/jsz`): `/healthz` logs a warning each time it
 /// fails, and polled while the meta group formed it filled each node's log with them.
 fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, String> {
     let mut all = Vec::new();

@@ -35,7 +35,7 @@ pub(crate) fn check_node(layout: &Layout, node: &str) -> Result<()> {
 }
 
 /// How many nodes the cluster in `layout` was started with.
-pub(crate) fn recorded_count(layout: &Layout) -> Option<usize> {
+fn recorded_count(layout: &Layout) -> Option<usize> {
     let text = fs::read_to_string(layout.cluster_state()).ok()?;
     let state: Value = serde_json::from_str(&text).ok()?;
     state["nodes"].as_u64().map(|n| n as usize)

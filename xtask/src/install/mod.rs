@@ -1,6 +1,8 @@
-//! Installing the server binary: obtain a verified archive, unpack it into a staging directory
-//! beside the target, check that the binary runs and is the requested version, then move it
-//! into place. Until that last rename nothing of a previous install is touched, and the staging
+//! A verified nats-server in the server's directory: what a release is called (`release`),
+//! getting its archive (`download`, `cache`), unpacking it (`archive`), the setup operation
+//! (`setup`), and here the install itself: obtain a verified archive, unpack it into a staging
+//! directory beside the target, check that the binary runs and is the requested version, then
+//! move it into place. Until that last rename nothing of a previous install is touched, and the staging
 //! directory deletes itself whatever happens.
 
 use std::fmt;
@@ -20,9 +22,9 @@ use cache::Cache;
 use download::Downloader;
 use release::{Asset, Format, Version, sha256_in_sums};
 
-pub(crate) mod archive;
+mod archive;
 pub(crate) mod cache;
-pub(crate) mod download;
+mod download;
 pub(crate) mod release;
 mod setup;
 

@@ -32,12 +32,12 @@ pub(crate) struct SetupOptions {
     /// Rewrite the config from the template, keeping the old file beside it.
     pub(crate) regenerate_config: bool,
     pub(crate) listen: ListenArgs,
-    /// On behalf of `run`: say only what changed.
+    /// On behalf of `run` or the clients' server: say only what changed.
     pub(crate) for_run: bool,
 }
 
-/// Installs what is missing and keeps what is there; returns the token. A setup that fails
-/// leaves the directory as it found it.
+/// Sets up as `options` ask (a plain setup installs what is missing and keeps what is there);
+/// returns the token. A setup that fails leaves the directory as it found it.
 pub(crate) fn setup(layout: &Layout, options: &SetupOptions) -> Result<String> {
     options.run(layout)
 }

@@ -108,7 +108,7 @@ impl Smoke {
         }
         let (status, printed) = outcome?;
         // Interrupted (130) or ended by a signal: there is no report to print.
-        let ended = !matches!(status.code(), Some(0 | 1));
+        let ended = matches!(status.code(), Some(130) | None);
         if status.code().is_none() {
             eprintln!("the smoke checks were ended ({status}) before they finished");
         }

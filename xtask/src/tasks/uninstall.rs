@@ -149,7 +149,8 @@ impl Uninstall {
     }
 }
 
-/// What the xtask made in a server's directory, found by name.
+/// What the xtask made in a server's directory, found by the paths `Layout` gives them (and
+/// the names of the backups, ports files and staging directories it leaves beside them).
 #[derive(Debug, Default)]
 struct Found {
     /// The binary, its licence, `.install.json`, and staging directories of interrupted setups.
@@ -196,15 +197,15 @@ impl Found {
     /// The files of the server (`node`: a cluster node's) in `dir`.
     fn server(&mut self, dir: &Path, node: Option<&str>, edited_too: bool) {
         let server = Layout::new(dir.to_path_buf());
-        let (ours, node_ours) = (node.is_none(), node.is_some());
+        let (single, is_node) = (node.is_none(), node.is_some());
         let data = server.jetstream_dir();
         for path in entries(dir) {
             let name = file_name(&path);
             // Either OS's binary: a checkout may be shared between them.
             let binary = [binary_name("linux"), binary_name("windows")].contains(&name.as_str());
-            if ours && (binary || path == server.license() || path == server.manifest()) {
+            if single && (binary || path == server.license() || path == server.manifest()) {
                 self.install.push(path);
-            } else if ours && path == server.env_file() {
+            } else if single && path == server.env_file() {
                 self.token = Some(path);
             } else if path == server.config() {
                 let edited = fs::read_to_string(&path).map_or(true, |text| match node {
@@ -218,8 +219,8 @@ impl Found {
                 }
             } else if path == server.pid_file()
                 || path == server.stop_request()
-                || (ours && (path == server.setup_lock() || path == server.run_lock()))
-                || (node_ours && path == server.ports_record())
+                || (single && (path == server.setup_lock() || path == server.run_lock()))
+                || (is_node && path == server.ports_record())
             {
                 self.records.push(path);
             } else if Some(path.as_path()) == data.parent() {
@@ -244,7 +245,7 @@ impl Found {
                 // The server's `nats-server_<pid>.ports` (`nats-server.exe_<pid>.ports` on
                 // Windows), and what an interrupted atomic write left.
                 self.records.push(path);
-            } else if ours && name.starts_with(".setup-") && path.is_dir() {
+            } else if single && name.starts_with(".setup-") && path.is_dir() {
                 self.install.push(path);
             }
         }

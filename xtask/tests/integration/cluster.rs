@@ -1262,7 +1262,7 @@ fn an_interrupted_failover_leaves_every_node_running_on_its_own_ports() {
             assert_eq!(code, Some(128 + 9), "{said}\n{shown}");
             assert!(
                 said.contains(&format!(
-                    "starting node {stopped} again on its own ports, which the checks stopped"
+                    "starting node {stopped} again on its own ports, as the checks stopped it"
                 )),
                 "{said}"
             );

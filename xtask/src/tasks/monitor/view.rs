@@ -27,7 +27,7 @@ fn rate_text(
 }
 
 /// The view on a terminal.
-pub(super) fn screen(sample: &Sample, rates: Option<Rates>, url: &str) -> String {
+fn screen(sample: &Sample, rates: Option<Rates>, url: &str) -> String {
     let v = &sample.varz;
     let j = &sample.jsz;
     let plain = |value: &Value| {
