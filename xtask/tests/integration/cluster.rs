@@ -43,6 +43,21 @@ fn route_password(sandbox: &Sandbox) -> String {
         .to_string()
 }
 
+/// Every node's `status --json` once each runs where it did in `before` (its client URL), which
+/// the test asserts; `context` goes with a failure.
+fn every_node_runs_where_it_did(sandbox: &Sandbox, before: &Value, context: &str) -> Value {
+    let (ok, after) = status_json(sandbox);
+    assert!(ok, "{context}\n{after}");
+    for name in ["n1", "n2", "n3"] {
+        assert_eq!(
+            node(&after, name)["client_url"],
+            node(before, name)["client_url"],
+            "{context}\n{after}"
+        );
+    }
+    after
+}
+
 /// Stops the cluster however the test ends.
 struct StopCluster<'a>(&'a Sandbox);
 
@@ -445,15 +460,7 @@ fn monitor_and_smoke_failover_see_every_node_and_the_node_count_is_kept() {
         smoke.stderr
     );
     // Every node runs again, the killed one on its own ports, and no stream is left.
-    let (ok, after) = status_json(&sandbox);
-    assert!(ok, "{after}");
-    for name in ["n1", "n2", "n3"] {
-        assert_eq!(
-            node(&after, name)["client_url"],
-            node(&before, name)["client_url"],
-            "{after}"
-        );
-    }
+    let after = every_node_runs_where_it_did(&sandbox, &before, "");
     assert_ne!(node(&after, killed)["pid"], node(&before, killed)["pid"]);
     assert_eq!(node_json(&after, "n1", "/jsz")["streams"], 0);
     sandbox.xtask(&["stop"]).ok();
@@ -1267,15 +1274,7 @@ fn an_interrupted_failover_leaves_every_node_running_on_its_own_ports() {
                 "{said}"
             );
         }
-        let (ok, after) = status_json(&sandbox);
-        assert!(ok, "{interruption}: {after}\n{said}");
-        for name in ["n1", "n2", "n3"] {
-            assert_eq!(
-                node(&after, name)["client_url"],
-                node(&before, name)["client_url"],
-                "{interruption}: {after}"
-            );
-        }
+        every_node_runs_where_it_did(&sandbox, &before, &format!("{interruption}: {said}"));
     }
 }
 
@@ -1298,15 +1297,7 @@ fn ports_a_node_picked_win_over_port_options_and_its_config_edits_stay() {
     let base = free_port_block();
     let args = moving_the_cluster_to(base);
     sandbox.xtask(&args).ok();
-    let (ok, after) = status_json(&sandbox);
-    assert!(ok, "{after}");
-    for name in ["n1", "n2", "n3"] {
-        assert_eq!(
-            node(&after, name)["client_url"],
-            node(&before, name)["client_url"],
-            "{after}"
-        );
-    }
+    every_node_runs_where_it_did(&sandbox, &before, "");
     let config = std::fs::read_to_string(n2.join("nats-server.conf")).unwrap();
     assert_eq!(config, edited);
     let backups = |dir: &std::path::Path| -> Vec<String> {
