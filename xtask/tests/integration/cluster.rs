@@ -1138,10 +1138,14 @@ impl FailoverRun {
     fn stopped_node(&mut self, how: &str) -> String {
         let prefix = format!("{how} node ");
         loop {
-            let line = self
-                .stderr
-                .recv_timeout(DEADLINE)
-                .expect("no node was stopped");
+            let Ok(line) = self.stderr.recv_timeout(DEADLINE) else {
+                let shown: Vec<String> = self.stdout.try_iter().collect();
+                panic!(
+                    "no node was stopped:\n{}\n{}",
+                    self.said.join("\n"),
+                    shown.join("\n")
+                );
+            };
             self.said.push(line.clone());
             if let Some(rest) = line.strip_prefix(&prefix) {
                 return rest.split_whitespace().next().unwrap().to_string();
