@@ -208,9 +208,8 @@ pub(crate) fn start_cluster_until(
         password: &password,
     };
     let mode = Mode::Detached;
-    let mut started = cluster::start(nodes, to_start, &secrets, timeout, mode, interrupted)?;
-    match cluster::wait_ready(nodes, &mut started, &token, timeout, interrupted) {
-        Ok(Some(endpoints)) => {
+    match cluster::start_ready(nodes, to_start, &secrets, timeout, mode, interrupted)? {
+        Some((_, endpoints)) => {
             cluster::record_count(layout, nodes.len())?;
             eprintln!(
                 "the cluster of {} nodes is ready; `cargo xtask stop` stops it",
@@ -219,10 +218,7 @@ pub(crate) fn start_cluster_until(
             print_nodes(nodes, &endpoints, say);
             Ok(())
         }
-        outcome => {
-            cluster::stop_started(&mut started);
-            outcome.map(drop)
-        }
+        None => Ok(()),
     }
 }
 

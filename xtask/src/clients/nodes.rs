@@ -204,15 +204,11 @@ impl ClusterNodes {
             Mode::Detached
         };
         let never = || false;
-        let mut started =
-            cluster::start(&self.nodes, to_start, &secrets, NODE_TIMEOUT, mode, &never)?;
         let ready =
-            cluster::wait_ready(&self.nodes, &mut started, &self.token, NODE_TIMEOUT, &never);
-        if let Err(e) = ready {
-            cluster::stop_started(&mut started);
-            return Err(e);
+            cluster::start_ready(&self.nodes, to_start, &secrets, NODE_TIMEOUT, mode, &never)?;
+        if let Some((started, _)) = ready {
+            self.started.extend(started);
         }
-        self.started.extend(started);
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use super::ready::{Short, wait_ready};
 use super::{Node, POLL, record_ports, recorded_ports};
 use crate::server::config::{self, ClusterNode, ROUTE_USER};
 use crate::server::secrets::{RouteSecrets, ServerEnv};
@@ -46,7 +47,7 @@ pub(crate) struct Started {
 /// be known: fixed or recorded ports, and the ports files of nodes already running. A node on
 /// ports it picks is waited for until it has written its ports file, so that the next ones can
 /// route to it. On failure, the nodes started so far are stopped.
-pub(crate) fn start(
+fn start(
     all: &[Node],
     to_start: &[Node],
     secrets: &Secrets,
@@ -117,6 +118,56 @@ pub(crate) fn start(
             Err(e)
         }
     }
+}
+
+/// Starts `to_start` of the cluster `all` and waits until the whole cluster is ready: the nodes
+/// started, with every node's endpoints; None after Ctrl-C (`cancelled`). On failure or Ctrl-C
+/// the nodes started are stopped. A new cluster (no node has JetStream data yet) whose meta
+/// group formed without one of its nodes is stopped, its empty data removed, and started
+/// again, once.
+pub(crate) fn start_ready(
+    all: &[Node],
+    to_start: &[Node],
+    secrets: &Secrets,
+    timeout: Duration,
+    mode: Mode,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Option<(Vec<Started>, Vec<Endpoints>)>> {
+    let new = to_start.len() == all.len()
+        && to_start
+            .iter()
+            .all(|node| is_empty_dir(&node.layout.jetstream_dir()));
+    let mut again = new;
+    loop {
+        let mut started = start(all, to_start, secrets, timeout, mode, cancelled)?;
+        match wait_ready(all, &mut started, secrets.token, timeout, again, cancelled) {
+            Ok(Some(endpoints)) => return Ok(Some((started, endpoints))),
+            Err(e) if again && e.is::<Short>() => {
+                eprintln!("{e}: starting it again from nothing");
+                stop_started(&mut started);
+                for node in to_start {
+                    let data = node.layout.jetstream_dir();
+                    match fs::remove_dir_all(&data) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(e)
+                                .with_context(|| format!("cannot delete `{}`", show(&data)));
+                        }
+                        _ => {}
+                    }
+                }
+                again = false;
+            }
+            outcome => {
+                stop_started(&mut started);
+                return outcome.map(|_| None);
+            }
+        }
+    }
+}
+
+/// Whether `dir` holds nothing (or is not there).
+fn is_empty_dir(dir: &std::path::Path) -> bool {
+    fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none())
 }
 
 /// Stops nodes this run started, gracefully, all at once.

@@ -20,8 +20,8 @@ use crate::server::Endpoints;
 use crate::server::config::{self, Listen};
 use crate::util::files::write_atomically;
 
-pub(crate) use launch::{Secrets, Started, start, stop_started};
-pub(crate) use ready::{meta_group, wait_ready};
+pub(crate) use launch::{Secrets, Started, start_ready, stop_started};
+pub(crate) use ready::meta_group;
 pub(crate) use state::{
     check_node, forget_count, node_count, node_dirs, record_count, recorded_names, running,
 };

@@ -20,16 +20,19 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 /// Waits until the whole cluster is usable: every node healthy and answering an authenticated
 /// PING, and the meta leader reporting every node as a current peer (`/healthz` alone stays ok
 /// while the meta group is stuck short of a node). Returns every node's endpoints; None when
-/// `cancelled` said so first.
-pub(crate) fn wait_ready(
+/// `cancelled` said so first. A `new_group` (a cluster's first start) whose meta group stays
+/// formed without one of its nodes fails early with [`Short`].
+pub(super) fn wait_ready(
     nodes: &[Node],
     started: &mut [Started],
     token: &str,
     timeout: Duration,
+    new_group: bool,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Option<Vec<Endpoints>>> {
     let deadline = Instant::now() + timeout;
     let mut pause = POLL;
+    let mut short_since = None;
     loop {
         for s in started.iter_mut() {
             if let Some(status) = s.child.try_wait()? {
@@ -41,7 +44,17 @@ pub(crate) fn wait_ready(
             }
         }
         let (last_seen, wait) = match formed(nodes) {
-            Err(why) => (why, pause),
+            Err(NotFormed::Short(why)) => {
+                let since = *short_since.get_or_insert_with(Instant::now);
+                if new_group && since.elapsed() > SHORT_PATIENCE {
+                    return Err(Short(why).into());
+                }
+                (why, pause)
+            }
+            Err(NotFormed::Yet(why)) => {
+                short_since = None;
+                (why, pause)
+            }
             Ok(endpoints) => match usable(nodes, &endpoints, token) {
                 Ok(()) => return Ok(Some(endpoints)),
                 // Every failed `/healthz` logs a warning, and a follower learns what the
@@ -70,11 +83,46 @@ pub(crate) fn wait_ready(
     }
 }
 
+/// Why the meta group has not formed: not yet, or formed without every node.
+enum NotFormed {
+    Yet(String),
+    Short(String),
+}
+
+impl From<String> for NotFormed {
+    fn from(why: String) -> NotFormed {
+        NotFormed::Yet(why)
+    }
+}
+
+/// How long a new cluster's meta group may count fewer nodes than the cluster has. A node that
+/// starts last joins a group of the others within a heartbeat or two; one left out by the first
+/// leader never joins (nats-server 2.10's `checkClusterSize` shrinks a new group to the
+/// JetStream servers its first leader has heard of: seen on a loaded machine with 2.10.26, about
+/// one new cluster in fifteen).
+const SHORT_PATIENCE: Duration = Duration::from_secs(10);
+
+/// A new cluster whose meta group formed without one of its nodes, for good.
+#[derive(Debug)]
+pub(super) struct Short(String);
+
+impl std::fmt::Display for Short {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the new cluster formed without one of its nodes ({})",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Short {}
+
 /// Every node's endpoints once the meta group has formed, else what is not yet.
 ///
 /// Asks only what logs nothing (`/jsz`): `/healthz` logs a warning each time it
 /// fails, and polled while the meta group formed it filled each node's log with them.
-fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, String> {
+fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, NotFormed> {
     let mut all = Vec::new();
     for node in nodes {
         let pid = std::fs::read_to_string(node.layout.pid_file())
@@ -100,7 +148,7 @@ fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, String> {
         .iter()
         .zip(&views)
         .find_map(|(node, jsz)| parse_meta(jsz, &node.name))
-        .ok_or("no meta leader yet")?;
+        .ok_or(NotFormed::Yet("no meta leader yet".to_string()))?;
     let current = meta.peers.iter().filter(|p| p.current).count();
     if meta.cluster_size != nodes.len() || current + 1 != nodes.len() {
         let behind: Vec<&str> = nodes
@@ -124,24 +172,25 @@ fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, String> {
         } else {
             behind.join(", ")
         };
-        return Err(format!(
+        let why = format!(
             "the meta leader {} {size}; not current with it: {behind}",
             meta.leader
-        ));
+        );
+        return Err(if meta.cluster_size < nodes.len() {
+            NotFormed::Short(why)
+        } else {
+            NotFormed::Yet(why)
+        });
     }
     for (node, jsz) in nodes.iter().zip(&views) {
         let own = &jsz["meta_cluster"];
         if own["leader"].as_str() != Some(meta.leader.as_str()) {
-            return Err(format!(
-                "node {} has not heard from the meta leader yet",
-                node.name
-            ));
+            return Err(
+                format!("node {} has not heard from the meta leader yet", node.name).into(),
+            );
         }
         if own["pending"].as_u64().is_some_and(|pending| pending > 0) {
-            return Err(format!(
-                "node {} has meta changes still to apply",
-                node.name
-            ));
+            return Err(format!("node {} has meta changes still to apply", node.name).into());
         }
     }
     Ok(all)

@@ -137,7 +137,7 @@ fn foreground(
         .collect();
     let finish = |followers: Vec<LogFollower>| followers.into_iter().for_each(LogFollower::finish);
     let interrupted = || matches!(next_event.try_recv(), Ok(Event::Interrupted));
-    let started = cluster::start(
+    let ready = cluster::start_ready(
         nodes,
         nodes,
         secrets,
@@ -145,18 +145,9 @@ fn foreground(
         Mode::Foreground,
         &interrupted,
     );
-    let mut started = match started {
-        Ok(started) => started,
-        Err(e) => {
-            finish(followers);
-            return Err(e);
-        }
-    };
-    let ready = cluster::wait_ready(nodes, &mut started, secrets.token, timeout, &interrupted);
-    let endpoints = match ready {
-        Ok(Some(endpoints)) => endpoints,
+    let (mut started, endpoints) = match ready {
+        Ok(Some(ready)) => ready,
         outcome => {
-            cluster::stop_started(&mut started);
             finish(followers);
             return outcome.map(drop);
         }
