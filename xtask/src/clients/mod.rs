@@ -24,45 +24,63 @@ const DEADLINE: Duration = Duration::from_secs(15 * 60);
 /// A program of the crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Program {
-    /// `xtask-smoke`: the checks of `cargo xtask smoke`.
+    /// `xtask-smoke`: the checks of `cargo xtask smoke`, built unoptimised in the dev profile,
+    /// which is what a first `cargo xtask smoke` waits for.
     Smoke,
-    /// `xtask-bench`: the same client build as the checks' (the workspace's dev profile
-    /// optimises the client, so that it is not what limits the figures).
+    /// `xtask-bench`: built in the release profile, so that the figures measure the server
+    /// and not an unoptimised client.
     Bench,
 }
 
 impl Program {
-    const ALL: [Program; 2] = [Program::Smoke, Program::Bench];
-
     fn name(self) -> &'static str {
         match self {
             Program::Smoke => "xtask-smoke",
             Program::Bench => "xtask-bench",
         }
     }
+
+    /// Cargo's name of the profile, and of its folder under the target directory.
+    fn profile(self) -> &'static str {
+        match self {
+            Program::Smoke => "debug",
+            Program::Bench => "release",
+        }
+    }
+
+    /// What the announcement of a first build calls it.
+    fn described(self) -> &'static str {
+        match self {
+            Program::Smoke => "the smoke checks",
+            Program::Bench => "the bench, optimised as a release build",
+        }
+    }
 }
 
-/// Builds both programs, in one cargo run, and returns the executable of `program`.
+/// Builds `program` and returns its executable: each task builds only the program it runs,
+/// which shares every dependency the xtask and the other program have already built.
 ///
-/// The first build takes a minute or more, so it is announced: on a terminal with cargo's own
+/// A first build takes a minute or more, so it is announced: on a terminal with cargo's own
 /// progress, piped with a line before and one after. Later runs are silent unless cargo had
 /// to build something again.
 pub(crate) fn build(root: &Path, program: Program) -> Result<PathBuf> {
-    let built = checkout::target_dir(root).join("debug");
-    let first = Program::ALL.iter().any(|p| {
-        !built
-            .join(format!("{}{}", p.name(), std::env::consts::EXE_SUFFIX))
-            .is_file()
-    });
+    let name = program.name();
+    let first = !checkout::target_dir(root)
+        .join(program.profile())
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+        .is_file();
     let progress = first && std::io::stderr().is_terminal();
     if first {
         eprintln!(
-            "building the client programs of `smoke` and `bench` (crate `xtask-clients`): once for \
-             this checkout, later runs reuse them"
+            "building {} (`{name}`, crate `xtask-clients`): once for this checkout, later runs \
+             reuse it",
+            program.described()
         );
     }
     let start = Instant::now();
-    let output = process::run_unchecked(build_command(root, progress), DEADLINE)?;
+    let command = build_command(root, program, progress);
+    let typed = format!("cargo {}", shown_args(&command));
+    let output = process::run_unchecked(command, DEADLINE)?;
     let took = start.elapsed().as_secs_f64();
     if !output.status.success() {
         // Cargo's JSON messages are on stdout; what it says to people is on stderr, which a
@@ -70,8 +88,7 @@ pub(crate) fn build(root: &Path, program: Program) -> Result<PathBuf> {
         let said = String::from_utf8_lossy(&output.stderr);
         let lines: Vec<&str> = said.lines().collect();
         bail!(
-            "cannot build the client programs (`cargo build --package xtask-clients --bins`, \
-             {}){}{}",
+            "cannot build `{name}` (`{typed}`, {}){}{}",
             output.status,
             if lines.is_empty() { "" } else { ":\n" },
             lines[lines.len().saturating_sub(20)..].join("\n")
@@ -79,20 +96,26 @@ pub(crate) fn build(root: &Path, program: Program) -> Result<PathBuf> {
     }
     let messages = String::from_utf8_lossy(&output.stdout);
     if first && !progress {
-        eprintln!("built the client programs in {took:.1} s");
+        eprintln!("built `{name}` in {took:.1} s");
     } else if !first && rebuilt(&messages) {
-        eprintln!(
-            "built the client programs again in {took:.1} s: something they are made of changed"
-        );
+        eprintln!("built `{name}` again in {took:.1} s: something it is made of changed");
     }
-    let name = program.name();
     executable(&messages, name)
         .with_context(|| format!("cargo built `{name}` but named no executable"))
 }
 
-fn build_command(root: &Path, progress: bool) -> Command {
+fn build_command(root: &Path, program: Program, progress: bool) -> Command {
     let mut build = process::cargo();
-    build.args(["build", "--package", "xtask-clients", "--bins"]);
+    build.args([
+        "build",
+        "--package",
+        "xtask-clients",
+        "--bin",
+        program.name(),
+    ]);
+    if program == Program::Bench {
+        build.arg("--release");
+    }
     if !progress {
         build.arg("--quiet");
     }
@@ -107,6 +130,16 @@ fn build_command(root: &Path, progress: bool) -> Command {
             Stdio::piped()
         });
     build
+}
+
+/// The command's arguments as the user would type them, for a message.
+fn shown_args(command: &Command) -> String {
+    command
+        .get_args()
+        .map(|a| a.to_string_lossy())
+        .filter(|a| !a.starts_with("--message-format"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Whether cargo's JSON messages tell of a program it compiled anew.
@@ -132,25 +165,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_programs_are_built_without_the_token_in_the_one_profile() {
-        let build = build_command(Path::new("."), false);
-        let token = build.get_envs().find(|(name, _)| *name == TOKEN_VAR);
-        assert_eq!(
-            token,
-            Some((std::ffi::OsStr::new(TOKEN_VAR), None)),
-            "not removed"
-        );
-        let args: Vec<_> = build.get_args().collect();
-        assert!(
-            !args.contains(&std::ffi::OsStr::new("--release")),
-            "a second client build"
-        );
-        assert!(
-            args.contains(&std::ffi::OsStr::new("--bins")),
-            "one build for both"
-        );
-        assert!(args.contains(&std::ffi::OsStr::new("--quiet")));
-        let shown = build_command(Path::new("."), true);
+    fn each_program_is_built_alone_in_its_profile_without_the_token() {
+        for (program, release) in [(Program::Smoke, false), (Program::Bench, true)] {
+            let build = build_command(Path::new("."), program, false);
+            let token = build.get_envs().find(|(name, _)| *name == TOKEN_VAR);
+            assert_eq!(
+                token,
+                Some((std::ffi::OsStr::new(TOKEN_VAR), None)),
+                "not removed"
+            );
+            assert_eq!(
+                shown_args(&build),
+                format!(
+                    "build --package xtask-clients --bin {}{} --quiet",
+                    program.name(),
+                    if release { " --release" } else { "" }
+                )
+            );
+        }
+        let shown = build_command(Path::new("."), Program::Smoke, true);
         assert!(
             !shown.get_args().any(|a| a == "--quiet"),
             "no progress shown"

@@ -26,8 +26,8 @@ use crate::util::signals;
 ///
 /// It measures this checkout's server or cluster, with its token; else whatever answers on
 /// the ports of its config; else a temporary server (with --cluster, a temporary cluster).
-/// The first run of bench or smoke builds their NATS client, optimised (about 70 s on two
-/// cores).
+/// The first run builds the bench program in the release profile (about two minutes on two
+/// cores), so that it measures the server and not its own client.
 #[derive(Debug, clap::Args)]
 #[command(disable_help_flag = true)]
 pub(crate) struct Bench {
