@@ -111,6 +111,36 @@ pub(crate) fn written_by(owner: &Owner) -> Vec<(String, PathBuf)> {
     written
 }
 
+/// The name a context gets (`name`, checked, else the checkout directory's) and its file.
+pub(crate) fn context_file(name: Option<&str>, checkout: &Path) -> Result<(String, PathBuf)> {
+    let name = match name {
+        Some(name) => checked_name(name)?,
+        None => default_name(checkout),
+    };
+    let path = contexts_dir()?.join(format!("{name}.json"));
+    Ok((name, path))
+}
+
+/// Writes `context` into its file `path` (made by [`context_file`]), readable by its owner
+/// only, in a directory only they can enter when this creates it; with `select`, makes it
+/// natscli's selected context. Says what it did.
+pub(crate) fn write(path: &Path, context: &Value, select: bool) -> Result<()> {
+    let name = path.file_stem().unwrap_or_default().to_string_lossy();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    create_private_dir(dir)?;
+    write_atomically(path, serde_json::to_string_pretty(context)?.as_bytes())?;
+    eprintln!(
+        "wrote the natscli context `{name}` (`{}`): `nats --context {name} ...` reaches this \
+         checkout's server",
+        path.display()
+    );
+    if select {
+        write_atomically(&selection_file(dir), name.as_bytes())?;
+        eprintln!("selected it: plain `nats ...` uses it now");
+    }
+    Ok(())
+}
+
 /// Removes the natscli context in `path`, and natscli's selection of it, saying so.
 pub(crate) fn remove(path: &Path) -> Result<()> {
     let name = path.file_stem().unwrap_or_default().to_string_lossy();
@@ -132,7 +162,7 @@ pub(crate) fn remove(path: &Path) -> Result<()> {
 }
 
 /// Where natscli keeps its contexts, on every OS.
-pub(crate) fn contexts_dir() -> Result<PathBuf> {
+fn contexts_dir() -> Result<PathBuf> {
     let config = match std::env::var_os("XDG_CONFIG_HOME") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => std::env::home_dir()
@@ -143,12 +173,12 @@ pub(crate) fn contexts_dir() -> Result<PathBuf> {
 }
 
 /// natscli's record of the selected context: `nats/context.txt`.
-pub(crate) fn selection_file(contexts: &Path) -> PathBuf {
+fn selection_file(contexts: &Path) -> PathBuf {
     contexts.with_file_name("context.txt")
 }
 
 /// A name that stays a file in the contexts' directory.
-pub(crate) fn checked_name(name: &str) -> Result<String> {
+fn checked_name(name: &str) -> Result<String> {
     let plain = !name.is_empty()
         && !name.contains(['/', '\\'])
         && !name.contains("..")
@@ -164,7 +194,7 @@ pub(crate) fn checked_name(name: &str) -> Result<String> {
 }
 
 /// The checkout directory's name, made a plain file name.
-pub(crate) fn default_name(root: &Path) -> String {
+fn default_name(root: &Path) -> String {
     let base = root
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -188,7 +218,7 @@ pub(crate) fn default_name(root: &Path) -> String {
 }
 
 /// Creates `dir` and what leads to it, each new directory owner-only on Unix.
-pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
+fn create_private_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }

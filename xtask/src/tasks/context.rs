@@ -10,11 +10,8 @@ use serde_json::json;
 use crate::install;
 use crate::layout::Layout;
 use crate::lifecycle;
-use crate::natscli::{
-    Owner, checked_name, contexts_dir, create_private_dir, default_name, remove, selection_file,
-};
+use crate::natscli::{self, Owner};
 use crate::server::secrets;
-use crate::util::files::write_atomically;
 
 /// Write a natscli context for this checkout's server: its URL and token.
 ///
@@ -45,12 +42,8 @@ pub(crate) struct Context {
 impl Context {
     pub(crate) fn run(&self, layout: &Layout, root: Option<&Path>) -> Result<()> {
         let owner = Owner::of(layout, root);
-        let name = match &self.name {
-            Some(name) => checked_name(name)?,
-            None => default_name(root.unwrap_or(&layout.dir)),
-        };
-        let dir = contexts_dir()?;
-        let path = dir.join(format!("{name}.json"));
+        let (name, path) =
+            natscli::context_file(self.name.as_deref(), root.unwrap_or(&layout.dir))?;
         let existing = fs::read_to_string(&path).ok();
         let ours = existing.as_deref().is_some_and(|text| owner.wrote(text));
         if existing.is_some() && !ours && !self.force {
@@ -66,7 +59,7 @@ impl Context {
                 eprintln!("there is no natscli context `{name}`");
                 return Ok(());
             }
-            return remove(&path);
+            return natscli::remove(&path);
         }
         install::require_installed(layout, "context")?;
         let context = json!({
@@ -74,17 +67,6 @@ impl Context {
             "url": lifecycle::client_urls(layout)?.join(","),
             "token": secrets::load(&layout.env_file())?,
         });
-        create_private_dir(&dir)?;
-        write_atomically(&path, serde_json::to_string_pretty(&context)?.as_bytes())?;
-        eprintln!(
-            "wrote the natscli context `{name}` (`{}`): `nats --context {name} ...` reaches \
-             this checkout's server",
-            path.display()
-        );
-        if self.select {
-            write_atomically(&selection_file(&dir), name.as_bytes())?;
-            eprintln!("selected it: plain `nats ...` uses it now");
-        }
-        Ok(())
+        natscli::write(&path, &context, self.select)
     }
 }
