@@ -144,19 +144,17 @@ fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, NotFormed> {
             .map_err(|e| format!("node {}: {e:#}", node.name))?;
         views.push(jsz);
     }
-    let meta = nodes
+    let meta = views
         .iter()
-        .zip(&views)
-        .find_map(|(node, jsz)| parse_meta(jsz, &node.name))
+        .find_map(parse_meta)
         .ok_or(NotFormed::Yet("no meta leader yet".to_string()))?;
     let current = meta.peers.iter().filter(|p| p.current).count();
     if meta.cluster_size != nodes.len() || current + 1 != nodes.len() {
-        let behind: Vec<&str> = nodes
+        let behind: Vec<&str> = meta
+            .peers
             .iter()
-            .map(|n| n.name.as_str())
-            .filter(|name| {
-                *name != meta.leader && !meta.peers.iter().any(|p| p.name == *name && p.current)
-            })
+            .filter(|p| !p.current)
+            .map(|p| p.name.as_str())
             .collect();
         let size = if meta.cluster_size == nodes.len() {
             format!("counts all {} nodes", nodes.len())
@@ -234,26 +232,23 @@ pub(crate) struct Peer {
     pub(crate) current: bool,
 }
 
-/// The meta group, asked of its leader among `nodes` (each named as its config names it).
-pub(crate) fn meta_group(nodes: &[(String, Endpoints)]) -> Option<MetaGroup> {
+/// The meta group, asked of whichever of `nodes` leads it.
+pub(crate) fn meta_group<'a>(nodes: impl IntoIterator<Item = &'a Endpoints>) -> Option<MetaGroup> {
     let agent = xtask_probe::monitoring_agent();
-    nodes.iter().find_map(|(name, endpoints)| {
+    nodes.into_iter().find_map(|endpoints| {
         let jsz = xtask_probe::get_json(&agent, &format!("{}/jsz", endpoints.monitoring)).ok()?;
-        parse_meta(&jsz, name)
+        parse_meta(&jsz)
     })
 }
 
-/// The meta group from a node's `/jsz`, if that node (`name`) leads it.
-fn parse_meta(jsz: &Value, name: &str) -> Option<MetaGroup> {
+/// The meta group from a node's `/jsz`, if that node leads it: only the leader lists the
+/// other peers (`replicas`, with whether each is current), whatever the nodes' names are.
+fn parse_meta(jsz: &Value) -> Option<MetaGroup> {
     let meta = &jsz["meta_cluster"];
     let leader = meta["leader"].as_str()?;
-    if leader != name {
-        return None;
-    }
     let peers = meta["replicas"]
-        .as_array()
-        .into_iter()
-        .flatten()
+        .as_array()?
+        .iter()
         .filter_map(|peer| {
             Some(Peer {
                 name: peer["name"].as_str()?.to_string(),
@@ -278,8 +273,9 @@ mod tests {
     fn the_meta_group_is_read_from_its_leader_only() {
         let jsz = json!({"meta_cluster": {"leader": "n2", "cluster_size": 3,
             "replicas": [{"name": "n1", "current": true}, {"name": "n3", "current": false}]}});
-        assert!(parse_meta(&jsz, "n1").is_none());
-        let meta = parse_meta(&jsz, "n2").unwrap();
+        let follower = json!({"meta_cluster": {"leader": "n2", "cluster_size": 3}});
+        assert!(parse_meta(&follower).is_none());
+        let meta = parse_meta(&jsz).unwrap();
         assert_eq!((meta.leader.as_str(), meta.cluster_size), ("n2", 3));
         let current: Vec<_> = meta
             .peers

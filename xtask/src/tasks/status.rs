@@ -84,11 +84,12 @@ impl Status {
             }
             report["name"] = json!(name);
             nodes.push(report);
-            running.extend(node_endpoints.map(|endpoints| (name.clone(), endpoints)));
+            running.extend(node_endpoints);
         }
         let meta = cluster::meta_group(&running);
         for node in &mut nodes {
-            let name = node["name"].as_str().unwrap_or_default().to_string();
+            // The meta group names each node as its config does (`server_name`).
+            let name = node["server_name"].as_str().unwrap_or_default().to_string();
             node["meta_leader"] = json!(meta.as_ref().is_some_and(|m| m.leader == name));
             node["current"] = json!(meta.as_ref().is_some_and(|m| {
                 m.leader == name || m.peers.iter().any(|p| p.name == name && p.current)
@@ -218,6 +219,7 @@ fn report(pid: u32, endpoints: Option<&Endpoints>) -> Value {
     };
     report["health"] = health(&agent, &endpoints.monitoring);
     report["version"] = varz["version"].clone();
+    report["server_name"] = varz["server_name"].clone();
     report["uptime"] = varz["uptime"].clone();
     report["connections"] = varz["connections"].clone();
     if let Ok(jsz) = xtask_probe::get_json(&agent, &format!("{}/jsz", endpoints.monitoring)) {
