@@ -19,10 +19,8 @@ pub(super) struct Stamp {
 impl Stamp {
     /// The stamp of `json`, what `endpoint` answered.
     pub(super) fn of(json: &Value, endpoint: &str) -> Result<Stamp> {
-        let server_id = json["server_id"]
-            .as_str()
-            .with_context(|| format!("{endpoint} has no server_id"))?
-            .to_string();
+        // nats-server 2.10 always sends it; one that sends none is taken as the same server.
+        let server_id = json["server_id"].as_str().unwrap_or_default().to_string();
         let now = json["now"]
             .as_str()
             .with_context(|| format!("{endpoint} has no `now`"))?;
