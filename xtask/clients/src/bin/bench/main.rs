@@ -17,9 +17,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use bytes::Bytes;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, FromArgMatches, Parser};
-use xtask_clients::Threads;
+use xtask_clients::{Threads, unique_id};
 
 use measure::CpuWatch;
 use progress::Goal;
@@ -100,6 +101,14 @@ impl Length {
     }
 }
 
+/// What a core benchmark sends, and how much of it.
+pub(crate) struct Load {
+    pub(crate) goal: Goal,
+    pub(crate) subject: async_nats::Subject,
+    /// One payload, shared by every message without a copy.
+    pub(crate) payload: Bytes,
+}
+
 /// Messages the client dropped because a subscription's buffer was full (at least: each drop
 /// is one slow-consumer event, and events can be lost too).
 pub(crate) static CLIENT_DROPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -141,6 +150,43 @@ impl Target {
                     self.clients.join(",")
                 )
             })
+    }
+
+    /// The load of core benchmark `name` (`pubsub`, `request`): its goal, a payload of the
+    /// size asked for, and a subject of this run's own, once `client` has seen that the server
+    /// takes them (see [`Target::check_room`]).
+    pub(crate) async fn load(
+        &self,
+        client: &async_nats::Client,
+        name: &str,
+        length: &Length,
+        default_msgs: u64,
+    ) -> Result<Load> {
+        let goal = length.goal(default_msgs)?;
+        let subject = async_nats::Subject::from(format!("bench.{}.{name}", unique_id()));
+        self.check_room(client, &subject, length.size()).await?;
+        let payload = Bytes::from(vec![b'x'; length.size()]);
+        Ok(Load {
+            goal,
+            subject,
+            payload,
+        })
+    }
+
+    /// `count` connections named for their part in the run: `{role}0`, `{role}1`, ...
+    pub(crate) async fn connect_each(
+        &self,
+        role: &str,
+        count: u16,
+    ) -> Result<Vec<async_nats::Client>> {
+        let mut clients = Vec::new();
+        for i in 0..count {
+            clients.push(
+                self.connect(&format!("cargo xtask bench {role}{i}"))
+                    .await?,
+            );
+        }
+        Ok(clients)
     }
 
     /// Fails unless a `size`-byte payload fits under the server's limit, and no stream would

@@ -6,15 +6,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
-use xtask_clients::{server, unique_id};
+use xtask_clients::server;
 
 use crate::measure::{ClientRun, Group};
 use crate::progress::{Goal, Progress};
 use crate::report::{Outcome, count};
-use crate::{Length, Target};
+use crate::{Length, Load, Target};
 
 /// Publishers flush (a round trip to the server) every so many messages, so that they cannot
 /// run ahead of what the server and the subscribers take.
@@ -54,25 +53,24 @@ async fn flushed(client: &async_nats::Client) -> Result<()> {
 }
 
 pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
-    let goal = options.length.goal(1_000_000)?;
-    let size = options.length.size();
-    let subject = async_nats::Subject::from(format!("bench.{}.pubsub", unique_id()));
     let first = target.connect("cargo xtask bench").await?;
-    target.check_room(&first, &subject, size).await?;
+    let Load {
+        goal,
+        subject,
+        payload,
+    } = target
+        .load(&first, "pubsub", &options.length, 1_000_000)
+        .await?;
     drop(first);
-    let payload = Bytes::from(vec![b'x'; size]);
+    let size = payload.len();
 
     let mut subscribers = Vec::new();
-    for j in 0..options.subs {
-        let client = target.connect(&format!("cargo xtask bench S{j}")).await?;
+    for client in target.connect_each("S", options.subs).await? {
         let subscription = client.subscribe(subject.clone()).await?;
         server::read_by_the_server(&client, "bench", Duration::from_secs(10)).await?;
         subscribers.push((client, subscription));
     }
-    let mut publishers = Vec::new();
-    for i in 0..options.pubs {
-        publishers.push(target.connect(&format!("cargo xtask bench P{i}")).await?);
-    }
+    let publishers = target.connect_each("P", options.pubs).await?;
     let slow_before = target.slow_consumers().await;
     let drops_before = crate::CLIENT_DROPS.load(Ordering::Relaxed);
     let mut cpu = target.cpu_watch();

@@ -6,15 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
-use xtask_clients::unique_id;
 
 use crate::measure::{ClientRun, Group, latency_histogram, record};
 use crate::progress::Progress;
 use crate::report::{self, Outcome};
-use crate::{Length, Target};
+use crate::{Length, Load, Target};
 
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Options {
@@ -32,14 +30,16 @@ impl Options {
 }
 
 pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
-    let goal = options.length.goal(20_000)?;
-    let size = options.length.size();
-    let subject = async_nats::Subject::from(format!("bench.{}.request", unique_id()));
-
     // The responder echoes every request.
     let responder = target.connect("cargo xtask bench responder").await?;
-    target.check_room(&responder, &subject, size).await?;
-    let payload = Bytes::from(vec![b'x'; size]);
+    let Load {
+        goal,
+        subject,
+        payload,
+    } = target
+        .load(&responder, "request", &options.length, 20_000)
+        .await?;
+    let size = payload.len();
     let mut requests = responder.subscribe(subject.clone()).await?;
     responder.flush().await?;
     let answering = {
@@ -52,10 +52,7 @@ pub(crate) async fn run(target: &Target, options: &Options) -> Result<Outcome> {
             }
         })
     };
-    let mut clients = Vec::new();
-    for i in 0..options.clients {
-        clients.push(target.connect(&format!("cargo xtask bench P{i}")).await?);
-    }
+    let clients = target.connect_each("P", options.clients).await?;
     let mut cpu = target.cpu_watch();
     let progress = Progress::start("request", goal);
     let done = Arc::new(AtomicU64::new(0));

@@ -292,11 +292,7 @@ async fn stream_checks(
 ) -> Result<()> {
     const COUNT: u64 = 10;
     let subject = format!("smoke.{id}.js");
-    let config = target.stream_config(name, &subject);
-    let mut stream = js
-        .create_stream(config)
-        .await
-        .context("cannot create a file stream")?;
+    let mut stream = target.create_stream(js, name, &subject).await?;
     server::stream_led(&mut stream, Duration::from_secs(10)).await;
     for n in 1..=COUNT {
         let ack = async {

@@ -83,11 +83,7 @@ pub(crate) async fn replicas_on_every_node(target: &Target, id: &str) -> Result<
     let name = format!("SMOKE_R_{id}");
     let subject = format!("smoke.{id}.replicated");
     let steps = async {
-        let config = target.stream_config(&name, &subject);
-        let mut stream = js
-            .create_stream(config)
-            .await
-            .context("cannot create a replicated stream")?;
+        let mut stream = target.create_stream(&js, &name, &subject).await?;
         // Until its replicas elect a leader, a publish finds no stream.
         server::stream_led(&mut stream, Duration::from_secs(10)).await;
         for n in 1..=COUNT {

@@ -144,11 +144,7 @@ pub(crate) async fn failover(target: &Target, id: &str, stop: Stop) -> Result<St
     let name = format!("SMOKE_F_{id}");
     let subject = format!("smoke.{id}.failover");
     let steps = async {
-        let config = target.stream_config(&name, &subject);
-        let mut stream = js
-            .create_stream(config)
-            .await
-            .context("cannot create a replicated stream")?;
+        let mut stream = target.create_stream(&js, &name, &subject).await?;
         let mut publisher = Publisher {
             js: js.clone(),
             subject: subject.clone(),

@@ -98,15 +98,26 @@ impl Target {
         self.nodes.len().max(1)
     }
 
-    /// A file stream `name` on `subject`, with a copy on every node.
-    fn stream_config(&self, name: &str, subject: &str) -> jetstream::stream::Config {
-        jetstream::stream::Config {
+    /// Creates a file stream `name` on `subject`, with a copy on every node.
+    async fn create_stream(
+        &self,
+        js: &jetstream::Context,
+        name: &str,
+        subject: &str,
+    ) -> Result<jetstream::stream::Stream> {
+        let config = jetstream::stream::Config {
             name: name.to_string(),
             subjects: vec![subject.to_string()],
             storage: StorageType::File,
             num_replicas: self.replicas(),
             ..Default::default()
-        }
+        };
+        js.create_stream(config).await.with_context(|| {
+            format!(
+                "cannot create the file stream {name} with {}",
+                checks::counted(&json!(self.replicas()), "replica")
+            )
+        })
     }
 }
 
