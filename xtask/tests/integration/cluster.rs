@@ -1410,3 +1410,43 @@ fn a_new_cluster_formed_short_of_a_node_is_started_again_once() {
     );
     assert!(said.contains("counts 2 nodes, not 3"), "{said}");
 }
+
+/// The meta group names the nodes as their configs do: nodes whose `server_name` was edited
+/// are seen ready, led and current by `run` and `status` all the same.
+#[test]
+fn nodes_whose_server_name_was_edited_are_seen_ready_and_current() {
+    let (server, sandbox, mirror) = sandbox_with_mirror();
+    let _stop = StopCluster(&sandbox);
+    start_cluster(&sandbox, &mirror, &server);
+    sandbox.xtask(&["stop"]).ok();
+    // New again (a renamed node of a formed group would be a new peer), every node renamed.
+    sandbox.xtask(&["reset", "--yes"]).ok();
+    for name in ["n1", "n2", "n3"] {
+        let path = sandbox
+            .nats_dir()
+            .join(format!("cluster/{name}/nats-server.conf"));
+        let config = std::fs::read_to_string(&path).unwrap();
+        let named = format!("server_name: \"{name}\"");
+        assert!(config.contains(&named), "{config}");
+        let renamed = config.replace(&named, &format!("server_name: \"app-{name}\""));
+        std::fs::write(&path, renamed).unwrap();
+    }
+
+    sandbox
+        .xtask(&["run", "--cluster", "--detach", "--timeout", "120"])
+        .ok();
+    let (ok, status) = status_json(&sandbox);
+    assert!(ok, "{status}");
+    let leader = status["meta_leader"].as_str().unwrap_or_default();
+    assert!(leader.starts_with("app-n"), "{status}");
+    for name in ["n1", "n2", "n3"] {
+        let node = node(&status, name);
+        assert_eq!(node["server_name"], format!("app-{name}"), "{status}");
+        assert_eq!(node["current"], true, "{status}");
+        assert_eq!(
+            node["meta_leader"],
+            leader == format!("app-{name}"),
+            "{status}"
+        );
+    }
+}
