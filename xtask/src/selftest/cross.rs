@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde_json::Value;
 
 use crate::checkout;
+use crate::selftest::debian::{self, DebianRust};
 use crate::selftest::pip;
 use crate::util::{process, units};
 
@@ -41,8 +42,6 @@ const TARGETS: [Target; 2] = [
     },
 ];
 
-/// Debian's Rust built for Firefox: a recent rustc whose standard library sources are on disk.
-const DEBIAN_PACKAGES: [&str; 4] = ["rustc-web", "cargo-web", "rust-web-src", "rust-web-clippy"];
 const ZIG: &str = "ziglang==0.17.0";
 const DEADLINE: Duration = Duration::from_secs(30 * 60);
 
@@ -92,6 +91,8 @@ pub(crate) fn check(root: &Path) -> Result<Checked> {
 /// Whether a check ran, or why not.
 pub(crate) enum Checked {
     Yes,
+    /// It ran and passed, with what the summary should say of it.
+    Noted(String),
     Skipped(String),
 }
 
@@ -104,31 +105,7 @@ struct Tools {
 
 impl Tools {
     fn find_or_install(root: &Path) -> Result<Tools> {
-        if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
-            bail!(
-                "it needs Linux on x86_64 with Debian's {} packages; this is {} on {}",
-                DEBIAN_PACKAGES.join(", "),
-                std::env::consts::OS,
-                std::env::consts::ARCH
-            );
-        }
-        let bin = PathBuf::from("/usr/bin");
-        let wanted = env!("CARGO_PKG_RUST_VERSION");
-        let mut version = debian_rustc_version(&bin);
-        if version.as_deref().is_none_or(|v| older(v, wanted)) {
-            install_debian_packages()?;
-            version = debian_rustc_version(&bin);
-        }
-        let version = match version {
-            Some(version) if !older(&version, wanted) => version,
-            Some(version) => bail!(
-                "Debian's rustc is {version}, older than this workspace's rust-version {wanted}"
-            ),
-            None => bail!(
-                "Debian's {} installed no rustc with its standard library's sources",
-                DEBIAN_PACKAGES.join(", ")
-            ),
-        };
+        let DebianRust { bin, version } = debian::rust()?;
         let zig_dir = checkout::target_dir(root).join("ci-tools/zig");
         let zig = pip::ensure(ZIG, &zig_dir, |dir| {
             Some(dir.join("ziglang/zig")).filter(|zig| zig.is_file())
@@ -184,68 +161,6 @@ impl Tools {
     }
 }
 
-/// The version of Debian's rustc in `bin` (`1.96.0`), if it is there with cargo, clippy and
-/// the standard library's sources beside it.
-fn debian_rustc_version(bin: &Path) -> Option<String> {
-    let complete = bin.join("cargo").is_file()
-        && bin.join("cargo-clippy").is_file()
-        && Path::new("/usr/lib/rustlib/src/rust/library/Cargo.lock").is_file();
-    if !complete {
-        return None;
-    }
-    let mut rustc = std::process::Command::new(bin.join("rustc"));
-    rustc.arg("--version");
-    let output = process::run(rustc, Duration::from_secs(30)).ok()?;
-    // `rustc 1.96.0 (ac68faa20 2026-05-25) (built from a source tarball)`: the number.
-    let output = String::from_utf8_lossy(&output.stdout);
-    output.split_whitespace().nth(1).map(str::to_string)
-}
-
-/// Whether version `a` (`1.85.0`) comes before `b` (`1.89`), comparing numbers, not text.
-fn older(a: &str, b: &str) -> bool {
-    let numbers = |v: &str| -> Vec<u64> { v.split('.').map_while(|n| n.parse().ok()).collect() };
-    numbers(a) < numbers(b)
-}
-
-fn install_debian_packages() -> Result<()> {
-    #[cfg(target_os = "linux")]
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    #[cfg(not(target_os = "linux"))]
-    let root = false;
-    if !root || !Path::new("/usr/bin/apt-get").is_file() {
-        bail!(
-            "it needs Debian's {} packages, and installing them needs apt-get as root: \
-             install them (`apt-get install --no-install-recommends {}`) and run it again",
-            DEBIAN_PACKAGES.join(", "),
-            DEBIAN_PACKAGES.join(" ")
-        );
-    }
-    eprintln!("installing Debian's {}", DEBIAN_PACKAGES.join(", "));
-    let sh = xshell::Shell::new()?;
-    sh.set_var("DEBIAN_FRONTEND", "noninteractive");
-    let packages = DEBIAN_PACKAGES;
-    // Always refresh the package lists first: a new machine's lists can be old enough to
-    // offer a rustc older than the workspace's `rust-version`, and the install would succeed.
-    process::run(
-        xshell::cmd!(sh, "apt-get update").into(),
-        Duration::from_secs(600),
-    )?;
-    process::run(
-        xshell::cmd!(
-            sh,
-            "apt-get install -y --no-install-recommends --no-remove {packages...}"
-        )
-        .into(),
-        Duration::from_secs(600),
-    )
-    .context(
-        "cannot install Debian's Rust packages (they conflict with Debian's `rustc` and \
-         `rustup` packages, which this never removes)",
-    )?;
-    Ok(())
-}
-
 /// The rendered warnings and errors that cargo's JSON messages report for the crates under
 /// `members` (not for dependencies or the standard library).
 fn workspace_diagnostics(messages: &str, members: &Path) -> Vec<String> {
@@ -266,15 +181,6 @@ fn workspace_diagnostics(messages: &str, members: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions_compare_by_number() {
-        assert!(older("1.85.0", "1.89"));
-        assert!(older("1.9.0", "1.89"));
-        assert!(!older("1.96.0", "1.89"));
-        assert!(!older("1.89.0", "1.89"));
-        assert!(!older("1.100.1", "1.89"));
-    }
 
     #[test]
     fn only_the_workspaces_warnings_and_errors_count() {

@@ -17,6 +17,30 @@ pub(crate) fn ensure(
     dir: &Path,
     find: impl Fn(&Path) -> Option<PathBuf>,
 ) -> Result<PathBuf> {
+    install(package, dir, &[], find)
+}
+
+/// [`ensure`] for another platform than this one's (`win_amd64`): its wheel, unpacked.
+pub(crate) fn ensure_for_platform(
+    package: &str,
+    dir: &Path,
+    platform: &str,
+    find: impl Fn(&Path) -> Option<PathBuf>,
+) -> Result<PathBuf> {
+    install(
+        package,
+        dir,
+        &["--platform", platform, "--only-binary=:all:"],
+        find,
+    )
+}
+
+fn install(
+    package: &str,
+    dir: &Path,
+    options: &[&str],
+    find: impl Fn(&Path) -> Option<PathBuf>,
+) -> Result<PathBuf> {
     if let Some(found) = find(dir) {
         return Ok(found);
     }
@@ -25,7 +49,7 @@ pub(crate) fn ensure(
     let sh = xshell::Shell::new()?;
     let pip = xshell::cmd!(
         sh,
-        "{python} -m pip install --quiet --disable-pip-version-check --no-deps --upgrade --target {dir} {package}"
+        "{python} -m pip install --quiet --disable-pip-version-check --no-deps --upgrade --target {dir} {options...} {package}"
     );
     process::run(pip.into(), Duration::from_secs(300))
         .with_context(|| format!("cannot install {package} from PyPI"))?;
