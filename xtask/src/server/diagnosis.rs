@@ -55,11 +55,18 @@ pub(crate) fn diagnosis(layout: &Layout) -> String {
 
 /// The port in a nats-server error for a port in use, as in
 /// `Error listening on port: 127.0.0.1:4222, "address already in use"` (Unix) or
-/// `... bind: Only one usage of each socket address ... is normally permitted.` (Windows).
+/// `... bind: Only one usage of each socket address ... is normally permitted.` (Windows), or
+/// `... bind: winapi error #10048` (WSAEADDRINUSE without its text, as under Wine).
 pub(crate) fn port_in_use(log: &str) -> Option<u16> {
-    let line = log.lines().rev().find(|l| {
-        l.contains("address already in use") || l.contains("Only one usage of each socket address")
-    })?;
+    const SAID: [&str; 3] = [
+        "address already in use",
+        "Only one usage of each socket address",
+        "winapi error #10048",
+    ];
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| SAID.iter().any(|said| l.contains(said)))?;
     line.split(|c: char| {
         !(c.is_ascii_alphanumeric() || c == '.' || c == ':' || c == '[' || c == ']')
     })
@@ -81,6 +88,8 @@ mod tests {
         assert_eq!(port_in_use(ws), Some(8223));
         let windows = "[FTL] Error listening on port: 127.0.0.1:4222, \"listen tcp 127.0.0.1:4222: bind: Only one usage of each socket address (protocol/network address/port) is normally permitted.\"";
         assert_eq!(port_in_use(windows), Some(4222));
+        let wine = "[FTL] Error listening on port: 127.0.0.1:4222, \"listen tcp 127.0.0.1:4222: bind: winapi error #10048\"";
+        assert_eq!(port_in_use(wine), Some(4222));
         assert_eq!(port_in_use("[INF] Server is ready"), None);
     }
 }
