@@ -21,6 +21,25 @@ use crate::util::process;
 /// Longer than any build of the programs has taken, on two cores.
 const DEADLINE: Duration = Duration::from_secs(15 * 60);
 
+/// Names a directory holding both programs already built, which are then run as they are:
+/// cargo is not run. For the Wine step of `cargo xtask ci --targets`, where a Linux cargo
+/// started from inside Wine cannot be waited on, so the programs are cross-built first.
+pub(crate) const PREBUILT_VAR: &str = "NATS_XTASK_CLIENTS_DIR";
+
+/// `name` in the directory `PREBUILT_VAR` names.
+fn prebuilt(dir: &Path, name: &str) -> Result<PathBuf> {
+    let program = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !program.is_file() {
+        bail!(
+            "{PREBUILT_VAR} names `{}`, which holds no `{}`: build the client programs into it, \
+             or unset {PREBUILT_VAR} to have them built",
+            dir.display(),
+            program.file_name().unwrap_or_default().to_string_lossy()
+        );
+    }
+    Ok(program)
+}
+
 /// A program of the crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Program {
@@ -65,6 +84,9 @@ impl Program {
 /// to build something again.
 pub(crate) fn build(root: &Path, program: Program) -> Result<PathBuf> {
     let name = program.name();
+    if let Some(dir) = std::env::var_os(PREBUILT_VAR) {
+        return prebuilt(Path::new(&dir), name);
+    }
     let first = !checkout::target_dir(root)
         .join(program.profile())
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))

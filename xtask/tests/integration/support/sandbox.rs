@@ -56,9 +56,10 @@ impl Sandbox {
         let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
         command.arg("--dir").arg(self.nats_dir()).args(args);
         // Nothing of the developer's shell reaches the xtask under test: no NATS_* variable
-        // (NATS_MONITOR_URL, NATS_CLUSTER_PORT, NATS_TOKEN, ...) but the sandbox's cache.
+        // (NATS_MONITOR_URL, NATS_CLUSTER_PORT, NATS_TOKEN, ...) but the sandbox's cache, and
+        // the client programs prebuilt for a run under Wine, which cannot run cargo.
         for (var, _) in std::env::vars_os() {
-            if var.to_string_lossy().starts_with("NATS_") {
+            if var.to_string_lossy().starts_with("NATS_") && var != "NATS_XTASK_CLIENTS_DIR" {
                 command.env_remove(var);
             }
         }
