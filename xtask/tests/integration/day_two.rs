@@ -792,8 +792,9 @@ fn uninstall_stops_the_server_removes_what_setup_made_and_keeps_an_edited_config
     let foreign_context = r#"{"description": "another program's", "url": "nats://elsewhere:4222"}"#;
     std::fs::write(contexts.join("other.json"), foreign_context).unwrap();
     std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    let binary = format!("nats-server{}", std::env::consts::EXE_SUFFIX);
     let made = [
-        "nats-server",
+        binary.as_str(),
         "LICENSE.nats-server",
         ".install.json",
         ".env.nats",
@@ -958,6 +959,20 @@ fn a_version_asked_for_or_installed_while_the_server_runs_is_named_with_what_run
         "run installed something"
     );
     assert_eq!(installed(), Value::Null);
+
+    // Windows cannot replace the file of a program that runs: setup says so, and stops.
+    if cfg!(windows) {
+        sandbox
+            .xtask(&[
+                "setup",
+                "--version",
+                &other.version,
+                "--mirror",
+                &mirror.url,
+            ])
+            .fails_with("is the server still running (`cargo xtask stop`)");
+        return;
+    }
 
     // `setup --version` installs it beside the server that runs; setup and status say so.
     let setup = sandbox
