@@ -960,30 +960,20 @@ fn a_version_asked_for_or_installed_while_the_server_runs_is_named_with_what_run
     );
     assert_eq!(installed(), Value::Null);
 
+    // `setup --version` installs it beside the server that runs; setup and status say so.
+    let setup = sandbox.xtask(&[
+        "setup",
+        "--version",
+        &other.version,
+        "--mirror",
+        &mirror.url,
+    ]);
     // Windows cannot replace the file of a program that runs: setup says so, and stops.
     if cfg!(windows) {
-        sandbox
-            .xtask(&[
-                "setup",
-                "--version",
-                &other.version,
-                "--mirror",
-                &mirror.url,
-            ])
-            .fails_with("is the server still running (`cargo xtask stop`)");
+        setup.fails_with("is the server still running (`cargo xtask stop`)");
         return;
     }
-
-    // `setup --version` installs it beside the server that runs; setup and status say so.
-    let setup = sandbox
-        .xtask(&[
-            "setup",
-            "--version",
-            &other.version,
-            "--mirror",
-            &mirror.url,
-        ])
-        .ok();
+    let setup = setup.ok();
     let said = format!(
         "the server that runs is still v{}: `cargo xtask restart` runs v{}",
         first.version, other.version
