@@ -22,7 +22,7 @@ use crate::util::process;
 const DEADLINE: Duration = Duration::from_secs(15 * 60);
 
 /// Names a directory holding both programs already built, which are then run as they are:
-/// cargo is not run. For the Wine step of `cargo xtask ci --targets`, where a Linux cargo
+/// cargo is not run. For the Wine step, `cargo xtask ci --wine`, where a Linux cargo
 /// started from inside Wine cannot be waited on, so the programs are cross-built first.
 pub(crate) const PREBUILT_VAR: &str = "NATS_XTASK_CLIENTS_DIR";
 
@@ -59,12 +59,14 @@ impl Program {
         }
     }
 
-    /// Cargo's name of the profile, and of its folder under the target directory.
-    fn profile(self) -> &'static str {
-        match self {
-            Program::Smoke => "debug",
-            Program::Bench => "release",
-        }
+    /// Whether it is built in the release profile (`--release`), not the dev profile.
+    fn release(self) -> bool {
+        self == Program::Bench
+    }
+
+    /// The folder of its profile under the target directory.
+    fn profile_dir(self) -> &'static str {
+        if self.release() { "release" } else { "debug" }
     }
 
     /// What the announcement of a first build calls it.
@@ -88,7 +90,7 @@ pub(crate) fn build(root: &Path, program: Program) -> Result<PathBuf> {
         return prebuilt(Path::new(&dir), name);
     }
     let first = !checkout::target_dir(root)
-        .join(program.profile())
+        .join(program.profile_dir())
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
         .is_file();
     let progress = first && std::io::stderr().is_terminal();
@@ -135,7 +137,7 @@ fn build_command(root: &Path, program: Program, progress: bool) -> Command {
         "--bin",
         program.name(),
     ]);
-    if program == Program::Bench {
+    if program.release() {
         build.arg("--release");
     }
     if !progress {

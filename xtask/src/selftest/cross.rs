@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::checkout;
 use crate::selftest::debian::{self, DebianRust};
-use crate::selftest::pip;
+use crate::selftest::{Checked, pip};
 use crate::util::{process, units};
 
 /// A target to check, with the names zig gives it and its archiver.
@@ -86,14 +86,6 @@ pub(crate) fn check(root: &Path) -> Result<Checked> {
         );
     }
     Ok(Checked::Yes)
-}
-
-/// Whether a check ran, or why not.
-pub(crate) enum Checked {
-    Yes,
-    /// It ran and passed, with what the summary should say of it.
-    Noted(String),
-    Skipped(String),
 }
 
 struct Tools {

@@ -20,6 +20,14 @@ use anyhow::{Context, Result, bail};
 use crate::checkout;
 use crate::util::process;
 
+/// Whether a check of `ci` ran, or why not.
+pub(crate) enum Checked {
+    Yes,
+    /// It ran and passed, with what the summary should say of it.
+    Noted(String),
+    Skipped(String),
+}
+
 /// Two 2.10 patches, so that upgrades and downgrades are tested too; neither is pinned.
 pub(crate) const TEST_SERVERS: [&str; 2] = ["2.10.26", "2.10.25"];
 pub(crate) const SERVERS_VAR: &str = "NATS_TEST_SERVERS";

@@ -21,9 +21,8 @@ use wait_timeout::ChildExt;
 
 use crate::checkout;
 use crate::clients::PREBUILT_VAR;
-use crate::selftest::cross::Checked;
 use crate::selftest::debian::{self, DebianRust};
-use crate::selftest::{SERVERS_VAR, TEST_SERVERS, pip};
+use crate::selftest::{Checked, SERVERS_VAR, TEST_SERVERS, pip};
 use crate::util::{process, units};
 
 const TARGET: &str = "x86_64-pc-windows-gnu";

@@ -9,7 +9,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::checkout;
 use crate::selftest;
-use crate::selftest::cross::{self, Checked};
+use crate::selftest::Checked;
+use crate::selftest::cross;
 use crate::selftest::pip;
 use crate::util::paths::exe_name;
 use crate::util::process;
@@ -29,11 +30,11 @@ pub(crate) struct Ci {
 
     /// Also build for x86_64-pc-windows-gnu and run every test under Wine, against the real
     /// Windows nats-server (Linux x86_64; installs Debian's wine, mingw-w64 and rustc-web when
-    /// missing). Not yet part of `.ci/run`: the cluster tests do not pass under Wine's load.
+    /// missing). Not yet part of `.ci/run`: the cluster tests do not pass under Wine yet.
     #[arg(long)]
     wine: bool,
 
-    /// A step not to run: fmt, clippy, actionlint, test or targets; may be repeated.
+    /// A step not to run: fmt, clippy, actionlint, test, targets or wine; may be repeated.
     #[arg(long, value_name = "STEP", value_enum)]
     skip: Vec<Step>,
 }
