@@ -120,11 +120,14 @@ fn start(
     }
 }
 
+/// How many times a new cluster's nodes left out of its meta group are started again.
+const REJOINS: usize = 3;
+
 /// Starts `to_start` of the cluster `all` and waits until the whole cluster is ready: the nodes
 /// started, with every node's endpoints; None after Ctrl-C (`cancelled`). On failure or Ctrl-C
-/// the nodes started are stopped. A new cluster (no node has JetStream data yet) whose meta
-/// group formed without one of its nodes is stopped, its empty data removed, and started
-/// again, once.
+/// the nodes started are stopped. In a new cluster (no node has JetStream data yet) whose meta
+/// group formed without some of its nodes, those are stopped and started again: each then
+/// routes to every other node, and joins the group the others formed.
 pub(crate) fn start_ready(
     all: &[Node],
     to_start: &[Node],
@@ -137,32 +140,57 @@ pub(crate) fn start_ready(
         && to_start
             .iter()
             .all(|node| is_empty_dir(&node.layout.jetstream_dir()));
-    let mut again = new;
+    let mut rejoins = if new { REJOINS } else { 0 };
+    let mut started = start(all, to_start, secrets, timeout, mode, cancelled)?;
     loop {
-        let mut started = start(all, to_start, secrets, timeout, mode, cancelled)?;
-        match wait_ready(all, &mut started, secrets.token, timeout, again, cancelled) {
+        let ready = wait_ready(
+            all,
+            &mut started,
+            secrets.token,
+            timeout,
+            rejoins > 0,
+            cancelled,
+        );
+        let short = match ready {
             Ok(Some(endpoints)) => return Ok(Some((started, endpoints))),
-            Err(e) if again && e.is::<Short>() => {
-                eprintln!("{e}: starting it again from nothing");
-                stop_started(&mut started);
-                for node in to_start {
-                    let data = node.layout.jetstream_dir();
-                    match fs::remove_dir_all(&data) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                            return Err(e)
-                                .with_context(|| format!("cannot delete `{}`", show(&data)));
-                        }
-                        _ => {}
-                    }
-                }
-                again = false;
+            Err(e) if rejoins > 0 && e.is::<Short>() => {
+                e.downcast::<Short>().expect("checked to be Short")
             }
             outcome => {
                 stop_started(&mut started);
                 return outcome.map(|_| None);
             }
+        };
+        rejoins -= 1;
+        eprintln!("{short}: starting {} again", short.left_out.join(", "));
+        let names = &short.left_out;
+        if let Err(e) = start_again(all, &mut started, names, secrets, timeout, mode, cancelled) {
+            stop_started(&mut started);
+            return Err(e);
         }
     }
+}
+
+/// Stops the nodes of `started` named in `names` and starts them again, now with routes to
+/// every other node.
+fn start_again(
+    all: &[Node],
+    started: &mut Vec<Started>,
+    names: &[String],
+    secrets: &Secrets,
+    timeout: Duration,
+    mode: Mode,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<()> {
+    let (mut again, kept): (Vec<Started>, Vec<Started>) = std::mem::take(started)
+        .into_iter()
+        .partition(|s| names.contains(&s.node.name));
+    *started = kept;
+    stop_started(&mut again);
+    let nodes: Vec<Node> = again.into_iter().map(|s| s.node).collect();
+    started.extend(start(all, &nodes, secrets, timeout, mode, cancelled)?);
+    started.sort_by_key(|s| all.iter().position(|node| node.name == s.node.name));
+    Ok(())
 }
 
 /// Whether `dir` holds nothing (or is not there).

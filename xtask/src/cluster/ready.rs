@@ -21,7 +21,7 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 /// PING, and the meta leader reporting every node as a current peer (`/healthz` alone stays ok
 /// while the meta group is stuck short of a node). Returns every node's endpoints; None when
 /// `cancelled` said so first. A `new_group` (a cluster's first start) whose meta group stays
-/// formed without one of its nodes fails early with [`Short`].
+/// formed without some of its nodes fails early with [`Short`], which names them.
 pub(super) fn wait_ready(
     nodes: &[Node],
     started: &mut [Started],
@@ -44,12 +44,12 @@ pub(super) fn wait_ready(
             }
         }
         let (last_seen, wait) = match formed(nodes) {
-            Err(NotFormed::Short(why)) => {
+            Err(NotFormed::Short(short)) => {
                 let since = *short_since.get_or_insert_with(Instant::now);
                 if new_group && since.elapsed() > SHORT_PATIENCE {
-                    return Err(Short(why).into());
+                    return Err(short.into());
                 }
-                (why, pause)
+                (short.to_string(), pause)
             }
             Err(NotFormed::Yet(why)) => {
                 short_since = None;
@@ -86,7 +86,7 @@ pub(super) fn wait_ready(
 /// Why the meta group has not formed: not yet, or formed without every node.
 enum NotFormed {
     Yet(String),
-    Short(String),
+    Short(Short),
 }
 
 impl From<String> for NotFormed {
@@ -97,21 +97,27 @@ impl From<String> for NotFormed {
 
 /// How long a new cluster's meta group may count fewer nodes than the cluster has. A node that
 /// starts last joins a group of the others within a heartbeat or two; one left out by the first
-/// leader never joins (nats-server 2.10's `checkClusterSize` shrinks a new group to the
-/// JetStream servers its first leader has heard of: seen on a loaded machine with 2.10.26, about
-/// one new cluster in fifteen).
+/// leader never joins on its own (nats-server 2.10's `checkClusterSize` shrinks a new group to
+/// the JetStream servers its first leader has heard of, and the leader may never hear the
+/// left-out node's answers: seen on a loaded machine with 2.10.26, about one new cluster in
+/// fifteen, and under Wine in about one in three).
 const SHORT_PATIENCE: Duration = Duration::from_secs(10);
 
-/// A new cluster whose meta group formed without one of its nodes, for good.
+/// A new cluster whose meta group formed without some of its nodes, for good: why, and the
+/// names of the nodes left out (started again, each joins the group the others formed).
 #[derive(Debug)]
-pub(super) struct Short(String);
+pub(super) struct Short {
+    why: String,
+    pub(super) left_out: Vec<String>,
+}
 
 impl std::fmt::Display for Short {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "the new cluster formed without one of its nodes ({})",
-            self.0
+            "the new cluster formed without {} ({})",
+            self.left_out.join(", "),
+            self.why
         )
     }
 }
@@ -144,9 +150,10 @@ fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, NotFormed> {
             .map_err(|e| format!("node {}: {e:#}", node.name))?;
         views.push(jsz);
     }
-    let meta = views
+    let (leader, meta) = views
         .iter()
-        .find_map(parse_meta)
+        .enumerate()
+        .find_map(|(index, jsz)| Some((index, parse_meta(jsz)?)))
         .ok_or(NotFormed::Yet("no meta leader yet".to_string()))?;
     let current = meta.peers.iter().filter(|p| p.current).count();
     if meta.cluster_size != nodes.len() || current + 1 != nodes.len() {
@@ -174,11 +181,13 @@ fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, NotFormed> {
             "the meta leader {} {size}; not current with it: {behind}",
             meta.leader
         );
-        return Err(if meta.cluster_size < nodes.len() {
-            NotFormed::Short(why)
-        } else {
-            NotFormed::Yet(why)
-        });
+        if meta.cluster_size < nodes.len() {
+            let left_out = left_out(nodes, &views, &all[leader]);
+            if !left_out.is_empty() {
+                return Err(NotFormed::Short(Short { why, left_out }));
+            }
+        }
+        return Err(NotFormed::Yet(why));
     }
     for (node, jsz) in nodes.iter().zip(&views) {
         let own = &jsz["meta_cluster"];
@@ -263,6 +272,45 @@ fn parse_meta(jsz: &Value) -> Option<MetaGroup> {
     })
 }
 
+/// The nodes the meta group led by `leader` does not count, by RAFT peer id, which each node's
+/// own view (`views`, its `/jsz`) names: a node's server name can be edited away from its node
+/// name. The leader's `/raftz` says which peers it counts (`/jsz` lists every peer it hears
+/// from). None when that cannot be known.
+fn left_out(nodes: &[Node], views: &[Value], leader: &Endpoints) -> Vec<String> {
+    let agent = xtask_probe::monitoring_agent();
+    let url = format!("{}/raftz", leader.monitoring);
+    let Ok(raftz) = xtask_probe::get_json(&agent, &url) else {
+        return Vec::new();
+    };
+    let known = known_peers(&raftz);
+    if known.is_empty() {
+        return Vec::new();
+    }
+    nodes
+        .iter()
+        .zip(views)
+        .filter(|(_, jsz)| {
+            let id = jsz["meta_cluster"]["peer"].as_str();
+            !id.is_some_and(|id| known.iter().any(|k| k == id))
+        })
+        .map(|(node, _)| node.name.clone())
+        .collect()
+}
+
+/// The RAFT peer ids of the meta group its leader counts, from the leader's `/raftz`: its own
+/// and those of the peers it knows (a peer it only hears from is not counted).
+fn known_peers(raftz: &Value) -> Vec<String> {
+    let meta = &raftz["$SYS"]["_meta_"];
+    let peers = meta["peers"].as_object().into_iter().flatten();
+    let known = peers.filter(|(_, peer)| peer["known"].as_bool() == Some(true));
+    meta["id"]
+        .as_str()
+        .into_iter()
+        .chain(known.map(|(id, _)| id.as_str()))
+        .map(str::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -283,5 +331,14 @@ mod tests {
             .map(|p| (p.name.as_str(), p.current))
             .collect();
         assert_eq!(current, [("n1", true), ("n3", false)]);
+    }
+
+    #[test]
+    fn the_leader_counts_itself_and_the_peers_it_knows() {
+        let raftz = json!({"$SYS": {"_meta_": {"id": "P2", "size": 2, "peers": {
+            "P1": {"name": "app-n1", "known": true},
+            "P3": {"name": "app-n3", "known": false}}}}});
+        assert_eq!(known_peers(&raftz), ["P2", "P1"]);
+        assert_eq!(known_peers(&json!({})), Vec::<String>::new());
     }
 }

@@ -575,10 +575,7 @@ fn a_node_that_cannot_start_is_named_and_the_others_are_stopped() {
     ]);
     let run = run.fails_with("node n2 exited during start-up");
     assert!(
-        run.stderr.contains(&format!(
-            "port {busy} is already in use by pid {}",
-            std::process::id()
-        )),
+        run.stderr.contains(&port_held_by_this_test(busy)),
         "{}",
         run.stderr
     );
@@ -1391,12 +1388,12 @@ fn five_nodes_form_one_meta_group_and_stop_together() {
     assert!(pids.iter().all(|pid| !alive(*pid)), "{pids:?}");
 }
 
-/// A new cluster whose meta group forms without one of its nodes is started again from nothing,
-/// once, and then fails naming the short group. n3 runs without JetStream here, so the group
-/// forms without it every time: the state nats-server 2.10 can leave a new cluster in by a race
-/// on a loaded machine, made certain.
+/// A node a new cluster's meta group formed without is named and started again, three times at
+/// most, and then the start fails naming the short group. n3 runs without JetStream here, so the
+/// group forms without it every time: the state nats-server 2.10 can leave a new cluster in by a
+/// race on a loaded machine (and under Wine, often), made certain.
 #[test]
-fn a_new_cluster_formed_short_of_a_node_is_started_again_once() {
+fn a_node_a_new_cluster_formed_without_is_started_again() {
     let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopCluster(&sandbox);
     start_cluster(&sandbox, &mirror, &server);
@@ -1411,17 +1408,16 @@ fn a_new_cluster_formed_short_of_a_node_is_started_again_once() {
         .xtask(&["run", "--cluster", "--detach", "--timeout", "20"])
         .fails_with("the cluster was not ready within 20 s");
     let said = &run.stderr;
-    assert_eq!(
-        said.matches("the new cluster formed without one of its nodes")
-            .count(),
-        1,
-        "{said}"
-    );
-    assert_eq!(
-        said.matches("starting it again from nothing").count(),
-        1,
-        "{said}"
-    );
+    let rejoins = said
+        .lines()
+        .filter(|l| {
+            l.starts_with("the new cluster formed without n3 (")
+                && l.ends_with("): starting n3 again")
+        })
+        .count();
+    assert_eq!(rejoins, 3, "{said}");
+    assert_eq!(said.matches("stopping node n3").count(), 4, "{said}");
+    assert!(!said.contains("starting n1 again"), "{said}");
     assert!(said.contains("counts 2 nodes, not 3"), "{said}");
 }
 

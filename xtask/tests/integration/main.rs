@@ -20,3 +20,6 @@ mod smoke;
 
 // `bench`.
 mod bench;
+
+// The README's story, one command after another, as a user follows it.
+mod story;

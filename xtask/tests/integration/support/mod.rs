@@ -3,6 +3,7 @@
 
 mod archives;
 mod binaries;
+mod foreground;
 mod mirror;
 mod nats;
 mod processes;
@@ -18,6 +19,7 @@ pub use archives::{
 pub use binaries::{
     ServerBinary, binary_name, host_format, host_platform, server_binary, two_server_binaries,
 };
+pub use foreground::{Foreground, READY};
 pub use mirror::{Mirror, Reply, mirror_with, unreachable_mirror};
 pub use nats::{
     monitoring_json, publish, publish_acked, publish_acked_replicated, stored, stored_eventually,
@@ -25,12 +27,13 @@ pub use nats::{
 #[cfg(unix)]
 pub use processes::signal;
 pub use processes::{
-    KillOnDrop, alive, command_line, gone, kill_hard, line_by_line, processes_naming,
+    KillOnDrop, alive, command_line, gone, kill_hard, line_by_line, port_held_by_this_test,
+    processes_naming,
 };
 pub use sandbox::{Run, Sandbox, without_block};
 pub use server::{
     ByHand, Endpoints, Ports, StopOnDrop, cluster_args, detach, start, start_cluster, start_with,
-    status_json, the_end_of_the_log_between,
+    status_json, stopped, the_end_of_the_log_between,
 };
 
 /// What most tests start from: the first test server, a fresh sandbox, and a mirror serving

@@ -122,3 +122,20 @@ pub fn line_by_line(pipe: impl Read + Send + 'static) -> std::sync::mpsc::Receiv
     });
     lines
 }
+
+/// The variable the Wine step sets for the tests it runs under Wine.
+const UNDER_WINE_VAR: &str = "NATS_XTASK_UNDER_WINE";
+
+/// What the xtask says of a port held by the test process: `port N is already in use by pid P`,
+/// or under Wine, which never tells who holds a port, `port N is already in use` (the pid is then
+/// asserted missing, so that a lookup that starts working there is noticed).
+pub fn port_held_by_this_test(port: u16) -> String {
+    if std::env::var_os(UNDER_WINE_VAR).is_some() {
+        format!("port {port} is already in use;")
+    } else {
+        format!(
+            "port {port} is already in use by pid {}",
+            std::process::id()
+        )
+    }
+}

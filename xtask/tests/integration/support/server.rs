@@ -227,3 +227,16 @@ pub fn the_end_of_the_log_between(shown: &str, before: &str, after: &str) -> boo
             .enumerate()
             .any(|(at, window)| at >= from && window == shown.as_slice())
 }
+
+/// What `cargo xtask stop` says of the server `pid` it stopped: on Unix it asked, on Windows,
+/// which gives no way to ask, it terminated the server, and says why.
+pub fn stopped(pid: u32) -> String {
+    if cfg!(windows) {
+        format!(
+            "(pid {pid}) was terminated: Windows gives no way to ask it to shut down cleanly \
+             from another program"
+        )
+    } else {
+        format!("(pid {pid}) stopped")
+    }
+}
