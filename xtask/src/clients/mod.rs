@@ -22,7 +22,7 @@ use crate::util::process;
 const DEADLINE: Duration = Duration::from_secs(15 * 60);
 
 /// Names a directory holding both programs already built, which are then run as they are:
-/// cargo is not run. For the Wine step, `cargo xtask ci --wine`, where a Linux cargo
+/// cargo is not run. For the Wine step of `cargo xtask ci --targets`, where a Linux cargo
 /// started from inside Wine cannot be waited on, so the programs are cross-built first.
 pub(crate) const PREBUILT_VAR: &str = "NATS_XTASK_CLIENTS_DIR";
 

@@ -1,5 +1,5 @@
 //! Debian packages the cross-target check (`cargo xtask ci --targets`) and the Wine step
-//! (`--wine`) need, installed with
+//! (`--targets`) need, installed with
 //! apt-get when missing (as root, on Debian or a derivative).
 
 use std::path::{Path, PathBuf};

