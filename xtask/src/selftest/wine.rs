@@ -134,10 +134,8 @@ pub(crate) fn run(root: &Path) -> Result<Checked> {
         // Under Wine no process is found holding a port: the tests then expect the port named
         // without its holder.
         .env("NATS_XTASK_UNDER_WINE", "1")
-        .arg("--");
-    for (name, _) in SKIPPED {
-        test.args(["--skip", name, "--exact"]);
-    }
+        .arg("--")
+        .args(skip_args());
     let (status, results) = run_tests(test)?;
     let counts = Counts::of(&results);
     if !status.success() || counts.failed > 0 {
@@ -148,6 +146,16 @@ pub(crate) fn run(root: &Path) -> Result<Checked> {
         counts.text(),
         skipped_note()
     )))
+}
+
+/// The test harness's arguments that leave out the tests of [`SKIPPED`], each by its exact name
+/// (`--exact`, which the harness takes once, makes every `--skip` match whole names only).
+fn skip_args() -> Vec<&'static str> {
+    let mut args = vec!["--exact"];
+    for (name, _) in SKIPPED {
+        args.extend(["--skip", name]);
+    }
+    args
 }
 
 /// The tests skipped, grouped by why: `skipped N tests: why: name, name; ...`.
@@ -406,6 +414,9 @@ mod tests {
             );
             assert!(!why.is_empty());
         }
+        let args = skip_args();
+        assert_eq!(args.iter().filter(|a| **a == "--exact").count(), 1);
+        assert_eq!(args.len(), 1 + 2 * SKIPPED.len());
         let note = skipped_note();
         assert!(
             note.starts_with("skipped 1 test: it watches cargo build"),
