@@ -2,7 +2,9 @@
 //! (`--targets`) need, installed with
 //! apt-get when missing (as root, on Debian or a derivative).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -18,6 +20,41 @@ pub(crate) struct DebianRust {
     pub(crate) bin: PathBuf,
     /// rustc's version: `1.96.0`.
     pub(crate) version: String,
+}
+
+impl DebianRust {
+    /// `cargo <task> -Zbuild-std=std,panic_abort --locked --target <target>` with Debian's cargo
+    /// and rustc (first on `PATH`, `RUSTC_BOOTSTRAP` for `-Z`), in `root`, building into
+    /// `target_dir`, without the variables of the running `cargo run` and without stdin.
+    pub(crate) fn cargo(
+        &self,
+        root: &Path,
+        task: &str,
+        target: &str,
+        target_dir: &Path,
+    ) -> Command {
+        let mut path = OsString::from(&self.bin);
+        if let Some(rest) = std::env::var_os("PATH") {
+            path.push(":");
+            path.push(rest);
+        }
+        let mut command = process::without_cargo_run_vars(Command::new(self.bin.join("cargo")));
+        command
+            .args([
+                task,
+                "-Zbuild-std=std,panic_abort",
+                "--locked",
+                "--target",
+                target,
+            ])
+            .current_dir(root)
+            .env("PATH", path)
+            .env("RUSTC", self.bin.join("rustc"))
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("CARGO_TARGET_DIR", target_dir)
+            .stdin(Stdio::null());
+        command
+    }
 }
 
 /// Debian's Rust, installed when missing or older than this workspace's `rust-version`.

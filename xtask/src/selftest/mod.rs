@@ -28,6 +28,17 @@ pub(crate) enum Checked {
     Skipped(String),
 }
 
+/// What a check of `ci` does on a machine without the tools it needs (`missing` says why):
+/// outside CI it is skipped, saying so; under CI it fails.
+pub(crate) fn without_tools(missing: anyhow::Error, check: &str) -> Result<Checked> {
+    if std::env::var_os("CI").is_some() {
+        return Err(missing.context(format!("{check} cannot run on this machine")));
+    }
+    let why = format!("{missing:#} (under CI this fails)");
+    eprintln!("skipping {check}: {why}");
+    Ok(Checked::Skipped(why))
+}
+
 /// Two 2.10 patches, so that upgrades and downgrades are tested too; neither is pinned.
 pub(crate) const TEST_SERVERS: [&str; 2] = ["2.10.26", "2.10.25"];
 pub(crate) const SERVERS_VAR: &str = "NATS_TEST_SERVERS";
