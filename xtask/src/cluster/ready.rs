@@ -182,7 +182,7 @@ fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, NotFormed> {
             meta.leader
         );
         if meta.cluster_size < nodes.len() {
-            let left_out = left_out(nodes, &views, &all[leader]);
+            let left_out = left_out(&agent, nodes, &views, &all[leader]);
             if !left_out.is_empty() {
                 return Err(NotFormed::Short(Short { why, left_out }));
             }
@@ -276,10 +276,14 @@ fn parse_meta(jsz: &Value) -> Option<MetaGroup> {
 /// own view (`views`, its `/jsz`) names: a node's server name can be edited away from its node
 /// name. The leader's `/raftz` says which peers it counts (`/jsz` lists every peer it hears
 /// from). None when that cannot be known.
-fn left_out(nodes: &[Node], views: &[Value], leader: &Endpoints) -> Vec<String> {
-    let agent = xtask_probe::monitoring_agent();
+fn left_out(
+    agent: &ureq::Agent,
+    nodes: &[Node],
+    views: &[Value],
+    leader: &Endpoints,
+) -> Vec<String> {
     let url = format!("{}/raftz", leader.monitoring);
-    let Ok(raftz) = xtask_probe::get_json(&agent, &url) else {
+    let Ok(raftz) = xtask_probe::get_json(agent, &url) else {
         return Vec::new();
     };
     let known = known_peers(&raftz);
