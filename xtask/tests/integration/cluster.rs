@@ -303,16 +303,14 @@ fn a_route_without_the_password_is_refused() {
             .filter_map(|route| route["remote_name"].as_str().map(str::to_string))
             .collect()
     };
-    let n1_routes = std::fs::read_dir(sandbox.nats_dir().join("cluster/n1"))
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().ends_with(".ports"))
-        .map(|e| serde_json::from_slice::<Value>(&std::fs::read(e.path()).unwrap()).unwrap())
-        .unwrap()["cluster"][0]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("nats://")
-        .to_string();
+    let n1_dir = sandbox.nats_dir().join("cluster/n1");
+    let n1_ports = n1_dir.join(&ports_files(&n1_dir)[0]);
+    let n1_routes =
+        serde_json::from_slice::<Value>(&std::fs::read(n1_ports).unwrap()).unwrap()["cluster"][0]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("nats://")
+            .to_string();
 
     // A server that routes to n1 without the password is refused.
     let mut intruder =

@@ -284,16 +284,6 @@ fn acknowledged_messages_survive_sigkill() {
     );
 }
 
-/// The `nats-server_<pid>.ports` files in `dir` (`nats-server.exe_<pid>.ports` on Windows).
-fn ports_files(dir: &std::path::Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with(".ports"))
-        .collect()
-}
-
 #[cfg(unix)]
 #[test]
 fn stop_removes_the_ports_file_a_killed_server_left() {
@@ -344,8 +334,7 @@ fn a_foreground_run_prints_where_its_server_listens_once_ready() {
     let _stop = StopOnDrop(&sandbox);
     let mut run = Foreground::ready(&sandbox, &mirror, &server);
     assert_eq!(run.stdout_lines(3), where_it_listens(&sandbox.endpoints()));
-    sandbox.xtask(&["stop"]).ok();
-    assert!(run.exit_status().success());
+    run.stop_from_another_terminal(&sandbox);
 }
 
 #[cfg(target_os = "linux")]
@@ -586,13 +575,8 @@ fn a_foreground_run_stopped_from_another_terminal_exits_0() {
     let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let mut run = Foreground::ready(&sandbox, &mirror, &server);
-    let pid = sandbox.recorded_pid().unwrap();
     assert_eq!(ports_files(&sandbox.nats_dir()).len(), 1);
-    let stop = sandbox.xtask(&["stop"]).ok();
-    assert!(stop.stderr.contains(&stopped(pid)), "{}", stop.stderr);
-    let status = run.exit_status();
-    assert!(status.success(), "{status}");
-    run.wait_for_line("was asked to stop");
+    let pid = run.stop_from_another_terminal(&sandbox);
     assert!(gone(pid));
     assert_eq!(sandbox.recorded_pid(), None);
     assert_eq!(ports_files(&sandbox.nats_dir()), Vec::<String>::new());

@@ -35,12 +35,7 @@ fn the_readme_story_runs_as_a_user_follows_it() {
     // A foreground server, stopped from another terminal.
     let mut run = Foreground::start(&sandbox, &mirror, &server, Ports::picked());
     run.wait_for_line(READY);
-    let pid = sandbox.recorded_pid().unwrap();
-    let stop = sandbox.xtask(&["stop"]).ok();
-    assert!(stop.stderr.contains(&stopped(pid)), "{}", stop.stderr);
-    let exit = run.exit_status();
-    assert!(exit.success(), "{exit}");
-    run.wait_for_line("was asked to stop");
+    let pid = run.stop_from_another_terminal(&sandbox);
     assert!(gone(pid));
     assert_eq!(leftovers_of_a_server(&sandbox), Vec::<String>::new());
 
@@ -80,10 +75,9 @@ fn the_readme_story_runs_as_a_user_follows_it() {
 /// What a stopped server must not leave in `infrastructure/nats/`: its pid file and its ports
 /// files (on Windows, where it is terminated, nats-server cannot remove its own).
 fn leftovers_of_a_server(sandbox: &Sandbox) -> Vec<String> {
-    std::fs::read_dir(sandbox.nats_dir())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with(".ports") || name == "nats-server.pid")
-        .collect()
+    let mut left = ports_files(&sandbox.nats_dir());
+    if sandbox.nats_dir().join("nats-server.pid").exists() {
+        left.push("nats-server.pid".to_string());
+    }
+    left
 }

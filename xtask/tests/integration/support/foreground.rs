@@ -3,7 +3,7 @@
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 
-use super::{DEADLINE, Mirror, Ports, Sandbox, ServerBinary, line_by_line, wait_for};
+use super::{DEADLINE, Mirror, Ports, Sandbox, ServerBinary, line_by_line, stopped, wait_for};
 
 /// `cargo xtask run` in the foreground, with its output read line by line.
 pub struct Foreground {
@@ -62,6 +62,19 @@ impl Foreground {
     /// How the xtask exited, once it has.
     pub fn exit_status(&mut self) -> std::process::ExitStatus {
         wait_for(DEADLINE, || self.child.try_wait().unwrap()).expect("xtask did not exit")
+    }
+
+    /// Stops it as `cargo xtask stop` from another terminal does: asserts what `stop` says of
+    /// the server, and that the run then exits 0 saying its server was asked to stop. The
+    /// server's pid.
+    pub fn stop_from_another_terminal(&mut self, sandbox: &Sandbox) -> u32 {
+        let pid = sandbox.recorded_pid().expect("no server is recorded");
+        let stop = sandbox.xtask(&["stop"]).ok();
+        assert!(stop.stderr.contains(&stopped(pid)), "{}", stop.stderr);
+        let status = self.exit_status();
+        assert!(status.success(), "{status}");
+        self.wait_for_line("was asked to stop");
+        pid
     }
 
     /// Waits for a line containing `text`, returning everything read until then.

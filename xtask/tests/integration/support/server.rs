@@ -1,6 +1,7 @@
 //! The server a sandbox runs: the ports it is given, where it listens, and starting it.
 
 use std::fs;
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -239,4 +240,14 @@ pub fn stopped(pid: u32) -> String {
     } else {
         format!("(pid {pid}) stopped")
     }
+}
+
+/// The `nats-server_<pid>.ports` files in `dir` (`nats-server.exe_<pid>.ports` on Windows).
+pub fn ports_files(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".ports"))
+        .collect()
 }
