@@ -16,6 +16,8 @@ mod identity;
 mod launch;
 mod ready;
 pub(crate) mod secrets;
+#[allow(dead_code)] // Used by `setup --tls`, which is being built (issue 19).
+pub(crate) mod tls;
 
 use std::time::Duration;
 
