@@ -43,10 +43,10 @@ impl TlsDir {
     /// The CA's key, the CA made first when there is none. Says so when it makes one.
     fn ensure_ca(&self) -> Result<String> {
         let key_path = self.ca_key();
-        if let Ok(key) = fs::read_to_string(&key_path) {
-            if self.ca().is_file() {
-                return Ok(key);
-            }
+        if let Ok(key) = fs::read_to_string(&key_path)
+            && self.ca().is_file()
+        {
+            return Ok(key);
         }
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create `{}`", show(&self.dir)))?;
