@@ -36,6 +36,63 @@ pub(crate) struct ListenArgs {
     pub(crate) ws_port: Option<u16>,
 }
 
+/// Whether every listener serves TLS. Recorded in the config: later setups and runs keep it
+/// until `--no-tls`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct TlsArgs {
+    /// Serve every listener over TLS (clients, WebSocket, monitoring), with certificates from a
+    /// local CA made in `infrastructure/nats/tls/`
+    #[arg(long)]
+    pub(crate) tls: bool,
+    /// Serve plaintext again (the CA and the certificates stay, for a later `--tls`)
+    #[arg(long, conflicts_with_all = ["tls", "tls_verify", "tls_name"])]
+    pub(crate) no_tls: bool,
+    /// A host name or IP address, beyond this machine's, that the server certificate covers:
+    /// what other machines connect to; repeat for more (implies --tls)
+    #[arg(long = "tls-name", value_name = "NAME|IP", value_parser = parse_tls_name)]
+    pub(crate) tls_name: Vec<String>,
+    /// Mutual TLS: clients must show a certificate from the CA; one is issued for you and the
+    /// checks, `tls/client-cert.pem` (implies --tls)
+    #[arg(long)]
+    pub(crate) tls_verify: bool,
+}
+
+impl TlsArgs {
+    /// Whether these options turn TLS on (Some(true)), off (Some(false)), or say nothing.
+    pub(crate) fn wanted(&self) -> Option<bool> {
+        if self.no_tls {
+            Some(false)
+        } else if self.tls || self.tls_verify || !self.tls_name.is_empty() {
+            Some(true)
+        } else {
+            None
+        }
+    }
+}
+
+/// A name a certificate can cover: an IP address, or a DNS name (letters, digits, `-`, `.`,
+/// and a leading `*.` for a wildcard).
+fn parse_tls_name(text: &str) -> Result<String> {
+    let valid = text.parse::<std::net::IpAddr>().is_ok()
+        || (!text.is_empty()
+            && text.len() <= 253
+            && text
+                .strip_prefix("*.")
+                .unwrap_or(text)
+                .split('.')
+                .all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                }));
+    if !valid {
+        anyhow::bail!("`{text}` is neither a host name nor an IP address");
+    }
+    Ok(text.to_ascii_lowercase())
+}
+
 /// A port as the config says it: nats-server reads 0 as "the default port" (or "off", for
 /// monitoring) and -1 as "pick a free one".
 pub(crate) fn config_port(port: u16) -> i32 {
@@ -59,6 +116,7 @@ impl ListenArgs {
             port: self.port.map_or(default.port, config_port),
             http_port: self.http_port.map_or(default.http_port, config_port),
             ws_port: self.ws_port.map_or(default.ws_port, config_port),
+            tls: None,
         }
     }
 
@@ -104,6 +162,7 @@ impl ListenArgs {
             port: self.port.map_or(configured.port, config_port),
             http_port: self.http_port.map_or(configured.http_port, config_port),
             ws_port: self.ws_port.map_or(configured.ws_port, config_port),
+            tls: configured.tls.clone(),
         }
     }
 

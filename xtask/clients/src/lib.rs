@@ -50,6 +50,61 @@ pub fn runtime(threads: Threads) -> Option<tokio::runtime::Runtime> {
     }
 }
 
+/// The TLS a program's clients use, as the xtask hands it over (and `cargo xtask env` gives
+/// it to the user): `NATS_CA`, the CA file to trust alone, and under mutual TLS `NATS_CERT`
+/// and `NATS_KEY`, the certificate to show and its key. Paths, never the keys themselves.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub ca: std::path::PathBuf,
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl Tls {
+    /// The TLS of the environment, if `NATS_CA` is set; the monitoring requests and the bare
+    /// protocol connections of this process trust it from then on.
+    pub fn from_env() -> Result<Option<Tls>> {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let Some(ca) = var("NATS_CA") else {
+            return Ok(None);
+        };
+        let client = match (var("NATS_CERT"), var("NATS_KEY")) {
+            (Some(cert), Some(key)) => Some((cert.into(), key.into())),
+            (None, None) => None,
+            _ => anyhow::bail!("NATS_CERT and NATS_KEY go together: set both, or neither"),
+        };
+        let tls = Tls {
+            ca: ca.into(),
+            client,
+        };
+        let client = tls.client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+        xtask_probe::trust_by_default(xtask_probe::Trust::from_files(&tls.ca, client)?);
+        Ok(Some(tls))
+    }
+
+    /// `options` trusting the CA alone, and showing the client certificate if there is one.
+    pub fn apply(
+        &self,
+        options: async_nats::ConnectOptions,
+    ) -> async_nats::ConnectOptions {
+        let options = options.add_root_certificates(self.ca.clone());
+        match &self.client {
+            Some((cert, key)) => options.add_client_certificate(cert.clone(), key.clone()),
+            None => options,
+        }
+    }
+}
+
+/// `options` with the TLS of `tls`, if any.
+pub fn with_tls(
+    options: async_nats::ConnectOptions,
+    tls: Option<&Tls>,
+) -> async_nats::ConnectOptions {
+    match tls {
+        Some(tls) => tls.apply(options),
+        None => options,
+    }
+}
+
 /// GETs a monitoring URL: its status and body.
 pub async fn get(url: String) -> Result<(u16, String)> {
     tokio::task::spawn_blocking(move || xtask_probe::get(&xtask_probe::monitoring_agent(), &url))

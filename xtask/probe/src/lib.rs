@@ -1,9 +1,10 @@
 //! Asking a running nats-server how it is, without a client library: its monitoring endpoint
-//! over HTTP, and the first lines of its client protocol over TCP. Shared by the xtask (is the
-//! server ready?) and its smoke checks (does it refuse what it must?).
+//! over HTTP(S), and the first lines of its client protocol over TCP or TLS. Shared by the
+//! xtask (is the server ready?) and its smoke checks (does it refuse what it must?).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -30,15 +31,115 @@ pub fn error_text(error: &anyhow::Error) -> String {
     text
 }
 
+/// What a client of a TLS server trusts: the CA that issued the server's certificate, and
+/// under mutual TLS the certificate it shows, with its key (PEM, as the files hold them).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Trust {
+    ca_pem: Vec<u8>,
+    client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Trust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trust")
+            .field("client_certificate", &self.client.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Trust {
+    /// Trusts the CA in `ca_pem`; shows `client` (certificate, key) when a server asks.
+    pub fn new(ca_pem: Vec<u8>, client: Option<(Vec<u8>, Vec<u8>)>) -> Trust {
+        Trust { ca_pem, client }
+    }
+
+    /// Reads the CA's file, and the client certificate's and key's when given.
+    pub fn from_files(
+        ca: &std::path::Path,
+        client: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Result<Trust> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))
+        };
+        let client = match client {
+            Some((cert, key)) => Some((read(cert)?, read(key)?)),
+            None => None,
+        };
+        Ok(Trust::new(read(ca)?, client))
+    }
+
+    /// rustls's configuration for a client of this trust, with ring, ureq's provider.
+    fn client_config(&self) -> Result<rustls::ClientConfig> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&self.ca_pem) {
+            roots
+                .add(cert.context("the CA file is not PEM")?)
+                .context("the CA's certificate cannot be used")?;
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+        Ok(match &self.client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_slice_iter(cert)
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("the client certificate file is not PEM")?;
+                let key = PrivateKeyDer::from_pem_slice(key)
+                    .context("the client key file holds no private key")?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .context("the client certificate and key cannot be used")?
+            }
+        })
+    }
+}
+
+/// What this process trusts unless told otherwise: set once, by a program that works with
+/// one server (the smoke checks, `monitor`).
+static DEFAULT_TRUST: std::sync::OnceLock<Trust> = std::sync::OnceLock::new();
+
+/// Makes `trust` what [`monitoring_agent`] and [`default_trust`] give, once per process.
+pub fn trust_by_default(trust: Trust) {
+    let _ = DEFAULT_TRUST.set(trust);
+}
+
+/// What [`trust_by_default`] set, if anything.
+pub fn default_trust() -> Option<&'static Trust> {
+    DEFAULT_TRUST.get()
+}
+
 /// An HTTP client for monitoring requests on loopback: no proxy, short timeouts, and an HTTP
-/// error status is an answer to look at rather than an error.
+/// error status is an answer to look at rather than an error. HTTPS trusts what
+/// [`trust_by_default`] set.
 pub fn monitoring_agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
+    monitoring_agent_trusting(default_trust())
+}
+
+/// [`monitoring_agent`], for HTTPS monitoring: trusting `trust`'s CA alone.
+pub fn monitoring_agent_trusting(trust: Option<&Trust>) -> ureq::Agent {
+    let mut config = ureq::Agent::config_builder()
         .proxy(None)
         .timeout_global(Some(TIMEOUT))
-        .http_status_as_error(false)
-        .build()
-        .into()
+        .http_status_as_error(false);
+    if let Some(trust) = trust {
+        let roots: Vec<_> = ureq::tls::parse_pem(&trust.ca_pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                _ => None,
+            })
+            .collect();
+        config = config.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+                .build(),
+        );
+    }
+    config.build().into()
 }
 
 /// GETs `url`: its status and body, whatever the status.
@@ -63,19 +164,54 @@ pub fn get_json(agent: &ureq::Agent, url: &str) -> Result<Value> {
     serde_json::from_str(&body).with_context(|| format!("{url} is not JSON"))
 }
 
+/// The byte stream of a client connection: TCP, or TLS over TCP.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(stream) => stream.read(buf),
+            Stream::Tls(stream) => stream.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(stream) => stream.write(buf),
+            Stream::Tls(stream) => stream.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(stream) => stream.flush(),
+            Stream::Tls(stream) => stream.flush(),
+        }
+    }
+}
+
 /// A client connection after the handshake: the server's INFO read, our CONNECT sent.
 pub struct Connection {
     address: String,
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Stream>,
 }
 
 impl Connection {
-    /// Connects to `nats://host:port` (or `host:port`) as a client named `name` with `token`.
-    /// CONNECT is not acknowledged (`verbose` is off): what the server thinks of it comes with
-    /// the answer to the next line sent.
-    pub fn open(url: &str, token: &str, name: &str) -> Result<Connection> {
-        let address = url.strip_prefix("nats://").unwrap_or(url).to_string();
+    /// Connects to `nats://host:port` or `tls://host:port` (or `host:port`) as a client named
+    /// `name` with `token`. A server that requires TLS gets it, verified against `trust`
+    /// (none: the connection stays plaintext, which such a server refuses). CONNECT is not
+    /// acknowledged (`verbose` is off): what the server thinks of it comes with the answer to
+    /// the next line sent.
+    pub fn open(url: &str, token: &str, name: &str, trust: Option<&Trust>) -> Result<Connection> {
+        let address = url
+            .split_once("://")
+            .map_or(url, |(_, address)| address)
+            .to_string();
         let socket = address
             .to_socket_addrs()
             .with_context(|| format!("`{address}` is not an address"))?
@@ -84,30 +220,66 @@ impl Connection {
         let stream = TcpStream::connect_timeout(&socket, TIMEOUT)
             .with_context(|| format!("cannot connect to {address}"))?;
         stream.set_read_timeout(Some(TIMEOUT))?;
-        let reader = BufReader::new(stream.try_clone()?);
+        stream.set_write_timeout(Some(TIMEOUT))?;
         let mut connection = Connection {
             address,
-            stream,
-            reader,
+            reader: BufReader::new(Stream::Plain(stream)),
         };
         let info = connection.line()?;
-        if !info.starts_with("INFO ") {
+        let Some(info) = info.strip_prefix("INFO ") else {
             bail!(
                 "`{}` is not a NATS server: it said `{info}`",
                 connection.address
             );
+        };
+        let tls_required = serde_json::from_str::<Value>(info)
+            .is_ok_and(|info| info["tls_required"] == Value::Bool(true));
+        if let (true, Some(trust)) = (tls_required, trust) {
+            connection = connection.upgrade(trust)?;
         }
         let connect = serde_json::json!({
             "auth_token": token, "verbose": false, "pedantic": false, "name": name,
+            "tls_required": tls_required && trust.is_some(),
         });
         connection.send(&format!("CONNECT {connect}\r\n"))?;
         Ok(connection)
     }
 
+    /// The connection over TLS, as the server asked in its INFO: the handshake done, the
+    /// server's certificate verified against `trust` for the host connected to.
+    fn upgrade(self, trust: &Trust) -> Result<Connection> {
+        let Connection { address, reader } = self;
+        let Stream::Plain(tcp) = reader.into_inner() else {
+            bail!("`{address}`: TLS already");
+        };
+        let host = address
+            .rsplit_once(':')
+            .map_or(address.as_str(), |(host, _)| host)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let server_name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .with_context(|| format!("`{host}` is not a host name a certificate can cover"))?;
+        let tls = rustls::ClientConnection::new(Arc::new(trust.client_config()?), server_name)
+            .context("cannot start TLS")?;
+        let mut stream = rustls::StreamOwned::new(tls, tcp);
+        while stream.conn.is_handshaking() {
+            stream
+                .conn
+                .complete_io(&mut stream.sock)
+                .with_context(|| format!("the TLS handshake with {address} failed"))?;
+        }
+        Ok(Connection {
+            address,
+            reader: BufReader::new(Stream::Tls(Box::new(stream))),
+        })
+    }
+
     /// Sends protocol text as it is (lines end in `\r\n`).
     pub fn send(&mut self, text: &str) -> Result<()> {
-        self.stream
+        let stream = self.reader.get_mut();
+        stream
             .write_all(text.as_bytes())
+            .and_then(|()| stream.flush())
             .with_context(|| format!("cannot write to {}", self.address))
     }
 
@@ -191,7 +363,7 @@ mod tests {
     #[test]
     fn a_client_connects_with_its_token_and_is_answered_pong() {
         let (url, server) = peer(INFO, |line| if line == "PING" { "PONG\r\n" } else { "" });
-        let mut client = Connection::open(&url, "nats_secret", "probe test").unwrap();
+        let mut client = Connection::open(&url, "nats_secret", "probe test", None).unwrap();
         client.ping().unwrap();
         drop(client);
         let seen = server.join().unwrap();
@@ -212,7 +384,7 @@ mod tests {
                 ""
             }
         });
-        let mut client = Connection::open(&url, "wrong", "probe test").unwrap();
+        let mut client = Connection::open(&url, "wrong", "probe test", None).unwrap();
         let err = client.ping().unwrap_err().to_string();
         assert!(
             err.ends_with("refused the client: -ERR 'Authorization Violation'"),
@@ -223,7 +395,7 @@ mod tests {
     #[test]
     fn a_peer_that_is_not_nats_is_named() {
         let (url, _server) = peer("HTTP/1.1 400 Bad Request\r\n", |_| "");
-        let err = Connection::open(&url, "t", "probe test")
+        let err = Connection::open(&url, "t", "probe test", None)
             .err()
             .unwrap()
             .to_string();

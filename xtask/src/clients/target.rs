@@ -26,19 +26,17 @@ fn answering_on_configured_ports(layout: &Layout) -> Option<Endpoints> {
         return None;
     }
     let at = |port: i32| config::reachable(&listen.host, port);
-    let monitoring = format!("http://{}", at(listen.http_port)?);
-    xtask_probe::get_json(
-        &xtask_probe::monitoring_agent(),
-        &format!("{monitoring}/varz"),
-    )
-    .ok()?;
-    Some(Endpoints {
-        client: format!("nats://{}", at(listen.port)?),
-        monitoring,
-        websocket: at(listen.ws_port).map(|address| format!("ws://{address}")),
+    let s = if listen.tls.is_some() { "s" } else { "" };
+    let endpoints = Endpoints {
+        client: format!("{}://{}", listen.client_scheme(), at(listen.port)?),
+        monitoring: format!("http{s}://{}", at(listen.http_port)?),
+        websocket: at(listen.ws_port).map(|address| format!("ws{s}://{address}")),
         cluster: None,
         exposed: Vec::new(),
-    })
+        trust: crate::server::tls::trust(layout).ok()?,
+    };
+    xtask_probe::get_json(&endpoints.agent(), &format!("{}/varz", endpoints.monitoring)).ok()?;
+    Some(endpoints)
 }
 
 /// The server one smoke or bench run works with.
@@ -221,7 +219,7 @@ impl Target {
     /// clone's or a container's.
     pub(crate) fn describe(&self) -> Value {
         let varz = xtask_probe::get_json(
-            &xtask_probe::monitoring_agent(),
+            &self.endpoints.agent(),
             &format!("{}/varz", self.endpoints.monitoring),
         )
         .unwrap_or(Value::Null);
@@ -305,10 +303,16 @@ impl Temporary {
             .tempdir()
             .context("cannot create a temporary directory")?;
         let layout = Layout::with_binary(dir.path().to_path_buf(), checkout.binary());
-        std::fs::write(
-            layout.config(),
-            config::render(&Listen::loopback_on_free_ports()),
-        )
+        // TLS as the checkout's server has it, with its certificates.
+        let tls = fs::read_to_string(checkout.config())
+            .ok()
+            .and_then(|text| config::read_listen(&text).tls)
+            .map(|tls| tls.from_dir(&checkout.dir));
+        let listen = Listen {
+            tls,
+            ..Listen::loopback_on_free_ports()
+        };
+        std::fs::write(layout.config(), config::render(&listen))
         .with_context(|| format!("cannot write `{}`", layout.config().display()))?;
         let token = secrets::generate()?;
         let mut child = server::spawn(&layout, &ServerEnv::single(token.clone()), Mode::Attached)?;

@@ -95,6 +95,7 @@ pub(crate) fn nodes(
                     port: shift(listen.port),
                     http_port: shift(listen.http_port),
                     ws_port: shift(listen.ws_port),
+                    tls: None,
                 },
                 cluster_port: shift(cluster_port),
                 layout: node_layout,
@@ -151,6 +152,7 @@ fn recorded_ports(node: &Node) -> Option<Node> {
             port: port("client")?,
             http_port: port("http")?,
             ws_port: port("websocket")?,
+            tls: node.listen.tls.clone(),
         },
         cluster_port: port("cluster")?,
         ..node.clone()

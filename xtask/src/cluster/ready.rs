@@ -143,7 +143,7 @@ fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, NotFormed> {
     // Each node's own view, asked once: the leader's says who is current, and every node's must
     // name the same leader with nothing left to apply (the leader counts a peer current a
     // little before the peer itself has applied what it was sent, which is what `/healthz` asks).
-    let agent = xtask_probe::monitoring_agent();
+    let agent = all.first().map_or_else(xtask_probe::monitoring_agent, Endpoints::agent);
     let mut views = Vec::new();
     for (node, endpoints) in nodes.iter().zip(&all) {
         let jsz = xtask_probe::get_json(&agent, &format!("{}/jsz", endpoints.monitoring))
@@ -206,7 +206,7 @@ fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, NotFormed> {
 /// Whether every node of a formed cluster says it is healthy (`/healthz`, asked once) and
 /// answers an authenticated PING.
 fn usable(nodes: &[Node], all: &[Endpoints], token: &str) -> Result<(), String> {
-    let agent = xtask_probe::monitoring_agent();
+    let agent = all.first().map_or_else(xtask_probe::monitoring_agent, Endpoints::agent);
     for (node, endpoints) in nodes.iter().zip(all) {
         let url = format!("{}/healthz?js-server-only=true", endpoints.monitoring);
         match xtask_probe::get(&agent, &url) {
@@ -220,7 +220,8 @@ fn usable(nodes: &[Node], all: &[Endpoints], token: &str) -> Result<(), String> 
             }
             Err(e) => return Err(format!("node {}: {e:#}", node.name)),
         }
-        xtask_probe::Connection::open(&endpoints.client, token, "cargo xtask")
+        endpoints
+            .connect(token, "cargo xtask")
             .and_then(|mut client| client.ping())
             .map_err(|e| format!("node {}: {e:#}", node.name))?;
     }
@@ -243,9 +244,9 @@ pub(crate) struct Peer {
 
 /// The meta group, asked of whichever of `nodes` leads it.
 pub(crate) fn meta_group<'a>(nodes: impl IntoIterator<Item = &'a Endpoints>) -> Option<MetaGroup> {
-    let agent = xtask_probe::monitoring_agent();
     nodes.into_iter().find_map(|endpoints| {
-        let jsz = xtask_probe::get_json(&agent, &format!("{}/jsz", endpoints.monitoring)).ok()?;
+        let url = format!("{}/jsz", endpoints.monitoring);
+        let jsz = xtask_probe::get_json(&endpoints.agent(), &url).ok()?;
         parse_meta(&jsz)
     })
 }

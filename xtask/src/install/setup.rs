@@ -9,11 +9,13 @@ use anyhow::{Context, Result, bail};
 
 use super::release::{self, Asset, Platform, Version};
 use super::{Installed, Request, Source, ensure, manifest_version, server_accepts_config};
-use crate::args::{ListenArgs, SourceArgs};
+use crate::args::{ListenArgs, SourceArgs, TlsArgs};
 use crate::layout::Layout;
 use crate::lifecycle::Running;
-use crate::server::config;
+use crate::server::certs::Role;
+use crate::server::config::{self, Listen, Tls};
 use crate::server::secrets;
+use crate::server::tls::{CLIENT, SERVER, TlsDir};
 use crate::util::files::{self, Created, write_atomically};
 use crate::util::paths::show;
 
@@ -32,6 +34,8 @@ pub(crate) struct SetupOptions {
     /// Rewrite the config from the template, keeping the old file beside it.
     pub(crate) regenerate_config: bool,
     pub(crate) listen: ListenArgs,
+    /// TLS on or off; unsaid, as the config has it.
+    pub(crate) tls: TlsArgs,
     /// On behalf of `run` or the clients' server: say only what changed.
     pub(crate) for_run: bool,
 }
@@ -53,6 +57,7 @@ impl SetupOptions {
             reinstall: false,
             regenerate_config: false,
             listen,
+            tls: TlsArgs::default(),
             for_run: true,
         }
     }
@@ -116,7 +121,7 @@ impl SetupOptions {
         };
         let installed = ensure(layout, &request).context("cannot install nats-server")?;
 
-        self.write_config(layout, created)?;
+        self.write_config(layout, version, created)?;
         for dir in [layout.jetstream_dir(), layout.logs_dir()] {
             created.dir_all(&dir)?;
         }
@@ -207,26 +212,36 @@ impl SetupOptions {
 
     /// Writes the config if there is none, or again with `--regenerate-config`: from the
     /// template, on the host and ports of the config there is unless options name others.
-    fn write_config(&self, layout: &Layout, created: &mut Created) -> Result<()> {
+    /// TLS options switch an unedited config; its certificates are issued first.
+    fn write_config(&self, layout: &Layout, version: Version, created: &mut Created) -> Result<()> {
         let path = layout.config();
         let existing = match fs::read_to_string(&path) {
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                write_atomically(&path, config::render(&self.listen.listen()).as_bytes())?;
-                created.file(&path);
-                eprintln!("wrote `{}`", show(&path));
-                return Ok(());
-            }
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
             Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", show(&path))),
-            Ok(existing) => existing,
+            Ok(existing) => Some(existing),
         };
-        let configured = config::read_listen(&existing);
-        let rendered = config::render(&self.listen.over(&configured));
+        let configured = existing.as_deref().map(config::read_listen);
+        let mut listen = match &configured {
+            Some(configured) => self.listen.over(configured),
+            None => self.listen.listen(),
+        };
+        listen.tls = self.tls(layout, &listen, version, created)?;
+        let rendered = config::render(&listen);
+        let Some(existing) = existing else {
+            write_atomically(&path, rendered.as_bytes())?;
+            created.file(&path);
+            eprintln!("wrote `{}`", show(&path));
+            return Ok(());
+        };
         if existing == rendered {
             if !self.for_run {
                 eprintln!("`{}` is up to date", show(&path))
             }
             return Ok(());
         }
+        let configured = configured.unwrap_or_default();
+        let switched = listen.tls.is_some() != configured.tls.is_some()
+            || listen.tls.as_ref().is_some_and(|tls| Some(tls.verify) != configured.tls.as_ref().map(|t| t.verify));
         if self.regenerate_config {
             let backup = files::back_up(&path)?;
             write_atomically(&path, rendered.as_bytes())?;
@@ -235,7 +250,7 @@ impl SetupOptions {
                 show(&path),
                 show(&backup)
             );
-            return Ok(());
+            return self.say_restart(layout, switched);
         }
         let differences = self.listen.differences(&configured);
         if !differences.is_empty() {
@@ -247,6 +262,28 @@ impl SetupOptions {
                 differences.join(", ")
             );
         }
+        if switched {
+            if config::is_edited(&existing) {
+                bail!(
+                    "`{}` has edits of yours, so setup does not switch its TLS: add \
+                     --regenerate-config to rewrite it from the template (the old file is \
+                     kept beside it), or edit its `tls` blocks yourself (see the README)",
+                    show(&path)
+                );
+            }
+            write_atomically(&path, rendered.as_bytes())?;
+            eprintln!(
+                "`{}` now serves {}",
+                show(&path),
+                match &listen.tls {
+                    None => "plaintext".to_string(),
+                    Some(tls) if tls.verify =>
+                        "TLS on every listener, and clients must show a certificate".to_string(),
+                    Some(_) => "TLS on every listener".to_string(),
+                }
+            );
+            return self.say_restart(layout, true);
+        }
         if !self.for_run {
             eprintln!(
                 "kept `{}` with your edits (`--regenerate-config` would rewrite it from the \
@@ -255,6 +292,87 @@ impl SetupOptions {
             );
         }
         Ok(())
+    }
+
+    /// After a switch of TLS, a running server still serves as it started.
+    fn say_restart(&self, layout: &Layout, switched: bool) -> Result<()> {
+        if switched && Running::now(layout)? != Running::Nothing {
+            eprintln!(
+                "the server that runs still serves as it started: `cargo xtask restart` applies \
+                 the change"
+            );
+        }
+        Ok(())
+    }
+
+    /// The TLS the config of `listen` is to have, its certificates issued or renewed first:
+    /// what the options ask for, else what the config has. A config that names certificates
+    /// of its own keeps them.
+    fn tls(
+        &self,
+        layout: &Layout,
+        listen: &Listen,
+        version: Version,
+        created: &mut Created,
+    ) -> Result<Option<Tls>> {
+        let configured = listen.tls.as_ref();
+        let wanted = self.tls.wanted();
+        if !wanted.unwrap_or(configured.is_some()) {
+            return Ok(None);
+        }
+        let dir = TlsDir::of(layout);
+        let verify = match wanted {
+            Some(_) => self.tls.tls_verify,
+            None => configured.is_some_and(|tls| tls.verify),
+        };
+        let ours = dir.config(SERVER, &layout.dir, verify, version.patch >= 4);
+        if let Some(configured) = configured
+            && wanted.is_none()
+            && (&configured.cert_file, &configured.key_file) != (&ours.cert_file, &ours.key_file)
+        {
+            return Ok(Some(configured.clone()));
+        }
+        created.dir_all(&dir.dir)?;
+        if !self.tls.tls_name.is_empty() {
+            dir.record_names(&self.tls.tls_name)?;
+        }
+        let mut names = dir.server_names();
+        // A server that listens on an address of this machine's network is reached there.
+        if let Ok(ip) = listen.host.parse::<std::net::IpAddr>()
+            && !ip.is_loopback()
+            && !ip.is_unspecified()
+            && !names.contains(&listen.host)
+        {
+            names.push(listen.host.clone());
+        }
+        let say = |name: &str, what: &str| {
+            if !self.for_run {
+                eprintln!("{what} `{}`", show(&dir.cert(name)));
+            }
+        };
+        if dir.ensure(SERVER, Role::Server, &names)? {
+            eprintln!(
+                "issued `{}` for {} (valid {} days)",
+                show(&dir.cert(SERVER)),
+                names.join(", "),
+                crate::server::certs::LEAF_DAYS
+            );
+        } else {
+            say(SERVER, "kept");
+        }
+        if verify {
+            if dir.ensure(CLIENT, Role::Client, &["cargo-xtask-client".to_string()])? {
+                eprintln!(
+                    "issued `{}` for you and the checks: clients must show it (key `{}`, \
+                     readable by you only)",
+                    show(&dir.cert(CLIENT)),
+                    show(&dir.key(CLIENT))
+                );
+            } else {
+                say(CLIENT, "kept");
+            }
+        }
+        Ok(Some(ours))
     }
 }
 

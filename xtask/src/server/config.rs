@@ -14,13 +14,83 @@ use crate::server::secrets::ServerEnv;
 use crate::util::paths::show;
 use crate::util::process;
 
-/// Where the server listens. A port of -1 lets the server pick a free one.
+/// Where the server listens, and whether over TLS. A port of -1 lets the server pick a free one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Listen {
     pub(crate) host: String,
     pub(crate) port: i32,
     pub(crate) http_port: i32,
     pub(crate) ws_port: i32,
+    /// TLS on every listener: clients, WebSocket, monitoring (HTTPS).
+    pub(crate) tls: Option<Tls>,
+}
+
+/// The certificate every listener serves, from the config's top-level `tls` block (the
+/// WebSocket's own block names the same files). Paths are as the config gives them: relative
+/// to its directory, or absolute.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Tls {
+    pub(crate) cert_file: String,
+    pub(crate) key_file: String,
+    /// The CA that clients' certificates must chain to (and the one our checks trust).
+    pub(crate) ca_file: Option<String>,
+    /// Clients must show a certificate from the CA: mutual TLS.
+    pub(crate) verify: bool,
+    /// Clients that start with the TLS handshake are served too (`handshake_first: auto`,
+    /// which nats-server has from 2.10.4 on).
+    pub(crate) handshake_first: bool,
+}
+
+impl Tls {
+    /// These settings for a config elsewhere: the paths made absolute, relative ones taken
+    /// from `dir`.
+    pub(crate) fn from_dir(self, dir: &Path) -> Tls {
+        let absolute = |path: String| dir.join(path).to_string_lossy().replace('\\', "/");
+        Tls {
+            cert_file: absolute(self.cert_file),
+            key_file: absolute(self.key_file),
+            ca_file: self.ca_file.map(absolute),
+            ..self
+        }
+    }
+
+    /// The `tls` block of the client port.
+    fn block(&self) -> String {
+        let Tls {
+            cert_file,
+            key_file,
+            ca_file,
+            verify,
+            handshake_first,
+        } = self;
+        let mut lines = vec![
+            format!("  cert_file: {}", quoted(cert_file)),
+            format!("  key_file: {}", quoted(key_file)),
+        ];
+        if let Some(ca_file) = ca_file {
+            lines.push(format!("  ca_file: {}", quoted(ca_file)));
+        }
+        if *verify {
+            lines.push(
+                "  # Clients must show a certificate the CA issued (mutual TLS).\n  verify: true"
+                    .to_string(),
+            );
+        }
+        if *handshake_first {
+            lines.push(
+                "  # Clients that start with the TLS handshake connect too, as do the others.\n  \
+                 handshake_first: \"auto\""
+                    .to_string(),
+            );
+        }
+        lines.push("  timeout: 2".to_string());
+        format!("tls {{\n{}\n}}", lines.join("\n"))
+    }
+}
+
+/// A path as a config string: quoted, with backslashes and quotes escaped.
+fn quoted(path: &str) -> String {
+    format!("\"{}\"", path.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 impl Listen {
@@ -33,6 +103,11 @@ impl Listen {
             ..Listen::default()
         }
     }
+
+    /// The URL scheme of the client port: `tls` when it serves TLS.
+    pub(crate) fn client_scheme(&self) -> &'static str {
+        if self.tls.is_some() { "tls" } else { "nats" }
+    }
 }
 
 impl Default for Listen {
@@ -42,6 +117,7 @@ impl Default for Listen {
             port: 4222,
             http_port: 8222,
             ws_port: 8223,
+            tls: None,
         }
     }
 }
@@ -77,11 +153,48 @@ fn render_server(listen: &Listen, node: Option<&ClusterNode>) -> String {
         port,
         http_port,
         ws_port,
+        tls,
     } = listen;
     let http = if host.contains(':') {
         format!("[{host}]:{http_port}")
     } else {
         format!("{host}:{http_port}")
+    };
+    let (monitoring, tls_block, websocket_tls) = match tls {
+        None => (
+            format!("http: \"{http}\""),
+            String::new(),
+            "  # Plain ws:// for development only: `cargo xtask setup --tls` serves wss://.\n  \
+             no_tls: true"
+                .to_string(),
+        ),
+        Some(tls) => (
+            format!("# Monitoring over HTTPS, with the certificate of the tls block.\nhttps: \"{http}\""),
+            format!(
+                "\n# TLS on every listener, with the certificates of `cargo xtask setup --tls`.\n{}\n",
+                tls.block()
+            ),
+            format!(
+                "  # wss:// only; this block does not inherit the one above.\n  tls {{\n    \
+                 cert_file: {}\n    key_file: {}\n  }}",
+                quoted(&tls.cert_file),
+                quoted(&tls.key_file)
+            ),
+        ),
+    };
+    let production_note = if tls.is_some() {
+        ""
+    } else {
+        "
+# For production, serve clients over TLS (`cargo xtask setup --tls` writes this block):
+# tls {
+#   cert_file: \"tls/server-cert.pem\"
+#   key_file: \"tls/server-key.pem\"
+#   ca_file: \"tls/ca.pem\"
+#   # verify: true
+#   timeout: 2
+# }
+"
     };
     let (header, server_name, cluster) = match node {
         None => (
@@ -124,19 +237,19 @@ server_name: "{server_name}"
 # Every listener is on {host} unless you choose otherwise (see the README).
 host: "{host}"
 port: {port}
-http: "{http}"
+{monitoring}
 
 # The token comes from the environment (`.env.nats`, loaded by `cargo xtask run`),
 # so no secret is ever written here.
 authorization {{
   token: $NATS_TOKEN
 }}
-
-# Browser clients. Plain ws:// for development only: production needs the tls block below.
+{tls_block}
+# Browser clients.
 websocket {{
   host: "{host}"
   port: {ws_port}
-  no_tls: true
+{websocket_tls}
 }}
 
 {cluster}
@@ -164,16 +277,7 @@ max_subscriptions: 0
 write_deadline: "5s"
 ping_interval: "2m"
 ping_max: 3
-
-# For production, serve clients over TLS:
-# tls {{
-#   cert_file: "certs/server-cert.pem"
-#   key_file: "certs/server-key.pem"
-#   # ca_file: "certs/ca.pem"
-#   # verify: true
-#   timeout: 2
-# }}
-"#
+{production_note}"#
     )
 }
 
@@ -207,6 +311,7 @@ pub(crate) fn read_listen(text: &str) -> Listen {
         port: 4222,
         http_port: 0,
         ws_port: 0,
+        tls: None,
     };
     for (block, setting) in settings(text) {
         listen.apply(block.as_deref(), &setting);
@@ -263,11 +368,13 @@ pub(crate) fn read_cluster_port(text: &str) -> Option<i32> {
         .next()
 }
 
-/// Every `key: value` setting of a config with the block it is in (None: the top level), in
-/// order; blocks on one line (`websocket { port: 8223, no_tls: true }`) too.
+/// Every `key: value` setting of a config with the path of the block it is in (None: the top
+/// level; `websocket.tls` for a block in a block), in order; blocks on one line
+/// (`websocket { port: 8223, no_tls: true }`) too.
 fn settings(text: &str) -> Vec<(Option<String>, String)> {
     let mut found = Vec::new();
     let mut blocks: Vec<String> = Vec::new();
+    let path = |blocks: &[String]| (!blocks.is_empty()).then(|| blocks.join("."));
     for line in text.lines().map(without_comment).map(str::trim) {
         if let Some(name) = line.strip_suffix('{') {
             blocks.push(block_name(name));
@@ -279,12 +386,14 @@ fn settings(text: &str) -> Vec<(Option<String>, String)> {
         }
         if let Some((name, rest)) = line.split_once('{') {
             let inner = rest.trim_end().trim_end_matches('}');
+            let mut inside = blocks.clone();
+            inside.push(block_name(name));
             for setting in inner.split([',', ';']) {
-                found.push((Some(block_name(name)), setting.to_string()));
+                found.push((path(&inside), setting.to_string()));
             }
             continue;
         }
-        found.push((blocks.last().cloned(), line.to_string()));
+        found.push((path(&blocks), line.to_string()));
     }
     found
 }
@@ -321,11 +430,49 @@ impl Listen {
             (None, "http_port" | "monitor_port") => {
                 self.http_port = port(value).unwrap_or(self.http_port)
             }
-            (None, "http") => self.http_port = host_port(value).1.unwrap_or(self.http_port),
+            (None, "http" | "https") => {
+                self.http_port = host_port(value).1.unwrap_or(self.http_port)
+            }
+            (None, "https_port") => self.http_port = port(value).unwrap_or(self.http_port),
             (Some("websocket" | "ws"), "port") => self.ws_port = port(value).unwrap_or(0),
+            (Some("tls"), key) => {
+                let tls = self.tls.get_or_insert_default();
+                let on = !matches!(value, "false" | "off" | "no");
+                match key {
+                    "cert_file" => tls.cert_file = unquoted(setting_value(setting)),
+                    "key_file" => tls.key_file = unquoted(setting_value(setting)),
+                    "ca_file" => tls.ca_file = Some(unquoted(setting_value(setting))),
+                    "verify" => tls.verify = on,
+                    "handshake_first" | "first" | "immediate" => tls.handshake_first = on,
+                    _ => {}
+                }
+            }
             _ => {}
         }
     }
+}
+
+/// The value of a `key: value` setting, as written.
+fn setting_value(setting: &str) -> &str {
+    setting
+        .split_once([':', '='])
+        .map_or("", |(_, value)| value.trim())
+}
+
+/// A config string's value: without its quotes, escapes undone.
+fn unquoted(text: &str) -> String {
+    let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+        return text.trim_matches('\'').to_string();
+    };
+    let mut value = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => value.extend(chars.next()),
+            c => value.push(c),
+        }
+    }
+    value
 }
 
 /// Where a client reaches a listener on `host` and `port`: the address itself, or loopback

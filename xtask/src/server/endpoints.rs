@@ -15,6 +15,8 @@ pub(crate) struct Endpoints {
     pub(crate) cluster: Option<String>,
     /// Every address listened on that other machines can reach (not loopback).
     pub(crate) exposed: Vec<String>,
+    /// What reaching a TLS server takes: its CA (and client certificate).
+    pub(crate) trust: Option<xtask_probe::Trust>,
 }
 
 impl Endpoints {
@@ -44,12 +46,23 @@ impl Endpoints {
             websocket: first("websocket"),
             cluster: first("cluster"),
             exposed,
+            trust: None,
         })
+    }
+
+    /// An HTTP(S) client for the monitoring endpoint.
+    pub(crate) fn agent(&self) -> ureq::Agent {
+        xtask_probe::monitoring_agent_trusting(self.trust.as_ref())
+    }
+
+    /// A client connection with `token`, as `name`, over TLS when the server requires it.
+    pub(crate) fn connect(&self, token: &str, name: &str) -> Result<xtask_probe::Connection> {
+        xtask_probe::Connection::open(&self.client, token, name, self.trust.as_ref())
     }
 
     /// The ports file of the server with `pid`: None until it has written the whole of one
     /// (the server truncates, then writes it), then what it says: an error for one that the
-    /// xtask cannot use.
+    /// xtask cannot use. A TLS server's come with what reaching it takes.
     pub(crate) fn read(layout: &Layout, pid: u32) -> Option<Result<Endpoints>> {
         let suffix = format!("_{pid}.ports");
         let entries = fs::read_dir(&layout.dir).ok()?;
@@ -58,7 +71,12 @@ impl Endpoints {
             .find(|e| e.file_name().to_string_lossy().ends_with(&suffix))?;
         let text = fs::read_to_string(file.path()).ok()?;
         serde_json::from_str::<serde_json::Value>(&text).ok()?;
-        Some(Endpoints::parse(&text))
+        Some(Endpoints::parse(&text).and_then(|endpoints| {
+            Ok(Endpoints {
+                trust: super::tls::trust(layout)?,
+                ..endpoints
+            })
+        }))
     }
 
     /// A warning naming the addresses that other machines can reach, if there are any.

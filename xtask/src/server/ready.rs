@@ -65,7 +65,7 @@ enum Unusable {
 /// Whether clients can use the server: healthy, JetStream enabled, and an authenticated
 /// client answered.
 fn usable(endpoints: &Endpoints, token: &str, config: &str) -> Result<(), Unusable> {
-    let agent = xtask_probe::monitoring_agent();
+    let agent = endpoints.agent();
     let url = format!("{}/healthz?js-enabled-only=true", endpoints.monitoring);
     match xtask_probe::get(&agent, &url) {
         Ok((200, _)) => {}
@@ -91,7 +91,8 @@ fn usable(endpoints: &Endpoints, token: &str, config: &str) -> Result<(), Unusab
         }
         Err(e) => return Err(Unusable::Not(format!("{e:#}"))),
     }
-    xtask_probe::Connection::open(&endpoints.client, token, "cargo xtask")
+    endpoints
+        .connect(token, "cargo xtask")
         .and_then(|mut client| client.ping())
         .map_err(|e| Unusable::Not(format!("{e:#}")))
 }

@@ -5,12 +5,14 @@
 //! expires within [`RENEW_WITHIN`].
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use super::certs::{self, Issued, LEAF_DAYS, Role};
+use super::config;
+use crate::layout::Layout;
 use crate::util::files::write_atomically;
 use crate::util::paths::show;
 
@@ -23,7 +25,42 @@ pub(crate) struct TlsDir {
     pub(crate) dir: PathBuf,
 }
 
+/// The certificate the server (or a cluster node) serves.
+pub(crate) const SERVER: &str = "server";
+/// The certificate clients show under mutual TLS: the user's and the checks'.
+pub(crate) const CLIENT: &str = "client";
+
 impl TlsDir {
+    /// The TLS directory of the server directory `layout`.
+    pub(crate) fn of(layout: &Layout) -> TlsDir {
+        TlsDir {
+            dir: layout.dir.join("tls"),
+        }
+    }
+
+    /// The config's `tls` settings for certificate `name` of this directory, with paths as
+    /// seen from `from`, the directory of the config (relative when this directory is in it,
+    /// as a checkout's is, so that the checkout can move).
+    pub(crate) fn config(
+        &self,
+        name: &str,
+        from: &Path,
+        verify: bool,
+        handshake_first: bool,
+    ) -> config::Tls {
+        let path = |path: PathBuf| {
+            let path = path.strip_prefix(from).map_or(path.clone(), Path::to_path_buf);
+            path.to_string_lossy().replace('\\', "/")
+        };
+        config::Tls {
+            cert_file: path(self.cert(name)),
+            key_file: path(self.key(name)),
+            ca_file: Some(path(self.ca())),
+            verify,
+            handshake_first,
+        }
+    }
+
     pub(crate) fn ca(&self) -> PathBuf {
         self.dir.join("ca.pem")
     }
@@ -40,12 +77,45 @@ impl TlsDir {
         self.dir.join(format!("{name}-key.pem"))
     }
 
-    /// The CA's key, the CA made first when there is none. Says so when it makes one.
+    /// Extra names (beyond [`LOCAL_NAMES`]) the server certificate covers, one per line, as
+    /// `setup --tls-name` gave them.
+    fn names_file(&self) -> PathBuf {
+        self.dir.join("server-names")
+    }
+
+    /// The names the server certificate covers: this machine's, and those recorded.
+    pub(crate) fn server_names(&self) -> Vec<String> {
+        let recorded = fs::read_to_string(self.names_file()).unwrap_or_default();
+        LOCAL_NAMES
+            .iter()
+            .map(|name| name.to_string())
+            .chain(recorded.lines().map(str::trim).map(String::from))
+            .filter(|name| !name.is_empty())
+            .fold(Vec::new(), |mut names, name| {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+                names
+            })
+    }
+
+    /// Records `names` as the server certificate's extra names.
+    pub(crate) fn record_names(&self, names: &[String]) -> Result<()> {
+        fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create `{}`", show(&self.dir)))?;
+        let text: String = names.iter().map(|name| format!("{name}\n")).collect();
+        write_atomically(&self.names_file(), text.as_bytes())
+    }
+
+    /// The CA's key, the CA made first when there is none. Says so when it makes one. A key
+    /// that others can read is refused: whoever reads it can issue certificates the server
+    /// trusts.
     fn ensure_ca(&self) -> Result<String> {
         let key_path = self.ca_key();
         if let Ok(key) = fs::read_to_string(&key_path)
             && self.ca().is_file()
         {
+            refuse_shared_key(&key_path)?;
             return Ok(key);
         }
         fs::create_dir_all(&self.dir)
@@ -71,17 +141,143 @@ impl TlsDir {
     }
 
     /// Whether certificate `name` verifies against the CA for `role`, covers every one of
-    /// `names`, and is valid for [`RENEW_WITHIN`] more.
+    /// `names`, is valid for [`RENEW_WITHIN`] more, and goes with its key (a setup killed
+    /// between writing the two leaves a key without its certificate).
     fn serves(&self, name: &str, role: Role, names: &[String]) -> bool {
-        let (Ok(ca), Ok(cert), true) = (
+        let (Ok(ca), Ok(cert), Ok(key)) = (
             fs::read_to_string(self.ca()),
             fs::read_to_string(self.cert(name)),
-            self.key(name).is_file(),
+            fs::read_to_string(self.key(name)),
         ) else {
             return false;
         };
-        check(&ca, &cert, role, names, RENEW_WITHIN).is_ok()
+        check(&ca, &cert, role, names, RENEW_WITHIN).is_ok() && key_matches(&cert, &key).is_ok()
     }
+}
+
+/// What a client of a TLS server needs from its files: the CA to trust, and under mutual TLS
+/// the certificate to show and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClientFiles {
+    pub(crate) ca: PathBuf,
+    pub(crate) client: Option<(PathBuf, PathBuf)>,
+}
+
+impl ClientFiles {
+    /// The files the config of `layout` names: the CA of its `tls` block, and under `verify`
+    /// the client certificate issued beside the CA. None for a server without TLS, or
+    /// without a CA file.
+    pub(crate) fn of(layout: &Layout) -> Result<Option<ClientFiles>> {
+        let Ok(text) = fs::read_to_string(layout.config()) else {
+            return Ok(None);
+        };
+        let Some(tls) = config::read_listen(&text).tls else {
+            return Ok(None);
+        };
+        let Some(ca) = &tls.ca_file else {
+            return Ok(None);
+        };
+        let ca = layout.dir.join(ca);
+        let beside = TlsDir {
+            dir: ca.parent().map_or(layout.dir.clone(), Path::to_path_buf),
+        };
+        let client = (beside.cert(CLIENT), beside.key(CLIENT));
+        if tls.verify && !client.0.is_file() {
+            anyhow::bail!(
+                "`{}` asks clients for a certificate, and `{}` is missing: `cargo xtask setup \
+                 --tls-verify` issues it",
+                show(&layout.config()),
+                show(&client.0)
+            );
+        }
+        Ok(Some(ClientFiles {
+            ca,
+            client: tls.verify.then_some(client),
+        }))
+    }
+
+    /// The environment that hands these files to a client program: `NATS_CA`, and
+    /// `NATS_CERT` and `NATS_KEY` under mutual TLS (paths; the key stays in its file).
+    pub(crate) fn env(&self) -> Vec<(&'static str, PathBuf)> {
+        let mut vars = vec![("NATS_CA", self.ca.clone())];
+        if let Some((cert, key)) = &self.client {
+            vars.push(("NATS_CERT", cert.clone()));
+            vars.push(("NATS_KEY", key.clone()));
+        }
+        vars
+    }
+
+    /// What the xtask's own requests trust: the files' contents.
+    pub(crate) fn trust(&self) -> Result<xtask_probe::Trust> {
+        let client = self.client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+        xtask_probe::Trust::from_files(&self.ca, client)
+    }
+}
+
+/// What the xtask's own clients (readiness probes, status, monitor) trust to reach the server
+/// of `layout`: see [`ClientFiles::of`].
+pub(crate) fn trust(layout: &Layout) -> Result<Option<xtask_probe::Trust>> {
+    ClientFiles::of(layout)?.map(|files| files.trust()).transpose()
+}
+
+/// The names every server certificate covers: this machine's.
+pub(crate) const LOCAL_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// Refuses a private key file that its owner's group or others can read.
+fn refuse_shared_key(path: &std::path::Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .with_context(|| format!("cannot read `{}`", show(path)))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            anyhow::bail!(
+                "`{}` can be read by others (mode {:o}): whoever reads the CA's key can issue \
+                 certificates your server trusts. If nobody else has read it, `chmod 600` it; \
+                 else make a new CA with `cargo xtask tls rotate --ca`",
+                show(path),
+                mode & 0o777
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Whether private key `key_pem` is the key of the certificate `cert_pem` (its first one).
+pub(crate) fn key_matches(cert_pem: &str, key_pem: &str) -> Result<()> {
+    use rcgen::PublicKeyData;
+    let key = rcgen::KeyPair::from_pem(key_pem)
+        .context("the key file holds no private key that can be read (PKCS#8 ECDSA or Ed25519)")?;
+    let cert = der(cert_pem).context("the certificate file holds no certificate")?;
+    let cert = webpki::EndEntityCert::try_from(&cert).context("the certificate cannot be read")?;
+    if cert.subject_public_key_info().as_ref() != key.subject_public_key_info().as_slice() {
+        anyhow::bail!("the key is not the certificate's");
+    }
+    Ok(())
+}
+
+/// How long from now the certificate `cert_pem` still verifies against `ca_pem` for `role`
+/// (zero when it no longer does): the time until clients refuse it.
+pub(crate) fn time_left(ca_pem: &str, cert_pem: &str, role: Role) -> Duration {
+    let verifies = |ahead: Duration| check(ca_pem, cert_pem, role, &[], ahead).is_ok();
+    if !verifies(Duration::ZERO) {
+        return Duration::ZERO;
+    }
+    // The last second at which it verifies, between 0 and a hundred years ahead.
+    let (mut good, mut bad) = (0u64, 100 * 365 * 86_400u64);
+    while bad - good > 1 {
+        let middle = good + (bad - good) / 2;
+        if verifies(Duration::from_secs(middle)) {
+            good = middle;
+        } else {
+            bad = middle;
+        }
+    }
+    Duration::from_secs(good)
 }
 
 /// Checks `cert_pem` as a client of it would, `ahead` from now: it chains to `ca_pem`, serves

@@ -12,6 +12,7 @@ use crate::clients::target::Target;
 use crate::clients::{self, Program};
 use crate::layout::Layout;
 use crate::server::secrets::TOKEN_VAR;
+use crate::server::tls::ClientFiles;
 use crate::util::process::exit_code;
 use crate::util::signals;
 
@@ -102,7 +103,9 @@ impl Bench {
                 run.args(["--server-pid", &pid.to_string()]);
             }
         }
-        run.args(&self.args).env(TOKEN_VAR, &target.token);
+        run.args(&self.args)
+            .env(TOKEN_VAR, &target.token)
+            .envs(ClientFiles::of(layout)?.iter().flat_map(ClientFiles::env));
         let mut child = run.spawn().context("cannot start the bench")?;
         signals::pass_on_to(child.id());
         let status = child.wait().context("cannot wait for the bench")?;

@@ -142,8 +142,9 @@ impl Reload {
 /// why it refused.
 fn reload(target: &Target, timeout: Duration) -> Result<()> {
     let Target { what, layout, pid } = target;
-    let varz_url = format!("{}/varz", Endpoints::of_running(layout, *pid)?.monitoring);
-    let agent = xtask_probe::monitoring_agent();
+    let endpoints = Endpoints::of_running(layout, *pid)?;
+    let varz_url = format!("{}/varz", endpoints.monitoring);
+    let agent = endpoints.agent();
     let loaded_at = |varz: &Value| varz["config_load_time"].clone();
     let before = loaded_at(&xtask_probe::get_json(&agent, &varz_url)?);
     let log_start = fs::metadata(layout.log_file()).map_or(0, |m| m.len());

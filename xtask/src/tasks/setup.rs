@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::args::{ListenArgs, SourceArgs};
+use crate::args::{ListenArgs, SourceArgs, TlsArgs};
 use crate::install::release;
 use crate::install::{self, SetupOptions};
 use crate::layout::Layout;
@@ -49,6 +49,9 @@ pub(crate) struct Setup {
     #[command(flatten)]
     listen: ListenArgs,
 
+    #[command(flatten)]
+    tls: TlsArgs,
+
     /// Print the token on stdout (it is never printed otherwise).
     #[arg(long)]
     show_token: bool,
@@ -64,6 +67,7 @@ impl Setup {
             reinstall: self.reinstall,
             regenerate_config: self.regenerate_config,
             listen: self.listen,
+            tls: self.tls,
             for_run: false,
         };
         let token = install::setup(layout, &options)?;

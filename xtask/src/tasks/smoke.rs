@@ -17,6 +17,7 @@ use crate::clients::target::Target;
 use crate::clients::{self, Program};
 use crate::layout::Layout;
 use crate::server::secrets::TOKEN_VAR;
+use crate::server::tls::ClientFiles;
 use crate::util::process;
 
 /// How long the checks may take in all.
@@ -97,7 +98,8 @@ impl Smoke {
             .args(["--max-payload", &target.max_payload(layout)?.to_string()])
             .args(self.json.then_some("--json"))
             .args(target.node_args()?)
-            .env(TOKEN_VAR, &target.token);
+            .env(TOKEN_VAR, &target.token)
+            .envs(ClientFiles::of(layout)?.iter().flat_map(ClientFiles::env));
         if self.failover {
             let how = if self.kill { "kill" } else { "graceful" };
             run.args(["--failover", how]);

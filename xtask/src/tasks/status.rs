@@ -208,7 +208,7 @@ fn report(pid: u32, endpoints: Option<&Endpoints>) -> Value {
     report["monitoring_url"] = json!(endpoints.monitoring);
     report["websocket_url"] = json!(endpoints.websocket);
     report["exposed"] = json!(endpoints.exposed);
-    let agent = xtask_probe::monitoring_agent();
+    let agent = endpoints.agent();
     let varz = xtask_probe::get_json(&agent, &format!("{}/varz", endpoints.monitoring));
     let varz = match varz {
         Ok(varz) => varz,

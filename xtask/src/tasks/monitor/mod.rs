@@ -82,6 +82,12 @@ impl Monitor {
             Output::Lines
         };
         let interval = Duration::from_secs_f64(self.interval);
+        // Over HTTPS, this checkout's CA is what the samples trust (for `--url` too).
+        if let Ok(layout) = layout()
+            && let Some(trust) = crate::server::tls::trust(&layout)?
+        {
+            xtask_probe::trust_by_default(trust);
+        }
         if self.once
             && let Watched::Nothing(why) = self.watched(&layout)?
         {

@@ -129,7 +129,7 @@ impl Run {
 fn say_what_is_ignored(source: &SourceArgs, running: Option<&Endpoints>, listen: &ListenArgs) {
     if let Some(version) = source.version {
         let runs = running.and_then(|endpoints| {
-            let agent = xtask_probe::monitoring_agent();
+            let agent = endpoints.agent();
             let varz = xtask_probe::get_json(&agent, &format!("{}/varz", endpoints.monitoring));
             Some(varz.ok()?["version"].as_str()?.to_string())
         });

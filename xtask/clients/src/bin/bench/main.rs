@@ -119,6 +119,8 @@ pub(crate) struct Target {
     pub(crate) monitoring: Vec<String>,
     pub(crate) token: String,
     server_pids: Vec<u32>,
+    /// The CA (and client certificate) of a TLS server.
+    tls: Option<xtask_clients::Tls>,
 }
 
 impl Target {
@@ -129,7 +131,8 @@ impl Target {
             .iter()
             .map(|url| url.parse())
             .collect::<Result<_, _>>()?;
-        async_nats::ConnectOptions::with_token(self.token.clone())
+        let options = async_nats::ConnectOptions::with_token(self.token.clone());
+        xtask_clients::with_tls(options, self.tls.as_ref())
             .name(name)
             .connection_timeout(Duration::from_secs(5))
             // A subscriber that falls behind buffers rather than drops, up to a point; past
@@ -415,6 +418,7 @@ async fn run(args: &Args) -> Result<Report> {
         monitoring: args.monitoring.clone(),
         token: args.token.clone(),
         server_pids: args.server_pids.clone(),
+        tls: xtask_clients::Tls::from_env()?,
     };
     // Fails fast, with the server's word, on a wrong token or address.
     target.connect("cargo xtask bench").await?.flush().await?;

@@ -67,7 +67,8 @@ pub(crate) async fn monitoring(target: &Target) -> Result<()> {
 }
 
 pub(crate) async fn connect(target: &Target) -> Result<async_nats::Client> {
-    async_nats::ConnectOptions::with_token(target.token.clone())
+    target
+        .options(async_nats::ConnectOptions::with_token(target.token.clone()))
         .name("cargo xtask smoke")
         .connection_timeout(Duration::from_secs(5))
         .connect(&target.client)
@@ -77,12 +78,13 @@ pub(crate) async fn connect(target: &Target) -> Result<async_nats::Client> {
 
 pub(crate) async fn authentication(target: &Target) -> Result<()> {
     connect(target).await?.flush().await?;
-    refuses_without_the_token(&target.client).await
+    refuses_without_the_token(target, &target.client).await
 }
 
 /// A client with no token, and one with a wrong token, are refused at `url` with an
-/// authorization violation.
-async fn refuses_without_the_token(url: &str) -> Result<()> {
+/// authorization violation (over TLS when the server serves it, so that it is the token that
+/// is refused).
+async fn refuses_without_the_token(target: &Target, url: &str) -> Result<()> {
     let attempts = [
         ("no token", async_nats::ConnectOptions::new()),
         (
@@ -91,6 +93,7 @@ async fn refuses_without_the_token(url: &str) -> Result<()> {
         ),
     ];
     for (what, options) in attempts {
+        let options = target.options(options);
         let refused = options
             .connection_timeout(Duration::from_secs(5))
             .connect(url)
@@ -103,6 +106,72 @@ async fn refuses_without_the_token(url: &str) -> Result<()> {
         expect(
             violation,
             format!("a client with {what} refused at {url} with an authorization violation"),
+            seen,
+        )?;
+    }
+    Ok(())
+}
+
+/// Over TLS, the server refuses what it must: a client that speaks plaintext, a client that
+/// trusts the system's CAs only (the server's certificate is the local CA's), and under mutual
+/// TLS a client without a certificate; and its monitoring answers over HTTPS only.
+pub(crate) async fn tls(target: &Target) -> Result<()> {
+    let tls = target.tls.as_ref().context("the server serves no TLS")?;
+    let url = &target.client;
+    expect(
+        url.starts_with("tls://") && target.monitoring.starts_with("https://"),
+        "tls:// and https:// addresses",
+        format!("{url} and {}", target.monitoring),
+    )?;
+    let varz = get_json(format!("{}/varz", target.monitoring)).await?;
+    expect(
+        varz["tls_required"] == true,
+        "/varz tls_required: true",
+        format!("tls_required: {}", varz["tls_required"]),
+    )?;
+
+    // The bare protocol without TLS: the server's INFO asks for it, and a CONNECT in clear
+    // gets the connection closed.
+    let (client, token) = (url.clone(), target.token.clone());
+    let plain = tokio::task::spawn_blocking(move || -> Result<()> {
+        xtask_probe::Connection::open(&client, &token, "cargo xtask smoke (plaintext)", None)?
+            .ping()
+    })
+    .await?;
+    expect(
+        plain.is_err(),
+        format!("a plaintext client refused at {url}"),
+        "it answered PONG",
+    )?;
+
+    let attempts = [
+        (
+            "a client that trusts the system's CAs only",
+            async_nats::ConnectOptions::with_token(target.token.clone()).require_tls(true),
+            "invalid peer certificate",
+        ),
+        (
+            "a client without a certificate",
+            async_nats::ConnectOptions::with_token(target.token.clone())
+                .add_root_certificates(tls.ca.clone()),
+            "CertificateRequired",
+        ),
+    ];
+    for (what, options, error) in attempts {
+        if error == "CertificateRequired" && tls.client.is_none() {
+            continue;
+        }
+        let refused = options
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await;
+        let seen = match &refused {
+            Ok(_) => "a connection".to_string(),
+            Err(e) => format!("`{e}`"),
+        };
+        expect(
+            refused.is_err() && seen.contains(error),
+            format!("{what} refused at {url} with `{error}`"),
             seen,
         )?;
     }
@@ -203,7 +272,9 @@ pub(crate) async fn payload_limit(target: &Target, id: &str) -> Result<()> {
 async fn oversized_publish(target: &Target, size: usize) -> Result<String> {
     let (client, token) = (target.client.clone(), target.token.clone());
     tokio::task::spawn_blocking(move || -> Result<String> {
-        let mut connection = xtask_probe::Connection::open(&client, &token, "cargo xtask smoke")?;
+        let trust = xtask_probe::default_trust();
+        let mut connection =
+            xtask_probe::Connection::open(&client, &token, "cargo xtask smoke", trust)?;
         connection.send(&format!("PUB smoke.oversized {size}\r\n"))?;
         connection.line()
     })
@@ -406,8 +477,16 @@ pub(crate) async fn websocket(target: &Target, id: &str) -> Result<()> {
         "a ws:// or wss:// URL",
         format!("`{url}`"),
     )?;
-    refuses_without_the_token(url).await?;
-    let browser = async_nats::ConnectOptions::with_token(target.token.clone())
+    if target.tls.is_some() {
+        expect(
+            url.starts_with("wss://"),
+            "a wss:// URL, as the server serves TLS",
+            format!("`{url}`"),
+        )?;
+    }
+    refuses_without_the_token(target, url).await?;
+    let browser = target
+        .options(async_nats::ConnectOptions::with_token(target.token.clone()))
         .name("cargo xtask smoke (websocket)")
         .connection_timeout(Duration::from_secs(5))
         .connect(url)

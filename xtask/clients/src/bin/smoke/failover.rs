@@ -133,7 +133,8 @@ pub(crate) async fn failover(target: &Target, id: &str, stop: Stop) -> Result<St
         .map(|node| node.client.parse())
         .collect::<Result<_, _>>()?;
     // Every node's address: whichever the client is on may be the one stopped.
-    let client = async_nats::ConnectOptions::with_token(target.token.clone())
+    let client = target
+        .options(async_nats::ConnectOptions::with_token(target.token.clone()))
         .name("cargo xtask smoke --failover")
         .connection_timeout(Duration::from_secs(2))
         .connect(urls)

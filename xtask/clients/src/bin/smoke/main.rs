@@ -88,11 +88,18 @@ struct Target {
     websocket: Option<String>,
     max_payload: usize,
     token: String,
+    /// The CA (and client certificate) of a TLS server.
+    tls: Option<xtask_clients::Tls>,
     /// The cluster's nodes; empty for a single server.
     nodes: Vec<Node>,
 }
 
 impl Target {
+    /// `options` with the server's TLS, if it serves TLS.
+    fn options(&self, options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
+        xtask_clients::with_tls(options, self.tls.as_ref())
+    }
+
     /// How many copies of a stream the server keeps: one per node.
     fn replicas(&self) -> usize {
         self.nodes.len().max(1)
@@ -131,7 +138,15 @@ struct Outcome {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let tls = match xtask_clients::Tls::from_env() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("error: {}", xtask_probe::error_text(&e));
+            return ExitCode::FAILURE;
+        }
+    };
     let target = Target {
+        tls,
         client: args.client,
         monitoring: args.monitoring,
         websocket: args.websocket,
@@ -207,6 +222,9 @@ async fn run_checks(
     }
     check!("monitoring endpoints", checks::monitoring(target));
     check!("token authentication", checks::authentication(target));
+    if target.tls.is_some() {
+        check!("tls", checks::tls(target));
+    }
     check!("publish/subscribe", checks::publish_subscribe(target, &id));
     check!("payload size limit", checks::payload_limit(target, &id));
     check!("request/reply", checks::request_reply(target, &id));
