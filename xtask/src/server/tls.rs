@@ -220,6 +220,16 @@ pub(crate) fn trust(layout: &Layout) -> Result<Option<xtask_probe::Trust>> {
     ClientFiles::of(layout)?.map(|files| files.trust()).transpose()
 }
 
+/// The certificate the config of `layout` serves, and how many whole days it still verifies
+/// against the config's CA: None without TLS or without a CA file.
+pub(crate) fn days_left(layout: &Layout) -> Option<(PathBuf, u64)> {
+    let tls = config::read_listen(&fs::read_to_string(layout.config()).ok()?).tls?;
+    let cert = layout.dir.join(&tls.cert_file);
+    let ca = fs::read_to_string(layout.dir.join(tls.ca_file?)).ok()?;
+    let left = time_left(&ca, &fs::read_to_string(&cert).ok()?, Role::Server);
+    Some((cert, left.as_secs() / 86_400))
+}
+
 /// The names every server certificate covers: this machine's.
 pub(crate) const LOCAL_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use serde_json::json;
 
+use crate::server::tls::ClientFiles;
 use crate::install;
 use crate::layout::Layout;
 use crate::lifecycle;
@@ -62,11 +63,19 @@ impl Context {
             return natscli::remove(&path);
         }
         install::require_installed(layout, "context")?;
-        let context = json!({
+        let mut context = json!({
             "description": owner.description,
             "url": lifecycle::client_urls(layout)?.join(","),
             "token": secrets::load(&layout.env_file())?,
         });
+        // natscli's names for the CA, and the certificate and key under mutual TLS.
+        if let Some(files) = ClientFiles::of(layout)? {
+            context["ca"] = json!(files.ca);
+            if let Some((cert, key)) = files.client {
+                context["cert"] = json!(cert);
+                context["key"] = json!(key);
+            }
+        }
         natscli::write(&path, &context, self.select)
     }
 }

@@ -3,12 +3,16 @@
 use anyhow::{Result, bail};
 use serde_json::{Map, Value};
 
+use crate::server::tls::ClientFiles;
 use crate::install;
 use crate::layout::Layout;
 use crate::lifecycle;
 use crate::server::secrets;
 
 /// Print NATS_URL (and NATS_TOKEN with --show-token) as lines a shell runs to export them.
+///
+/// For a TLS server, NATS_CA names the CA file to trust, and under mutual TLS NATS_CERT and
+/// NATS_KEY the client certificate and its key (paths: the key stays in its file).
 ///
 /// For a running cluster NATS_URL lists every node, separated by commas, as NATS clients
 /// accept it; without a running server, the address of its config. Each value is quoted for
@@ -81,6 +85,12 @@ impl Env {
         if let Some(token) = &token {
             vars.push((secrets::TOKEN_VAR, token.as_str()));
         }
+        let tls: Vec<(&str, String)> = ClientFiles::of(layout)?
+            .iter()
+            .flat_map(ClientFiles::env)
+            .map(|(name, path)| (name, path.to_string_lossy().into_owned()))
+            .collect();
+        vars.extend(tls.iter().map(|(name, path)| (*name, path.as_str())));
         let format = match (self.json, self.format) {
             (true, _) => Format::Json,
             (false, format) => format.unwrap_or_else(Format::native),

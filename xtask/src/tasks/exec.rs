@@ -7,6 +7,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+use crate::server::tls::ClientFiles;
 use crate::args::SourceArgs;
 use crate::clients::target::Target;
 use crate::layout::Layout;
@@ -21,6 +22,9 @@ use crate::util::signals;
 const URL_VAR: &str = "NATS_URL";
 
 /// Run a command with NATS_URL and NATS_TOKEN in its environment; exit with its exit code.
+///
+/// For a TLS server the command also gets NATS_CA, the CA file to trust, and under mutual TLS
+/// NATS_CERT and NATS_KEY, the client certificate and its key (paths).
 ///
 /// Without --temporary the command gets this checkout's running server, or its cluster
 /// (NATS_URL then lists every node's URL, separated by commas); with nothing running it fails,
@@ -103,7 +107,8 @@ impl Exec {
             .args(args)
             .current_dir(paths::invocation_dir())
             .env(URL_VAR, &urls)
-            .env(TOKEN_VAR, &token);
+            .env(TOKEN_VAR, &token)
+            .envs(ClientFiles::of(layout)?.iter().flat_map(ClientFiles::env));
         let mut child = command.spawn().map_err(|e| not_started(e, program))?;
         signals::pass_on_to(child.id());
         let status = child.wait();

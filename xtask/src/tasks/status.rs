@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde_json::{Value, json};
 
+use crate::server::tls::{self, RENEW_WITHIN};
+use crate::util::paths::show;
 use crate::cluster;
 use crate::install;
 use crate::layout::Layout;
@@ -49,6 +51,21 @@ impl Status {
         let mut report = report(pid, endpoints.as_ref());
         if let Some(installed) = installed_but_not_running(layout, &[&report]) {
             report["installed_version"] = json!(installed);
+        }
+        if let Some((cert, days)) = tls::days_left(layout) {
+            report["certificate"] = json!({"file": cert, "days_left": days});
+            if days < RENEW_WITHIN.as_secs() / 86_400 {
+                eprintln!(
+                    "warning: the server's certificate `{}` {}: `cargo xtask setup` issues a \
+                     new one, `cargo xtask reload` serves it",
+                    show(&cert),
+                    match days {
+                        0 => "has expired, or expires today".to_string(),
+                        1 => "expires tomorrow".to_string(),
+                        days => format!("expires in {days} days"),
+                    }
+                );
+            }
         }
         if self.json {
             println!("{report}");
@@ -284,6 +301,9 @@ fn human(report: &Value) -> String {
     line(&mut text, "monitoring", &report["monitoring_url"]);
     line(&mut text, "websocket", &report["websocket_url"]);
     line(&mut text, "connections", &report["connections"]);
+    if let Some(days) = report["certificate"]["days_left"].as_u64() {
+        line(&mut text, "certificate", &json!(format!("{days} days left")));
+    }
     if let Some(js) = report.get("jetstream") {
         let usage = format!(
             "{}, {}, {}; memory {} of {}, file {} of {}",
