@@ -179,6 +179,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tls_names_are_host_names_or_addresses() {
+        for good in [
+            "nats.example.com",
+            "10.0.0.7",
+            "::1",
+            "*.example.com",
+            "Host-1",
+        ] {
+            assert!(parse_tls_name(good).is_ok(), "{good}");
+        }
+        assert_eq!(parse_tls_name("Host-1").unwrap(), "host-1");
+        for bad in ["", "a..b", "-a.b", "a b", "a/b", "a.*.b", "nats:4222"] {
+            assert!(parse_tls_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn port_zero_lets_the_server_pick() {
         let listen = ListenArgs {
             port: Some(0),

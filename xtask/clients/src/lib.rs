@@ -82,10 +82,7 @@ impl Tls {
     }
 
     /// `options` trusting the CA alone, and showing the client certificate if there is one.
-    pub fn apply(
-        &self,
-        options: async_nats::ConnectOptions,
-    ) -> async_nats::ConnectOptions {
+    pub fn apply(&self, options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
         let options = options.add_root_certificates(self.ca.clone());
         match &self.client {
             Some((cert, key)) => options.add_client_certificate(cert.clone(), key.clone()),

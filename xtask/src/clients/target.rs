@@ -35,7 +35,11 @@ fn answering_on_configured_ports(layout: &Layout) -> Option<Endpoints> {
         exposed: Vec::new(),
         trust: crate::server::tls::trust(layout).ok()?,
     };
-    xtask_probe::get_json(&endpoints.agent(), &format!("{}/varz", endpoints.monitoring)).ok()?;
+    xtask_probe::get_json(
+        &endpoints.agent(),
+        &format!("{}/varz", endpoints.monitoring),
+    )
+    .ok()?;
     Some(endpoints)
 }
 
@@ -313,7 +317,7 @@ impl Temporary {
             ..Listen::loopback_on_free_ports()
         };
         std::fs::write(layout.config(), config::render(&listen))
-        .with_context(|| format!("cannot write `{}`", layout.config().display()))?;
+            .with_context(|| format!("cannot write `{}`", layout.config().display()))?;
         let token = secrets::generate()?;
         let mut child = server::spawn(&layout, &ServerEnv::single(token.clone()), Mode::Attached)?;
         let ready = server::wait_ready(

@@ -143,7 +143,9 @@ fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, NotFormed> {
     // Each node's own view, asked once: the leader's says who is current, and every node's must
     // name the same leader with nothing left to apply (the leader counts a peer current a
     // little before the peer itself has applied what it was sent, which is what `/healthz` asks).
-    let agent = all.first().map_or_else(xtask_probe::monitoring_agent, Endpoints::agent);
+    let agent = all
+        .first()
+        .map_or_else(xtask_probe::monitoring_agent, Endpoints::agent);
     let mut views = Vec::new();
     for (node, endpoints) in nodes.iter().zip(&all) {
         let jsz = xtask_probe::get_json(&agent, &format!("{}/jsz", endpoints.monitoring))
@@ -206,7 +208,9 @@ fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, NotFormed> {
 /// Whether every node of a formed cluster says it is healthy (`/healthz`, asked once) and
 /// answers an authenticated PING.
 fn usable(nodes: &[Node], all: &[Endpoints], token: &str) -> Result<(), String> {
-    let agent = all.first().map_or_else(xtask_probe::monitoring_agent, Endpoints::agent);
+    let agent = all
+        .first()
+        .map_or_else(xtask_probe::monitoring_agent, Endpoints::agent);
     for (node, endpoints) in nodes.iter().zip(all) {
         let url = format!("{}/healthz?js-server-only=true", endpoints.monitoring);
         match xtask_probe::get(&agent, &url) {

@@ -241,7 +241,10 @@ impl SetupOptions {
         }
         let configured = configured.unwrap_or_default();
         let switched = listen.tls.is_some() != configured.tls.is_some()
-            || listen.tls.as_ref().is_some_and(|tls| Some(tls.verify) != configured.tls.as_ref().map(|t| t.verify));
+            || listen
+                .tls
+                .as_ref()
+                .is_some_and(|tls| Some(tls.verify) != configured.tls.as_ref().map(|t| t.verify));
         if self.regenerate_config {
             let backup = files::back_up(&path)?;
             write_atomically(&path, rendered.as_bytes())?;

@@ -169,7 +169,9 @@ fn render_server(listen: &Listen, node: Option<&ClusterNode>) -> String {
                 .to_string(),
         ),
         Some(tls) => (
-            format!("# Monitoring over HTTPS, with the certificate of the tls block.\nhttps: \"{http}\""),
+            format!(
+                "# Monitoring over HTTPS, with the certificate of the tls block.\nhttps: \"{http}\""
+            ),
             format!(
                 "\n# TLS on every listener, with the certificates of `cargo xtask setup --tls`.\n{}\n",
                 tls.block()
@@ -658,6 +660,7 @@ mod tests {
             port: 1,
             http_port: 2,
             ws_port: 3,
+            tls: None,
         });
         let lines = lines(&text);
         for want in [
@@ -755,6 +758,22 @@ mod tests {
                 port: 1,
                 http_port: 2,
                 ws_port: 3,
+                tls: None,
+            },
+            Listen {
+                tls: Some(ours(false, true)),
+                ..Listen::default()
+            },
+            Listen {
+                tls: Some(ours(true, false)),
+                ..Listen::loopback_on_free_ports()
+            },
+            Listen {
+                tls: Some(Tls {
+                    ca_file: None,
+                    ..ours(false, false).from_dir(Path::new(r#"C:\Users\me "x"\nats"#))
+                }),
+                ..Listen::default()
             },
         ] {
             assert_eq!(read_listen(&render(&listen)), listen);
@@ -789,13 +808,92 @@ mod tests {
         assert_eq!((v6.host.as_str(), v6.port), ("::1", 5333));
     }
 
+    fn ours(verify: bool, handshake_first: bool) -> Tls {
+        Tls {
+            cert_file: "tls/server-cert.pem".into(),
+            key_file: "tls/server-key.pem".into(),
+            ca_file: Some("tls/ca.pem".into()),
+            verify,
+            handshake_first,
+        }
+    }
+
+    #[test]
+    fn with_tls_every_listener_serves_it_from_the_same_certificate() {
+        let text = render(&Listen {
+            tls: Some(ours(true, true)),
+            ..Listen::default()
+        });
+        let lines = lines(&text);
+        for want in [
+            "https: \"127.0.0.1:8222\"",
+            "cert_file: \"tls/server-cert.pem\"",
+            "key_file: \"tls/server-key.pem\"",
+            "ca_file: \"tls/ca.pem\"",
+            "verify: true",
+            "handshake_first: \"auto\"",
+            "timeout: 2",
+        ] {
+            assert!(lines.contains(&want), "missing `{want}` in\n{text}");
+        }
+        for gone in ["http: \"127.0.0.1:8222\"", "no_tls: true"] {
+            assert!(!lines.contains(&gone), "has `{gone}`");
+        }
+        // The websocket's own block: it does not inherit the top-level one.
+        let websocket: Vec<_> = settings(&text)
+            .into_iter()
+            .filter(|(block, _)| block.as_deref() == Some("websocket.tls"))
+            .map(|(_, setting)| setting)
+            .collect();
+        assert_eq!(
+            websocket,
+            [
+                "cert_file: \"tls/server-cert.pem\"",
+                "key_file: \"tls/server-key.pem\""
+            ]
+        );
+        let plain = render(&Listen::default());
+        assert!(!plain.contains("handshake_first") && !plain.contains("https:"));
+        // Before 2.10.4 the client port knows no handshake_first.
+        let old = render(&Listen {
+            tls: Some(ours(false, false)),
+            ..Listen::default()
+        });
+        assert!(!old.contains("handshake_first") && !old.contains("verify: true"));
+    }
+
+    #[test]
+    fn tls_settings_are_read_from_the_top_level_block_only() {
+        let text = "https_port: 9443\ntls { cert_file: \"a.pem\", key_file: \"b.pem\", verify: true }\n\
+                    websocket {\n  port: 1\n  tls {\n    cert_file: \"ws.pem\"\n  }\n}\n\
+                    cluster {\n  tls {\n    verify: false\n  }\n}\n";
+        let listen = read_listen(text);
+        assert_eq!(listen.http_port, 9443);
+        assert_eq!(
+            listen.tls,
+            Some(Tls {
+                cert_file: "a.pem".into(),
+                key_file: "b.pem".into(),
+                ca_file: None,
+                verify: true,
+                handshake_first: false,
+            })
+        );
+        assert_eq!(read_listen("port: 4222").tls, None);
+        assert_eq!(unquoted(r#""C:\\a \"b\"""#), r#"C:\a "b""#);
+    }
+
     #[test]
     fn a_config_is_edited_when_it_differs_from_what_its_ports_would_give() {
         let moved = Listen {
             port: 5222,
             ..Listen::loopback_on_free_ports()
         };
-        for listen in [Listen::default(), moved] {
+        let tls = Listen {
+            tls: Some(ours(true, true)),
+            ..Listen::default()
+        };
+        for listen in [Listen::default(), moved, tls] {
             let text = render(&listen);
             assert!(!is_edited(&text), "{listen:?}");
             assert!(is_edited(

@@ -49,7 +49,9 @@ impl TlsDir {
         handshake_first: bool,
     ) -> config::Tls {
         let path = |path: PathBuf| {
-            let path = path.strip_prefix(from).map_or(path.clone(), Path::to_path_buf);
+            let path = path
+                .strip_prefix(from)
+                .map_or(path.clone(), Path::to_path_buf);
             path.to_string_lossy().replace('\\', "/")
         };
         config::Tls {
@@ -209,7 +211,10 @@ impl ClientFiles {
 
     /// What the xtask's own requests trust: the files' contents.
     pub(crate) fn trust(&self) -> Result<xtask_probe::Trust> {
-        let client = self.client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+        let client = self
+            .client
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()));
         xtask_probe::Trust::from_files(&self.ca, client)
     }
 }
@@ -217,7 +222,9 @@ impl ClientFiles {
 /// What the xtask's own clients (readiness probes, status, monitor) trust to reach the server
 /// of `layout`: see [`ClientFiles::of`].
 pub(crate) fn trust(layout: &Layout) -> Result<Option<xtask_probe::Trust>> {
-    ClientFiles::of(layout)?.map(|files| files.trust()).transpose()
+    ClientFiles::of(layout)?
+        .map(|files| files.trust())
+        .transpose()
 }
 
 /// The certificate the config of `layout` serves, and how many whole days it still verifies
@@ -398,6 +405,74 @@ mod tests {
             let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", path.display());
         }
+    }
+
+    #[test]
+    fn a_key_goes_with_its_certificate_only_and_the_time_left_is_the_validity() {
+        let temp = tempfile::tempdir().unwrap();
+        let tls = TlsDir {
+            dir: temp.path().join("tls"),
+        };
+        tls.ensure(SERVER, Role::Server, &names()).unwrap();
+        tls.ensure(CLIENT, Role::Client, &["me".into()]).unwrap();
+        let read = |path: PathBuf| fs::read_to_string(path).unwrap();
+        let (cert, key) = (read(tls.cert(SERVER)), read(tls.key(SERVER)));
+        key_matches(&cert, &key).unwrap();
+        let e = key_matches(&cert, &read(tls.key(CLIENT))).unwrap_err();
+        assert_eq!(e.to_string(), "the key is not the certificate's");
+        assert!(key_matches(&cert, "no key").is_err());
+
+        // A key whose certificate was not written (a setup killed between the two) is
+        // issued again, with a certificate.
+        fs::write(tls.key(SERVER), read(tls.key(CLIENT))).unwrap();
+        assert!(tls.ensure(SERVER, Role::Server, &names()).unwrap());
+        key_matches(&read(tls.cert(SERVER)), &read(tls.key(SERVER))).unwrap();
+
+        let ca = read(tls.ca());
+        let days = time_left(&ca, &read(tls.cert(SERVER)), Role::Server).as_secs() / 86_400;
+        assert!((LEAF_DAYS - 2..=LEAF_DAYS).contains(&days), "{days}");
+        let other = TlsDir {
+            dir: temp.path().join("other"),
+        };
+        other.ensure(SERVER, Role::Server, &names()).unwrap();
+        assert_eq!(
+            time_left(&read(other.ca()), &cert, Role::Server),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn the_names_recorded_come_after_this_machines() {
+        let temp = tempfile::tempdir().unwrap();
+        let tls = TlsDir {
+            dir: temp.path().join("tls"),
+        };
+        assert_eq!(tls.server_names(), names());
+        tls.record_names(&["nats.example.test".into(), "localhost".into()])
+            .unwrap();
+        let mut want = names();
+        want.push("nats.example.test".into());
+        assert_eq!(tls.server_names(), want);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_ca_key_others_can_read_issues_nothing() {
+        use std::os::unix::fs::PermissionsExt;
+        let temp = tempfile::tempdir().unwrap();
+        let tls = TlsDir {
+            dir: temp.path().join("tls"),
+        };
+        tls.ensure(SERVER, Role::Server, &names()).unwrap();
+        fs::set_permissions(tls.ca_key(), fs::Permissions::from_mode(0o640)).unwrap();
+        let e = tls
+            .ensure(CLIENT, Role::Client, &["me".into()])
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("can be read by others (mode 640)"),
+            "{e:#}"
+        );
+        assert!(!tls.cert(CLIENT).exists());
     }
 
     #[test]

@@ -7,12 +7,12 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use serde_json::json;
 
-use crate::server::tls::ClientFiles;
 use crate::install;
 use crate::layout::Layout;
 use crate::lifecycle;
 use crate::natscli::{self, Owner};
 use crate::server::secrets;
+use crate::server::tls::ClientFiles;
 
 /// Write a natscli context for this checkout's server: its URL and token.
 ///

@@ -3,11 +3,11 @@
 use anyhow::{Result, bail};
 use serde_json::{Map, Value};
 
-use crate::server::tls::ClientFiles;
 use crate::install;
 use crate::layout::Layout;
 use crate::lifecycle;
 use crate::server::secrets;
+use crate::server::tls::ClientFiles;
 
 /// Print NATS_URL (and NATS_TOKEN with --show-token) as lines a shell runs to export them.
 ///

@@ -7,12 +7,12 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
-use crate::server::tls::ClientFiles;
 use crate::args::SourceArgs;
 use crate::clients::target::Target;
 use crate::layout::Layout;
 use crate::lifecycle::{self, Running};
 use crate::server::secrets::{self, TOKEN_VAR};
+use crate::server::tls::ClientFiles;
 use crate::util::paths;
 use crate::util::paths::show;
 use crate::util::process;

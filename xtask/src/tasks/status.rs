@@ -5,13 +5,13 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use crate::server::tls::{self, RENEW_WITHIN};
-use crate::util::paths::show;
 use crate::cluster;
 use crate::install;
 use crate::layout::Layout;
 use crate::lifecycle::NOT_RUNNING;
+use crate::server::tls::{self, RENEW_WITHIN};
 use crate::server::{self, Endpoints};
+use crate::util::paths::show;
 use crate::util::units::{self, bytes};
 
 /// Show whether the server runs, with its pid, addresses and usage.
@@ -302,7 +302,11 @@ fn human(report: &Value) -> String {
     line(&mut text, "websocket", &report["websocket_url"]);
     line(&mut text, "connections", &report["connections"]);
     if let Some(days) = report["certificate"]["days_left"].as_u64() {
-        line(&mut text, "certificate", &json!(format!("{days} days left")));
+        line(
+            &mut text,
+            "certificate",
+            &json!(format!("{days} days left")),
+        );
     }
     if let Some(js) = report.get("jetstream") {
         let usage = format!(

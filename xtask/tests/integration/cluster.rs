@@ -781,7 +781,7 @@ fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() 
     for name in ["n1", "n2", "n3"] {
         let client = url(&rotated, name);
         let with = |token: &str| {
-            xtask_probe::Connection::open(&client, token, "test")
+            xtask_probe::Connection::open(&client, token, "test", None)
                 .and_then(|mut c| c.ping())
                 .is_ok()
         };

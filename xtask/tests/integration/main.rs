@@ -23,3 +23,6 @@ mod bench;
 
 // The README's story, one command after another, as a user follows it.
 mod story;
+
+// `setup --tls`, and every task over TLS.
+mod tls;

@@ -32,8 +32,8 @@ pub use processes::{
 };
 pub use sandbox::{Run, Sandbox, without_block};
 pub use server::{
-    ByHand, Endpoints, Ports, StopOnDrop, cluster_args, detach, ports_files, start, start_cluster,
-    start_with, status_json, stopped, the_end_of_the_log_between,
+    ByHand, Endpoints, Ports, READY_WITHIN, StopOnDrop, cluster_args, detach, ports_files, start,
+    start_cluster, start_with, status_json, stopped, the_end_of_the_log_between,
 };
 
 /// What most tests start from: the first test server, a fresh sandbox, and a mirror serving

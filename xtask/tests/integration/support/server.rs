@@ -214,7 +214,7 @@ pub fn start_cluster(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary) 
 
 /// The seconds the start helpers give `run` to have its server ready: tests run side by side,
 /// on a machine that may be compiling too.
-const READY_WITHIN: &str = "120";
+pub const READY_WITHIN: &str = "120";
 
 /// Whether `shown` is what the log's last lines were at some moment between reading it as
 /// `before` and as `after`: a live log may grow while a command reads it.

@@ -1,0 +1,290 @@
+//! `setup --tls`: a local CA, TLS on every listener, and every task speaking it; checked with
+//! real servers and a client the xtask does not own (async-nats, and bare TCP).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::support::*;
+
+/// `setup` with `tls` options on ports the server picks, then `run --detach`: where it listens.
+fn start_tls(sandbox: &Sandbox, mirror: &Mirror, server: &ServerBinary, tls: &[&str]) -> Endpoints {
+    let mut args = vec!["setup"];
+    args.extend_from_slice(tls);
+    let setup = sandbox
+        .with_ports(&args, mirror, server, Ports::picked())
+        .ok();
+    assert!(
+        !setup.stderr.contains("PRIVATE KEY") && !setup.stdout.contains("PRIVATE KEY"),
+        "a key in setup's output:\n{}",
+        setup.stderr
+    );
+    sandbox
+        .xtask(&["run", "--detach", "--timeout", READY_WITHIN])
+        .ok();
+    sandbox.endpoints()
+}
+
+fn tls_file(sandbox: &Sandbox, name: &str) -> PathBuf {
+    sandbox.nats_dir().join("tls").join(name)
+}
+
+/// Connects with async-nats as an application would, with `options`; the error's text if it
+/// is refused, else whether a request to itself came back.
+fn connect(url: &str, options: async_nats::ConnectOptions) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = options
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        client.flush().await.map_err(|e| e.to_string())
+    })
+}
+
+/// What the server answers a client that speaks the protocol in clear on its TLS port: its
+/// INFO (which asks for TLS), then nothing but the connection closed.
+fn plaintext_conversation(url: &str, token: &str) -> (String, String) {
+    let address = url.strip_prefix("tls://").unwrap();
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut info = [0u8; 4096];
+    let n = stream.read(&mut info).unwrap();
+    let info = String::from_utf8_lossy(&info[..n]).to_string();
+    let _ = stream.write_all(
+        format!("CONNECT {{\"auth_token\":\"{token}\",\"verbose\":false}}\r\nPING\r\n").as_bytes(),
+    );
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    (info, String::from_utf8_lossy(&rest).to_string())
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn a_tls_server_serves_every_listener_over_tls_and_refuses_plaintext_and_unknown_issuers() {
+    let (server, sandbox, mirror) = sandbox_with_mirror();
+    let _stop = StopOnDrop(&sandbox);
+    let endpoints = start_tls(&sandbox, &mirror, &server, &["--tls"]);
+    assert!(
+        endpoints.client.starts_with("tls://127.0.0.1:"),
+        "{endpoints:?}"
+    );
+    assert!(
+        endpoints.monitoring.starts_with("https://127.0.0.1:"),
+        "{endpoints:?}"
+    );
+    assert!(
+        endpoints.websocket.starts_with("wss://127.0.0.1:"),
+        "{endpoints:?}"
+    );
+
+    // Smoke passes, with its TLS check among the others.
+    let run = sandbox.xtask(&["smoke"]).ok();
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("✓") && l.contains(" tls ")),
+        "no ✓ tls:\n{}",
+        run.stdout
+    );
+    assert_eq!(run.stdout.lines().last(), Some("9 passed, 0 failed"));
+
+    let ca = tls_file(&sandbox, "ca.pem");
+    let token = sandbox.token();
+    let with_ca =
+        || async_nats::ConnectOptions::with_token(token.clone()).add_root_certificates(ca.clone());
+    // An application trusting the CA connects, by address and by name, and over wss://.
+    connect(&endpoints.client, with_ca()).unwrap();
+    let by_name = endpoints.client.replace("127.0.0.1", "localhost");
+    connect(&by_name, with_ca()).unwrap();
+    // One trusting the system's CAs only is refused: the local CA is nobody else's.
+    let e = connect(
+        &endpoints.client,
+        async_nats::ConnectOptions::with_token(token.clone()).require_tls(true),
+    )
+    .unwrap_err();
+    assert!(e.contains("UnknownIssuer"), "{e}");
+    // Plaintext gets the server's INFO, which asks for TLS, and no PONG.
+    let (info, answer) = plaintext_conversation(&endpoints.client, &token);
+    assert!(info.contains("\"tls_required\":true"), "{info}");
+    assert!(
+        !answer.contains("PONG"),
+        "a plaintext client was answered: {answer}"
+    );
+
+    // Monitoring answers over HTTPS with the CA, and not to plain HTTP.
+    let trust = xtask_probe::Trust::from_files(&ca, None).unwrap();
+    let https = xtask_probe::monitoring_agent_trusting(Some(&trust));
+    let (status, _) =
+        xtask_probe::get(&https, &format!("{}/healthz", endpoints.monitoring)).unwrap();
+    assert_eq!(status, 200);
+    let plain = endpoints.monitoring.replace("https://", "http://");
+    let answer = xtask_probe::get(
+        &xtask_probe::monitoring_agent(),
+        &format!("{plain}/healthz"),
+    );
+    assert!(
+        !matches!(answer, Ok((200, _))),
+        "monitoring answered plain HTTP: {answer:?}"
+    );
+
+    // Keys are the owner's alone, and neither the config nor the environment files hold one.
+    #[cfg(unix)]
+    for key in ["ca-key.pem", "server-key.pem"] {
+        assert_eq!(mode(&tls_file(&sandbox, key)), 0o600, "{key}");
+    }
+    let config = std::fs::read_to_string(sandbox.config_file()).unwrap();
+    assert!(!config.contains("PRIVATE KEY"));
+    assert!(config.contains("handshake_first: \"auto\""), "{config}");
+
+    // `env` names the CA; `setup` again keeps everything; `--no-tls` goes back.
+    let env = sandbox.xtask(&["env", "--format", "dotenv"]).ok();
+    assert!(
+        env.stdout.contains(&format!("NATS_CA={}", ca.display())),
+        "{}",
+        env.stdout
+    );
+    assert!(!env.stdout.contains("NATS_KEY"), "{}", env.stdout);
+    let again = sandbox.xtask(&["setup"]).ok();
+    assert!(again.stderr.contains("is up to date"), "{}", again.stderr);
+    let cert = std::fs::read(tls_file(&sandbox, "server-cert.pem")).unwrap();
+    let off = sandbox.xtask(&["setup", "--no-tls"]).ok();
+    assert!(
+        off.stderr.contains("now serves plaintext"),
+        "{}",
+        off.stderr
+    );
+    assert!(
+        off.stderr.contains("`cargo xtask restart` applies"),
+        "{}",
+        off.stderr
+    );
+    sandbox.xtask(&["restart"]).ok();
+    let plain = sandbox.endpoints();
+    assert!(plain.client.starts_with("nats://"), "{plain:?}");
+    connect(
+        &plain.client,
+        async_nats::ConnectOptions::with_token(token.clone()),
+    )
+    .unwrap();
+    // The CA and certificate stay for a later `--tls`, which reuses them.
+    sandbox.xtask(&["setup", "--tls"]).ok();
+    assert_eq!(
+        std::fs::read(tls_file(&sandbox, "server-cert.pem")).unwrap(),
+        cert
+    );
+}
+
+#[test]
+fn mutual_tls_refuses_a_client_without_a_certificate_and_hands_one_to_the_user() {
+    let (server, sandbox, mirror) = sandbox_with_mirror();
+    let _stop = StopOnDrop(&sandbox);
+    let endpoints = start_tls(&sandbox, &mirror, &server, &["--tls-verify"]);
+    let run = sandbox.xtask(&["smoke"]).ok();
+    assert_eq!(
+        run.stdout.lines().last(),
+        Some("9 passed, 0 failed"),
+        "{}",
+        run.stdout
+    );
+
+    let (ca, cert, key) = (
+        tls_file(&sandbox, "ca.pem"),
+        tls_file(&sandbox, "client-cert.pem"),
+        tls_file(&sandbox, "client-key.pem"),
+    );
+    #[cfg(unix)]
+    assert_eq!(mode(&key), 0o600);
+    let token = sandbox.token();
+    let with_ca =
+        || async_nats::ConnectOptions::with_token(token.clone()).add_root_certificates(ca.clone());
+    let e = connect(&endpoints.client, with_ca()).unwrap_err();
+    assert!(e.contains("CertificateRequired"), "{e}");
+    connect(
+        &endpoints.client,
+        with_ca().add_client_certificate(cert.clone(), key.clone()),
+    )
+    .unwrap();
+    // The token still applies on top of the certificate.
+    let e = connect(
+        &endpoints.client,
+        async_nats::ConnectOptions::with_token("nats_wrong".into())
+            .add_root_certificates(ca.clone())
+            .add_client_certificate(cert.clone(), key.clone()),
+    )
+    .unwrap_err();
+    assert!(e.to_lowercase().contains("authorization"), "{e}");
+
+    // What the user's own programs get: the paths, never the key itself.
+    let env = sandbox.xtask(&["env", "--json"]).ok().json();
+    assert_eq!(env["NATS_CA"], ca.display().to_string());
+    assert_eq!(env["NATS_CERT"], cert.display().to_string());
+    assert_eq!(env["NATS_KEY"], key.display().to_string());
+    let status = sandbox.xtask(&["status", "--json"]).ok().json();
+    let days = status["certificate"]["days_left"].as_u64().unwrap();
+    assert!((390..=397).contains(&days), "{status}");
+}
+
+#[test]
+fn a_certificate_of_another_ca_or_without_its_key_is_issued_again_before_the_server_starts() {
+    let (server, sandbox, mirror) = sandbox_with_mirror();
+    let (other, _other_mirror) = sandbox_with_mirror_of(&server);
+    for sandbox in [&sandbox, &other] {
+        sandbox
+            .with_ports(&["setup", "--tls"], &mirror, &server, Ports::picked())
+            .ok();
+    }
+    // Another checkout's certificate, with its key: it does not chain to this CA.
+    for file in ["server-cert.pem", "server-key.pem"] {
+        std::fs::copy(tls_file(&other, file), tls_file(&sandbox, file)).unwrap();
+    }
+    let _stop = StopOnDrop(&sandbox);
+    let run = sandbox
+        .xtask(&["run", "--detach", "--timeout", READY_WITHIN])
+        .ok();
+    assert!(run.stderr.contains("issued `"), "{}", run.stderr);
+    sandbox.xtask(&["smoke"]).ok();
+    sandbox.xtask(&["stop"]).ok();
+
+    // A key written without its certificate (a setup killed between the two): a new pair.
+    let key = tls_file(&sandbox, "server-key.pem");
+    std::fs::copy(tls_file(&other, "server-key.pem"), &key).unwrap();
+    let run = sandbox
+        .xtask(&["run", "--detach", "--timeout", READY_WITHIN])
+        .ok();
+    assert!(run.stderr.contains("issued `"), "{}", run.stderr);
+    assert_ne!(
+        std::fs::read(&key).unwrap(),
+        std::fs::read(tls_file(&other, "server-key.pem")).unwrap()
+    );
+    sandbox.xtask(&["smoke"]).ok();
+}
+
+#[cfg(unix)]
+#[test]
+fn a_ca_key_others_can_read_is_refused_and_nothing_changes() {
+    use std::os::unix::fs::PermissionsExt;
+    let (server, sandbox, mirror) = sandbox_with_mirror();
+    sandbox
+        .with_ports(&["setup", "--tls"], &mirror, &server, Ports::picked())
+        .ok();
+    let ca_key = tls_file(&sandbox, "ca-key.pem");
+    std::fs::set_permissions(&ca_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = Sandbox::tree(&sandbox.nats_dir());
+    sandbox
+        .xtask(&["setup", "--tls-verify"])
+        .fails_with("can be read by others (mode 644)");
+    assert_eq!(Sandbox::tree(&sandbox.nats_dir()), before);
+}
