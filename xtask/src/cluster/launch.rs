@@ -2,6 +2,7 @@
 //! others, and stopping those a run started.
 
 use std::fs;
+use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use super::ready::{Short, wait_ready};
 use super::{Node, POLL, record_ports, recorded_ports};
 use crate::server::config::{self, ClusterNode, ROUTE_USER};
 use crate::server::secrets::{RouteSecrets, ServerEnv};
+use crate::server::tls::TlsDir;
 use crate::server::{self, Endpoints, Mode};
 use crate::util::files::write_atomically;
 use crate::util::paths::show;
@@ -211,11 +213,21 @@ pub(crate) fn stop_started(started: &mut [Started]) {
     });
 }
 
-/// Writes the node's config, unless it has one on the same ports already: edits made to it
-/// stay. One rewritten for other ports keeps a copy of an edited old one beside it.
+/// Writes the node's config, unless it has one on the same ports and TLS already: edits made
+/// to it stay. One rewritten for other ports or TLS keeps a copy of an edited old one beside
+/// it. Under TLS, the node's certificate is issued first unless the one there still serves.
 fn write_config(node: &Node) -> Result<()> {
     fs::create_dir_all(&node.layout.dir)
         .with_context(|| format!("cannot create `{}`", show(&node.layout.dir)))?;
+    if let Some(tls) = &node.listen.tls {
+        let cert = crate::util::paths::normal(&node.layout.dir.join(&tls.cert_file));
+        let dir = TlsDir {
+            dir: cert
+                .parent()
+                .map_or(node.layout.dir.clone(), Path::to_path_buf),
+        };
+        dir.ensure_server(&node.name, &node.listen.host, true)?;
+    }
     let path = node.layout.config();
     if let Ok(existing) = fs::read_to_string(&path) {
         let (listen, cluster_port) = (
@@ -228,7 +240,8 @@ fn write_config(node: &Node) -> Result<()> {
         if config::is_edited_node(&existing, &node.name) {
             let backup = crate::util::files::back_up(&path)?;
             eprintln!(
-                "node {}: `{}` is written anew for other ports; the edited one is kept as `{}`",
+                "node {}: `{}` is written anew for other ports or TLS; the edited one is kept \
+                 as `{}`",
                 node.name,
                 show(&path),
                 show(&backup)

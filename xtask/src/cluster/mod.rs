@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::layout::Layout;
 use crate::server::Endpoints;
 use crate::server::config::{self, Listen};
+use crate::server::tls::TlsDir;
 use crate::util::files::write_atomically;
 
 pub(crate) use launch::{Secrets, Started, start_ready, stop_started};
@@ -75,7 +76,8 @@ pub(crate) enum Ports {
 
 /// The nodes of a cluster of `count` on `listen`'s ports and `cluster_port`, node K's shifted
 /// by 10·(K-1); ports a node picked on an earlier start win, and with `Ports::Kept` so do those
-/// of its config.
+/// of its config. TLS is the checkout's (its config says), each node with a certificate of its
+/// own.
 pub(crate) fn nodes(
     layout: &Layout,
     listen: &Listen,
@@ -83,6 +85,9 @@ pub(crate) fn nodes(
     count: usize,
     ports: Ports,
 ) -> Vec<Node> {
+    let checkout_tls = fs::read_to_string(layout.config())
+        .ok()
+        .and_then(|text| config::read_listen(&text).tls);
     (0..count)
         .map(|index| {
             let name = format!("n{}", index + 1);
@@ -105,7 +110,16 @@ pub(crate) fn nodes(
                 Ports::Kept => Node::as_configured(layout, &planned.name),
                 Ports::Asked => recorded_ports(&planned),
             };
-            kept.unwrap_or(planned)
+            let mut node = kept.unwrap_or(planned);
+            node.listen.tls = checkout_tls.as_ref().map(|tls| {
+                TlsDir::of(layout).config(
+                    &node.name,
+                    &node.layout.dir,
+                    tls.verify,
+                    tls.handshake_first,
+                )
+            });
+            node
         })
         .collect()
 }

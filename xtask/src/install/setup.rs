@@ -339,30 +339,12 @@ impl SetupOptions {
         if !self.tls.tls_name.is_empty() {
             dir.record_names(&self.tls.tls_name)?;
         }
-        let mut names = dir.server_names();
-        // A server that listens on an address of this machine's network is reached there.
-        if let Ok(ip) = listen.host.parse::<std::net::IpAddr>()
-            && !ip.is_loopback()
-            && !ip.is_unspecified()
-            && !names.contains(&listen.host)
-        {
-            names.push(listen.host.clone());
-        }
+        dir.ensure_server(SERVER, &listen.host, self.for_run)?;
         let say = |name: &str, what: &str| {
             if !self.for_run {
                 eprintln!("{what} `{}`", show(&dir.cert(name)));
             }
         };
-        if dir.ensure(SERVER, Role::Server, &names)? {
-            eprintln!(
-                "issued `{}` for {} (valid {} days)",
-                show(&dir.cert(SERVER)),
-                names.join(", "),
-                crate::server::certs::LEAF_DAYS
-            );
-        } else {
-            say(SERVER, "kept");
-        }
         if verify {
             if dir.ensure(CLIENT, Role::Client, &["cargo-xtask-client".to_string()])? {
                 eprintln!(

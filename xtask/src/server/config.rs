@@ -206,14 +206,27 @@ fn render_server(listen: &Listen, node: Option<&ClusterNode>) -> String {
             "nats-dev".to_string(),
             String::new(),
         ),
-        Some(node) => (
-            "# Configuration of one node of this checkout's local cluster, written by the first\n\
+        Some(node) => {
+            let route_tls = tls.as_ref().map_or(String::new(), |tls| {
+                let ca = tls.ca_file.as_deref().map_or(String::new(), |ca| {
+                    format!("\n    ca_file: {}", quoted(ca))
+                });
+                format!(
+                    "\n  # Routes are mutual TLS whatever `verify` says: each node shows its own\n  \
+                     # certificate, from the same CA.\n  tls {{\n    cert_file: {}\n    \
+                     key_file: {}{ca}\n    verify: true\n    timeout: 2\n  }}",
+                    quoted(&tls.cert_file),
+                    quoted(&tls.key_file)
+                )
+            });
+            (
+                "# Configuration of one node of this checkout's local cluster, written by the first\n\
              # `cargo xtask run --cluster`. Later starts keep it, edits included, unless port options\n\
              # move the node (then an edited copy is kept beside it). `cargo xtask reload` applies\n\
              # edits to a running node. Relative paths are relative to this directory.",
-            node.name.clone(),
-            format!(
-                r#"
+                node.name.clone(),
+                format!(
+                    r#"
 # Routes to the other nodes. They authenticate with the password from `.env.nats`; the
 # routes, which carry it, come from the environment too.
 cluster {{
@@ -224,12 +237,13 @@ cluster {{
     user: "{ROUTE_USER}"
     password: $NATS_ROUTE_PASSWORD
   }}
-  routes: $NATS_ROUTES
+  routes: $NATS_ROUTES{route_tls}
 }}
 "#,
-                port = node.cluster_port
-            ),
-        ),
+                    port = node.cluster_port
+                ),
+            )
+        }
     };
     format!(
         r#"{header}

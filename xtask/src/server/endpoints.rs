@@ -89,11 +89,15 @@ impl Endpoints {
             "set `host` to \"127.0.0.1\" in nats-server.conf (at the top and in the websocket \
              block) and unset NATS_HOST"
         };
+        let plain = if self.client.starts_with("tls://") {
+            ""
+        } else {
+            " and nothing is encrypted (`cargo xtask setup --tls`)"
+        };
         (!self.exposed.is_empty()).then(|| {
             format!(
                 "warning: nats-server listens on addresses other machines can reach ({}): the \
-                 monitoring port has no authentication and WebSocket no TLS; unless you mean \
-                 it, {fix}",
+                 monitoring port has no authentication{plain}; unless you mean it, {fix}",
                 self.exposed.join(", ")
             )
         })

@@ -48,12 +48,7 @@ impl TlsDir {
         verify: bool,
         handshake_first: bool,
     ) -> config::Tls {
-        let path = |path: PathBuf| {
-            let path = path
-                .strip_prefix(from)
-                .map_or(path.clone(), Path::to_path_buf);
-            path.to_string_lossy().replace('\\', "/")
-        };
+        let path = |path: PathBuf| relative(&path, from).to_string_lossy().replace('\\', "/");
         config::Tls {
             cert_file: path(self.cert(name)),
             key_file: path(self.key(name)),
@@ -109,6 +104,30 @@ impl TlsDir {
         write_atomically(&self.names_file(), text.as_bytes())
     }
 
+    /// The certificate of server or node `name` listening on `host`, issued unless the one
+    /// there still serves: for this machine's names, those recorded, and `host` when it is an
+    /// address of this machine's network. Says what it issued (or kept, unless `quiet`).
+    pub(crate) fn ensure_server(&self, name: &str, host: &str, quiet: bool) -> Result<()> {
+        let mut names = self.server_names();
+        if let Ok(ip) = host.parse::<std::net::IpAddr>()
+            && !ip.is_loopback()
+            && !ip.is_unspecified()
+            && !names.iter().any(|n| n == host)
+        {
+            names.push(host.to_string());
+        }
+        if self.ensure(name, Role::Server, &names)? {
+            eprintln!(
+                "issued `{}` for {} (valid {LEAF_DAYS} days)",
+                show(&self.cert(name)),
+                names.join(", "),
+            );
+        } else if !quiet {
+            eprintln!("kept `{}`", show(&self.cert(name)));
+        }
+        Ok(())
+    }
+
     /// The CA's key, the CA made first when there is none. Says so when it makes one. A key
     /// that others can read is refused: whoever reads it can issue certificates the server
     /// trusts.
@@ -155,6 +174,31 @@ impl TlsDir {
         };
         check(&ca, &cert, role, names, RENEW_WITHIN).is_ok() && key_matches(&cert, &key).is_ok()
     }
+}
+
+/// `path` as seen from directory `from`: relative when they share a directory other than the
+/// root (`../../tls/ca.pem` from a cluster node's directory), else as it is.
+fn relative(path: &Path, from: &Path) -> PathBuf {
+    use std::path::Component::{Prefix, RootDir};
+    let (path_parts, from_parts): (Vec<_>, Vec<_>) =
+        (path.components().collect(), from.components().collect());
+    let common = path_parts
+        .iter()
+        .zip(&from_parts)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let root = path_parts
+        .iter()
+        .take_while(|part| matches!(part, Prefix(_) | RootDir))
+        .count();
+    if common <= root || path.is_absolute() != from.is_absolute() {
+        return path.to_path_buf();
+    }
+    from_parts[common..]
+        .iter()
+        .map(|_| std::path::Component::ParentDir)
+        .chain(path_parts[common..].iter().copied())
+        .collect()
 }
 
 /// What a client of a TLS server needs from its files: the CA to trust, and under mutual TLS
@@ -439,6 +483,18 @@ mod tests {
             time_left(&read(other.ca()), &cert, Role::Server),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn paths_in_a_config_are_relative_to_its_directory_when_they_share_one() {
+        let at = |path: &str, from: &str| relative(Path::new(path), Path::new(from));
+        assert_eq!(at("/c/nats/tls/ca.pem", "/c/nats"), Path::new("tls/ca.pem"));
+        assert_eq!(
+            at("/c/nats/tls/n1-cert.pem", "/c/nats/cluster/n1"),
+            Path::new("../../tls/n1-cert.pem")
+        );
+        assert_eq!(at("/c/tls/ca.pem", "/d/nats"), Path::new("/c/tls/ca.pem"));
+        assert_eq!(at("tls/ca.pem", "/c/nats"), Path::new("tls/ca.pem"));
     }
 
     #[test]

@@ -34,6 +34,23 @@ pub(crate) fn invocation_dir() -> PathBuf {
         .unwrap_or_else(|| std::env::current_dir().unwrap_or_default())
 }
 
+/// `path` with its `..` and `.` resolved by name alone (`a/b/../c` is `a/c`), as a config's
+/// relative path reads from its directory.
+pub(crate) fn normal(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut normal = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir if normal.file_name().is_some() => {
+                normal.pop();
+            }
+            part => normal.push(part),
+        }
+    }
+    normal
+}
+
 /// A path as people want to read it: relative to the current directory when it is inside it.
 pub(crate) fn show(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();

@@ -11,11 +11,24 @@ use xtask_clients::{get_json, server};
 use crate::Target;
 use crate::checks::{JETSTREAM_STEPS, connect, counted, expect, stream_state, then_delete};
 
-/// Every node has routes to every other node.
+/// Every node has routes to every other node; over TLS, routes that require it, verifying
+/// each other's certificates.
 pub(crate) async fn routes(target: &Target) -> Result<()> {
     let names: Vec<&str> = target.nodes.iter().map(|n| n.name.as_str()).collect();
     for node in &target.nodes {
         let name = &node.name;
+        if target.tls.is_some() {
+            let varz = get_json(format!("{}/varz", node.monitoring)).await?;
+            let cluster = &varz["cluster"];
+            expect(
+                cluster["tls_required"] == true && cluster["tls_verify"] == true,
+                format!("{name}'s routes to require TLS and verify certificates"),
+                format!(
+                    "/varz cluster tls_required: {}, tls_verify: {}",
+                    cluster["tls_required"], cluster["tls_verify"]
+                ),
+            )?;
+        }
         let routez = get_json(format!("{}/routez", node.monitoring)).await?;
         let mut seen: Vec<String> = routez["routes"]
             .as_array()
