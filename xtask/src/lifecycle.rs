@@ -293,7 +293,7 @@ pub(crate) fn client_urls(layout: &Layout) -> Result<Vec<String>> {
                     "the server picks its client port at every start (port -1 in its config): \
                  start it first (`cargo xtask run --detach`)"
                 })?;
-            Ok(vec![format!("nats://{address}")])
+            Ok(vec![format!("{}://{address}", listen.client_scheme())])
         }
     }
 }

@@ -73,7 +73,9 @@ fn start(
                 if let Some(pid) = server::reconcile_pid_file(&other.layout)?
                     && let Some(url) = Endpoints::of(&other.layout, pid).and_then(|e| e.cluster)
                 {
-                    addresses.push(url.trim_start_matches("nats://").to_string());
+                    // `nats://` or, over TLS, `tls://`: the route URLs have a scheme of their own.
+                    let address = url.split_once("://").map_or(url.as_str(), |(_, a)| a);
+                    addresses.push(address.to_string());
                 }
             }
             addresses.sort();

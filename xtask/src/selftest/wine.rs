@@ -46,6 +46,10 @@ pub(crate) const SKIPPED: &[(&str, &str)] = &[
     ),
     ("cluster::a_route_without_the_password_is_refused", CLUSTER),
     (
+        "tls::a_tls_cluster_routes_over_mutual_tls_and_refuses_a_node_of_another_ca",
+        CLUSTER,
+    ),
+    (
         "cluster::the_cluster_and_the_single_server_never_run_together_and_contexts_follow_the_switch",
         CLUSTER,
     ),

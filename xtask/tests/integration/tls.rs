@@ -288,3 +288,161 @@ fn a_ca_key_others_can_read_is_refused_and_nothing_changes() {
         .fails_with("can be read by others (mode 644)");
     assert_eq!(Sandbox::tree(&sandbox.nats_dir()), before);
 }
+
+/// A nats-server outside the checkout that solicits a route to `route` (with the cluster's
+/// password) over TLS, showing `cert` and `key` and trusting `ca`; its log on stderr.
+struct TlsIntruder {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsIntruder {
+    fn start(server: &ServerBinary, name: &str, route: &str, files: [&Path; 3]) -> TlsIntruder {
+        let dir = tempfile::tempdir().unwrap();
+        let [cert, key, ca] = files.map(|path| path.display().to_string());
+        let config = format!(
+            "server_name: {name}\nlisten: \"127.0.0.1:-1\"\ncluster {{\n  name: nats-dev\n  \
+             listen: \"127.0.0.1:-1\"\n  routes: [\"{route}\"]\n  tls {{\n    cert_file: \
+             \"{cert}\"\n    key_file: \"{key}\"\n    ca_file: \"{ca}\"\n    verify: true\n  }}\n}}\n"
+        );
+        std::fs::write(dir.path().join("intruder.conf"), config).unwrap();
+        let mut child = std::process::Command::new(&server.path)
+            .args(["-c", "intruder.conf"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = line_by_line(child.stderr.take().unwrap());
+        TlsIntruder {
+            child,
+            lines,
+            _dir: dir,
+        }
+    }
+
+    fn wait_for_line(&mut self, text: &str) {
+        let mut seen = String::new();
+        while let Ok(line) = self.lines.recv_timeout(DEADLINE) {
+            if line.contains(text) {
+                return;
+            }
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        panic!("no `{text}` in:\n{seen}");
+    }
+}
+
+impl Drop for TlsIntruder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_tls_cluster_routes_over_mutual_tls_and_refuses_a_node_of_another_ca() {
+    let (server, sandbox, mirror) = sandbox_with_mirror();
+    let (other, _) = sandbox_with_mirror_of(&server);
+    for sandbox in [&sandbox, &other] {
+        sandbox
+            .with_ports(&["setup", "--tls"], &mirror, &server, Ports::picked())
+            .ok();
+    }
+    let _stop = StopOnDrop(&sandbox);
+    start_cluster(&sandbox, &mirror, &server);
+    for node in ["n1", "n2", "n3"] {
+        #[cfg(unix)]
+        assert_eq!(mode(&tls_file(&sandbox, &format!("{node}-key.pem"))), 0o600);
+        let config = std::fs::read_to_string(
+            sandbox
+                .nats_dir()
+                .join("cluster")
+                .join(node)
+                .join("nats-server.conf"),
+        )
+        .unwrap();
+        assert!(
+            config.contains(&format!("cert_file: \"../../tls/{node}-cert.pem\"")),
+            "{config}"
+        );
+    }
+    let run = sandbox.xtask(&["smoke", "--cluster", "--json"]);
+    let report = run.json();
+    assert!(run.success, "{report}");
+    let routes = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|check| check["name"] == "routes")
+        .cloned();
+    assert_eq!(
+        routes.map(|check| check["passed"].clone()),
+        Some(true.into()),
+        "{report}"
+    );
+
+    let (_, status) = status_json(&sandbox);
+    let n1 = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|node| node["name"] == "n1")
+        .unwrap()
+        .clone();
+    let n1_monitoring = n1["monitoring_url"].as_str().unwrap().to_string();
+    let trust = xtask_probe::Trust::from_files(&tls_file(&sandbox, "ca.pem"), None).unwrap();
+    let agent = xtask_probe::monitoring_agent_trusting(Some(&trust));
+    let routed = |name: &str| {
+        xtask_probe::get_json(&agent, &format!("{n1_monitoring}/routez")).unwrap()["routes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|route| route["remote_name"] == name)
+    };
+    let n1_dir = sandbox.nats_dir().join("cluster/n1");
+    let ports = n1_dir.join(&ports_files(&n1_dir)[0]);
+    let n1_route = serde_json::from_slice::<serde_json::Value>(&std::fs::read(ports).unwrap())
+        .unwrap()["cluster"][0]
+        .as_str()
+        .unwrap()
+        .split_once("://")
+        .unwrap()
+        .1
+        .to_string();
+    let env = std::fs::read_to_string(sandbox.nats_dir().join(".env.nats")).unwrap();
+    let password = env
+        .lines()
+        .find_map(|l| l.strip_prefix("NATS_ROUTE_PASSWORD="))
+        .unwrap();
+    let route = format!("nats-route://route:{password}@{n1_route}");
+
+    // With the password but another checkout's CA and certificate: refused both ways.
+    let foreign = [
+        tls_file(&other, "server-cert.pem"),
+        tls_file(&other, "server-key.pem"),
+        tls_file(&other, "ca.pem"),
+    ];
+    let mut intruder = TlsIntruder::start(
+        &server,
+        "intruder",
+        &route,
+        [&foreign[0], &foreign[1], &foreign[2]],
+    );
+    intruder.wait_for_line("certificate signed by unknown authority");
+    assert!(!routed("intruder"));
+    drop(intruder);
+
+    // The same server with a certificate of this cluster's CA gets in: the refusal was the
+    // CA's doing.
+    let ours = [
+        tls_file(&sandbox, "server-cert.pem"),
+        tls_file(&sandbox, "server-key.pem"),
+        tls_file(&sandbox, "ca.pem"),
+    ];
+    let _member = TlsIntruder::start(&server, "member", &route, [&ours[0], &ours[1], &ours[2]]);
+    wait_for(DEADLINE, || routed("member").then_some(()))
+        .expect("a route with a certificate of the cluster's CA was not accepted");
+}
