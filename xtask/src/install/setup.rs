@@ -15,7 +15,7 @@ use crate::lifecycle::Running;
 use crate::server::certs::Role;
 use crate::server::config::{self, Listen, Tls};
 use crate::server::secrets;
-use crate::server::tls::{CLIENT, SERVER, TlsDir};
+use crate::server::tls::{CLIENT, SERVER, TlsDir, client_names};
 use crate::util::files::{self, Created, write_atomically};
 use crate::util::paths::show;
 
@@ -346,7 +346,7 @@ impl SetupOptions {
             }
         };
         if verify {
-            if dir.ensure(CLIENT, Role::Client, &["cargo-xtask-client".to_string()])? {
+            if dir.ensure(CLIENT, Role::Client, &client_names())? {
                 eprintln!(
                     "issued `{}` for you and the checks: clients must show it (key `{}`, \
                      readable by you only)",

@@ -49,7 +49,7 @@ pub(crate) enum Role {
 /// A new CA, valid from now for ten years.
 pub(crate) fn new_ca() -> Result<Issued> {
     let key = KeyPair::generate().context("cannot generate the CA's key")?;
-    let mut params = ca_params();
+    let mut params = ca_params(&key);
     let (from, until) = validity(CA_DAYS);
     params.not_before = from;
     params.not_after = until;
@@ -66,7 +66,7 @@ pub(crate) fn new_ca() -> Result<Issued> {
 /// and IP addresses), valid from now for `days`.
 pub(crate) fn issue(ca_key_pem: &str, role: Role, names: &[String], days: u64) -> Result<Issued> {
     let ca_key = KeyPair::from_pem(ca_key_pem).context("the CA's key cannot be read")?;
-    let issuer = Issuer::new(ca_params(), ca_key);
+    let issuer = Issuer::new(ca_params(&ca_key), ca_key);
     let key = KeyPair::generate().context("cannot generate a key")?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -97,12 +97,23 @@ pub(crate) fn issue(ca_key_pem: &str, role: Role, names: &[String], days: u64) -
     })
 }
 
+/// The CA's name: [`CA_NAME`] and the first hex digits of its public key's SHA-256, so that
+/// two checkouts' CAs (or a CA and the one that replaced it) have names of their own, and a
+/// certificate of the other is refused as of an unknown issuer.
+fn ca_name(key: &KeyPair) -> String {
+    use rcgen::PublicKeyData;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.subject_public_key_info());
+    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{CA_NAME} {hex}")
+}
+
 /// The CA's parameters but for its validity: the same every time, so that an issuer rebuilt
 /// from the key names the CA its certificate names.
-fn ca_params() -> CertificateParams {
+fn ca_params(key: &KeyPair) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, CA_NAME);
+    dn.push(DnType::CommonName, ca_name(key));
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![

@@ -15,6 +15,7 @@ mod halt;
 mod identity;
 mod launch;
 mod ready;
+pub(crate) mod reload;
 pub(crate) mod secrets;
 #[allow(dead_code)] // Used by `setup --tls`, which is being built (issue 19).
 pub(crate) mod tls;

@@ -30,6 +30,11 @@ pub(crate) const SERVER: &str = "server";
 /// The certificate clients show under mutual TLS: the user's and the checks'.
 pub(crate) const CLIENT: &str = "client";
 
+/// The name the client certificate carries.
+pub(crate) fn client_names() -> Vec<String> {
+    vec!["cargo-xtask-client".to_string()]
+}
+
 impl TlsDir {
     /// The TLS directory of the server directory `layout`.
     pub(crate) fn of(layout: &Layout) -> TlsDir {
@@ -108,14 +113,7 @@ impl TlsDir {
     /// there still serves: for this machine's names, those recorded, and `host` when it is an
     /// address of this machine's network. Says what it issued (or kept, unless `quiet`).
     pub(crate) fn ensure_server(&self, name: &str, host: &str, quiet: bool) -> Result<()> {
-        let mut names = self.server_names();
-        if let Ok(ip) = host.parse::<std::net::IpAddr>()
-            && !ip.is_loopback()
-            && !ip.is_unspecified()
-            && !names.iter().any(|n| n == host)
-        {
-            names.push(host.to_string());
-        }
+        let names = self.names_for(host);
         if self.ensure(name, Role::Server, &names)? {
             eprintln!(
                 "issued `{}` for {} (valid {LEAF_DAYS} days)",
@@ -126,6 +124,20 @@ impl TlsDir {
             eprintln!("kept `{}`", show(&self.cert(name)));
         }
         Ok(())
+    }
+
+    /// The names a server's certificate covers when it listens on `host`: this machine's,
+    /// those recorded, and `host` when it is an address of this machine's network.
+    pub(crate) fn names_for(&self, host: &str) -> Vec<String> {
+        let mut names = self.server_names();
+        if let Ok(ip) = host.parse::<std::net::IpAddr>()
+            && !ip.is_loopback()
+            && !ip.is_unspecified()
+            && !names.iter().any(|n| n == host)
+        {
+            names.push(host.to_string());
+        }
+        names
     }
 
     /// The CA's key, the CA made first when there is none. Says so when it makes one. A key
@@ -141,11 +153,43 @@ impl TlsDir {
         }
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create `{}`", show(&self.dir)))?;
+        self.new_ca()
+    }
+
+    /// A new CA, replacing the one there (its key first: a CA certificate without its key
+    /// would be made again); says so. Returns its key.
+    pub(crate) fn new_ca(&self) -> Result<String> {
+        fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create `{}`", show(&self.dir)))?;
         let ca = certs::new_ca()?;
-        write_atomically(&key_path, ca.key_pem.as_bytes())?;
+        write_atomically(&self.ca_key(), ca.key_pem.as_bytes())?;
         write_atomically(&self.ca(), ca.cert_pem.as_bytes())?;
         eprintln!("made a local CA in `{}` (valid 10 years)", show(&self.ca()));
         Ok(ca.key_pem)
+    }
+
+    /// Issues certificate `name` for `role` and `names` anew, whatever is there: a new key
+    /// replaces the old one.
+    pub(crate) fn issue(&self, name: &str, role: Role, names: &[String]) -> Result<()> {
+        let ca_key = self.ensure_ca()?;
+        let Issued { cert_pem, key_pem } = certs::issue(&ca_key, role, names, LEAF_DAYS)?;
+        write_atomically(&self.key(name), key_pem.as_bytes())?;
+        write_atomically(&self.cert(name), cert_pem.as_bytes())
+    }
+
+    /// The certificates issued here, by name (`server`, `client`, `n1`, ...).
+    pub(crate) fn issued(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let file = entry.file_name().to_string_lossy().into_owned();
+                Some(file.strip_suffix("-cert.pem")?.to_string())
+            })
+            .collect();
+        names.sort();
+        names
     }
 
     /// Certificate `name` for `role`, covering `names`, issued by the CA (made first if

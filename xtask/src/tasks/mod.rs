@@ -19,6 +19,7 @@ mod smoke;
 mod status;
 mod stop;
 mod test;
+mod tls;
 mod token;
 mod uninstall;
 
@@ -45,6 +46,7 @@ pub(crate) enum Task {
     Reload(reload::Reload),
     Reset(reset::Reset),
     Token(token::Token),
+    Tls(tls::Tls),
     Context(context::Context),
     Env(env::Env),
     Exec(exec::Exec),
@@ -109,6 +111,7 @@ impl Task {
             Task::Test(test) => test.run(dirs.checkout("test")?)?,
             Task::Ci(ci) => ci.run(dirs.checkout("ci")?)?,
             Task::Token(token) => token.run(&layout()?, root)?,
+            Task::Tls(tls) => tls.run(&layout()?)?,
             Task::Context(context) => context.run(&layout()?, root)?,
             Task::Env(env) => env.run(&layout()?)?,
             Task::Exec(exec) => return exec.run(&layout()?),

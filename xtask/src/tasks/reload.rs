@@ -1,21 +1,17 @@
 //! `cargo xtask reload`: the running server takes in its edited config, without a restart.
 
-use std::fs;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Result, bail};
-use serde_json::Value;
 
 use crate::cluster;
 use crate::install;
 use crate::layout::Layout;
 use crate::lifecycle::Running;
+use crate::server;
 use crate::server::config;
+use crate::server::reload::{Target, reload};
 use crate::server::secrets::{self, RouteSecrets, ServerEnv};
-use crate::server::{self, Endpoints};
-use crate::util::paths::show;
-
-const POLL: Duration = Duration::from_millis(20);
 
 /// Check the edited config, then have the running server load it without a restart.
 ///
@@ -35,13 +31,6 @@ pub(crate) struct Reload {
     /// Seconds to wait for the server to report the reload.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     timeout: u64,
-}
-
-/// A server to reload: what messages call it, its files and its pid.
-struct Target {
-    what: String,
-    layout: Layout,
-    pid: u32,
 }
 
 impl Reload {
@@ -136,58 +125,4 @@ impl Reload {
             }
         }
     }
-}
-
-/// Asks `target` to reload and waits until it reports the reload in `/varz`, or its log says
-/// why it refused.
-fn reload(target: &Target, timeout: Duration) -> Result<()> {
-    let Target { what, layout, pid } = target;
-    let endpoints = Endpoints::of_running(layout, *pid)?;
-    let varz_url = format!("{}/varz", endpoints.monitoring);
-    let agent = endpoints.agent();
-    let loaded_at = |varz: &Value| varz["config_load_time"].clone();
-    let before = loaded_at(&xtask_probe::get_json(&agent, &varz_url)?);
-    let log_start = fs::metadata(layout.log_file()).map_or(0, |m| m.len());
-    if !server::ask_to_reload(*pid, layout) {
-        bail!("cannot signal {what} (pid {pid}) to reload: is it still running?");
-    }
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(why) = refusal(layout, log_start) {
-            bail!(
-                "{what} did not take in `{}`: {why}; it runs on with the config it had (a \
-                 setting that cannot change while it runs needs `cargo xtask restart`)",
-                show(&layout.config())
-            );
-        }
-        if let Ok(varz) = xtask_probe::get_json(&agent, &varz_url)
-            && loaded_at(&varz) != before
-        {
-            eprintln!(
-                "{what} (pid {pid}) reloaded `{}` at {}",
-                show(&layout.config()),
-                loaded_at(&varz).as_str().unwrap_or("?")
-            );
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{what} (pid {pid}) was asked to reload but did not report it within {} s \
-                 (`config_load_time` in /varz unchanged); see `{}`",
-                timeout.as_secs(),
-                show(&layout.log_file())
-            );
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
-/// Why the server refused to reload, from what its log gained past `log_start`.
-fn refusal(layout: &Layout, log_start: u64) -> Option<String> {
-    let log = fs::read(layout.log_file()).ok()?;
-    let new = log.get(usize::try_from(log_start).ok()?..)?;
-    String::from_utf8_lossy(new).lines().find_map(|line| {
-        line.split_once("Failed to reload server configuration: ")
-            .map(|(_, why)| why.trim().to_string())
-    })
 }

@@ -446,3 +446,142 @@ fn a_tls_cluster_routes_over_mutual_tls_and_refuses_a_node_of_another_ca() {
     wait_for(DEADLINE, || routed("member").then_some(()))
         .expect("a route with a certificate of the cluster's CA was not accepted");
 }
+
+/// The certificate the server at `address` (`host:port`) serves, verified against `ca`.
+fn served_certificate(address: &str, ca: &Path) -> Vec<u8> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut tcp = TcpStream::connect(address).unwrap();
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp).unwrap();
+    }
+    tls.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// The first certificate of a PEM file.
+fn certificate_in(path: &Path) -> Vec<u8> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_file_iter(path)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+#[test]
+fn tls_rotate_serves_new_certificates_without_a_restart_and_with_ca_after_one() {
+    let (server, sandbox, mirror) = sandbox_with_mirror();
+    let _stop = StopOnDrop(&sandbox);
+    let endpoints = start_tls(&sandbox, &mirror, &server, &["--tls-verify"]);
+    let pid = sandbox.recorded_pid().unwrap();
+    let monitoring = endpoints
+        .monitoring
+        .strip_prefix("https://")
+        .unwrap()
+        .to_string();
+    let (ca, cert, key) = (
+        tls_file(&sandbox, "ca.pem"),
+        tls_file(&sandbox, "server-cert.pem"),
+        tls_file(&sandbox, "server-key.pem"),
+    );
+    let first = served_certificate(&monitoring, &ca);
+    assert_eq!(first, certificate_in(&cert));
+    let old_key = std::fs::read(&key).unwrap();
+    let client_key = std::fs::read(tls_file(&sandbox, "client-key.pem")).unwrap();
+
+    // A client connected before the rotation, as an application would be.
+    let token = sandbox.token();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = runtime
+        .block_on(
+            async_nats::ConnectOptions::with_token(token.clone())
+                .add_root_certificates(ca.clone())
+                .add_client_certificate(
+                    tls_file(&sandbox, "client-cert.pem"),
+                    tls_file(&sandbox, "client-key.pem"),
+                )
+                .connect(&endpoints.client),
+        )
+        .unwrap();
+
+    let run = sandbox.xtask(&["tls", "rotate"]).ok();
+    assert!(run.stderr.contains("reloaded"), "{}", run.stderr);
+    assert_eq!(
+        sandbox.recorded_pid(),
+        Some(pid),
+        "the server was restarted"
+    );
+    let second = served_certificate(&monitoring, &ca);
+    assert_ne!(second, first, "the old certificate is still served");
+    assert_eq!(second, certificate_in(&cert));
+    let client_address = endpoints.client.strip_prefix("tls://").unwrap();
+    assert_eq!(served_certificate(client_address, &ca), second);
+    assert_ne!(std::fs::read(&key).unwrap(), old_key, "the old key is kept");
+    assert_ne!(
+        std::fs::read(tls_file(&sandbox, "client-key.pem")).unwrap(),
+        client_key
+    );
+    #[cfg(unix)]
+    assert_eq!(mode(&key), 0o600);
+    // The client connected before goes on working.
+    runtime.block_on(async {
+        client
+            .publish("rotated", "still here".into())
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+    });
+    sandbox.xtask(&["smoke"]).ok();
+
+    // A new CA: what runs restarts, and serves certificates the old CA does not vouch for.
+    let old_ca = std::fs::read(&ca).unwrap();
+    sandbox.xtask(&["tls", "rotate", "--ca"]).ok();
+    assert_ne!(std::fs::read(&ca).unwrap(), old_ca);
+    assert_ne!(sandbox.recorded_pid(), Some(pid), "no restart for a new CA");
+    let endpoints = sandbox.endpoints();
+    let old_ca_file = sandbox.nats_dir().join("old-ca.pem");
+    std::fs::write(&old_ca_file, &old_ca).unwrap();
+    let e = connect(
+        &endpoints.client,
+        async_nats::ConnectOptions::with_token(token.clone())
+            .add_root_certificates(old_ca_file)
+            .add_client_certificate(
+                tls_file(&sandbox, "client-cert.pem"),
+                tls_file(&sandbox, "client-key.pem"),
+            ),
+    )
+    .unwrap_err();
+    assert!(e.contains("UnknownIssuer"), "{e}");
+    sandbox.xtask(&["smoke"]).ok();
+}
+
+#[test]
+fn tls_rotate_without_tls_says_how_to_turn_it_on_and_changes_nothing() {
+    let (server, sandbox, mirror) = sandbox_with_mirror();
+    sandbox
+        .with_ports(&["setup"], &mirror, &server, Ports::picked())
+        .ok();
+    let before = Sandbox::tree(&sandbox.nats_dir());
+    sandbox
+        .xtask(&["tls", "rotate"])
+        .fails_with("serves no TLS, so there is nothing to rotate: `cargo xtask setup --tls`");
+    assert_eq!(Sandbox::tree(&sandbox.nats_dir()), before);
+}
