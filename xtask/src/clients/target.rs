@@ -311,7 +311,7 @@ impl Temporary {
         let tls = fs::read_to_string(checkout.config())
             .ok()
             .and_then(|text| config::read_listen(&text).tls)
-            .map(|tls| tls.from_dir(&checkout.dir));
+            .map(|tls| tls.absolute_from(&checkout.dir));
         let listen = Listen {
             tls,
             ..Listen::loopback_on_free_ports()

@@ -44,7 +44,7 @@ pub(crate) struct Tls {
 impl Tls {
     /// These settings for a config elsewhere: the paths made absolute, relative ones taken
     /// from `dir`.
-    pub(crate) fn from_dir(self, dir: &Path) -> Tls {
+    pub(crate) fn absolute_from(self, dir: &Path) -> Tls {
         let absolute = |path: String| dir.join(path).to_string_lossy().replace('\\', "/");
         Tls {
             cert_file: absolute(self.cert_file),
@@ -785,7 +785,7 @@ mod tests {
             Listen {
                 tls: Some(Tls {
                     ca_file: None,
-                    ..ours(false, false).from_dir(Path::new(r#"C:\Users\me "x"\nats"#))
+                    ..ours(false, false).absolute_from(Path::new(r#"C:\Users\me "x"\nats"#))
                 }),
                 ..Listen::default()
             },
