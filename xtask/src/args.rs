@@ -45,7 +45,7 @@ pub(crate) struct TlsArgs {
     #[arg(long)]
     pub(crate) tls: bool,
     /// Serve plaintext again (the CA and the certificates stay, for a later `--tls`)
-    #[arg(long, conflicts_with_all = ["tls", "tls_verify", "tls_name"])]
+    #[arg(long, conflicts_with_all = ["tls", "tls_verify", "tls_first", "tls_name"])]
     pub(crate) no_tls: bool,
     /// A host name or IP address, beyond this machine's, that the server certificate covers:
     /// what other machines connect to; repeat for more (implies --tls)
@@ -55,6 +55,10 @@ pub(crate) struct TlsArgs {
     /// checks, `tls/client-cert.pem` (implies --tls)
     #[arg(long)]
     pub(crate) tls_verify: bool,
+    /// Also serve clients that start with the TLS handshake (`handshake_first: auto`, nats-server
+    /// 2.10.4 and later); every other client then waits 50 ms at each connection (implies --tls)
+    #[arg(long)]
+    pub(crate) tls_first: bool,
 }
 
 impl TlsArgs {
@@ -62,7 +66,7 @@ impl TlsArgs {
     pub(crate) fn wanted(&self) -> Option<bool> {
         if self.no_tls {
             Some(false)
-        } else if self.tls || self.tls_verify || !self.tls_name.is_empty() {
+        } else if self.tls || self.tls_verify || self.tls_first || !self.tls_name.is_empty() {
             Some(true)
         } else {
             None

@@ -240,11 +240,7 @@ impl SetupOptions {
             return Ok(());
         }
         let configured = configured.unwrap_or_default();
-        let switched = listen.tls.is_some() != configured.tls.is_some()
-            || listen
-                .tls
-                .as_ref()
-                .is_some_and(|tls| Some(tls.verify) != configured.tls.as_ref().map(|t| t.verify));
+        let switched = listen.tls != configured.tls;
         if self.regenerate_config {
             let backup = files::back_up(&path)?;
             write_atomically(&path, rendered.as_bytes())?;
@@ -324,11 +320,21 @@ impl SetupOptions {
             return Ok(None);
         }
         let dir = TlsDir::of(layout);
-        let verify = match wanted {
-            Some(_) => self.tls.tls_verify,
-            None => configured.is_some_and(|tls| tls.verify),
+        let (verify, first) = match wanted {
+            Some(_) => (self.tls.tls_verify, self.tls.tls_first),
+            None => (
+                configured.is_some_and(|tls| tls.verify),
+                configured.is_some_and(|tls| tls.handshake_first),
+            ),
         };
-        let ours = dir.config(SERVER, &layout.dir, verify, version.patch >= 4);
+        if first && version.patch < 4 {
+            bail!(
+                "--tls-first needs nats-server 2.10.4 or later (`handshake_first` on the client \
+                 port), and v{version} is installed: add --version 2.10.4 or later, or leave \
+                 --tls-first out"
+            );
+        }
+        let ours = dir.config(SERVER, &layout.dir, verify, first);
         if let Some(configured) = configured
             && wanted.is_none()
             && (&configured.cert_file, &configured.key_file) != (&ours.cert_file, &ours.key_file)

@@ -37,7 +37,8 @@ pub(crate) struct Tls {
     /// Clients must show a certificate from the CA: mutual TLS.
     pub(crate) verify: bool,
     /// Clients that start with the TLS handshake are served too (`handshake_first: auto`,
-    /// which nats-server has from 2.10.4 on).
+    /// which nats-server has from 2.10.4 on); the others wait 50 ms for the server to give up
+    /// waiting for a handshake at each connection.
     pub(crate) handshake_first: bool,
 }
 
@@ -78,7 +79,7 @@ impl Tls {
         }
         if *handshake_first {
             lines.push(
-                "  # Clients that start with the TLS handshake connect too, as do the others.\n  \
+                "  # Clients that start with the TLS handshake connect too; the others 50 ms later.\n  \
                  handshake_first: \"auto\""
                     .to_string(),
             );

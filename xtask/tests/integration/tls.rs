@@ -147,7 +147,10 @@ fn a_tls_server_serves_every_listener_over_tls_and_refuses_plaintext_and_unknown
     }
     let config = std::fs::read_to_string(sandbox.config_file()).unwrap();
     assert!(!config.contains("PRIVATE KEY"));
-    assert!(config.contains("handshake_first: \"auto\""), "{config}");
+    // Clients start with INFO: one that starts with the TLS handshake is refused.
+    assert!(!config.contains("handshake_first"), "{config}");
+    let e = connect(&endpoints.client, with_ca().tls_first()).unwrap_err();
+    assert!(e.contains("InvalidContentType"), "{e}");
 
     // `env` names the CA; `setup` again keeps everything; `--no-tls` goes back.
     let env = sandbox.xtask(&["env", "--format", "dotenv"]).ok();
@@ -185,6 +188,15 @@ fn a_tls_server_serves_every_listener_over_tls_and_refuses_plaintext_and_unknown
         std::fs::read(tls_file(&sandbox, "server-cert.pem")).unwrap(),
         cert
     );
+
+    // `--tls-first` serves clients that start with the handshake, and the others too.
+    sandbox.xtask(&["setup", "--tls-first"]).ok();
+    let config = std::fs::read_to_string(sandbox.config_file()).unwrap();
+    assert!(config.contains("handshake_first: \"auto\""), "{config}");
+    sandbox.xtask(&["restart"]).ok();
+    let endpoints = sandbox.endpoints();
+    connect(&endpoints.client, with_ca().tls_first()).unwrap();
+    connect(&endpoints.client, with_ca()).unwrap();
 }
 
 #[test]
@@ -447,8 +459,9 @@ fn a_tls_cluster_routes_over_mutual_tls_and_refuses_a_node_of_another_ca() {
         .expect("a route with a certificate of the cluster's CA was not accepted");
 }
 
-/// The certificate the server at `address` (`host:port`) serves, verified against `ca`.
-fn served_certificate(address: &str, ca: &Path) -> Vec<u8> {
+/// The certificate the server at `address` (`host:port`) serves, verified against `ca`; on
+/// the client port (`nats`), after the INFO the server sends first.
+fn served_certificate(address: &str, ca: &Path, nats: bool) -> Vec<u8> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -465,6 +478,11 @@ fn served_certificate(address: &str, ca: &Path) -> Vec<u8> {
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let mut tls = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
     let mut tcp = TcpStream::connect(address).unwrap();
+    if nats {
+        let mut info = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut tcp), &mut info).unwrap();
+        assert!(info.starts_with("INFO "), "{info}");
+    }
     while tls.is_handshaking() {
         tls.complete_io(&mut tcp).unwrap();
     }
@@ -499,7 +517,7 @@ fn tls_rotate_serves_new_certificates_without_a_restart_and_with_ca_after_one() 
         tls_file(&sandbox, "server-cert.pem"),
         tls_file(&sandbox, "server-key.pem"),
     );
-    let first = served_certificate(&monitoring, &ca);
+    let first = served_certificate(&monitoring, &ca, false);
     assert_eq!(first, certificate_in(&cert));
     let old_key = std::fs::read(&key).unwrap();
     let client_key = std::fs::read(tls_file(&sandbox, "client-key.pem")).unwrap();
@@ -529,11 +547,11 @@ fn tls_rotate_serves_new_certificates_without_a_restart_and_with_ca_after_one() 
         Some(pid),
         "the server was restarted"
     );
-    let second = served_certificate(&monitoring, &ca);
+    let second = served_certificate(&monitoring, &ca, false);
     assert_ne!(second, first, "the old certificate is still served");
     assert_eq!(second, certificate_in(&cert));
     let client_address = endpoints.client.strip_prefix("tls://").unwrap();
-    assert_eq!(served_certificate(client_address, &ca), second);
+    assert_eq!(served_certificate(client_address, &ca, true), second);
     assert_ne!(std::fs::read(&key).unwrap(), old_key, "the old key is kept");
     assert_ne!(
         std::fs::read(tls_file(&sandbox, "client-key.pem")).unwrap(),
