@@ -77,20 +77,7 @@ impl TlsArgs {
 /// A name a certificate can cover: an IP address, or a DNS name (letters, digits, `-`, `.`,
 /// and a leading `*.` for a wildcard).
 fn parse_tls_name(text: &str) -> Result<String> {
-    let valid = text.parse::<std::net::IpAddr>().is_ok()
-        || (!text.is_empty()
-            && text.len() <= 253
-            && text
-                .strip_prefix("*.")
-                .unwrap_or(text)
-                .split('.')
-                .all(|label| {
-                    !label.is_empty()
-                        && label.len() <= 63
-                        && !label.starts_with('-')
-                        && !label.ends_with('-')
-                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                }));
+    let valid = text.parse::<std::net::IpAddr>().is_ok() || crate::server::certs::is_dns_name(text);
     if !valid {
         anyhow::bail!("`{text}` is neither a host name nor an IP address");
     }

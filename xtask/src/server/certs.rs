@@ -130,8 +130,17 @@ fn san(name: &str) -> Result<SanType> {
     if let Ok(ip) = name.parse::<IpAddr>() {
         return Ok(SanType::IpAddress(ip));
     }
+    if !is_dns_name(name) {
+        anyhow::bail!("`{name}` is neither an IP address nor a DNS name");
+    }
+    Ok(SanType::DnsName(name.to_string().try_into()?))
+}
+
+/// Whether `name` is a DNS name a certificate can cover: letters, digits, `-` and `.`, with
+/// a leading `*.` for a wildcard.
+pub(crate) fn is_dns_name(name: &str) -> bool {
     let host = name.strip_prefix("*.").unwrap_or(name);
-    let valid = !host.is_empty()
+    !host.is_empty()
         && host.len() <= 253
         && host.split('.').all(|label| {
             !label.is_empty()
@@ -139,11 +148,7 @@ fn san(name: &str) -> Result<SanType> {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    if !valid {
-        anyhow::bail!("`{name}` is neither an IP address nor a DNS name");
-    }
-    Ok(SanType::DnsName(name.to_string().try_into()?))
+        })
 }
 
 /// From a minute ago (clocks differ a little) until `days` from now.

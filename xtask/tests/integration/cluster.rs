@@ -313,8 +313,7 @@ fn a_route_without_the_password_is_refused() {
             .to_string();
 
     // A server that routes to n1 without the password is refused.
-    let mut intruder =
-        ByHandRoute::start(&server, "intruder", &format!("nats-route://{n1_routes}"));
+    let mut intruder = by_hand_route(&server, "intruder", &format!("nats-route://{n1_routes}"));
     intruder.wait_for_line("Authorization Violation");
     assert!(
         !routed().contains(&"intruder".to_string()),
@@ -325,7 +324,7 @@ fn a_route_without_the_password_is_refused() {
 
     // The same server with the password gets in: the refusal was the password's doing.
     let password = route_password(&sandbox);
-    let _member = ByHandRoute::start(
+    let _member = by_hand_route(
         &server,
         "member",
         &format!("nats-route://route:{password}@{n1_routes}"),
@@ -337,58 +336,22 @@ fn a_route_without_the_password_is_refused() {
 }
 
 /// A nats-server outside the cluster's directory that solicits one route, its log on stderr.
-struct ByHandRoute {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    _dir: tempfile::TempDir,
-}
-
-impl ByHandRoute {
-    fn start(server: &ServerBinary, name: &str, route: &str) -> ByHandRoute {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(&server.path)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                "-1",
-                "-n",
-                name,
-                "--cluster_name",
-                "nats-dev",
-            ])
-            .args(["--cluster", "nats://127.0.0.1:-1", "--routes", route])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = line_by_line(child.stderr.take().unwrap());
-        ByHandRoute {
-            child,
-            lines,
-            _dir: dir,
-        }
-    }
-
-    fn wait_for_line(&mut self, text: &str) {
-        let mut seen = String::new();
-        while let Ok(line) = self.lines.recv_timeout(DEADLINE) {
-            if line.contains(text) {
-                return;
-            }
-            seen.push_str(&line);
-            seen.push('\n');
-        }
-        panic!("no `{text}` in:\n{seen}");
-    }
-}
-
-impl Drop for ByHandRoute {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn by_hand_route(server: &ServerBinary, name: &str, route: &str) -> LoggedServer {
+    let args = [
+        "-a",
+        "127.0.0.1",
+        "-p",
+        "-1",
+        "-n",
+        name,
+        "--cluster_name",
+        "nats-dev",
+        "--cluster",
+        "nats://127.0.0.1:-1",
+        "--routes",
+        route,
+    ];
+    LoggedServer::start(&server.path, &args, tempfile::tempdir().unwrap())
 }
 
 #[test]

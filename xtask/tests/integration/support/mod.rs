@@ -27,8 +27,8 @@ pub use nats::{
 #[cfg(unix)]
 pub use processes::signal;
 pub use processes::{
-    KillOnDrop, alive, command_line, gone, kill_hard, line_by_line, port_held_by_this_test,
-    processes_naming,
+    KillOnDrop, LoggedServer, alive, command_line, gone, kill_hard, line_by_line,
+    port_held_by_this_test, processes_naming,
 };
 pub use sandbox::{Run, Sandbox, without_block};
 pub use server::{

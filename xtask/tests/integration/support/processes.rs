@@ -123,6 +123,53 @@ pub fn line_by_line(pipe: impl Read + Send + 'static) -> std::sync::mpsc::Receiv
     lines
 }
 
+/// A nats-server the test starts itself in a directory of its own, its log read from its
+/// stderr. Killed when dropped.
+pub struct LoggedServer {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl LoggedServer {
+    /// Starts `server` with `args` in `dir`, which goes with it.
+    pub fn start(server: &Path, args: &[&str], dir: tempfile::TempDir) -> LoggedServer {
+        let mut child = std::process::Command::new(server)
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = line_by_line(child.stderr.take().unwrap());
+        LoggedServer {
+            child,
+            lines,
+            _dir: dir,
+        }
+    }
+
+    /// Waits for a log line holding `text`; fails with the lines seen if none comes.
+    pub fn wait_for_line(&mut self, text: &str) {
+        let mut seen = String::new();
+        while let Ok(line) = self.lines.recv_timeout(DEADLINE) {
+            if line.contains(text) {
+                return;
+            }
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        panic!("no `{text}` in:\n{seen}");
+    }
+}
+
+impl Drop for LoggedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The variable the Wine step sets for the tests it runs under Wine.
 const UNDER_WINE_VAR: &str = "NATS_XTASK_UNDER_WINE";
 

@@ -93,23 +93,34 @@ async fn refuses_without_the_token(target: &Target, url: &str) -> Result<()> {
         ),
     ];
     for (what, options) in attempts {
-        let options = target.options(options);
-        let refused = options
-            .connection_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await;
-        let seen = match &refused {
-            Ok(_) => "a connection".to_string(),
-            Err(e) => format!("`{e}`"),
-        };
-        let violation = matches!(&refused, Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation);
+        let (refusal, seen) = attempt(target.options(options), url).await;
         expect(
-            violation,
+            refusal
+                .is_some_and(|e| e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation),
             format!("a client with {what} refused at {url} with an authorization violation"),
             seen,
         )?;
     }
     Ok(())
+}
+
+/// A connection attempt at `url` that should be refused: the error if it was, and what was
+/// seen, as a failure tells it.
+async fn attempt(
+    options: async_nats::ConnectOptions,
+    url: &str,
+) -> (Option<async_nats::ConnectError>, String) {
+    match options
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+    {
+        Ok(_) => (None, "a connection".to_string()),
+        Err(e) => {
+            let seen = format!("`{e}`");
+            (Some(e), seen)
+        }
+    }
 }
 
 /// Over TLS, the server refuses what it must: a client that speaks plaintext, a client that
@@ -161,16 +172,9 @@ pub(crate) async fn tls(target: &Target) -> Result<()> {
         if error == "CertificateRequired" && tls.client.is_none() {
             continue;
         }
-        let refused = options
-            .connection_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await;
-        let seen = match &refused {
-            Ok(_) => "a connection".to_string(),
-            Err(e) => format!("`{e}`"),
-        };
+        let (refusal, seen) = attempt(options, url).await;
         expect(
-            refused.is_err() && seen.contains(error),
+            refusal.is_some() && seen.contains(error),
             format!("{what} refused at {url} with `{error}`"),
             seen,
         )?;
