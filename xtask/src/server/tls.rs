@@ -267,7 +267,7 @@ impl ClientFiles {
         let Some(ca) = &tls.ca_file else {
             return Ok(None);
         };
-        let ca = layout.dir.join(ca);
+        let ca = crate::util::paths::normal(&layout.dir.join(ca));
         let beside = TlsDir {
             dir: ca.parent().map_or(layout.dir.clone(), Path::to_path_buf),
         };
@@ -319,7 +319,7 @@ pub(crate) fn trust(layout: &Layout) -> Result<Option<xtask_probe::Trust>> {
 /// against the config's CA: None without TLS or without a CA file.
 pub(crate) fn days_left(layout: &Layout) -> Option<(PathBuf, u64)> {
     let tls = config::read_listen(&fs::read_to_string(layout.config()).ok()?).tls?;
-    let cert = layout.dir.join(&tls.cert_file);
+    let cert = crate::util::paths::normal(&layout.dir.join(&tls.cert_file));
     let ca = fs::read_to_string(layout.dir.join(tls.ca_file?)).ok()?;
     let left = time_left(&ca, &fs::read_to_string(&cert).ok()?, Role::Server);
     Some((cert, left.as_secs() / 86_400))

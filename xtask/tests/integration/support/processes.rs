@@ -173,11 +173,16 @@ impl Drop for LoggedServer {
 /// The variable the Wine step sets for the tests it runs under Wine.
 const UNDER_WINE_VAR: &str = "NATS_XTASK_UNDER_WINE";
 
+/// Whether the tests run under Wine (the Wine step says so).
+pub fn under_wine() -> bool {
+    std::env::var_os(UNDER_WINE_VAR).is_some()
+}
+
 /// What the xtask says of a port held by the test process: `port N is already in use by pid P`,
 /// or under Wine, which never tells who holds a port, `port N is already in use` (the pid is then
 /// asserted missing, so that a lookup that starts working there is noticed).
 pub fn port_held_by_this_test(port: u16) -> String {
-    if std::env::var_os(UNDER_WINE_VAR).is_some() {
+    if under_wine() {
         format!("port {port} is already in use;")
     } else {
         format!(
