@@ -5,7 +5,6 @@
 //! `nats-server_<pid>.ports` with the addresses it really listens on (and removes the file when
 //! it exits); `nats-server.pid` records which process is ours.
 
-#[allow(dead_code)] // Used by `setup --tls`, which is being built (issue 19).
 pub(crate) mod certs;
 pub(crate) mod config;
 mod diagnosis;
@@ -17,7 +16,6 @@ mod launch;
 mod ready;
 pub(crate) mod reload;
 pub(crate) mod secrets;
-#[allow(dead_code)] // Used by `setup --tls`, which is being built (issue 19).
 pub(crate) mod tls;
 
 use std::time::Duration;

@@ -1,8 +1,9 @@
 //! A checkout's TLS files, in `infrastructure/nats/tls/`: the local CA (`ca.pem`, and its key
 //! `ca-key.pem`, which never leaves the directory), and the certificates it issued, each with
 //! its key (`NAME-cert.pem`, `NAME-key.pem`). Every file is written atomically and owner-only.
-//! A certificate is issued again when it is missing, does not cover the names asked for, or
-//! expires within [`RENEW_WITHIN`].
+//! A certificate is issued again when it is missing, does not chain to the CA, does not go
+//! with its key, does not cover the names asked for, or expires within [`RENEW_WITHIN`]. What
+//! clients need of these files ([`ClientFiles`]) is read from the config that names them.
 
 use std::fs;
 use std::path::{Path, PathBuf};
