@@ -52,21 +52,7 @@ impl Status {
         if let Some(installed) = installed_but_not_running(layout, &[&report]) {
             report["installed_version"] = json!(installed);
         }
-        if let Some((cert, days)) = tls::days_left(layout) {
-            report["certificate"] = json!({"file": cert, "days_left": days});
-            if days < RENEW_WITHIN.as_secs() / 86_400 {
-                eprintln!(
-                    "warning: the server's certificate `{}` {}: `cargo xtask setup` issues a \
-                     new one, `cargo xtask reload` serves it",
-                    show(&cert),
-                    match days {
-                        0 => "has expired, or expires today".to_string(),
-                        1 => "expires tomorrow".to_string(),
-                        days => format!("expires in {days} days"),
-                    }
-                );
-            }
-        }
+        report_certificate(&mut report, layout, "the server's");
         if self.json {
             println!("{report}");
         } else {
@@ -100,6 +86,7 @@ impl Status {
                 fields.remove("mode");
             }
             report["name"] = json!(name);
+            report_certificate(&mut report, &node, &format!("node {name}'s"));
             nodes.push(report);
             running.extend(node_endpoints);
         }
@@ -167,6 +154,27 @@ fn installed_text(report: &Value) -> Option<String> {
     ))
 }
 
+/// The certificate the config of `layout` serves and its days left, in `report`; a warning
+/// when it has fewer than 30 days left, naming `whose` it is.
+fn report_certificate(report: &mut Value, layout: &Layout, whose: &str) {
+    let Some((cert, days)) = tls::days_left(layout) else {
+        return;
+    };
+    report["certificate"] = json!({"file": cert, "days_left": days});
+    if days < RENEW_WITHIN.as_secs() / 86_400 {
+        eprintln!(
+            "warning: {whose} certificate `{}` {}: `cargo xtask setup` (or `run`) issues a new \
+             one, `cargo xtask reload` serves it",
+            show(&cert),
+            match days {
+                0 => "has expired, or expires today".to_string(),
+                1 => "expires tomorrow".to_string(),
+                days => format!("expires in {days} days"),
+            }
+        );
+    }
+}
+
 fn human_cluster(report: &Value) -> String {
     let nodes = report["nodes"].as_array().cloned().unwrap_or_default();
     let running = nodes.iter().filter(|n| n["running"] == true).count();
@@ -195,8 +203,13 @@ fn human_cluster(report: &Value) -> String {
         } else {
             "not current"
         };
+        let certificate = node["certificate"]["days_left"]
+            .as_u64()
+            .map_or(String::new(), |days| {
+                format!("  certificate {days} days left")
+            });
         text.push_str(&format!(
-            "  {name}  pid {}  {}  {}  {}  {role}\n",
+            "  {name}  pid {}  {}  {}  {}  {role}{certificate}\n",
             node["pid"],
             node["client_url"].as_str().unwrap_or("?"),
             node["monitoring_url"].as_str().unwrap_or("?"),

@@ -354,6 +354,15 @@ fn a_tls_cluster_routes_over_mutual_tls_and_refuses_a_node_of_another_ca() {
     );
 
     let (_, status) = status_json(&sandbox);
+    for node in status["nodes"].as_array().unwrap() {
+        let days = node["certificate"]["days_left"].as_u64();
+        assert!(days.is_some_and(|d| (390..=397).contains(&d)), "{node}");
+        let file = node["certificate"]["file"].as_str().unwrap();
+        assert!(
+            file.ends_with(&format!("{}-cert.pem", node["name"].as_str().unwrap())),
+            "{node}"
+        );
+    }
     let n1 = status["nodes"]
         .as_array()
         .unwrap()
