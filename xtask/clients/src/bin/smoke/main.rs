@@ -81,6 +81,9 @@ fn parse_node(text: &str) -> Result<Node> {
     })
 }
 
+/// How long a new cluster's meta leader may take to count every peer online for placement.
+const PLACEMENT: Duration = Duration::from_secs(5);
+
 /// The server the checks talk to.
 struct Target {
     client: String,
@@ -119,12 +122,27 @@ impl Target {
             num_replicas: self.replicas(),
             ..Default::default()
         };
-        js.create_stream(config).await.with_context(|| {
-            format!(
-                "cannot create the file stream {name} with {}",
-                checks::counted(&json!(self.replicas()), "replica")
-            )
-        })
+        // Just after a cluster has formed, its meta leader may not count every peer online for
+        // placement yet ("no suitable peers for placement, peer offline"): that passes within
+        // a second or two, so the creation is asked again until it does, for a while.
+        let deadline = Instant::now() + PLACEMENT;
+        loop {
+            match js.create_stream(config.clone()).await {
+                Err(e)
+                    if e.to_string().contains("no suitable peers") && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                created => {
+                    return created.with_context(|| {
+                        format!(
+                            "cannot create the file stream {name} with {}",
+                            checks::counted(&json!(self.replicas()), "replica")
+                        )
+                    });
+                }
+            }
+        }
     }
 }
 
