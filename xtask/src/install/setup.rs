@@ -346,11 +346,6 @@ impl SetupOptions {
             dir.record_names(&self.tls.tls_name)?;
         }
         dir.ensure_server(SERVER, &listen.host, self.for_run)?;
-        let say = |name: &str, what: &str| {
-            if !self.for_run {
-                eprintln!("{what} `{}`", show(&dir.cert(name)));
-            }
-        };
         if verify {
             if dir.ensure(CLIENT, Role::Client, &client_names())? {
                 eprintln!(
@@ -359,8 +354,8 @@ impl SetupOptions {
                     show(&dir.cert(CLIENT)),
                     show(&dir.key(CLIENT))
                 );
-            } else {
-                say(CLIENT, "kept");
+            } else if !self.for_run {
+                eprintln!("kept `{}`", show(&dir.cert(CLIENT)));
             }
         }
         Ok(Some(ours))

@@ -46,7 +46,7 @@ impl Tls {
     /// These settings for a config elsewhere: the paths made absolute, relative ones taken
     /// from `dir`.
     pub(crate) fn absolute_from(self, dir: &Path) -> Tls {
-        let absolute = |path: String| dir.join(path).to_string_lossy().replace('\\', "/");
+        let absolute = |path: String| path_text(&dir.join(path));
         Tls {
             cert_file: absolute(self.cert_file),
             key_file: absolute(self.key_file),
@@ -87,6 +87,12 @@ impl Tls {
         lines.push("  timeout: 2".to_string());
         format!("tls {{\n{}\n}}", lines.join("\n"))
     }
+}
+
+/// A path as a config gives it: with `/` between its parts on every OS (nats-server reads
+/// them so on Windows too, and the config reads the same everywhere).
+pub(crate) fn path_text(path: &Path) -> String {
+    path.to_string_lossy().replace('\\', "/")
 }
 
 /// A path as a config string: quoted, with backslashes and quotes escaped.

@@ -23,6 +23,8 @@ pub(crate) fn wait_ready(
 ) -> Result<Option<Endpoints>> {
     let start = Instant::now();
     let mut waiting_for = "its ports file".to_string();
+    // Read once written: the ports file (and what reaching a TLS server takes) stays as it is.
+    let mut endpoints: Option<Endpoints> = None;
     loop {
         if let Some(status) = child.try_wait()? {
             bail!(
@@ -30,10 +32,14 @@ pub(crate) fn wait_ready(
                 diagnosis(layout)
             );
         }
-        if let Some(endpoints) = Endpoints::read(layout, child.id()) {
-            let endpoints = endpoints.context("nats-server started, but cannot be used")?;
-            match usable(&endpoints, token, &show(&layout.config())) {
-                Ok(()) => return Ok(Some(endpoints)),
+        if endpoints.is_none() {
+            endpoints = Endpoints::read(layout, child.id())
+                .transpose()
+                .context("nats-server started, but cannot be used")?;
+        }
+        if let Some(endpoints) = &endpoints {
+            match usable(endpoints, token, &show(&layout.config())) {
+                Ok(()) => return Ok(Some(endpoints.clone())),
                 Err(Unusable::Not(why)) => waiting_for = why,
                 Err(Unusable::Never(why)) => bail!("{why}"),
             }

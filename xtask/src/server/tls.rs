@@ -54,7 +54,7 @@ impl TlsDir {
         verify: bool,
         handshake_first: bool,
     ) -> config::Tls {
-        let path = |path: PathBuf| relative(&path, from).to_string_lossy().replace('\\', "/");
+        let path = |path: PathBuf| config::path_text(&relative(&path, from));
         config::Tls {
             cert_file: path(self.cert(name)),
             key_file: path(self.key(name)),
@@ -152,8 +152,6 @@ impl TlsDir {
             refuse_shared_key(&key_path)?;
             return Ok(key);
         }
-        fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create `{}`", show(&self.dir)))?;
         self.new_ca()
     }
 
@@ -172,8 +170,13 @@ impl TlsDir {
     /// Issues certificate `name` for `role` and `names` anew, whatever is there: a new key
     /// replaces the old one.
     pub(crate) fn issue(&self, name: &str, role: Role, names: &[String]) -> Result<()> {
-        let ca_key = self.ensure_ca()?;
-        let Issued { cert_pem, key_pem } = certs::issue(&ca_key, role, names, LEAF_DAYS)?;
+        self.issue_with(&self.ensure_ca()?, name, role, names)
+    }
+
+    /// Issues certificate `name` with the CA whose key is `ca_key`: the key first, so that a
+    /// certificate never stands beside a key that is not its own for longer than a rename.
+    fn issue_with(&self, ca_key: &str, name: &str, role: Role, names: &[String]) -> Result<()> {
+        let Issued { cert_pem, key_pem } = certs::issue(ca_key, role, names, LEAF_DAYS)?;
         write_atomically(&self.key(name), key_pem.as_bytes())?;
         write_atomically(&self.cert(name), cert_pem.as_bytes())
     }
@@ -200,9 +203,7 @@ impl TlsDir {
         if self.serves(name, role, names) {
             return Ok(false);
         }
-        let Issued { cert_pem, key_pem } = certs::issue(&ca_key, role, names, LEAF_DAYS)?;
-        write_atomically(&self.key(name), key_pem.as_bytes())?;
-        write_atomically(&self.cert(name), cert_pem.as_bytes())?;
+        self.issue_with(&ca_key, name, role, names)?;
         Ok(true)
     }
 
