@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::cluster::{self, Node, Secrets};
 use crate::layout::Layout;
+use crate::server::reload::Target;
 use crate::server::secrets::{self, ServerEnv};
 use crate::server::{self, Endpoints, Mode, Stopped};
 
@@ -48,6 +49,36 @@ pub(crate) enum Running {
 }
 
 impl Running {
+    /// The servers that run, to be reloaded: the single server, or each running node (only
+    /// `node`, when one is named), with a word for each node that does not run.
+    pub(crate) fn servers(&self, layout: &Layout, node: Option<&str>) -> Result<Vec<Target>> {
+        let mut targets = Vec::new();
+        match self {
+            Running::Nothing => {}
+            Running::Single { pid } => targets.push(Target {
+                what: "nats-server".to_string(),
+                layout: layout.clone(),
+                pid: *pid,
+            }),
+            Running::Cluster { names, running } => {
+                for name in names.iter().filter(|n| node.is_none_or(|node| node == *n)) {
+                    let node_layout = layout.node(name);
+                    match server::reconcile_pid_file(&node_layout)? {
+                        Some(pid) if running.contains(name) => targets.push(Target {
+                            what: format!("node {name}"),
+                            layout: node_layout,
+                            pid,
+                        }),
+                        _ => eprintln!(
+                            "node {name} is not running: it reads its config when it starts"
+                        ),
+                    }
+                }
+            }
+        }
+        Ok(targets)
+    }
+
     /// Looks: the single server, else the cluster's nodes. Stale pid files are removed.
     pub(crate) fn now(layout: &Layout) -> Result<Running> {
         if let Some(pid) = server::reconcile_pid_file(layout)? {

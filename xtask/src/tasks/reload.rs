@@ -8,7 +8,6 @@ use crate::cluster;
 use crate::install;
 use crate::layout::Layout;
 use crate::lifecycle::Running;
-use crate::server;
 use crate::server::config;
 use crate::server::reload::{Target, reload};
 use crate::server::secrets::{self, RouteSecrets, ServerEnv};
@@ -83,7 +82,8 @@ impl Reload {
     /// The servers to reload: the single server, or the running nodes of the cluster (or the
     /// one named).
     fn targets(&self, layout: &Layout) -> Result<Vec<Target>> {
-        match (Running::now(layout)?, &self.node) {
+        let running = Running::now(layout)?;
+        match (&running, &self.node) {
             (Running::Nothing, _) => bail!(
                 "nats-server is not running, so there is nothing to reload: `cargo xtask run` \
                  starts it with the config as it is"
@@ -92,37 +92,13 @@ impl Reload {
                 "--node names a node of the cluster, but the single server runs: `cargo xtask \
                  reload` alone reloads it"
             ),
-            (Running::Single { pid }, None) => Ok(vec![Target {
-                what: "nats-server".to_string(),
-                layout: layout.clone(),
-                pid,
-            }]),
-            (Running::Cluster { names, running }, node) => {
-                if let Some(node) = node {
-                    cluster::check_node(layout, node)?;
-                }
-                let mut targets = Vec::new();
-                for name in names
-                    .iter()
-                    .filter(|n| node.is_none() || node.as_ref() == Some(n))
-                {
-                    let node_layout = layout.node(name);
-                    match server::reconcile_pid_file(&node_layout)? {
-                        Some(pid) if running.contains(name) => targets.push(Target {
-                            what: format!("node {name}"),
-                            layout: node_layout,
-                            pid,
-                        }),
-                        _ => eprintln!(
-                            "node {name} is not running: it reads its config when it starts"
-                        ),
-                    }
-                }
-                if targets.is_empty() {
-                    bail!("no node to reload is running");
-                }
-                Ok(targets)
-            }
+            (Running::Cluster { .. }, Some(node)) => cluster::check_node(layout, node)?,
+            _ => {}
         }
+        let targets = running.servers(layout, self.node.as_deref())?;
+        if targets.is_empty() {
+            bail!("no node to reload is running");
+        }
+        Ok(targets)
     }
 }

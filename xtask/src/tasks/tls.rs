@@ -11,7 +11,7 @@ use crate::lifecycle::{Running, Say};
 use crate::server;
 use crate::server::certs::Role;
 use crate::server::config;
-use crate::server::reload::{self, Target};
+use crate::server::reload;
 use crate::server::tls::{CLIENT, SERVER, TlsDir, client_names};
 use crate::util::paths::show;
 
@@ -107,35 +107,9 @@ impl Rotate {
             return Ok(());
         }
         issue_all()?;
-        for target in running_servers(layout, &running)? {
+        for target in running.servers(layout, None)? {
             reload::reload(&target, timeout)?;
         }
         Ok(())
     }
-}
-
-/// The servers that run: the single server, or each running node.
-fn running_servers(layout: &Layout, running: &Running) -> Result<Vec<Target>> {
-    let mut targets = Vec::new();
-    match running {
-        Running::Nothing => {}
-        Running::Single { pid } => targets.push(Target {
-            what: "nats-server".to_string(),
-            layout: layout.clone(),
-            pid: *pid,
-        }),
-        Running::Cluster { running, .. } => {
-            for name in running {
-                let node = layout.node(name);
-                if let Some(pid) = server::reconcile_pid_file(&node)? {
-                    targets.push(Target {
-                        what: format!("node {name}"),
-                        layout: node,
-                        pid,
-                    });
-                }
-            }
-        }
-    }
-    Ok(targets)
 }
