@@ -308,10 +308,7 @@ impl Temporary {
             .context("cannot create a temporary directory")?;
         let layout = Layout::with_binary(dir.path().to_path_buf(), checkout.binary());
         // TLS as the checkout's server has it, with its certificates.
-        let tls = fs::read_to_string(checkout.config())
-            .ok()
-            .and_then(|text| config::read_listen(&text).tls)
-            .map(|tls| tls.absolute_from(&checkout.dir));
+        let tls = config::read_tls(checkout).map(|tls| tls.absolute_from(&checkout.dir));
         let listen = Listen {
             tls,
             ..Listen::loopback_on_free_ports()

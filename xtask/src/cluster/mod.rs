@@ -85,9 +85,7 @@ pub(crate) fn nodes(
     count: usize,
     ports: Ports,
 ) -> Vec<Node> {
-    let checkout_tls = fs::read_to_string(layout.config())
-        .ok()
-        .and_then(|text| config::read_listen(&text).tls);
+    let checkout_tls = config::read_tls(layout);
     (0..count)
         .map(|index| {
             let name = format!("n{}", index + 1);

@@ -342,6 +342,11 @@ pub(crate) fn read_listen(text: &str) -> Listen {
     listen
 }
 
+/// The TLS of the config in `layout`, if it has one (and can be read).
+pub(crate) fn read_tls(layout: &Layout) -> Option<Tls> {
+    read_listen(&std::fs::read_to_string(layout.config()).ok()?).tls
+}
+
 /// The largest payload a config allows, in bytes: its top-level `max_payload`, with
 /// nats-server's units (`k`, `m`, `g` count thousands; `kb`, `mb`, `gb` and `ki`, `mi`, `gi`
 /// count 1024s), else nats-server's default of 1 MiB.

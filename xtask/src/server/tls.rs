@@ -260,10 +260,7 @@ impl ClientFiles {
     /// the client certificate issued beside the CA. None for a server without TLS, or
     /// without a CA file.
     pub(crate) fn of(layout: &Layout) -> Result<Option<ClientFiles>> {
-        let Ok(text) = fs::read_to_string(layout.config()) else {
-            return Ok(None);
-        };
-        let Some(tls) = config::read_listen(&text).tls else {
+        let Some(tls) = config::read_tls(layout) else {
             return Ok(None);
         };
         let Some(ca) = &tls.ca_file else {
@@ -320,7 +317,7 @@ pub(crate) fn trust(layout: &Layout) -> Result<Option<xtask_probe::Trust>> {
 /// The certificate the config of `layout` serves, and how many whole days it still verifies
 /// against the config's CA: None without TLS or without a CA file.
 pub(crate) fn days_left(layout: &Layout) -> Option<(PathBuf, u64)> {
-    let tls = config::read_listen(&fs::read_to_string(layout.config()).ok()?).tls?;
+    let tls = config::read_tls(layout)?;
     let cert = crate::util::paths::normal(&layout.dir.join(&tls.cert_file));
     let ca = fs::read_to_string(layout.dir.join(tls.ca_file?)).ok()?;
     let left = time_left(&ca, &fs::read_to_string(&cert).ok()?, Role::Server);
