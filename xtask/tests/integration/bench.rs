@@ -107,10 +107,7 @@ fn every_mode_accounts_for_every_message_and_leaves_no_stream() {
 
     // A user's stream that would store the load is left alone: no load is sent.
     let token = sandbox.token();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let js = runtime.block_on(async {
         let client = async_nats::ConnectOptions::with_token(token)
             .connect(&endpoints.client)

@@ -343,10 +343,7 @@ fn monitor_connections_lists_named_clients_sorted_and_limited_as_asked() {
     let (server, sandbox, mirror) = sandbox_with_mirror();
     let _stop = StopOnDrop(&sandbox);
     let endpoints = start(&sandbox, &mirror, &server);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     // Connected first, so with the lower cid: one subscription. Then one with three.
     let _clients = runtime.block_on(async {
         let mut clients = Vec::new();

@@ -262,10 +262,7 @@ impl Traffic {
         let sent = Arc::new(AtomicU64::new(0));
         let (s, n) = (stop.clone(), sent.clone());
         let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let runtime = runtime();
             runtime.block_on(async {
                 let client = async_nats::ConnectOptions::with_token(token)
                     .connect(url)

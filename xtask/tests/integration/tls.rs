@@ -33,10 +33,7 @@ fn tls_file(sandbox: &Sandbox, name: &str) -> PathBuf {
 /// Connects with async-nats as an application would, with `options`; the error's text if it
 /// is refused, else whether a request to itself came back.
 fn connect(url: &str, options: async_nats::ConnectOptions) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     runtime.block_on(async {
         let client = options
             .connection_timeout(Duration::from_secs(5))
@@ -490,10 +487,7 @@ fn tls_rotate_serves_new_certificates_without_a_restart_and_with_ca_after_one() 
 
     // A client connected before the rotation, as an application would be.
     let token = sandbox.token();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let client = runtime
         .block_on(
             async_nats::ConnectOptions::with_token(token.clone())

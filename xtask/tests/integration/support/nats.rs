@@ -138,7 +138,8 @@ pub fn stored(url: &str, token: &str, stream: &str) -> Vec<Vec<u8>> {
     })
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+/// An async runtime on the test's own thread, for a client the test drives itself.
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
