@@ -1,5 +1,7 @@
 //! Options that several tasks share: which release to install, and where the server listens.
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result};
 
 use crate::install::release::{GITHUB_RELEASES, Version};
@@ -45,7 +47,7 @@ pub(crate) struct TlsArgs {
     #[arg(long)]
     pub(crate) tls: bool,
     /// Serve plaintext again (the CA and the certificates stay, for a later `--tls`)
-    #[arg(long, conflicts_with_all = ["tls", "tls_verify", "tls_first", "tls_name"])]
+    #[arg(long, conflicts_with_all = ["tls", "tls_verify", "tls_first", "tls_name", "tls_cert"])]
     pub(crate) no_tls: bool,
     /// A host name or IP address, beyond this machine's, that the server certificate covers:
     /// what other machines connect to; repeat for more (implies --tls)
@@ -59,6 +61,17 @@ pub(crate) struct TlsArgs {
     /// 2.10.4 and later); every other client then waits 50 ms at each connection (implies --tls)
     #[arg(long)]
     pub(crate) tls_first: bool,
+    /// Serve a certificate of yours instead of the local CA's (PEM; any intermediate
+    /// certificates after it in the file); checked before it is used (implies --tls)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM, readable by you only)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// The CA that issued --tls-cert, which clients here then trust; without it the
+    /// certificate must chain to a public CA
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_ca: Option<PathBuf>,
 }
 
 impl TlsArgs {
@@ -66,7 +79,12 @@ impl TlsArgs {
     pub(crate) fn wanted(&self) -> Option<bool> {
         if self.no_tls {
             Some(false)
-        } else if self.tls || self.tls_verify || self.tls_first || !self.tls_name.is_empty() {
+        } else if self.tls
+            || self.tls_verify
+            || self.tls_first
+            || !self.tls_name.is_empty()
+            || self.tls_cert.is_some()
+        {
             Some(true)
         } else {
             None

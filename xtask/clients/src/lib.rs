@@ -51,39 +51,62 @@ pub fn runtime(threads: Threads) -> Option<tokio::runtime::Runtime> {
 }
 
 /// The TLS a program's clients use, as the xtask hands it over (and `cargo xtask env` gives
-/// it to the user): `NATS_CA`, the CA file to trust alone, and under mutual TLS `NATS_CERT`
-/// and `NATS_KEY`, the certificate to show and its key. Paths, never the keys themselves.
+/// it to the user): `NATS_CA`, the CA file to trust alone (unset: the public CAs), under
+/// mutual TLS `NATS_CERT` and `NATS_KEY`, the certificate to show and its key (paths, never
+/// the keys themselves), and `NATS_TLS_NAME`, the name the server's certificate covers when
+/// it covers no address of this machine (a certificate for a public name, reached here).
 #[derive(Debug, Clone)]
 pub struct Tls {
-    pub ca: std::path::PathBuf,
+    pub ca: Option<std::path::PathBuf>,
     pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    pub name: Option<String>,
+    /// The TLS configuration that verifies the server under `name`.
+    named: Option<async_nats::rustls::ClientConfig>,
 }
 
 impl Tls {
-    /// The TLS of the environment, if `NATS_CA` is set; the monitoring requests and the bare
-    /// protocol connections of this process trust it from then on.
+    /// The TLS of the environment, if `NATS_CA` or `NATS_TLS_NAME` is set; the monitoring
+    /// requests and the bare protocol connections of this process trust it from then on.
     pub fn from_env() -> Result<Option<Tls>> {
         let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-        let Some(ca) = var("NATS_CA") else {
+        let ca = var("NATS_CA").map(std::path::PathBuf::from);
+        let name = var("NATS_TLS_NAME").map(|name| name.to_string_lossy().into_owned());
+        if ca.is_none() && name.is_none() {
             return Ok(None);
-        };
+        }
         let client = match (var("NATS_CERT"), var("NATS_KEY")) {
             (Some(cert), Some(key)) => Some((cert.into(), key.into())),
             (None, None) => None,
             _ => anyhow::bail!("NATS_CERT and NATS_KEY go together: set both, or neither"),
         };
-        let tls = Tls {
-            ca: ca.into(),
-            client,
+        let files = client
+            .as_ref()
+            .map(|(c, k): &(std::path::PathBuf, std::path::PathBuf)| (c.as_path(), k.as_path()));
+        let trust =
+            xtask_probe::Trust::from_files(ca.as_deref(), files)?.verifying_as(name.clone());
+        let named = match &name {
+            Some(_) => Some(trust.client_config()?),
+            None => None,
         };
-        let client = tls.client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
-        xtask_probe::trust_by_default(xtask_probe::Trust::from_files(&tls.ca, client)?);
-        Ok(Some(tls))
+        xtask_probe::trust_by_default(trust);
+        Ok(Some(Tls {
+            ca,
+            client,
+            name,
+            named,
+        }))
     }
 
-    /// `options` trusting the CA alone, and showing the client certificate if there is one.
+    /// `options` trusting the CA alone (or the public CAs), verifying the server under the
+    /// name if one is set, and showing the client certificate if there is one.
     pub fn apply(&self, options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
-        let options = options.add_root_certificates(self.ca.clone());
+        if let Some(config) = &self.named {
+            return options.require_tls(true).tls_client_config(config.clone());
+        }
+        let options = match &self.ca {
+            Some(ca) => options.add_root_certificates(ca.clone()),
+            None => options.require_tls(true),
+        };
         match &self.client {
             Some((cert, key)) => options.add_client_certificate(cert.clone(), key.clone()),
             None => options,

@@ -14,9 +14,9 @@ fn main() -> anyhow::Result<()> {
     let var = |name: &str| std::env::var_os(name).map(std::path::PathBuf::from);
     let trust = match (var("NATS_CA"), var("NATS_CERT"), var("NATS_KEY")) {
         (Some(ca), Some(cert), Some(key)) => {
-            Some(xtask_probe::Trust::from_files(&ca, Some((&cert, &key)))?)
+            Some(xtask_probe::Trust::from_files(Some(&ca), Some((&cert, &key)))?)
         }
-        (Some(ca), _, _) => Some(xtask_probe::Trust::from_files(&ca, None)?),
+        (Some(ca), _, _) => Some(xtask_probe::Trust::from_files(Some(&ca), None)?),
         _ => None,
     };
     for _ in 0..count.parse::<u32>()? {

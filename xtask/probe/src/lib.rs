@@ -31,31 +31,43 @@ pub fn error_text(error: &anyhow::Error) -> String {
     text
 }
 
-/// What a client of a TLS server trusts: the CA that issued the server's certificate, and
-/// under mutual TLS the certificate it shows, with its key (PEM, as the files hold them).
+/// What a client of a TLS server trusts: the CA that issued the server's certificate (none:
+/// the public CAs, Mozilla's, as browsers trust them), under mutual TLS the certificate it
+/// shows, with its key (PEM, as the files hold them), and the name the server's certificate
+/// must cover when that is not the address connected to (a certificate for a public name,
+/// served on this machine and checked here on loopback).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Trust {
-    ca_pem: Vec<u8>,
+    ca_pem: Option<Vec<u8>>,
     client: Option<(Vec<u8>, Vec<u8>)>,
+    name: Option<String>,
 }
 
 impl std::fmt::Debug for Trust {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trust")
+            .field("own_ca", &self.ca_pem.is_some())
             .field("client_certificate", &self.client.is_some())
-            .finish_non_exhaustive()
+            .field("name", &self.name)
+            .finish()
     }
 }
 
 impl Trust {
-    /// Trusts the CA in `ca_pem`; shows `client` (certificate, key) when a server asks.
-    pub fn new(ca_pem: Vec<u8>, client: Option<(Vec<u8>, Vec<u8>)>) -> Trust {
-        Trust { ca_pem, client }
+    /// Trusts the CA in `ca_pem` (none: the public CAs); shows `client` (certificate, key)
+    /// when a server asks.
+    pub fn new(ca_pem: Option<Vec<u8>>, client: Option<(Vec<u8>, Vec<u8>)>) -> Trust {
+        Trust {
+            ca_pem,
+            client,
+            name: None,
+        }
     }
 
-    /// Reads the CA's file, and the client certificate's and key's when given.
+    /// Reads the CA's file (none: the public CAs), and the client certificate's and key's
+    /// when given.
     pub fn from_files(
-        ca: &std::path::Path,
+        ca: Option<&std::path::Path>,
         client: Option<(&std::path::Path, &std::path::Path)>,
     ) -> Result<Trust> {
         let read = |path: &std::path::Path| {
@@ -65,24 +77,55 @@ impl Trust {
             Some((cert, key)) => Some((read(cert)?, read(key)?)),
             None => None,
         };
-        Ok(Trust::new(read(ca)?, client))
+        Ok(Trust::new(ca.map(read).transpose()?, client))
     }
 
-    /// rustls's configuration for a client of this trust, with ring, ureq's provider.
-    fn client_config(&self) -> Result<rustls::ClientConfig> {
+    /// This trust, verifying the server's certificate for `name` whatever address is
+    /// connected to.
+    pub fn verifying_as(self, name: Option<String>) -> Trust {
+        Trust { name, ..self }
+    }
+
+    /// The name the server's certificate must cover, if not the address connected to.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// rustls's configuration for a client of this trust, with ring, ureq's provider (and
+    /// async-nats's: its clients take it as it is).
+    pub fn client_config(&self) -> Result<rustls::ClientConfig> {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&self.ca_pem) {
-            roots
-                .add(cert.context("the CA file is not PEM")?)
-                .context("the CA's certificate cannot be used")?;
+        match &self.ca_pem {
+            Some(pem) => {
+                for cert in CertificateDer::pem_slice_iter(pem) {
+                    roots
+                        .add(cert.context("the CA file is not PEM")?)
+                        .context("the CA's certificate cannot be used")?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         }
-        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?;
+        let builder = match &self.name {
+            None => builder.with_root_certificates(roots),
+            Some(name) => {
+                let name = rustls::pki_types::ServerName::try_from(name.clone())
+                    .with_context(|| format!("`{name}` is not a name a certificate can cover"))?;
+                let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .context("cannot verify certificates with these CAs")?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(Named { inner, name }))
+            }
+        };
         Ok(match &self.client {
             None => builder.with_no_client_auth(),
             Some((cert, key)) => {
@@ -96,6 +139,51 @@ impl Trust {
                     .context("the client certificate and key cannot be used")?
             }
         })
+    }
+}
+
+/// Verifies a server's certificate as rustls does, for one name whatever the address
+/// connected to: the name a certificate for a public name covers, when its server is reached
+/// on loopback. Nothing else is relaxed.
+#[derive(Debug)]
+struct Named {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Named {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _connected_to: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 
@@ -116,36 +204,101 @@ pub fn default_trust() -> Option<&'static Trust> {
 /// An HTTP client for monitoring requests on loopback: no proxy, short timeouts, and an HTTP
 /// error status is an answer to look at rather than an error. HTTPS trusts what
 /// [`trust_by_default`] set.
-pub fn monitoring_agent() -> ureq::Agent {
+pub fn monitoring_agent() -> Agent {
     monitoring_agent_trusting(default_trust())
 }
 
-/// [`monitoring_agent`], for HTTPS monitoring: trusting `trust`'s CA alone.
-pub fn monitoring_agent_trusting(trust: Option<&Trust>) -> ureq::Agent {
+/// [`monitoring_agent`], for HTTPS monitoring: trusting what `trust` trusts.
+pub fn monitoring_agent_trusting(trust: Option<&Trust>) -> Agent {
     let mut config = ureq::Agent::config_builder()
         .proxy(None)
         .timeout_global(Some(TIMEOUT))
         .http_status_as_error(false);
     if let Some(trust) = trust {
-        let roots: Vec<_> = ureq::tls::parse_pem(&trust.ca_pem)
-            .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
-                _ => None,
-            })
-            .collect();
-        config = config.tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
-                .build(),
-        );
+        let roots = match &trust.ca_pem {
+            Some(pem) => {
+                let certs: Vec<_> = ureq::tls::parse_pem(pem)
+                    .filter_map(|item| match item {
+                        Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                        _ => None,
+                    })
+                    .collect();
+                ureq::tls::RootCerts::new_with_certs(&certs)
+            }
+            None => ureq::tls::RootCerts::WebPki,
+        };
+        config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
     }
-    config.build().into()
+    Agent {
+        http: config.build().into(),
+        name: trust.and_then(|trust| trust.name.clone()),
+    }
+}
+
+/// The HTTP client of [`monitoring_agent`]: ureq's, which verifies a server's certificate for
+/// the host of the URL; when the certificate covers another name ([`Trust::verifying_as`]),
+/// each HTTPS request goes to that name, resolved to the URL's address.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    http: ureq::Agent,
+    name: Option<String>,
+}
+
+impl Agent {
+    /// The agent and URL that GET `url`: for a certificate of another name, that name in the
+    /// URL, pinned to the URL's address (as `curl --resolve` does).
+    fn for_url(&self, url: &str) -> Result<(ureq::Agent, String)> {
+        let (Some(name), Some(rest)) = (&self.name, url.strip_prefix("https://")) else {
+            return Ok((self.http.clone(), url.to_string()));
+        };
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let address = authority
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addresses| addresses.next())
+            .with_context(|| format!("`{url}` names no address"))?;
+        let pin = Pin {
+            name: name.clone(),
+            address,
+        };
+        let http = ureq::Agent::with_parts(
+            self.http.config().clone(),
+            ureq::unversioned::transport::DefaultConnector::new(),
+            pin,
+        );
+        Ok((http, format!("https://{name}:{}{path}", address.port())))
+    }
+}
+
+/// Resolves one name to one address, and every other as usual.
+#[derive(Debug)]
+struct Pin {
+    name: String,
+    address: std::net::SocketAddr,
+}
+
+impl ureq::unversioned::resolver::Resolver for Pin {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        if uri.host() != Some(self.name.as_str()) {
+            return ureq::unversioned::resolver::DefaultResolver::default()
+                .resolve(uri, config, timeout);
+        }
+        let mut addresses = self.empty();
+        addresses.push(self.address);
+        Ok(addresses)
+    }
 }
 
 /// GETs `url`: its status and body, whatever the status.
-pub fn get(agent: &ureq::Agent, url: &str) -> Result<(u16, String)> {
-    let mut response = agent
-        .get(url)
+pub fn get(agent: &Agent, url: &str) -> Result<(u16, String)> {
+    let (http, asked) = agent.for_url(url)?;
+    let mut response = http
+        .get(&asked)
         .call()
         .with_context(|| format!("cannot reach {url}"))?;
     let body = response
@@ -156,7 +309,7 @@ pub fn get(agent: &ureq::Agent, url: &str) -> Result<(u16, String)> {
 }
 
 /// GETs `url`, which must answer 2xx with JSON.
-pub fn get_json(agent: &ureq::Agent, url: &str) -> Result<Value> {
+pub fn get_json(agent: &Agent, url: &str) -> Result<Value> {
     let (status, body) = get(agent, url)?;
     if !(200..300).contains(&status) {
         bail!("{url} answered HTTP {status}");

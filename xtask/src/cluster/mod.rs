@@ -122,6 +122,27 @@ pub(crate) fn nodes(
         .collect()
 }
 
+/// Refuses a cluster for a checkout whose server serves a certificate of the user's: each node
+/// needs one of its own, for its routes too (usage clientAuth), which only the local CA here
+/// issues.
+pub(crate) fn refuse_own_certificates(layout: &Layout) -> Result<()> {
+    let Some(tls) = config::read_tls(layout) else {
+        return Ok(());
+    };
+    let ours = TlsDir::of(layout).config(crate::server::tls::SERVER, &layout.dir, false, false);
+    if tls.cert_file != ours.cert_file {
+        anyhow::bail!(
+            "`{}` serves a certificate of yours (`{}`), and a local cluster's nodes each need \
+             one of their own, which also serves their routes (usage clientAuth, which public \
+             CAs no longer issue): `cargo xtask setup --tls` switches to certificates of the \
+             local CA, which the cluster's nodes get too",
+            crate::util::paths::show(&layout.config()),
+            tls.cert_file
+        );
+    }
+    Ok(())
+}
+
 /// Where the first node listens unless options say otherwise: as its config says, for a
 /// cluster started before; else on the single server's ports (its config's, else the
 /// defaults), with the route port 2000 above the client port, as 6222 is above 4222. Every

@@ -282,7 +282,7 @@ fn parse_meta(jsz: &Value) -> Option<MetaGroup> {
 /// name. The leader's `/raftz` says which peers it counts (`/jsz` lists every peer it hears
 /// from). None when that cannot be known.
 fn left_out(
-    agent: &ureq::Agent,
+    agent: &xtask_probe::Agent,
     nodes: &[Node],
     views: &[Value],
     leader: &Endpoints,

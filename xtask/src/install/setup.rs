@@ -15,7 +15,7 @@ use crate::lifecycle::Running;
 use crate::server::certs::Role;
 use crate::server::config::{self, Listen, Tls};
 use crate::server::secrets;
-use crate::server::tls::{CLIENT, SERVER, TlsDir, client_names};
+use crate::server::tls::{CLIENT, Own, SERVER, TlsDir, client_names};
 use crate::util::files::{self, Created, write_atomically};
 use crate::util::paths::show;
 
@@ -339,7 +339,11 @@ impl SetupOptions {
             && wanted.is_none()
             && (&configured.cert_file, &configured.key_file) != (&ours.cert_file, &ours.key_file)
         {
+            Own::of_config(layout, configured).check_still_valid()?;
             return Ok(Some(configured.clone()));
+        }
+        if let Some(cert) = &self.tls.tls_cert {
+            return self.own_tls(layout, listen, cert, first, created).map(Some);
         }
         created.dir_all(&dir.dir)?;
         if !self.tls.tls_name.is_empty() {
@@ -359,6 +363,72 @@ impl SetupOptions {
             }
         }
         Ok(Some(ours))
+    }
+}
+
+impl SetupOptions {
+    /// The TLS of a certificate of yours (`--tls-cert`, `--tls-key`, `--tls-ca`), checked
+    /// first as clients will check it, for the names clients connect to.
+    fn own_tls(
+        &self,
+        layout: &Layout,
+        listen: &Listen,
+        cert: &Path,
+        first: bool,
+        created: &mut Created,
+    ) -> Result<Tls> {
+        if self.tls.tls_verify {
+            bail!(
+                "--tls-verify issues client certificates from the local CA, which cannot go \
+                 with --tls-cert: leave one of them out (clients of a server of yours that must \
+                 show certificates need your CA's; add `verify: true` to the config's `tls` \
+                 block yourself)"
+            );
+        }
+        // Absolute: the config names them wherever the server starts.
+        let from_user = |path: &Path| {
+            crate::util::paths::normal(&crate::util::paths::invocation_dir().join(path))
+        };
+        let own = Own {
+            cert: from_user(cert),
+            key: from_user(self.tls.tls_key.as_deref().unwrap_or(Path::new(""))),
+            ca: self.tls.tls_ca.as_deref().map(from_user),
+        };
+        let dir = TlsDir::of(layout);
+        let mut names = self.tls.tls_name.clone();
+        let host = &listen.host;
+        if let Ok(ip) = host.parse::<std::net::IpAddr>()
+            && !ip.is_loopback()
+            && !ip.is_unspecified()
+            && !names.contains(host)
+        {
+            names.push(host.clone());
+        }
+        own.check(&names)?;
+        if !self.tls.tls_name.is_empty() {
+            created.dir_all(&dir.dir)?;
+            dir.record_names(&self.tls.tls_name)?;
+        }
+        eprintln!(
+            "`{}` serves {} (its key `{}`), checked: it goes with its key, chains to {}, is \
+             valid now{}",
+            show(&own.cert),
+            if names.is_empty() {
+                "this machine".to_string()
+            } else {
+                names.join(", ")
+            },
+            show(&own.key),
+            own.ca
+                .as_deref()
+                .map_or("a public CA".to_string(), |ca| format!("`{}`", show(ca))),
+            if names.is_empty() {
+                String::new()
+            } else {
+                " and covers those names".to_string()
+            }
+        );
+        Ok(own.config(first))
     }
 }
 

@@ -173,14 +173,14 @@ mod tests {
 
     /// Whether `leaf` verifies for `role` against `ca` alone, as rustls checks it.
     fn verifies(ca: &Issued, leaf: &Issued, role: Role) -> bool {
-        check(&ca.cert_pem, &leaf.cert_pem, role, &[], Duration::ZERO).is_ok()
+        check(Some(&ca.cert_pem), &leaf.cert_pem, role, &[], Duration::ZERO).is_ok()
     }
 
     /// Whether `leaf`, which `ca` issued, covers the host `name`.
     fn covers(ca: &Issued, leaf: &Issued, name: &str) -> bool {
         let names = [name.to_string()];
         check(
-            &ca.cert_pem,
+            Some(&ca.cert_pem),
             &leaf.cert_pem,
             Role::Server,
             &names,

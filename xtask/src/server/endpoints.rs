@@ -51,7 +51,7 @@ impl Endpoints {
     }
 
     /// An HTTP(S) client for the monitoring endpoint.
-    pub(crate) fn agent(&self) -> ureq::Agent {
+    pub(crate) fn agent(&self) -> xtask_probe::Agent {
         xtask_probe::monitoring_agent_trusting(self.trust.as_ref())
     }
 

@@ -269,7 +269,7 @@ fn report(pid: u32, endpoints: Option<&Endpoints>) -> Value {
 
 /// What `/healthz` says: `{"ok": true}`, or `{"ok": false, "error": "..."}` with the server's
 /// words (JetStream not current, say).
-fn health(agent: &ureq::Agent, monitoring: &str) -> Value {
+fn health(agent: &xtask_probe::Agent, monitoring: &str) -> Value {
     match xtask_probe::get(agent, &format!("{monitoring}/healthz")) {
         Ok((200, _)) => json!({"ok": true}),
         Ok((status, body)) => {

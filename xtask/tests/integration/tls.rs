@@ -122,7 +122,7 @@ fn a_tls_server_serves_every_listener_over_tls_and_refuses_plaintext_and_unknown
     );
 
     // Monitoring answers over HTTPS with the CA, and not to plain HTTP.
-    let trust = xtask_probe::Trust::from_files(&ca, None).unwrap();
+    let trust = xtask_probe::Trust::from_files(Some(&ca), None).unwrap();
     let https = xtask_probe::monitoring_agent_trusting(Some(&trust));
     let (status, _) =
         xtask_probe::get(&https, &format!("{}/healthz", endpoints.monitoring)).unwrap();
@@ -368,7 +368,7 @@ fn a_tls_cluster_routes_over_mutual_tls_and_refuses_a_node_of_another_ca() {
         .unwrap()
         .clone();
     let n1_monitoring = n1["monitoring_url"].as_str().unwrap().to_string();
-    let trust = xtask_probe::Trust::from_files(&tls_file(&sandbox, "ca.pem"), None).unwrap();
+    let trust = xtask_probe::Trust::from_files(Some(&tls_file(&sandbox, "ca.pem")), None).unwrap();
     let agent = xtask_probe::monitoring_agent_trusting(Some(&trust));
     let routed = |name: &str| {
         xtask_probe::get_json(&agent, &format!("{n1_monitoring}/routez")).unwrap()["routes"]

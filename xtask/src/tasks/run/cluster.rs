@@ -42,6 +42,7 @@ pub(super) fn run(
         layout,
         &SetupOptions::for_run(source, ListenArgs::default()),
     )?;
+    cluster::refuse_own_certificates(layout)?;
     let token = secrets::load(&layout.env_file())?;
     let password = secrets::ensure_route_password(&layout.env_file())?;
     let (first, cluster_port) = cluster::first_node_ports(layout);

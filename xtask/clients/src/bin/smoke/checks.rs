@@ -155,19 +155,33 @@ pub(crate) async fn tls(target: &Target) -> Result<()> {
         "it answered PONG",
     )?;
 
-    let mut attempts = vec![(
-        "a client that trusts the system's CAs only",
-        async_nats::ConnectOptions::with_token(target.token.clone()).require_tls(true),
-        "invalid peer certificate",
-    )];
-    // Under mutual TLS, one that trusts the CA but shows no certificate.
-    if tls.client.is_some() {
+    let token = || async_nats::ConnectOptions::with_token(target.token.clone());
+    let mut attempts = Vec::new();
+    // A server whose certificate a CA of its own issued: a client of the public CAs alone
+    // does not trust it.
+    if let Some(ca) = &tls.ca {
         attempts.push((
-            "a client without a certificate",
-            async_nats::ConnectOptions::with_token(target.token.clone())
-                .add_root_certificates(tls.ca.clone()),
-            "CertificateRequired",
+            "a client that trusts the system's CAs only",
+            token().require_tls(true),
+            "invalid peer certificate",
         ));
+        // A certificate for another name than this machine's: verified for the address
+        // connected to, it is refused.
+        if tls.name.is_some() {
+            attempts.push((
+                "a client that verifies the address rather than the certificate's name",
+                token().add_root_certificates(ca.clone()),
+                "not valid for name",
+            ));
+        }
+        // Under mutual TLS, one that trusts the CA but shows no certificate.
+        if tls.client.is_some() {
+            attempts.push((
+                "a client without a certificate",
+                token().add_root_certificates(ca.clone()),
+                "CertificateRequired",
+            ));
+        }
     }
     for (what, options, error) in attempts {
         let (refusal, seen) = attempt(options, url).await;
