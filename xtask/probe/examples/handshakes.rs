@@ -13,9 +13,10 @@ fn main() -> anyhow::Result<()> {
     let token = std::env::var("NATS_TOKEN")?;
     let var = |name: &str| std::env::var_os(name).map(std::path::PathBuf::from);
     let trust = match (var("NATS_CA"), var("NATS_CERT"), var("NATS_KEY")) {
-        (Some(ca), Some(cert), Some(key)) => {
-            Some(xtask_probe::Trust::from_files(Some(&ca), Some((&cert, &key)))?)
-        }
+        (Some(ca), Some(cert), Some(key)) => Some(xtask_probe::Trust::from_files(
+            Some(&ca),
+            Some((&cert, &key)),
+        )?),
         (Some(ca), _, _) => Some(xtask_probe::Trust::from_files(Some(&ca), None)?),
         _ => None,
     };

@@ -173,7 +173,14 @@ mod tests {
 
     /// Whether `leaf` verifies for `role` against `ca` alone, as rustls checks it.
     fn verifies(ca: &Issued, leaf: &Issued, role: Role) -> bool {
-        check(Some(&ca.cert_pem), &leaf.cert_pem, role, &[], Duration::ZERO).is_ok()
+        check(
+            Some(&ca.cert_pem),
+            &leaf.cert_pem,
+            role,
+            &[],
+            Duration::ZERO,
+        )
+        .is_ok()
     }
 
     /// Whether `leaf`, which `ca` issued, covers the host `name`.

@@ -299,8 +299,8 @@ impl ClientFiles {
             }
         };
         let cert = fs::read_to_string(layout.dir.join(&tls.cert_file)).unwrap_or_default();
-        let host = config::read_listen(&fs::read_to_string(layout.config()).unwrap_or_default())
-            .host;
+        let host =
+            config::read_listen(&fs::read_to_string(layout.config()).unwrap_or_default()).host;
         Ok(Some(ClientFiles {
             ca,
             client,
@@ -353,10 +353,8 @@ fn name_to_verify(cert_pem: &str, host: &str, names: &[String]) -> Option<String
 
 /// Whether the certificate `cert_pem` (its first) covers `name`.
 pub(crate) fn covers(cert_pem: &str, name: &str) -> bool {
-    let (Some(cert), Ok(name)) = (
-        der(cert_pem),
-        rustls_pki_types::ServerName::try_from(name),
-    ) else {
+    let (Some(cert), Ok(name)) = (der(cert_pem), rustls_pki_types::ServerName::try_from(name))
+    else {
         return false;
     };
     webpki::EndEntityCert::try_from(&cert)
@@ -380,7 +378,11 @@ pub(crate) fn days_left(layout: &Layout) -> Option<(PathBuf, u64)> {
         Some(ca) => Some(fs::read_to_string(layout.dir.join(ca)).ok()?),
         None => None,
     };
-    let left = time_left(ca.as_deref(), &fs::read_to_string(&cert).ok()?, Role::Server);
+    let left = time_left(
+        ca.as_deref(),
+        &fs::read_to_string(&cert).ok()?,
+        Role::Server,
+    );
     Some((cert, left.as_secs() / 86_400))
 }
 
@@ -450,10 +452,10 @@ impl Own {
         };
         let cert = read(&self.cert)?;
         let ca = self.ca.as_deref().map(read).transpose()?;
-        check(ca.as_deref(), &cert, Role::Server, &[], Duration::ZERO).with_context(|| {
-            format!(
-                "`{}` cannot serve: renew it, or `cargo xtask setup --tls` serves a certificate \
-                 of the local CA instead",
+        check(ca.as_deref(), &cert, Role::Server, &[], Duration::ZERO).map_err(|e| {
+            anyhow::anyhow!(
+                "`{}` cannot serve: {e:#}. Renew it, or `cargo xtask setup --tls` serves a \
+                 certificate of the local CA instead",
                 show(&self.cert)
             )
         })?;
@@ -610,14 +612,23 @@ fn refusal(error: &webpki::Error, own_ca: bool, role: Role) -> String {
         i64::try_from(time.as_secs())
             .ok()
             .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
-            .map_or_else(|| "a date out of range".to_string(), |at| at.date().to_string())
+            .map_or_else(
+                || "a date out of range".to_string(),
+                |at| at.date().to_string(),
+            )
     };
     match error {
-        webpki::Error::CertExpired { not_after, .. } => format!("it expired on {}", date(not_after)),
+        webpki::Error::CertExpired { not_after, .. } => {
+            format!("it expired on {}", date(not_after))
+        }
         webpki::Error::CertNotValidYet { not_before, .. } => format!(
             "it is not valid before {} (is this machine's clock right?)",
             date(not_before)
         ),
+        webpki::Error::InvalidSignatureForPublicKey if own_ca => {
+            "it was not issued by the CA (one of the same name signed it, with another key)"
+                .to_string()
+        }
         webpki::Error::UnknownIssuer if own_ca => {
             "it was not issued by the CA (nor through intermediates after it in its file)"
                 .to_string()

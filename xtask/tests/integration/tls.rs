@@ -580,3 +580,255 @@ fn tls_rotate_without_tls_says_how_to_turn_it_on_and_changes_nothing() {
         .fails_with("serves no TLS, so there is nothing to rotate: `cargo xtask setup --tls`");
     assert_eq!(Sandbox::tree(&sandbox.nats_dir()), before);
 }
+
+/// A CA of the user's own (not a checkout's), in a directory outside the checkout, and the
+/// certificates it issues: what `setup --tls-cert` is given.
+struct TheirCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    dir: tempfile::TempDir,
+}
+
+impl TheirCa {
+    fn new() -> TheirCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "a CA of the user's");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let issuer = rcgen::CertifiedIssuer::self_signed(params, key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), issuer.pem()).unwrap();
+        TheirCa { issuer, dir }
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// `NAME-cert.pem` and `NAME-key.pem` (0600): a certificate for `names`, valid from
+    /// `days.0` to `days.1` days from now, for servers (and clients) or clients only, with
+    /// `key` or a new one.
+    fn issue(
+        &self,
+        name: &str,
+        names: &[&str],
+        days: (i64, i64),
+        server: bool,
+        key: Option<&rcgen::KeyPair>,
+    ) -> (PathBuf, PathBuf) {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now + time::Duration::days(days.0);
+        params.not_after = now + time::Duration::days(days.1);
+        params.extended_key_usages = if server {
+            vec![
+                rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+                rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+            ]
+        } else {
+            vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth]
+        };
+        let new_key;
+        let key = match key {
+            Some(key) => key,
+            None => {
+                new_key = rcgen::KeyPair::generate().unwrap();
+                &new_key
+            }
+        };
+        let cert = params.signed_by(key, &self.issuer).unwrap();
+        let cert_file = self.dir.path().join(format!("{name}-cert.pem"));
+        let key_file = self.dir.path().join(format!("{name}-key.pem"));
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let owner_only = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(&key_file, owner_only).unwrap();
+        }
+        (cert_file, key_file)
+    }
+}
+
+/// `setup` options that bring a certificate and key, and the CA when given.
+fn own_tls<'a>(cert: &'a Path, key: &'a Path, ca: Option<&'a Path>) -> Vec<&'a str> {
+    let text = |path: &'a Path| path.to_str().unwrap();
+    let mut args = vec!["--tls-cert", text(cert), "--tls-key", text(key)];
+    if let Some(ca) = ca {
+        args.extend(["--tls-ca", text(ca)]);
+    }
+    args
+}
+
+#[test]
+fn a_certificate_of_yours_serves_and_the_checks_verify_it_under_its_name() {
+    let (server, sandbox, mirror) = sandbox_with_mirror();
+    let _stop = StopOnDrop(&sandbox);
+    let theirs = TheirCa::new();
+    // For a name only, as a public CA's certificate is: nothing of this machine's.
+    let (cert, key) = theirs.issue("server", &["nats.example.test"], (-1, 90), true, None);
+    let ca = theirs.ca();
+    let mut tls = own_tls(&cert, &key, Some(&ca));
+    tls.extend(["--tls-name", "nats.example.test"]);
+    let endpoints = start_tls(&sandbox, &mirror, &server, &tls);
+    assert!(
+        endpoints.client.starts_with("tls://127.0.0.1:"),
+        "{endpoints:?}"
+    );
+    // The config names the files where they are; the checkout makes no CA of its own.
+    let config = std::fs::read_to_string(sandbox.config_file()).unwrap();
+    assert!(config.contains(cert.to_str().unwrap()), "{config}");
+    assert!(!tls_file(&sandbox, "ca.pem").exists());
+
+    // Smoke passes: it verifies the certificate under its name, and checks that a client
+    // verifying the address it connects to refuses it.
+    let run = sandbox.xtask(&["smoke"]).ok();
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("✓") && l.contains(" tls ")),
+        "no ✓ tls:\n{}",
+        run.stdout
+    );
+    assert_eq!(run.stdout.lines().last(), Some("9 passed, 0 failed"));
+    let e = connect(
+        &endpoints.client,
+        async_nats::ConnectOptions::with_token(sandbox.token()).add_root_certificates(ca.clone()),
+    )
+    .unwrap_err();
+    assert!(e.contains("not valid for name"), "{e}");
+
+    let status = sandbox.xtask(&["status", "--json"]).ok().json();
+    let days = status["certificate"]["days_left"].as_u64().unwrap();
+    assert!((88..=90).contains(&days), "{status}");
+    let env = sandbox.xtask(&["env"]).ok();
+    assert!(
+        env.stdout.contains("NATS_TLS_NAME='nats.example.test'"),
+        "{}",
+        env.stdout
+    );
+
+    // A local cluster's nodes need certificates of their own (for their routes too).
+    sandbox.xtask(&["stop"]).ok();
+    sandbox
+        .xtask(&["run", "--cluster", "--detach"])
+        .fails_with("serves a certificate of yours");
+}
+
+#[test]
+fn a_certificate_of_yours_that_clients_would_refuse_is_refused_and_nothing_changes() {
+    let (server, sandbox, mirror) = sandbox_with_mirror();
+    sandbox
+        .with_ports(&["setup"], &mirror, &server, Ports::picked())
+        .ok();
+    let before = Sandbox::tree(&sandbox.nats_dir());
+    let theirs = TheirCa::new();
+    let other = TheirCa::new();
+    let name = ["--tls-name", "nats.example.test"];
+    let good = theirs.issue("good", &["nats.example.test"], (-1, 90), true, None);
+    let (_, other_key) = theirs.issue("other", &["nats.example.test"], (-1, 90), true, None);
+    let expired = theirs.issue("expired", &["nats.example.test"], (-90, -1), true, None);
+    let early = theirs.issue("early", &["nats.example.test"], (2, 90), true, None);
+    let client = theirs.issue("client", &["nats.example.test"], (-1, 90), false, None);
+    let (ca, other_ca) = (theirs.ca(), other.ca());
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            own_tls(&expired.0, &expired.1, Some(&ca)),
+            "cannot serve: it expired on ".into(),
+        ),
+        (
+            own_tls(&early.0, &early.1, Some(&ca)),
+            "cannot serve: it is not valid before ".into(),
+        ),
+        (
+            own_tls(&good.0, &other_key, Some(&ca)),
+            format!("is not the key of `{}`", good.0.display()),
+        ),
+        (
+            own_tls(&good.0, &good.1, Some(&other_ca)),
+            "cannot serve: it was not issued by the CA".into(),
+        ),
+        (
+            own_tls(&good.0, &good.1, None),
+            "cannot serve: it does not chain to a public CA".into(),
+        ),
+        (
+            own_tls(&client.0, &client.1, Some(&ca)),
+            "cannot serve: it is not for servers".into(),
+        ),
+    ];
+    for (mut args, error) in cases {
+        args.extend(name);
+        let mut setup = vec!["setup"];
+        setup.extend(args);
+        sandbox.xtask(&setup).fails_with(&error);
+        assert_eq!(Sandbox::tree(&sandbox.nats_dir()), before, "{error}");
+    }
+    // What clients connect to must be covered: a name it lacks, or none of this machine's.
+    let mut setup = vec!["setup"];
+    setup.extend(own_tls(&good.0, &good.1, Some(&ca)));
+    let mut other_name = setup.clone();
+    other_name.extend(["--tls-name", "nats.other.test"]);
+    sandbox
+        .xtask(&other_name)
+        .fails_with("cannot serve: it does not cover `nats.other.test`");
+    sandbox
+        .xtask(&setup)
+        .fails_with("covers none of localhost, 127.0.0.1, ::1: name what clients connect to");
+    let mut verify = setup.clone();
+    verify.extend(["--tls-verify", "--tls-name", "nats.example.test"]);
+    sandbox
+        .xtask(&verify)
+        .fails_with("cannot go with --tls-cert");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&good.1, std::fs::Permissions::from_mode(0o644)).unwrap();
+        setup.extend(name);
+        sandbox
+            .xtask(&setup)
+            .fails_with("can be read by others (mode 644)");
+    }
+    assert_eq!(Sandbox::tree(&sandbox.nats_dir()), before);
+}
+
+#[test]
+fn a_certificate_of_yours_that_expired_is_refused_before_the_server_starts() {
+    let (server, sandbox, mirror) = sandbox_with_mirror();
+    let _stop = StopOnDrop(&sandbox);
+    let theirs = TheirCa::new();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let (cert, key_file) = theirs.issue(
+        "server",
+        &["localhost", "127.0.0.1"],
+        (-1, 90),
+        true,
+        Some(&key),
+    );
+    let ca = theirs.ca();
+    let mut setup = vec!["setup"];
+    setup.extend(own_tls(&cert, &key_file, Some(&ca)));
+    sandbox
+        .with_ports(&setup, &mirror, &server, Ports::picked())
+        .ok();
+    // The same key, certified until yesterday: nats-server -t accepts it, clients would not.
+    theirs.issue(
+        "server",
+        &["localhost", "127.0.0.1"],
+        (-90, -1),
+        true,
+        Some(&key),
+    );
+    sandbox
+        .xtask(&["run", "--detach", "--timeout", READY_WITHIN])
+        .fails_with("cannot serve: it expired on ");
+    let status = sandbox.xtask(&["status", "--json"]).json();
+    assert_eq!(status["running"], false, "{status}");
+}
