@@ -63,14 +63,28 @@ impl Context {
             return natscli::remove(&path);
         }
         install::require_installed(layout, "context")?;
+        let files = ClientFiles::of(layout)?;
+        let mut urls = lifecycle::client_urls(layout)?;
+        // natscli verifies a server's certificate for the host it connects to: a certificate
+        // for a public name is reached under that name.
+        if let Some(name) = files.as_ref().and_then(|files| files.name.as_deref()) {
+            urls = urls.iter().map(|url| with_host(url, name)).collect();
+            eprintln!(
+                "the context connects to {}: the name your certificate covers, which must \
+                 resolve to this machine where natscli runs",
+                urls.join(",")
+            );
+        }
         let mut context = json!({
             "description": owner.description,
-            "url": lifecycle::client_urls(layout)?.join(","),
+            "url": urls.join(","),
             "token": secrets::load(&layout.env_file())?,
         });
         // natscli's names for the CA, and the certificate and key under mutual TLS.
-        if let Some(files) = ClientFiles::of(layout)? {
-            context["ca"] = json!(files.ca);
+        if let Some(files) = files {
+            if let Some(ca) = files.ca {
+                context["ca"] = json!(ca);
+            }
             if let Some((cert, key)) = files.client {
                 context["cert"] = json!(cert);
                 context["key"] = json!(key);
@@ -78,4 +92,11 @@ impl Context {
         }
         natscli::write(&path, &context, self.select)
     }
+}
+
+/// `url` (`tls://host:port`) with `host` in place of its host.
+fn with_host(url: &str, host: &str) -> String {
+    let (scheme, address) = url.split_once("://").unwrap_or(("", url));
+    let port = address.rsplit_once(':').map_or("", |(_, port)| port);
+    format!("{scheme}://{host}:{port}")
 }

@@ -714,6 +714,18 @@ fn a_certificate_of_yours_serves_and_the_checks_verify_it_under_its_name() {
         "{}",
         env.stdout
     );
+    // natscli verifies for the host it connects to: the context names the server by name.
+    sandbox.xtask(&["context", "--name", "own"]).ok();
+    let context = sandbox.config_home().join("nats/context/own.json");
+    let context: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(context).unwrap()).unwrap();
+    let port = endpoints.client.rsplit_once(':').unwrap().1;
+    assert_eq!(
+        context["url"],
+        format!("tls://nats.example.test:{port}"),
+        "{context}"
+    );
+    assert_eq!(context["ca"], ca.to_str().unwrap(), "{context}");
 
     // A local cluster's nodes need certificates of their own (for their routes too).
     sandbox.xtask(&["stop"]).ok();
