@@ -180,7 +180,13 @@ fn render_server(listen: &Listen, node: Option<&ClusterNode>) -> String {
                 "# Monitoring over HTTPS, with the certificate of the tls block.\nhttps: \"{http}\""
             ),
             format!(
-                "\n# TLS on every listener, with the certificates of `cargo xtask setup --tls`.\n{}\n",
+                "\n# TLS on every listener, with {}.\n{}\n",
+                // Ours are in the checkout, named relative to it; yours are where they are.
+                if Path::new(&tls.cert_file).is_absolute() {
+                    "certificates of yours (`cargo xtask setup --tls-cert`)"
+                } else {
+                    "the certificates of `cargo xtask setup --tls`"
+                },
                 tls.block()
             ),
             format!(

@@ -759,6 +759,34 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_for_a_name_only_is_verified_under_that_name() {
+        let ca = certs::new_ca().unwrap();
+        let issue = |names: &[&str]| {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            certs::issue(&ca.key_pem, Role::Server, &names, 30)
+                .unwrap()
+                .cert_pem
+        };
+        let mut known = names();
+        known.extend(["nats.other.test".into(), "nats.example.test".into()]);
+        let public = issue(&["nats.example.test"]);
+        assert_eq!(
+            name_to_verify(&public, "127.0.0.1", &known).as_deref(),
+            Some("nats.example.test")
+        );
+        assert_eq!(name_to_verify(&public, "127.0.0.1", &names()), None);
+        let local = issue(&["localhost", "127.0.0.1"]);
+        for host in ["127.0.0.1", "0.0.0.0"] {
+            assert_eq!(name_to_verify(&local, host, &known), None, "{host}");
+        }
+        // Listening on an address it does not cover, it is verified as `localhost`.
+        assert_eq!(
+            name_to_verify(&local, "10.1.2.3", &known).as_deref(),
+            Some("localhost")
+        );
+    }
+
+    #[test]
     fn paths_in_a_config_are_relative_to_its_directory_when_they_share_one() {
         let at = |path: &str, from: &str| relative(Path::new(path), Path::new(from));
         assert_eq!(at("/c/nats/tls/ca.pem", "/c/nats"), Path::new("tls/ca.pem"));
