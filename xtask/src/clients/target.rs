@@ -15,6 +15,7 @@ use crate::install::{self, SetupOptions};
 use crate::layout::Layout;
 use crate::server::config::{self, Listen};
 use crate::server::secrets::{self, ServerEnv};
+use crate::server::tls::TlsDir;
 use crate::server::{self, Endpoints, Mode};
 use crate::util::units;
 
@@ -309,6 +310,11 @@ impl Temporary {
         let layout = Layout::with_binary(dir.path().to_path_buf(), checkout.binary());
         // TLS as the checkout's server has it, with its certificates.
         let tls = config::read_tls(checkout).map(|tls| tls.absolute_from(&checkout.dir));
+        if tls.is_some() {
+            // The names the checks may verify a certificate of yours under.
+            let names = TlsDir::of(checkout).server_names();
+            TlsDir::of(&layout).record_names(&names)?;
+        }
         let listen = Listen {
             tls,
             ..Listen::loopback_on_free_ports()

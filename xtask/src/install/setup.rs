@@ -345,6 +345,18 @@ impl SetupOptions {
         if let Some(cert) = &self.tls.tls_cert {
             return self.own_tls(layout, listen, cert, first, created).map(Some);
         }
+        if let Some(configured) = configured
+            && !self.tls.tls
+            && (&configured.cert_file, &configured.key_file) != (&ours.cert_file, &ours.key_file)
+        {
+            bail!(
+                "`{}` serves a certificate of yours (`{}`): give --tls-cert and --tls-key (and \
+                 --tls-ca) again with these options to keep it, or add --tls to serve the local \
+                 CA's instead",
+                show(&layout.config()),
+                configured.cert_file
+            );
+        }
         created.dir_all(&dir.dir)?;
         if !self.tls.tls_name.is_empty() {
             dir.record_names(&self.tls.tls_name)?;
@@ -380,9 +392,8 @@ impl SetupOptions {
         if self.tls.tls_verify {
             bail!(
                 "--tls-verify issues client certificates from the local CA, which cannot go \
-                 with --tls-cert: leave one of them out (clients of a server of yours that must \
-                 show certificates need your CA's; add `verify: true` to the config's `tls` \
-                 block yourself)"
+                 with --tls-cert: leave --tls-verify out, or serve the local CA's certificates \
+                 (`cargo xtask setup --tls --tls-verify`) where clients must show one"
             );
         }
         // Absolute: the config names them wherever the server starts.
@@ -395,12 +406,14 @@ impl SetupOptions {
             ca: self.tls.tls_ca.as_deref().map(from_user),
         };
         let dir = TlsDir::of(layout);
+        // What clients connect to: the names given, else the address listened on when other
+        // machines reach it.
         let mut names = self.tls.tls_name.clone();
         let host = &listen.host;
-        if let Ok(ip) = host.parse::<std::net::IpAddr>()
+        if names.is_empty()
+            && let Ok(ip) = host.parse::<std::net::IpAddr>()
             && !ip.is_loopback()
             && !ip.is_unspecified()
-            && !names.contains(host)
         {
             names.push(host.clone());
         }

@@ -339,16 +339,19 @@ impl ClientFiles {
 
 /// The name under which clients here verify the certificate `cert_pem` of a server that
 /// listens on `host`: none when it covers the address they connect to (`host`, or loopback
-/// for all addresses), else the first of `names` it covers.
+/// for all addresses), else the first host name of `names` it covers (a name, never an
+/// address: it stands in URLs for the address connected to).
 fn name_to_verify(cert_pem: &str, host: &str, names: &[String]) -> Option<String> {
-    let connected = match host.parse::<std::net::IpAddr>() {
-        Ok(ip) if ip.is_unspecified() => "127.0.0.1",
-        _ => host,
-    };
-    if covers(cert_pem, connected) {
+    let connected =
+        config::reachable(host, 1).map_or_else(|| host.to_string(), |at| at.ip().to_string());
+    if covers(cert_pem, &connected) {
         return None;
     }
-    names.iter().find(|name| covers(cert_pem, name)).cloned()
+    names
+        .iter()
+        .filter(|name| name.parse::<std::net::IpAddr>().is_err())
+        .find(|name| covers(cert_pem, name))
+        .cloned()
 }
 
 /// Whether the certificate `cert_pem` (its first) covers `name`.
@@ -568,12 +571,16 @@ pub(crate) fn check(
     names: &[String],
     ahead: Duration,
 ) -> Result<()> {
-    let ca = match ca_pem {
-        Some(pem) => Some(der(pem).context("the CA file holds no certificate")?),
-        None => None,
-    };
-    let anchors = match &ca {
-        Some(ca) => vec![webpki::anchor_from_trusted_cert(ca).context("the CA cannot be read")?],
+    // Every certificate of the CA file is trusted, as the server and its clients trust them.
+    let cas = ca_pem.map(ders).unwrap_or_default();
+    if ca_pem.is_some() && cas.is_empty() {
+        anyhow::bail!("the CA file holds no certificate");
+    }
+    let anchors = match ca_pem {
+        Some(_) => cas
+            .iter()
+            .map(|ca| webpki::anchor_from_trusted_cert(ca).context("the CA cannot be read"))
+            .collect::<Result<Vec<_>>>()?,
         None => webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     let chain = ders(cert_pem);
@@ -648,7 +655,8 @@ fn refusal(error: &webpki::Error, own_ca: bool, role: Role) -> String {
                 Role::Client => "clientAuth",
             }
         ),
-        other => format!("it does not verify against the CA: {other}"),
+        other if own_ca => format!("it does not verify against the CA: {other}"),
+        other => format!("it does not verify against the public CAs: {other}"),
     }
 }
 
@@ -847,5 +855,8 @@ mod tests {
         let cert = fs::read_to_string(theirs.cert("server")).unwrap();
         assert!(check(Some(&ca), &cert, Role::Server, &names(), Duration::ZERO).is_err());
         assert!(check(Some(&ca), "no pem", Role::Server, &names(), Duration::ZERO).is_err());
+        // A CA file of several certificates trusts each, as the server and clients do.
+        let bundle = format!("{ca}{}", fs::read_to_string(theirs.ca()).unwrap());
+        check(Some(&bundle), &cert, Role::Server, &names(), Duration::ZERO).unwrap();
     }
 }

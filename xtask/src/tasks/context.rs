@@ -2,6 +2,7 @@
 //! --context NAME ...` reaches it with its token.
 
 use std::fs;
+use std::net::ToSocketAddrs;
 use std::path::Path;
 
 use anyhow::{Result, bail};
@@ -67,13 +68,25 @@ impl Context {
         let mut urls = lifecycle::client_urls(layout)?;
         // natscli verifies a server's certificate for the host it connects to: a certificate
         // for a public name is reached under that name.
+        // That name must lead here: else the context would send this checkout's token to
+        // whatever server the name leads to.
         if let Some(name) = files.as_ref().and_then(|files| files.name.as_deref()) {
+            let here = |ip: std::net::IpAddr| {
+                ip.is_loopback() || listen_ip(layout).is_some_and(|listen| listen == ip)
+            };
+            let leads_here = (name, 0)
+                .to_socket_addrs()
+                .is_ok_and(|mut addresses| addresses.all(|address| here(address.ip())));
+            if !leads_here {
+                bail!(
+                    "your certificate covers `{name}`, not this machine's addresses, and natscli \
+                     verifies it for the host it connects to; `{name}` does not lead to this \
+                     machine, so a context by that name would send this checkout's token to \
+                     another server. Where `{name}` should mean this machine, add it to your \
+                     hosts file (`127.0.0.1 {name}`), then run this again"
+                );
+            }
             urls = urls.iter().map(|url| with_host(url, name)).collect();
-            eprintln!(
-                "the context connects to {}: the name your certificate covers, which must \
-                 resolve to this machine where natscli runs",
-                urls.join(",")
-            );
         }
         let mut context = json!({
             "description": owner.description,
@@ -99,4 +112,10 @@ fn with_host(url: &str, host: &str) -> String {
     let (scheme, address) = url.split_once("://").unwrap_or(("", url));
     let port = address.rsplit_once(':').map_or("", |(_, port)| port);
     format!("{scheme}://{host}:{port}")
+}
+
+/// The address the server of `layout` listens on, when it is one address.
+fn listen_ip(layout: &Layout) -> Option<std::net::IpAddr> {
+    let text = std::fs::read_to_string(layout.config()).ok()?;
+    crate::server::config::read_listen(&text).host.parse().ok()
 }

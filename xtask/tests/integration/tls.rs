@@ -721,21 +721,45 @@ fn a_certificate_of_yours_serves_and_the_checks_verify_it_under_its_name() {
         "{}",
         env.stdout
     );
-    // natscli verifies for the host it connects to: the context names the server by name.
-    sandbox.xtask(&["context", "--name", "own"]).ok();
-    let context = sandbox.config_home().join("nats/context/own.json");
-    let context: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(context).unwrap()).unwrap();
-    let port = endpoints.client.rsplit_once(':').unwrap().1;
-    assert_eq!(
-        context["url"],
-        format!("tls://nats.example.test:{port}"),
-        "{context}"
-    );
-    assert_eq!(Path::new(context["ca"].as_str().unwrap()), ca, "{context}");
+    // natscli verifies for the host it connects to, and the name leads nowhere here: a
+    // context by that name would send the token elsewhere, so there is none.
+    sandbox
+        .xtask(&["context", "--name", "own"])
+        .fails_with("does not lead to this machine");
+    assert!(!sandbox.config_home().join("nats/context/own.json").exists());
 
-    // A local cluster's nodes need certificates of their own (for their routes too).
+    // The xtask's own handshake verifies the name and the CA, not only one of them.
+    let open = |trust: xtask_probe::Trust| {
+        xtask_probe::Connection::open(&endpoints.client, &sandbox.token(), "test", Some(&trust))
+            .and_then(|mut connection| connection.ping())
+    };
+    let ours = |ca: &Path, name: &str| {
+        xtask_probe::Trust::from_files(Some(ca), None)
+            .unwrap()
+            .verifying_as(Some(name.to_string()))
+    };
+    open(ours(&ca, "nats.example.test")).unwrap();
+    let e = open(ours(&ca, "nats.other.test")).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("not valid for name \"nats.other.test\""),
+        "{e:#}"
+    );
+    let e = open(ours(&TheirCa::new().ca(), "nats.example.test")).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("invalid peer certificate"),
+        "{e:#}"
+    );
+
+    // Options that would issue the local CA's certificates leave yours alone and say so.
+    sandbox
+        .xtask(&["setup", "--tls-first"])
+        .fails_with("serves a certificate of yours");
+
+    // With no server running, smoke's server of its own serves the same certificate.
     sandbox.xtask(&["stop"]).ok();
+    let run = sandbox.xtask(&["smoke"]).ok();
+    assert!(run.stderr.contains("temporary"), "{}", run.stderr);
+    // A local cluster's nodes need certificates of their own (for their routes too).
     sandbox
         .xtask(&["run", "--cluster", "--detach"])
         .fails_with("serves a certificate of yours");
