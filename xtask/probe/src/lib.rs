@@ -10,6 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+pub mod nkeys;
+
 /// How long one request or protocol line may take: the server is on this machine.
 const TIMEOUT: Duration = Duration::from_secs(2);
 

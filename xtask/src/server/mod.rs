@@ -13,6 +13,7 @@ pub(crate) mod follow;
 mod halt;
 mod identity;
 mod launch;
+pub(crate) mod jwt;
 mod ready;
 pub(crate) mod reload;
 pub(crate) mod secrets;
