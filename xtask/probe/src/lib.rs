@@ -319,6 +319,23 @@ pub fn get_json(agent: &Agent, url: &str) -> Result<Value> {
     serde_json::from_str(&body).with_context(|| format!("{url} is not JSON"))
 }
 
+/// How a client proves who it is: the server's token, or a user's JWT and seed (as a `.creds`
+/// file holds them), with which it signs the nonce the server sends.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    Token(String),
+    User { jwt: String, seed: String },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Auth::Token(_) => "Auth::Token(..)",
+            Auth::User { .. } => "Auth::User { .. }",
+        })
+    }
+}
+
 /// The byte stream of a client connection: TCP, or TLS over TCP.
 enum Stream {
     Plain(TcpStream),
@@ -358,11 +375,11 @@ pub struct Connection {
 
 impl Connection {
     /// Connects to `nats://host:port` or `tls://host:port` (or `host:port`) as a client named
-    /// `name` with `token`. A server that requires TLS gets it, verified against `trust`
+    /// `name`, proving who it is with `auth`. A server that requires TLS gets it, verified against `trust`
     /// (none: the connection stays plaintext, which such a server refuses). CONNECT is not
     /// acknowledged (`verbose` is off): what the server thinks of it comes with the answer to
     /// the next line sent.
-    pub fn open(url: &str, token: &str, name: &str, trust: Option<&Trust>) -> Result<Connection> {
+    pub fn open(url: &str, auth: &Auth, name: &str, trust: Option<&Trust>) -> Result<Connection> {
         let address = url
             .split_once("://")
             .map_or(url, |(_, address)| address)
@@ -390,15 +407,29 @@ impl Connection {
                 connection.address
             );
         };
-        let tls_required = serde_json::from_str::<Value>(info)
-            .is_ok_and(|info| info["tls_required"] == Value::Bool(true));
+        let info: Value = serde_json::from_str(info).unwrap_or_default();
+        let tls_required = info["tls_required"] == Value::Bool(true);
         if let (true, Some(trust)) = (tls_required, trust) {
             connection = connection.upgrade(trust)?;
         }
-        let connect = serde_json::json!({
-            "auth_token": token, "verbose": false, "pedantic": false, "name": name,
+        let mut connect = serde_json::json!({
+            "verbose": false, "pedantic": false, "name": name,
             "tls_required": tls_required && trust.is_some(),
         });
+        match auth {
+            Auth::Token(token) => connect["auth_token"] = token.as_str().into(),
+            Auth::User { jwt, seed } => {
+                use base64::Engine;
+                let nonce = info["nonce"].as_str().unwrap_or_default();
+                let signature = nkeys::KeyPair::from_seed(seed)
+                    .context("the user's seed cannot be read")?
+                    .sign(nonce.as_bytes());
+                connect["jwt"] = jwt.as_str().into();
+                connect["sig"] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(signature)
+                    .into();
+            }
+        }
         connection.send(&format!("CONNECT {connect}\r\n"))?;
         Ok(connection)
     }
@@ -521,7 +552,7 @@ mod tests {
     #[test]
     fn a_client_connects_with_its_token_and_is_answered_pong() {
         let (url, server) = peer(INFO, |line| if line == "PING" { "PONG\r\n" } else { "" });
-        let mut client = Connection::open(&url, "nats_secret", "probe test", None).unwrap();
+        let mut client = Connection::open(&url, &Auth::Token("nats_secret".into()), "probe test", None).unwrap();
         client.ping().unwrap();
         drop(client);
         let seen = server.join().unwrap();
@@ -542,7 +573,7 @@ mod tests {
                 ""
             }
         });
-        let mut client = Connection::open(&url, "wrong", "probe test", None).unwrap();
+        let mut client = Connection::open(&url, &Auth::Token("wrong".into()), "probe test", None).unwrap();
         let err = client.ping().unwrap_err().to_string();
         assert!(
             err.ends_with("refused the client: -ERR 'Authorization Violation'"),
@@ -553,7 +584,7 @@ mod tests {
     #[test]
     fn a_peer_that_is_not_nats_is_named() {
         let (url, _server) = peer("HTTP/1.1 400 Bad Request\r\n", |_| "");
-        let err = Connection::open(&url, "t", "probe test", None)
+        let err = Connection::open(&url, &Auth::Token("t".into()), "probe test", None)
             .err()
             .unwrap()
             .to_string();
