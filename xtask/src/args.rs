@@ -92,6 +92,15 @@ impl TlsArgs {
     }
 }
 
+/// How clients prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum AuthMode {
+    /// One token, shared by every client.
+    Token,
+    /// Accounts and users, each user with credentials of its own (NATS's operator mode).
+    Jwt,
+}
+
 /// A name a certificate can cover: an IP address, or a DNS name (letters, digits, `-`, `.`,
 /// and a leading `*.` for a wildcard).
 fn parse_tls_name(text: &str) -> Result<String> {
@@ -126,6 +135,7 @@ impl ListenArgs {
             http_port: self.http_port.map_or(default.http_port, config_port),
             ws_port: self.ws_port.map_or(default.ws_port, config_port),
             tls: None,
+            jwt: false,
         }
     }
 
@@ -172,6 +182,7 @@ impl ListenArgs {
             http_port: self.http_port.map_or(configured.http_port, config_port),
             ws_port: self.ws_port.map_or(configured.ws_port, config_port),
             tls: configured.tls.clone(),
+            jwt: configured.jwt,
         }
     }
 

@@ -202,9 +202,10 @@ pub(crate) fn stop_nodes(layout: &Layout, names: &[String], timeout: Duration) -
 /// and returns once clients can use it, saying where it listens.
 pub(crate) fn start_single(layout: &Layout, timeout: Duration, say: Say) -> Result<()> {
     let env = ServerEnv::single(secrets::load(&layout.env_file())?);
+    let auth = crate::server::auth::checks(layout, &env.token)?;
     let mut child = server::spawn(layout, &env, Mode::Detached)?;
     let pid = child.id();
-    match server::wait_ready(&mut child, layout, &env.token, timeout, &|| false) {
+    match server::wait_ready(&mut child, layout, &auth, timeout, &|| false) {
         Ok(Some(endpoints)) => {
             eprintln!("nats-server is running (pid {pid}); `cargo xtask stop` stops it");
             print_endpoints(&endpoints, say);

@@ -4,7 +4,7 @@
 
 pub mod server;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::Value;
 
 /// The failover check's request protocol: a line `xtask-smoke` prints that starts with this
@@ -110,6 +110,70 @@ impl Tls {
         match &self.client {
             Some((cert, key)) => options.add_client_certificate(cert.clone(), key.clone()),
             None => options,
+        }
+    }
+}
+
+/// How the program's clients prove who they are, as the xtask hands it over: a user's
+/// credentials (`NATS_CREDS`, the path of a `.creds` file) when the server has accounts and
+/// users, else the token (`NATS_TOKEN`). Never on the command line.
+#[derive(Clone)]
+pub enum Credentials {
+    Token(String),
+    /// The path of a `.creds` file, and its text.
+    Creds(std::path::PathBuf, String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Token(_) => f.write_str("Credentials::Token(..)"),
+            Credentials::Creds(path, _) => write!(f, "Credentials::Creds({})", path.display()),
+        }
+    }
+}
+
+impl Credentials {
+    /// The credentials of the environment: `NATS_CREDS`, else `NATS_TOKEN` (empty if unset).
+    pub fn from_env() -> Result<Credentials> {
+        match std::env::var_os("NATS_CREDS").filter(|v| !v.is_empty()) {
+            Some(path) => {
+                let path = std::path::PathBuf::from(path);
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read NATS_CREDS `{}`", path.display()))?;
+                Ok(Credentials::Creds(path, text))
+            }
+            None => Ok(Credentials::Token(
+                std::env::var("NATS_TOKEN").unwrap_or_default(),
+            )),
+        }
+    }
+
+    /// Connect options that authenticate so (async-nats reads the `.creds` file itself).
+    pub fn options(&self) -> Result<async_nats::ConnectOptions> {
+        Ok(match self {
+            Credentials::Token(token) => async_nats::ConnectOptions::with_token(token.clone()),
+            Credentials::Creds(path, text) => {
+                async_nats::ConnectOptions::new()
+                    .credentials(text)
+                    .with_context(|| format!("`{}` is no credentials file", path.display()))?
+            }
+        })
+    }
+
+    /// The same, for the bare protocol of [`xtask_probe::Connection`].
+    pub fn probe(&self) -> Result<xtask_probe::Auth> {
+        match self {
+            Credentials::Token(token) => Ok(xtask_probe::Auth::Token(token.clone())),
+            Credentials::Creds(_, text) => xtask_probe::Auth::from_creds(text),
+        }
+    }
+
+    /// What a failure to connect says the client used.
+    pub fn what(&self) -> &'static str {
+        match self {
+            Credentials::Token(_) => "the token",
+            Credentials::Creds(..) => "the user's credentials",
         }
     }
 }

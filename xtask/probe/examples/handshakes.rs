@@ -21,7 +21,13 @@ fn main() -> anyhow::Result<()> {
         _ => None,
     };
     for _ in 0..count.parse::<u32>()? {
-        xtask_probe::Connection::open(&url, &xtask_probe::Auth::Token(token.clone()), "handshakes", trust.as_ref())?.ping()?;
+        xtask_probe::Connection::open(
+            &url,
+            &xtask_probe::Auth::Token(token.clone()),
+            "handshakes",
+            trust.as_ref(),
+        )?
+        .ping()?;
     }
     Ok(())
 }

@@ -327,6 +327,36 @@ pub enum Auth {
     User { jwt: String, seed: String },
 }
 
+impl Auth {
+    /// The user of a `.creds` file's text: its JWT and seed.
+    pub fn from_creds(text: &str) -> Result<Auth> {
+        let block = |name: &str| {
+            let start = format!("-----BEGIN {name}-----");
+            let after = text
+                .split_once(&start)
+                .with_context(|| format!("no `{start}` in it"))?
+                .1;
+            let value = after.trim_start().lines().next().unwrap_or_default().trim();
+            if value.is_empty() || value.starts_with('-') {
+                bail!("`{start}` is followed by nothing");
+            }
+            Ok(value.to_string())
+        };
+        Ok(Auth::User {
+            jwt: block("NATS USER JWT")?,
+            seed: block("USER NKEY SEED")?,
+        })
+    }
+
+    /// The user of the `.creds` file at `path`.
+    pub fn from_creds_file(path: &std::path::Path) -> Result<Auth> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read `{}`", path.display()))?;
+        Auth::from_creds(&text)
+            .with_context(|| format!("`{}` is no credentials file", path.display()))
+    }
+}
+
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -552,7 +582,8 @@ mod tests {
     #[test]
     fn a_client_connects_with_its_token_and_is_answered_pong() {
         let (url, server) = peer(INFO, |line| if line == "PING" { "PONG\r\n" } else { "" });
-        let mut client = Connection::open(&url, &Auth::Token("nats_secret".into()), "probe test", None).unwrap();
+        let mut client =
+            Connection::open(&url, &Auth::Token("nats_secret".into()), "probe test", None).unwrap();
         client.ping().unwrap();
         drop(client);
         let seen = server.join().unwrap();
@@ -573,7 +604,8 @@ mod tests {
                 ""
             }
         });
-        let mut client = Connection::open(&url, &Auth::Token("wrong".into()), "probe test", None).unwrap();
+        let mut client =
+            Connection::open(&url, &Auth::Token("wrong".into()), "probe test", None).unwrap();
         let err = client.ping().unwrap_err().to_string();
         assert!(
             err.ends_with("refused the client: -ERR 'Authorization Violation'"),

@@ -83,7 +83,8 @@ impl KeyPair {
             bail!("not an NKey seed: it does not start with S");
         }
         let prefix = ((first & 0x07) << 5) | ((second & 0xf8) >> 3);
-        let kind = Kind::of_prefix(prefix).context("not an operator's, account's or user's seed")?;
+        let kind =
+            Kind::of_prefix(prefix).context("not an operator's, account's or user's seed")?;
         let seed: [u8; 32] = raw.try_into().context("not an NKey seed: wrong length")?;
         KeyPair::from_raw(kind, seed)
     }

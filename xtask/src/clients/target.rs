@@ -13,6 +13,7 @@ use crate::args::{ListenArgs, SourceArgs};
 use crate::cluster;
 use crate::install::{self, SetupOptions};
 use crate::layout::Layout;
+use crate::server::auth::{self, AuthDir};
 use crate::server::config::{self, Listen};
 use crate::server::secrets::{self, ServerEnv};
 use crate::server::tls::TlsDir;
@@ -48,6 +49,8 @@ fn answering_on_configured_ports(layout: &Layout) -> Option<Endpoints> {
 pub(crate) struct Target {
     pub(crate) endpoints: Endpoints,
     pub(crate) token: String,
+    /// The default user's credentials, when the server has accounts and users.
+    pub(crate) creds: Option<std::path::PathBuf>,
     kind: Kind,
 }
 
@@ -73,6 +76,7 @@ impl Target {
             return Ok(Target {
                 endpoints: Endpoints::of_running(layout, pid)?,
                 token: secrets::load(&layout.env_file())?,
+                creds: auth::default_creds(layout),
                 kind: Kind::Recorded { pid },
             });
         }
@@ -104,6 +108,7 @@ impl Target {
             return Ok(Target {
                 endpoints,
                 token,
+                creds: auth::default_creds(layout),
                 kind: Kind::Answering,
             });
         }
@@ -131,6 +136,7 @@ impl Target {
         Ok(Target {
             endpoints: temporary.endpoints.clone(),
             token: temporary.token.clone(),
+            creds: auth::default_creds(layout),
             kind: Kind::Temporary(Box::new(temporary)),
         })
     }
@@ -145,8 +151,18 @@ impl Target {
         Ok(Target {
             endpoints: first,
             token: nodes.token().to_string(),
+            creds: None,
             kind: Kind::Cluster(Box::new(nodes)),
         })
+    }
+
+    /// How a client program proves who it is to this server, in its environment: the default
+    /// user's credentials (`NATS_CREDS`, a path) when the server has accounts, else the token.
+    pub(crate) fn client_env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        match &self.creds {
+            Some(creds) => vec![("NATS_CREDS", creds.clone().into_os_string())],
+            None => vec![(secrets::TOKEN_VAR, self.token.clone().into())],
+        }
     }
 
     /// The cluster's nodes, which the checks may ask to stop and start.
@@ -315,21 +331,35 @@ impl Temporary {
             let names = TlsDir::of(checkout).server_names();
             TlsDir::of(&layout).record_names(&names)?;
         }
+        // Accounts as the checkout's server has them: its operator and accounts' JWTs (no
+        // seed), and its users' credentials for the checks.
+        let jwt = auth::default_creds(checkout).is_some();
+        if jwt {
+            let (from, to) = (AuthDir::of(checkout), AuthDir::of(&layout));
+            std::fs::create_dir_all(&to.dir)?;
+            for path in [from.operator_jwt(), from.resolver()] {
+                let name = path.file_name().unwrap_or_default();
+                std::fs::copy(&path, to.dir.join(name))
+                    .with_context(|| format!("cannot copy `{}`", path.display()))?;
+            }
+        }
         let listen = Listen {
             tls,
+            jwt,
             ..Listen::loopback_on_free_ports()
         };
         std::fs::write(layout.config(), config::render(&listen))
             .with_context(|| format!("cannot write `{}`", layout.config().display()))?;
         let token = secrets::generate()?;
+        let auth = match jwt {
+            true => AuthDir::of(checkout).client_auth(auth::SYSTEM, auth::SYSTEM_USER)?,
+            false => xtask_probe::Auth::Token(token.clone()),
+        };
         let mut child = server::spawn(&layout, &ServerEnv::single(token.clone()), Mode::Attached)?;
-        let ready = server::wait_ready(
-            &mut child,
-            &layout,
-            &token,
-            Duration::from_secs(30),
-            &|| false,
-        );
+        let ready =
+            server::wait_ready(&mut child, &layout, &auth, Duration::from_secs(30), &|| {
+                false
+            });
         match ready.and_then(|ready| ready.context("cancelled")) {
             Ok(endpoints) => Ok(Temporary {
                 layout,

@@ -150,7 +150,7 @@ pub(crate) fn start_ready(
         let ready = wait_ready(
             all,
             &mut started,
-            secrets.token,
+            &xtask_probe::Auth::Token(secrets.token.to_string()),
             timeout,
             rejoins > 0,
             cancelled,

@@ -99,6 +99,7 @@ pub(crate) fn nodes(
                     http_port: shift(listen.http_port),
                     ws_port: shift(listen.ws_port),
                     tls: None,
+                    jwt: false,
                 },
                 cluster_port: shift(cluster_port),
                 layout: node_layout,
@@ -186,6 +187,7 @@ fn recorded_ports(node: &Node) -> Option<Node> {
             http_port: port("http")?,
             ws_port: port("websocket")?,
             tls: node.listen.tls.clone(),
+            jwt: node.listen.jwt,
         },
         cluster_port: port("cluster")?,
         ..node.clone()

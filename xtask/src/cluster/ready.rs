@@ -25,7 +25,7 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 pub(super) fn wait_ready(
     nodes: &[Node],
     started: &mut [Started],
-    token: &str,
+    auth: &xtask_probe::Auth,
     timeout: Duration,
     new_group: bool,
     cancelled: &dyn Fn() -> bool,
@@ -55,7 +55,7 @@ pub(super) fn wait_ready(
                 short_since = None;
                 (why, pause)
             }
-            Ok(endpoints) => match usable(nodes, &endpoints, token) {
+            Ok(endpoints) => match usable(nodes, &endpoints, auth) {
                 Ok(()) => return Ok(Some(endpoints)),
                 // Every failed `/healthz` logs a warning, and a follower learns what the
                 // leader committed with its next heartbeat: ask again after one.
@@ -207,7 +207,7 @@ fn formed(nodes: &[Node]) -> Result<Vec<Endpoints>, NotFormed> {
 
 /// Whether every node of a formed cluster says it is healthy (`/healthz`, asked once) and
 /// answers an authenticated PING.
-fn usable(nodes: &[Node], all: &[Endpoints], token: &str) -> Result<(), String> {
+fn usable(nodes: &[Node], all: &[Endpoints], auth: &xtask_probe::Auth) -> Result<(), String> {
     let agent = all
         .first()
         .map_or_else(xtask_probe::monitoring_agent, Endpoints::agent);
@@ -225,7 +225,7 @@ fn usable(nodes: &[Node], all: &[Endpoints], token: &str) -> Result<(), String> 
             Err(e) => return Err(format!("node {}: {e:#}", node.name)),
         }
         endpoints
-            .connect(token, "cargo xtask")
+            .connect(auth, "cargo xtask")
             .and_then(|mut client| client.ping())
             .map_err(|e| format!("node {}: {e:#}", node.name))?;
     }

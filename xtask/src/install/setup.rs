@@ -9,9 +9,10 @@ use anyhow::{Context, Result, bail};
 
 use super::release::{self, Asset, Platform, Version};
 use super::{Installed, Request, Source, ensure, manifest_version, server_accepts_config};
-use crate::args::{ListenArgs, SourceArgs, TlsArgs};
+use crate::args::{AuthMode, ListenArgs, SourceArgs, TlsArgs};
 use crate::layout::Layout;
 use crate::lifecycle::Running;
+use crate::server::auth::AuthDir;
 use crate::server::certs::Role;
 use crate::server::config::{self, Listen, Tls};
 use crate::server::secrets;
@@ -36,6 +37,8 @@ pub(crate) struct SetupOptions {
     pub(crate) listen: ListenArgs,
     /// TLS on or off; unsaid, as the config has it.
     pub(crate) tls: TlsArgs,
+    /// Token or accounts and users; unsaid, as the config has it.
+    pub(crate) auth: Option<AuthMode>,
     /// On behalf of `run` or the clients' server: say only what changed.
     pub(crate) for_run: bool,
 }
@@ -58,6 +61,7 @@ impl SetupOptions {
             regenerate_config: false,
             listen,
             tls: TlsArgs::default(),
+            auth: None,
             for_run: true,
         }
     }
@@ -226,6 +230,13 @@ impl SetupOptions {
             None => self.listen.listen(),
         };
         listen.tls = self.tls(layout, &listen, version, created)?;
+        listen.jwt = match self.auth {
+            Some(mode) => mode == AuthMode::Jwt,
+            None => listen.jwt,
+        };
+        if listen.jwt {
+            AuthDir::of(layout).ensure(created, self.for_run)?;
+        }
         let rendered = config::render(&listen);
         let Some(existing) = existing else {
             write_atomically(&path, rendered.as_bytes())?;
@@ -240,7 +251,7 @@ impl SetupOptions {
             return Ok(());
         }
         let configured = configured.unwrap_or_default();
-        let switched = listen.tls != configured.tls;
+        let switched = listen.tls != configured.tls || listen.jwt != configured.jwt;
         if self.regenerate_config {
             let backup = files::back_up(&path)?;
             write_atomically(&path, rendered.as_bytes())?;
@@ -264,21 +275,26 @@ impl SetupOptions {
         if switched {
             if config::is_edited(&existing) {
                 bail!(
-                    "`{}` has edits of yours, so setup does not switch its TLS: add \
-                     --regenerate-config to rewrite it from the template (the old file is \
-                     kept beside it), or edit its `tls` blocks yourself (see the README)",
+                    "`{}` has edits of yours, so setup does not switch its TLS or its auth: \
+                     add --regenerate-config to rewrite it from the template (the old file is \
+                     kept beside it), or edit it yourself (see the README)",
                     show(&path)
                 );
             }
             write_atomically(&path, rendered.as_bytes())?;
             eprintln!(
-                "`{}` now serves {}",
+                "`{}` now serves {}, {}",
                 show(&path),
                 match &listen.tls {
                     None => "plaintext".to_string(),
                     Some(tls) if tls.verify =>
                         "TLS on every listener, and clients must show a certificate".to_string(),
                     Some(_) => "TLS on every listener".to_string(),
+                },
+                if listen.jwt {
+                    "to users of its accounts (each with its credentials)"
+                } else {
+                    "to clients with the token"
                 }
             );
             return self.say_restart(layout, true);

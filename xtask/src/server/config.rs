@@ -23,6 +23,9 @@ pub(crate) struct Listen {
     pub(crate) ws_port: i32,
     /// TLS on every listener: clients, WebSocket, monitoring (HTTPS).
     pub(crate) tls: Option<Tls>,
+    /// Accounts and users (operator mode, JWTs) instead of the token: the config includes
+    /// `auth/resolver.conf`.
+    pub(crate) jwt: bool,
 }
 
 /// The certificate every listener serves, from the config's top-level `tls` block (the
@@ -125,6 +128,7 @@ impl Default for Listen {
             http_port: 8222,
             ws_port: 8223,
             tls: None,
+            jwt: false,
         }
     }
 }
@@ -161,7 +165,21 @@ fn render_server(listen: &Listen, node: Option<&ClusterNode>) -> String {
         http_port,
         ws_port,
         tls,
+        jwt,
     } = listen;
+    let auth = if *jwt {
+        format!(
+            "# Accounts and users (`cargo xtask setup --auth jwt`): the operator, the system account\n\
+             # and every account's JWT, which `cargo xtask user` and `account` rewrite. No token.\n\
+             {}",
+            super::auth::INCLUDE
+        )
+    } else {
+        "# The token comes from the environment (`.env.nats`, loaded by `cargo xtask run`),\n\
+         # so no secret is ever written here.\n\
+         authorization {\n  token: $NATS_TOKEN\n}"
+            .to_string()
+    };
     let http = if host.contains(':') {
         format!("[{host}]:{http_port}")
     } else {
@@ -268,11 +286,7 @@ host: "{host}"
 port: {port}
 {monitoring}
 
-# The token comes from the environment (`.env.nats`, loaded by `cargo xtask run`),
-# so no secret is ever written here.
-authorization {{
-  token: $NATS_TOKEN
-}}
+{auth}
 {tls_block}
 # Browser clients.
 websocket {{
@@ -341,6 +355,9 @@ pub(crate) fn read_listen(text: &str) -> Listen {
         http_port: 0,
         ws_port: 0,
         tls: None,
+        jwt: text
+            .lines()
+            .any(|line| without_comment(line).trim() == super::auth::INCLUDE),
     };
     for (block, setting) in settings(text) {
         listen.apply(block.as_deref(), &setting);
@@ -693,6 +710,7 @@ mod tests {
             http_port: 2,
             ws_port: 3,
             tls: None,
+            jwt: false,
         });
         let lines = lines(&text);
         for want in [
@@ -791,6 +809,11 @@ mod tests {
                 http_port: 2,
                 ws_port: 3,
                 tls: None,
+                jwt: false,
+            },
+            Listen {
+                jwt: true,
+                ..Listen::default()
             },
             Listen {
                 tls: Some(ours(false, true)),

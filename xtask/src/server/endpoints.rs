@@ -56,8 +56,12 @@ impl Endpoints {
     }
 
     /// A client connection with `token`, as `name`, over TLS when the server requires it.
-    pub(crate) fn connect(&self, token: &str, name: &str) -> Result<xtask_probe::Connection> {
-        xtask_probe::Connection::open(&self.client, token, name, self.trust.as_ref())
+    pub(crate) fn connect(
+        &self,
+        auth: &xtask_probe::Auth,
+        name: &str,
+    ) -> Result<xtask_probe::Connection> {
+        xtask_probe::Connection::open(&self.client, auth, name, self.trust.as_ref())
     }
 
     /// The ports file of the server with `pid`: None until it has written the whole of one

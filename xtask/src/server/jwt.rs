@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use sha2::Digest;
 
-use xtask_probe::nkeys::{Kind, KeyPair};
+use xtask_probe::nkeys::{KeyPair, Kind};
 
 const HEADER: &str = r#"{"typ":"JWT","alg":"ed25519-nkey"}"#;
 
@@ -118,23 +118,6 @@ pub(crate) fn creds(jwt: &str, seed: &str) -> String {
     )
 }
 
-/// The JWT and the seed of a `.creds` file's text.
-pub(crate) fn read_creds(text: &str) -> Result<(String, String)> {
-    let block = |name: &str| {
-        let start = format!("-----BEGIN {name}-----");
-        let after = text
-            .split_once(&start)
-            .with_context(|| format!("no `{start}` in it"))?
-            .1;
-        let value = after.trim_start().lines().next().unwrap_or_default().trim();
-        if value.is_empty() || value.starts_with('-') {
-            bail!("`{start}` is followed by nothing");
-        }
-        Ok(value.to_string())
-    };
-    Ok((block("NATS USER JWT")?, block("USER NKEY SEED")?))
-}
-
 /// Base32 (RFC 4648) without padding, as nats-io/jwt writes a `jti`.
 fn base32(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -195,7 +178,9 @@ mod tests {
             base32(&sha2::Sha512_256::digest(common.as_bytes()))
         );
         assert_eq!(body["jti"].as_str().unwrap().len(), 52);
-        let header = URL_SAFE_NO_PAD.decode(jwt.split('.').next().unwrap()).unwrap();
+        let header = URL_SAFE_NO_PAD
+            .decode(jwt.split('.').next().unwrap())
+            .unwrap();
         assert_eq!(header, HEADER.as_bytes());
     }
 
@@ -227,9 +212,12 @@ mod tests {
         assert!(text.contains("\n------END NATS USER JWT------\n"));
         assert!(text.contains("\n------END USER NKEY SEED------\n"));
         assert_eq!(
-            read_creds(&text).unwrap(),
-            ("eyJ.x.y".to_string(), user.seed())
+            xtask_probe::Auth::from_creds(&text).unwrap(),
+            xtask_probe::Auth::User {
+                jwt: "eyJ.x.y".to_string(),
+                seed: user.seed()
+            }
         );
-        assert!(read_creds("-----BEGIN NATS USER JWT-----\n").is_err());
+        assert!(xtask_probe::Auth::from_creds("-----BEGIN NATS USER JWT-----\n").is_err());
     }
 }

@@ -5,6 +5,7 @@
 //! `nats-server_<pid>.ports` with the addresses it really listens on (and removes the file when
 //! it exits); `nats-server.pid` records which process is ours.
 
+pub(crate) mod auth;
 pub(crate) mod certs;
 pub(crate) mod config;
 mod diagnosis;
@@ -12,8 +13,8 @@ mod endpoints;
 pub(crate) mod follow;
 mod halt;
 mod identity;
-mod launch;
 pub(crate) mod jwt;
+mod launch;
 mod ready;
 pub(crate) mod reload;
 pub(crate) mod secrets;

@@ -1,4 +1,4 @@
-//! Knowing when a starting server is usable: JetStream healthy and a client with the token
+//! Knowing when a starting server is usable: JetStream healthy and an authenticated client
 //! answered.
 
 use std::process::Child;
@@ -17,7 +17,7 @@ use crate::util::paths::show;
 pub(crate) fn wait_ready(
     child: &mut Child,
     layout: &Layout,
-    token: &str,
+    auth: &xtask_probe::Auth,
     timeout: Duration,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Option<Endpoints>> {
@@ -38,7 +38,7 @@ pub(crate) fn wait_ready(
                 .context("nats-server started, but cannot be used")?;
         }
         if let Some(endpoints) = &endpoints {
-            match usable(endpoints, token, &show(&layout.config())) {
+            match usable(endpoints, auth, &show(&layout.config())) {
                 Ok(()) => return Ok(Some(endpoints.clone())),
                 Err(Unusable::Not(why)) => waiting_for = why,
                 Err(Unusable::Never(why)) => bail!("{why}"),
@@ -70,7 +70,7 @@ enum Unusable {
 
 /// Whether clients can use the server: healthy, JetStream enabled, and an authenticated
 /// client answered.
-fn usable(endpoints: &Endpoints, token: &str, config: &str) -> Result<(), Unusable> {
+fn usable(endpoints: &Endpoints, auth: &xtask_probe::Auth, config: &str) -> Result<(), Unusable> {
     let agent = endpoints.agent();
     let url = format!("{}/healthz?js-enabled-only=true", endpoints.monitoring);
     match xtask_probe::get(&agent, &url) {
@@ -98,7 +98,7 @@ fn usable(endpoints: &Endpoints, token: &str, config: &str) -> Result<(), Unusab
         Err(e) => return Err(Unusable::Not(format!("{e:#}"))),
     }
     endpoints
-        .connect(token, "cargo xtask")
+        .connect(auth, "cargo xtask")
         .and_then(|mut client| client.ping())
         .map_err(|e| Unusable::Not(format!("{e:#}")))
 }

@@ -11,7 +11,6 @@ use crate::args::SourceArgs;
 use crate::clients::target::Target;
 use crate::clients::{self, Program};
 use crate::layout::Layout;
-use crate::server::secrets::TOKEN_VAR;
 use crate::server::tls::ClientFiles;
 use crate::util::process::exit_code;
 use crate::util::signals;
@@ -104,7 +103,7 @@ impl Bench {
             }
         }
         run.args(&self.args)
-            .env(TOKEN_VAR, &target.token)
+            .envs(target.client_env())
             .envs(ClientFiles::of(layout)?.iter().flat_map(ClientFiles::env));
         let mut child = run.spawn().context("cannot start the bench")?;
         signals::pass_on_to(child.id());

@@ -12,6 +12,7 @@ use crate::install;
 use crate::layout::Layout;
 use crate::lifecycle;
 use crate::natscli::{self, Owner};
+use crate::server::auth::{self, AuthDir};
 use crate::server::secrets;
 use crate::server::tls::ClientFiles;
 
@@ -91,8 +92,13 @@ impl Context {
         let mut context = json!({
             "description": owner.description,
             "url": urls.join(","),
-            "token": secrets::load(&layout.env_file())?,
         });
+        // Under accounts, the default user's credentials (a path), else the token.
+        let creds = crate::server::auth::default_creds(layout);
+        match &creds {
+            Some(creds) => context["creds"] = json!(creds),
+            None => context["token"] = json!(secrets::load(&layout.env_file())?),
+        }
         // natscli's names for the CA, and the certificate and key under mutual TLS.
         if let Some(files) = files {
             if let Some(ca) = files.ca {
@@ -103,7 +109,26 @@ impl Context {
                 context["key"] = json!(key);
             }
         }
-        natscli::write(&path, &context, self.select)
+        natscli::write(&path, &context, self.select)?;
+        // And one for the system account's user, with which `nats server report` and
+        // `nats server ls` ask every server.
+        if creds.is_some() {
+            let system = format!("{name}-system");
+            let (_, path) = natscli::context_file(Some(&system), root.unwrap_or(&layout.dir))?;
+            let existing = fs::read_to_string(&path).ok();
+            if existing.is_some_and(|text| !owner.wrote(&text)) && !self.force {
+                bail!(
+                    "the natscli context `{system}` (`{}`) was not written by this checkout's \
+                     xtask: it is left alone; choose another --name, or --force",
+                    path.display()
+                );
+            }
+            let auth = AuthDir::of(layout);
+            context["creds"] = json!(auth.creds(auth::SYSTEM, auth::SYSTEM_USER));
+            context["description"] = json!(format!("{} (system account)", owner.description));
+            natscli::write(&path, &context, false)?;
+        }
+        Ok(())
     }
 }
 

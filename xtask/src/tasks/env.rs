@@ -76,6 +76,16 @@ impl Env {
     pub(crate) fn run(&self, layout: &Layout) -> Result<()> {
         install::require_installed(layout, "env")?;
         let url = lifecycle::client_urls(layout)?.join(",");
+        // Under accounts, the default user's credentials (a path: the seed stays in its file).
+        let creds = crate::server::auth::default_creds(layout)
+            .map(|path| path.to_string_lossy().into_owned());
+        if creds.is_some() && self.show_token {
+            bail!(
+                "`{}` has accounts and users, and no token: NATS_CREDS names the default user's \
+                 credentials (leave --show-token out)",
+                crate::util::paths::show(&layout.config())
+            );
+        }
         let token = if self.show_token {
             Some(secrets::load(&layout.env_file())?)
         } else {
@@ -84,6 +94,9 @@ impl Env {
         let mut vars = vec![("NATS_URL", url.as_str())];
         if let Some(token) = &token {
             vars.push((secrets::TOKEN_VAR, token.as_str()));
+        }
+        if let Some(creds) = &creds {
+            vars.push(("NATS_CREDS", creds.as_str()));
         }
         let tls: Vec<(&str, String)> = ClientFiles::of(layout)?
             .iter()

@@ -107,7 +107,10 @@ impl Exec {
             .args(args)
             .current_dir(paths::invocation_dir())
             .env(URL_VAR, &urls)
-            .env(TOKEN_VAR, &token)
+            .envs(match crate::server::auth::default_creds(layout) {
+                Some(creds) => vec![("NATS_CREDS", creds.into_os_string())],
+                None => vec![(TOKEN_VAR, token.into())],
+            })
             .envs(ClientFiles::of(layout)?.iter().flat_map(ClientFiles::env));
         let mut child = command.spawn().map_err(|e| not_started(e, program))?;
         signals::pass_on_to(child.id());

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::args::{ListenArgs, SourceArgs, TlsArgs};
+use crate::args::{AuthMode, ListenArgs, SourceArgs, TlsArgs};
 use crate::install::release;
 use crate::install::{self, SetupOptions};
 use crate::layout::Layout;
@@ -52,6 +52,11 @@ pub(crate) struct Setup {
     #[command(flatten)]
     tls: TlsArgs,
 
+    /// How clients authenticate: `token`, one shared secret (the default), or `jwt`, accounts
+    /// and users of their own, each with its credentials (`infrastructure/nats/auth/`)
+    #[arg(long, value_enum, value_name = "MODE")]
+    auth: Option<AuthMode>,
+
     /// Print the token on stdout (it is never printed otherwise).
     #[arg(long)]
     show_token: bool,
@@ -68,6 +73,7 @@ impl Setup {
             regenerate_config: self.regenerate_config,
             listen: self.listen,
             tls: self.tls,
+            auth: self.auth,
             for_run: false,
         };
         let token = install::setup(layout, &options)?;

@@ -16,7 +16,6 @@ use crate::args::SourceArgs;
 use crate::clients::target::Target;
 use crate::clients::{self, Program};
 use crate::layout::Layout;
-use crate::server::secrets::TOKEN_VAR;
 use crate::server::tls::ClientFiles;
 use crate::util::process;
 
@@ -98,7 +97,7 @@ impl Smoke {
             .args(["--max-payload", &target.max_payload(layout)?.to_string()])
             .args(self.json.then_some("--json"))
             .args(target.node_args()?)
-            .env(TOKEN_VAR, &target.token)
+            .envs(target.client_env())
             .envs(ClientFiles::of(layout)?.iter().flat_map(ClientFiles::env));
         if self.failover {
             let how = if self.kill { "kill" } else { "graceful" };

@@ -744,9 +744,14 @@ fn restart_reload_logs_env_token_rotation_and_reset_work_on_the_whole_cluster() 
     for name in ["n1", "n2", "n3"] {
         let client = url(&rotated, name);
         let with = |token: &str| {
-            xtask_probe::Connection::open(&client, token, "test", None)
-                .and_then(|mut c| c.ping())
-                .is_ok()
+            xtask_probe::Connection::open(
+                &client,
+                &xtask_probe::Auth::Token(token.to_string()),
+                "test",
+                None,
+            )
+            .and_then(|mut c| c.ping())
+            .is_ok()
         };
         assert!(!with(&old) && with(&new), "{name}");
     }

@@ -12,9 +12,14 @@ fn varz(endpoints: &Endpoints) -> Value {
 
 /// Whether the server at `url` lets a client in with `token`.
 fn accepts(url: &str, token: &str) -> bool {
-    xtask_probe::Connection::open(url, token, "day-two test", None)
-        .and_then(|mut c| c.ping())
-        .is_ok()
+    xtask_probe::Connection::open(
+        url,
+        &xtask_probe::Auth::Token(token.to_string()),
+        "day-two test",
+        None,
+    )
+    .and_then(|mut c| c.ping())
+    .is_ok()
 }
 
 #[cfg(unix)]

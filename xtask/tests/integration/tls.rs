@@ -730,8 +730,13 @@ fn a_certificate_of_yours_serves_and_the_checks_verify_it_under_its_name() {
 
     // The xtask's own handshake verifies the name and the CA, not only one of them.
     let open = |trust: xtask_probe::Trust| {
-        xtask_probe::Connection::open(&endpoints.client, &sandbox.token(), "test", Some(&trust))
-            .and_then(|mut connection| connection.ping())
+        xtask_probe::Connection::open(
+            &endpoints.client,
+            &xtask_probe::Auth::Token(sandbox.token()),
+            "test",
+            Some(&trust),
+        )
+        .and_then(|mut connection| connection.ping())
     };
     let ours = |ca: &Path, name: &str| {
         xtask_probe::Trust::from_files(Some(ca), None)

@@ -43,6 +43,14 @@ pub(super) fn run(
         &SetupOptions::for_run(source, ListenArgs::default()),
     )?;
     cluster::refuse_own_certificates(layout)?;
+    if crate::server::auth::default_creds(layout).is_some() {
+        anyhow::bail!(
+            "`{}` has accounts and users (`--auth jwt`), which a local cluster does not serve \
+             yet (its nodes need the `full` resolver): `cargo xtask setup --auth token` for the \
+             cluster, or the single server with accounts",
+            crate::util::paths::show(&layout.config())
+        );
+    }
     let token = secrets::load(&layout.env_file())?;
     let password = secrets::ensure_route_password(&layout.env_file())?;
     let (first, cluster_port) = cluster::first_node_ports(layout);

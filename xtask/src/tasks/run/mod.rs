@@ -172,13 +172,14 @@ fn foreground(
 
     let log = layout.log_file();
     let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    let auth = crate::server::auth::checks(layout, &env.token)?;
     let mut child = server::spawn(layout, env, Mode::Foreground)?;
     let pid = child.id();
     let _pid_file = PidFileGuard(layout.clone(), pid);
     let follower = LogFollower::start(log, log_start, "");
 
     let interrupted = || matches!(next_event.try_recv(), Ok(Event::Interrupted));
-    let ready = match server::wait_ready(&mut child, layout, &env.token, timeout, &interrupted) {
+    let ready = match server::wait_ready(&mut child, layout, &auth, timeout, &interrupted) {
         Ok(ready) => ready,
         Err(e) => {
             server::shut_down(&mut child, layout, "nats-server", lifecycle::STOP_TIMEOUT);

@@ -51,9 +51,6 @@ struct Args {
     check_only: bool,
     #[command(subcommand)]
     what: Option<What>,
-    /// The token, from the environment only.
-    #[arg(skip = std::env::var("NATS_TOKEN").unwrap_or_default())]
-    token: String,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -117,7 +114,8 @@ pub(crate) static CLIENT_DROPS: std::sync::atomic::AtomicU64 = std::sync::atomic
 pub(crate) struct Target {
     pub(crate) clients: Vec<String>,
     pub(crate) monitoring: Vec<String>,
-    pub(crate) token: String,
+    /// The token, or a user's credentials, from the environment only.
+    credentials: xtask_clients::Credentials,
     server_pids: Vec<u32>,
     /// The CA (and client certificate) of a TLS server.
     tls: Option<xtask_clients::Tls>,
@@ -131,7 +129,7 @@ impl Target {
             .iter()
             .map(|url| url.parse())
             .collect::<Result<_, _>>()?;
-        let options = async_nats::ConnectOptions::with_token(self.token.clone());
+        let options = self.credentials.options()?;
         xtask_clients::with_tls(options, self.tls.as_ref())
             .name(name)
             .connection_timeout(Duration::from_secs(5))
@@ -149,8 +147,9 @@ impl Target {
             .await
             .with_context(|| {
                 format!(
-                    "cannot connect to {} with the token",
-                    self.clients.join(",")
+                    "cannot connect to {} with {}",
+                    self.clients.join(","),
+                    self.credentials.what()
                 )
             })
     }
@@ -416,7 +415,7 @@ async fn run(args: &Args) -> Result<Report> {
     let target = Target {
         clients: args.clients.clone(),
         monitoring: args.monitoring.clone(),
-        token: args.token.clone(),
+        credentials: xtask_clients::Credentials::from_env()?,
         server_pids: args.server_pids.clone(),
         tls: xtask_clients::Tls::from_env()?,
     };

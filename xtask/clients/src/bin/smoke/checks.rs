@@ -68,17 +68,70 @@ pub(crate) async fn monitoring(target: &Target) -> Result<()> {
 
 pub(crate) async fn connect(target: &Target) -> Result<async_nats::Client> {
     target
-        .options(async_nats::ConnectOptions::with_token(target.token.clone()))
+        .options(target.credentials.options()?)
         .name("cargo xtask smoke")
         .connection_timeout(Duration::from_secs(5))
         .connect(&target.client)
         .await
-        .with_context(|| format!("cannot connect to {} with the token", target.client))
+        .with_context(|| {
+            format!(
+                "cannot connect to {} with {}",
+                target.client,
+                target.credentials.what()
+            )
+        })
 }
 
 pub(crate) async fn authentication(target: &Target) -> Result<()> {
     connect(target).await?.flush().await?;
-    refuses_without_the_token(target, &target.client).await
+    refuses_strangers(target, &target.client).await
+}
+
+/// Clients without what the target's own show are refused at `url`: see
+/// [`refuses_without_the_token`] and [`refuses_other_users`].
+async fn refuses_strangers(target: &Target, url: &str) -> Result<()> {
+    match &target.credentials {
+        xtask_clients::Credentials::Token(_) => refuses_without_the_token(target, url).await,
+        xtask_clients::Credentials::Creds(_, creds) => {
+            refuses_other_users(target, url, creds).await
+        }
+    }
+}
+
+/// Under accounts and users, a client without credentials, one with a token (operator mode
+/// has none), and one showing the user's JWT but signing with another key are refused with
+/// an authorization violation.
+async fn refuses_other_users(target: &Target, url: &str, creds: &str) -> Result<()> {
+    let xtask_probe::Auth::User { jwt, .. } = xtask_probe::Auth::from_creds(creds)? else {
+        bail!("the credentials hold no user");
+    };
+    let other = xtask_probe::nkeys::KeyPair::generate(xtask_probe::nkeys::Kind::User)?;
+    let forged = format!(
+        "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
+         -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        other.seed()
+    );
+    let attempts = [
+        ("no credentials", async_nats::ConnectOptions::new()),
+        (
+            "a token",
+            async_nats::ConnectOptions::with_token("nats_wrong".into()),
+        ),
+        (
+            "the user's JWT signed for by another key",
+            async_nats::ConnectOptions::new().credentials(&forged)?,
+        ),
+    ];
+    for (what, options) in attempts {
+        let (refusal, seen) = attempt(target.options(options), url).await;
+        expect(
+            refusal
+                .is_some_and(|e| e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation),
+            format!("a client with {what} refused at {url} with an authorization violation"),
+            seen,
+        )?;
+    }
+    Ok(())
 }
 
 /// A client with no token, and one with a wrong token, are refused at `url` with an
@@ -143,10 +196,9 @@ pub(crate) async fn tls(target: &Target) -> Result<()> {
 
     // The bare protocol without TLS: the server's INFO asks for it, and a CONNECT in clear
     // gets the connection closed.
-    let (client, token) = (url.clone(), target.token.clone());
+    let (client, auth) = (url.clone(), target.credentials.probe()?);
     let plain = tokio::task::spawn_blocking(move || -> Result<()> {
-        xtask_probe::Connection::open(&client, &token, "cargo xtask smoke (plaintext)", None)?
-            .ping()
+        xtask_probe::Connection::open(&client, &auth, "cargo xtask smoke (plaintext)", None)?.ping()
     })
     .await?;
     expect(
@@ -155,7 +207,8 @@ pub(crate) async fn tls(target: &Target) -> Result<()> {
         "it answered PONG",
     )?;
 
-    let token = || async_nats::ConnectOptions::with_token(target.token.clone());
+    let credentials = target.credentials.options()?;
+    let token = || credentials.clone();
     let mut attempts = Vec::new();
     // A server whose certificate a CA of its own issued: a client of the public CAs alone
     // does not trust it.
@@ -286,11 +339,11 @@ pub(crate) async fn payload_limit(target: &Target, id: &str) -> Result<()> {
 /// Announces a `size`-byte message over the bare protocol, as a client without the check
 /// would, and returns the server's answer.
 async fn oversized_publish(target: &Target, size: usize) -> Result<String> {
-    let (client, token) = (target.client.clone(), target.token.clone());
+    let (client, auth) = (target.client.clone(), target.credentials.probe()?);
     tokio::task::spawn_blocking(move || -> Result<String> {
         let trust = xtask_probe::default_trust();
         let mut connection =
-            xtask_probe::Connection::open(&client, &token, "cargo xtask smoke", trust)?;
+            xtask_probe::Connection::open(&client, &auth, "cargo xtask smoke", trust)?;
         connection.send(&format!("PUB smoke.oversized {size}\r\n"))?;
         connection.line()
     })
@@ -500,9 +553,9 @@ pub(crate) async fn websocket(target: &Target, id: &str) -> Result<()> {
             format!("`{url}`"),
         )?;
     }
-    refuses_without_the_token(target, url).await?;
+    refuses_strangers(target, url).await?;
     let browser = target
-        .options(async_nats::ConnectOptions::with_token(target.token.clone()))
+        .options(target.credentials.options()?)
         .name("cargo xtask smoke (websocket)")
         .connection_timeout(Duration::from_secs(5))
         .connect(url)

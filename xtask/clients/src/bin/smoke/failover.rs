@@ -134,7 +134,7 @@ pub(crate) async fn failover(target: &Target, id: &str, stop: Stop) -> Result<St
         .collect::<Result<_, _>>()?;
     // Every node's address: whichever the client is on may be the one stopped.
     let client = target
-        .options(async_nats::ConnectOptions::with_token(target.token.clone()))
+        .options(target.credentials.options()?)
         .name("cargo xtask smoke --failover")
         .connection_timeout(Duration::from_secs(2))
         .connect(urls)

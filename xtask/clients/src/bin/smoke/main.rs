@@ -53,9 +53,6 @@ struct Args {
     /// again; the xtask running the checks does the stopping, when asked on stdout.
     #[arg(long, value_name = "HOW", requires = "nodes")]
     failover: Option<failover::Stop>,
-    /// The token, from the environment only.
-    #[arg(skip = std::env::var("NATS_TOKEN").unwrap_or_default())]
-    token: String,
 }
 
 /// A node of a cluster: its name and URLs.
@@ -90,7 +87,8 @@ struct Target {
     monitoring: String,
     websocket: Option<String>,
     max_payload: usize,
-    token: String,
+    /// The token, or a user's credentials.
+    credentials: xtask_clients::Credentials,
     /// The CA (and client certificate) of a TLS server.
     tls: Option<xtask_clients::Tls>,
     /// The cluster's nodes; empty for a single server.
@@ -156,8 +154,14 @@ struct Outcome {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let tls = match xtask_clients::Tls::from_env() {
-        Ok(tls) => tls,
+    let from_env = || -> anyhow::Result<_> {
+        Ok((
+            xtask_clients::Tls::from_env()?,
+            xtask_clients::Credentials::from_env()?,
+        ))
+    };
+    let (tls, credentials) = match from_env() {
+        Ok(them) => them,
         Err(e) => {
             eprintln!("error: {}", xtask_probe::error_text(&e));
             return ExitCode::FAILURE;
@@ -169,7 +173,7 @@ fn main() -> ExitCode {
         monitoring: args.monitoring,
         websocket: args.websocket,
         max_payload: args.max_payload,
-        token: args.token,
+        credentials,
         nodes: args.nodes,
     };
     let Some(runtime) = xtask_clients::runtime(Threads::Current) else {
@@ -239,7 +243,14 @@ async fn run_checks(
         };
     }
     check!("monitoring endpoints", checks::monitoring(target));
-    check!("token authentication", checks::authentication(target));
+    match target.credentials {
+        xtask_clients::Credentials::Token(_) => {
+            check!("token authentication", checks::authentication(target));
+        }
+        xtask_clients::Credentials::Creds(..) => {
+            check!("user authentication", checks::authentication(target));
+        }
+    }
     if target.tls.is_some() {
         check!("tls", checks::tls(target));
     }
