@@ -202,6 +202,7 @@ pub(crate) fn stop_nodes(layout: &Layout, names: &[String], timeout: Duration) -
 /// and returns once clients can use it, saying where it listens.
 pub(crate) fn start_single(layout: &Layout, timeout: Duration, say: Say) -> Result<()> {
     let env = ServerEnv::single(secrets::load(&layout.env_file())?);
+    crate::server::auth::place_streams(layout)?;
     let auth = crate::server::auth::checks(layout, &env.token)?;
     let mut child = server::spawn(layout, &env, Mode::Detached)?;
     let pid = child.id();

@@ -320,6 +320,47 @@ pub(crate) fn checks(layout: &Layout, token: &str) -> Result<xtask_probe::Auth> 
     }
 }
 
+/// Before the single server of `layout` starts: the streams of the token's clients (account
+/// `$G`) and those of the application account are the same streams, moved to where the auth
+/// the config has looks for them. Without accounts, nats-server keeps its clients' streams in
+/// `$G`; with them, in the directory of the application account's public key; a server that
+/// finds streams of an account it does not know reports them unrecoverable (`/healthz` 503).
+/// Says what it moved.
+pub(crate) fn place_streams(layout: &Layout) -> Result<()> {
+    let text = fs::read_to_string(layout.config()).unwrap_or_default();
+    let jwt = super::config::read_listen(&text).jwt;
+    let auth = AuthDir::of(layout);
+    let Ok(app) = fs::read_to_string(auth.account_jwt(APP)) else {
+        return Ok(());
+    };
+    let app = jwt::decode(&app, Kind::Operator)
+        .with_context(|| format!("`{}` cannot be used", show(&auth.account_jwt(APP))))?
+        .claims
+        .subject;
+    let accounts = layout.jetstream_dir().join("jetstream");
+    let (global, application) = (accounts.join("$G"), accounts.join(&app));
+    let (from, to, what) = match jwt {
+        true => (&global, &application, "account APP, the default user's"),
+        false => (&application, &global, "the token's clients (account $G)"),
+    };
+    if !from.exists() {
+        return Ok(());
+    }
+    if to.exists() {
+        bail!(
+            "`{}` and `{}` both hold streams: the token's clients' (account $G) and account \
+             APP's are the same streams, and only one of them can be served; move one of the \
+             two directories away (with the server stopped)",
+            show(&global),
+            show(&application)
+        );
+    }
+    fs::rename(from, to)
+        .with_context(|| format!("cannot move `{}` to `{}`", show(from), show(to)))?;
+    eprintln!("the streams of `{}` now belong to {what}", show(from));
+    Ok(())
+}
+
 /// The default user's credentials of the checkout `layout`, when its config has accounts.
 pub(crate) fn default_creds(layout: &Layout) -> Option<PathBuf> {
     let text = fs::read_to_string(layout.config()).ok()?;

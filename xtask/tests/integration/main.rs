@@ -26,3 +26,6 @@ mod story;
 
 // `setup --tls`, and every task over TLS.
 mod tls;
+
+// `setup --auth jwt`: accounts and users, and every task with their credentials.
+mod jwt;

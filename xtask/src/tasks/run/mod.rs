@@ -172,6 +172,7 @@ fn foreground(
 
     let log = layout.log_file();
     let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    crate::server::auth::place_streams(layout)?;
     let auth = crate::server::auth::checks(layout, &env.token)?;
     let mut child = server::spawn(layout, env, Mode::Foreground)?;
     let pid = child.id();

@@ -1,0 +1,288 @@
+//! `setup --auth jwt`: an operator, accounts and users, checked with real servers, a client
+//! the xtask does not own (async-nats reading the `.creds` files) and an NKeys implementation
+//! other than ours (the `nkeys` crate) reading every JWT.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+use crate::support::*;
+
+fn auth_file(sandbox: &Sandbox, path: &str) -> PathBuf {
+    sandbox.nats_dir().join("auth").join(path)
+}
+
+/// Connects as an application would, with `options`, on `runtime` (which the client's work
+/// then runs on): the error's text if refused.
+fn connect(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+    options: async_nats::ConnectOptions,
+) -> Result<async_nats::Client, String> {
+    runtime.block_on(async {
+        let client = options
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        client.flush().await.map_err(|e| e.to_string())?;
+        Ok(client)
+    })
+}
+
+/// The claims of `jwt`, once the `nkeys` crate checked that its issuer (`iss`) signed it.
+fn verified_claims(jwt: &str) -> Value {
+    let (signed, signature) = jwt.trim().rsplit_once('.').unwrap();
+    let (header, body) = signed.split_once('.').unwrap();
+    assert_eq!(
+        URL_SAFE_NO_PAD.decode(header).unwrap(),
+        br#"{"typ":"JWT","alg":"ed25519-nkey"}"#
+    );
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap();
+    let issuer = nkeys::KeyPair::from_public_key(claims["iss"].as_str().unwrap()).unwrap();
+    issuer
+        .verify(
+            signed.as_bytes(),
+            &URL_SAFE_NO_PAD.decode(signature).unwrap(),
+        )
+        .unwrap_or_else(|e| panic!("{jwt}: not signed by its issuer: {e}"));
+    claims
+}
+
+fn creds_jwt(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let after = text.split_once("-----BEGIN NATS USER JWT-----").unwrap().1;
+    after.trim_start().lines().next().unwrap().to_string()
+}
+
+#[test]
+fn a_server_with_accounts_serves_their_users_and_refuses_the_token() {
+    let (server, sandbox, mirror) = sandbox_with_mirror();
+    let _stop = StopOnDrop(&sandbox);
+    let setup = sandbox
+        .with_ports(
+            &["setup", "--auth", "jwt"],
+            &mirror,
+            &server,
+            Ports::picked(),
+        )
+        .ok();
+    for seed in ["SO", "SA", "SU"] {
+        assert!(
+            !setup.stderr.contains(&format!("{seed}A")) && !setup.stdout.contains(seed),
+            "a seed in setup's output:\n{}",
+            setup.stderr
+        );
+    }
+    let config = std::fs::read_to_string(sandbox.config_file()).unwrap();
+    assert!(
+        config.contains("include \"auth/resolver.conf\""),
+        "{config}"
+    );
+    assert!(!config.contains("authorization"), "{config}");
+    sandbox
+        .xtask(&["run", "--detach", "--timeout", READY_WITHIN])
+        .ok();
+    let endpoints = sandbox.endpoints();
+
+    // Smoke passes as the default user, with its user authentication check.
+    let run = sandbox.xtask(&["smoke"]).ok();
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("✓") && l.contains("user authentication")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.stdout.lines().last(), Some("8 passed, 0 failed"));
+
+    // async-nats reads our credentials: the default user stores a message in JetStream.
+    let app = auth_file(&sandbox, "users/APP/app.creds");
+    let runtime = runtime();
+    let options = runtime
+        .block_on(async_nats::ConnectOptions::with_credentials_file(&app))
+        .unwrap();
+    let client = connect(&runtime, &endpoints.client, options).unwrap();
+    runtime.block_on(async {
+        let js = async_nats::jetstream::new(client);
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "JWT".into(),
+            subjects: vec!["jwt.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        js.publish("jwt.one", "stored".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+    // The token opens nothing any more.
+    let e = connect(
+        &runtime,
+        &endpoints.client,
+        async_nats::ConnectOptions::with_token(sandbox.token()),
+    )
+    .unwrap_err();
+    assert!(e.contains("authorization violation"), "{e}");
+
+    // Another NKeys implementation checks every signature: operator, accounts, users.
+    let operator =
+        verified_claims(&std::fs::read_to_string(auth_file(&sandbox, "operator.jwt")).unwrap());
+    assert_eq!(operator["iss"], operator["sub"]);
+    for account in ["SYS", "APP"] {
+        let path = auth_file(&sandbox, &format!("accounts/{account}.jwt"));
+        let claims = verified_claims(&std::fs::read_to_string(path).unwrap());
+        assert_eq!(claims["iss"], operator["sub"], "{account}");
+        assert_eq!(claims["name"], account);
+    }
+    assert_eq!(
+        operator["nats"]["system_account"],
+        verified_claims(&std::fs::read_to_string(auth_file(&sandbox, "accounts/SYS.jwt")).unwrap())
+            ["sub"]
+    );
+    let user = verified_claims(&creds_jwt(&app));
+    assert_eq!(user["nats"]["type"], "user");
+    assert_eq!(
+        user["nats"]["subs"], -1,
+        "limits written as -1, never left out"
+    );
+
+    // env and exec hand on the credentials' path, never a seed or the token.
+    let env = sandbox.xtask(&["env"]).ok();
+    assert!(
+        env.stdout.contains("NATS_CREDS") && env.stdout.contains("app.creds"),
+        "{}",
+        env.stdout
+    );
+    assert!(!env.stdout.contains("NATS_TOKEN") && !env.stdout.contains("SU"));
+    sandbox
+        .xtask(&["env", "--show-token"])
+        .fails_with("has accounts and users, and no token");
+    #[cfg(unix)]
+    for path in ["operator.nk", "accounts/APP.nk", "users/APP/app.creds"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(auth_file(&sandbox, path))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{path}");
+    }
+}
+
+#[test]
+fn switching_token_jwt_token_keeps_every_stream_and_says_to_restart() {
+    let (server, sandbox, mirror) = sandbox_with_mirror();
+    let _stop = StopOnDrop(&sandbox);
+    sandbox
+        .with_ports(&["setup"], &mirror, &server, Ports::picked())
+        .ok();
+    sandbox
+        .xtask(&["run", "--detach", "--timeout", READY_WITHIN])
+        .ok();
+    let token = sandbox.token();
+    let with_token = || async_nats::ConnectOptions::with_token(token.clone());
+    let runtime = runtime();
+    let client = connect(&runtime, &sandbox.endpoints().client, with_token()).unwrap();
+    runtime.block_on(async {
+        let js = async_nats::jetstream::new(client);
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "KEPT".into(),
+            subjects: vec!["kept.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        js.publish("kept.one", "before".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+
+    // To accounts, while it runs: it says to restart, and the restart serves the users.
+    let setup = sandbox.xtask(&["setup", "--auth", "jwt"]).ok();
+    assert!(
+        setup.stderr.contains("cargo xtask restart"),
+        "{}",
+        setup.stderr
+    );
+    let restart = sandbox.xtask(&["restart"]).ok();
+    assert!(
+        restart.stderr.contains("now belong to account APP"),
+        "{}",
+        restart.stderr
+    );
+    sandbox.xtask(&["smoke"]).ok();
+    // The default user has the token's stream, with its message.
+    let app = auth_file(&sandbox, "users/APP/app.creds");
+    let options = runtime
+        .block_on(async_nats::ConnectOptions::with_credentials_file(&app))
+        .unwrap();
+    let client = connect(&runtime, &sandbox.endpoints().client, options).unwrap();
+    let messages = runtime.block_on(async {
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream("KEPT").await.unwrap();
+        js.publish("kept.two", "under accounts".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        stream.info().await.unwrap().state.messages
+    });
+    assert_eq!(
+        messages, 2,
+        "the token's message, and one stored under accounts"
+    );
+
+    // And back: the token's stream, and its message, are there.
+    sandbox.xtask(&["setup", "--auth", "token"]).ok();
+    sandbox.xtask(&["restart"]).ok();
+    let client = connect(&runtime, &sandbox.endpoints().client, with_token()).unwrap();
+    let messages = runtime.block_on(async {
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream("KEPT").await.unwrap();
+        stream.info().await.unwrap().state.messages
+    });
+    assert_eq!(messages, 2, "the message stored under accounts too");
+    // The accounts stay for a later `--auth jwt`.
+    assert!(auth_file(&sandbox, "operator.nk").is_file());
+}
+
+#[test]
+fn a_changed_account_jwt_is_refused_and_nothing_changes() {
+    let (server, sandbox, mirror) = sandbox_with_mirror();
+    sandbox
+        .with_ports(
+            &["setup", "--auth", "jwt"],
+            &mirror,
+            &server,
+            Ports::picked(),
+        )
+        .ok();
+    // Grant more than the operator signed: the signature no longer verifies.
+    let path = auth_file(&sandbox, "accounts/APP.jwt");
+    let jwt = std::fs::read_to_string(&path).unwrap();
+    let (head, rest) = jwt.split_once('.').unwrap();
+    let (body, signature) = rest.split_once('.').unwrap();
+    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap();
+    claims["name"] = "ROOT".into();
+    let changed = format!(
+        "{head}.{}.{signature}",
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    std::fs::write(&path, changed).unwrap();
+    let before = Sandbox::tree(&sandbox.nats_dir());
+    sandbox
+        .xtask(&["setup"])
+        .fails_with("its signature does not verify");
+    assert_eq!(Sandbox::tree(&sandbox.nats_dir()), before);
+    sandbox
+        .xtask(&["run", "--detach", "--timeout", READY_WITHIN])
+        .fails_with("APP.jwt");
+    assert_eq!(Sandbox::tree(&sandbox.nats_dir()), before);
+}
