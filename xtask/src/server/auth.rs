@@ -78,6 +78,13 @@ impl AuthDir {
     /// it made, unless `quiet`.
     pub(crate) fn ensure(&self, created: &mut Created, quiet: bool) -> Result<()> {
         created.dir_all(&self.dir)?;
+        // Only you look inside: it holds every seed.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot restrict `{}`", show(&self.dir)))?;
+        }
         for dir in [self.dir.join("accounts"), self.dir.join("users")] {
             created.dir_all(&dir)?;
         }

@@ -62,7 +62,16 @@ impl Context {
                 eprintln!("there is no natscli context `{name}`");
                 return Ok(());
             }
-            return natscli::remove(&path);
+            natscli::remove(&path)?;
+            // And the system user's, when this checkout wrote it.
+            let (_, system) = natscli::context_file(
+                Some(&format!("{name}-system")),
+                root.unwrap_or(&layout.dir),
+            )?;
+            if fs::read_to_string(&system).is_ok_and(|text| owner.wrote(&text)) {
+                natscli::remove(&system)?;
+            }
+            return Ok(());
         }
         install::require_installed(layout, "context")?;
         let files = ClientFiles::of(layout)?;
@@ -125,7 +134,6 @@ impl Context {
             }
             let auth = AuthDir::of(layout);
             context["creds"] = json!(auth.creds(auth::SYSTEM, auth::SYSTEM_USER));
-            context["description"] = json!(format!("{} (system account)", owner.description));
             natscli::write(&path, &context, false)?;
         }
         Ok(())

@@ -58,6 +58,15 @@ impl Rotate {
         if !mends_lost_token {
             install::require_installed(layout, "token rotate")?;
         }
+        if crate::server::auth::default_creds(layout).is_some() {
+            anyhow::bail!(
+                "`{}` has accounts and users (`--auth jwt`): clients show their own \
+                 credentials (`infrastructure/nats/auth/users/`), and the token opens nothing, \
+                 so there is no token to rotate; `cargo xtask setup --auth token` goes back to \
+                 the token",
+                crate::util::paths::show(&layout.config())
+            );
+        }
         // No `run` may start the server with the old token meanwhile.
         let _lock = server::run_lock(layout)?;
         let new = secrets::generate()?;

@@ -163,6 +163,27 @@ fn a_server_with_accounts_serves_their_users_and_refuses_the_token() {
     sandbox
         .xtask(&["env", "--show-token"])
         .fails_with("has accounts and users, and no token");
+    // natscli contexts: the default user's, and the system user's for `nats server report`.
+    sandbox.xtask(&["context", "--name", "dev"]).ok();
+    let contexts = sandbox.config_home().join("nats/context");
+    let read = |name: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(contexts.join(name)).unwrap()).unwrap()
+    };
+    assert_eq!(Path::new(read("dev.json")["creds"].as_str().unwrap()), app);
+    assert!(read("dev.json").get("token").is_none());
+    assert!(
+        read("dev-system.json")["creds"]
+            .as_str()
+            .unwrap()
+            .ends_with("sys.creds")
+    );
+    sandbox
+        .xtask(&["context", "--name", "dev", "--remove"])
+        .ok();
+    assert!(!contexts.join("dev-system.json").exists());
+    sandbox
+        .xtask(&["token", "rotate"])
+        .fails_with("there is no token to rotate");
     #[cfg(unix)]
     for path in ["operator.nk", "accounts/APP.nk", "users/APP/app.creds"] {
         use std::os::unix::fs::PermissionsExt;
