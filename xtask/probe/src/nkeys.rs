@@ -136,8 +136,13 @@ const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 fn encode(bytes: &[u8]) -> String {
     let mut data = bytes.to_vec();
     data.extend_from_slice(&crc16(bytes).to_le_bytes());
+    base32(&data)
+}
+
+/// `bytes` in base32 (RFC 4648) without padding, as NKeys and a JWT's `jti` are written.
+pub fn base32(bytes: &[u8]) -> String {
     let (mut text, mut bits, mut count) = (String::new(), 0u32, 0);
-    for byte in data {
+    for &byte in bytes {
         bits = (bits << 8) | u32::from(byte);
         count += 8;
         while count >= 5 {

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use sha2::Digest;
 
-use xtask_probe::nkeys::{KeyPair, Kind};
+use xtask_probe::nkeys::{KeyPair, Kind, base32};
 
 const HEADER: &str = r#"{"typ":"JWT","alg":"ed25519-nkey"}"#;
 
@@ -116,24 +116,6 @@ pub(crate) fn creds(jwt: &str, seed: &str) -> String {
          -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n\n\
          *************************************************************\n"
     )
-}
-
-/// Base32 (RFC 4648) without padding, as nats-io/jwt writes a `jti`.
-fn base32(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut text, mut bits, mut count) = (String::new(), 0u32, 0);
-    for &byte in bytes {
-        bits = (bits << 8) | u32::from(byte);
-        count += 8;
-        while count >= 5 {
-            count -= 5;
-            text.push(ALPHABET[((bits >> count) & 31) as usize] as char);
-        }
-    }
-    if count > 0 {
-        text.push(ALPHABET[((bits << (5 - count)) & 31) as usize] as char);
-    }
-    text
 }
 
 #[cfg(test)]

@@ -89,15 +89,10 @@ fn a_server_with_accounts_serves_their_users_and_refuses_the_token() {
     let endpoints = sandbox.endpoints();
 
     // Smoke passes as the default user, with its user authentication check.
-    let run = sandbox.xtask(&["smoke"]).ok();
-    assert!(
-        run.stdout
-            .lines()
-            .any(|l| l.starts_with("✓") && l.contains("user authentication")),
-        "{}",
-        run.stdout
-    );
-    assert_eq!(run.stdout.lines().last(), Some("8 passed, 0 failed"));
+    sandbox
+        .xtask(&["smoke"])
+        .ok()
+        .smoke_passed(&["user authentication"], 8);
 
     // async-nats reads our credentials: the default user stores a message in JetStream.
     let app = auth_file(&sandbox, "users/APP/app.creds");

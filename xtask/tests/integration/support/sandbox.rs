@@ -190,6 +190,29 @@ impl Run {
         self
     }
 
+    /// Asserts that smoke's report (this run's stdout) has every one of `checks` passed, and
+    /// `count` checks, all passed.
+    #[track_caller]
+    pub fn smoke_passed(self, checks: &[&str], count: usize) -> Run {
+        for check in checks {
+            assert!(
+                self.stdout
+                    .lines()
+                    .any(|l| l.starts_with("✓") && l.contains(&format!(" {check} "))),
+                "no ✓ {check}:\n{}",
+                self.stdout
+            );
+        }
+        let total = format!("{count} passed, 0 failed");
+        assert_eq!(
+            self.stdout.lines().last(),
+            Some(total.as_str()),
+            "{}",
+            self.stdout
+        );
+        self
+    }
+
     /// Asserts a failure whose message says `what`.
     #[track_caller]
     pub fn fails_with(self, what: &str) -> Run {

@@ -122,16 +122,7 @@ async fn refuses_other_users(target: &Target, url: &str, creds: &str) -> Result<
             async_nats::ConnectOptions::new().credentials(&forged)?,
         ),
     ];
-    for (what, options) in attempts {
-        let (refusal, seen) = attempt(target.options(options), url).await;
-        expect(
-            refusal
-                .is_some_and(|e| e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation),
-            format!("a client with {what} refused at {url} with an authorization violation"),
-            seen,
-        )?;
-    }
-    Ok(())
+    refused_each(target, url, attempts).await
 }
 
 /// A client with no token, and one with a wrong token, are refused at `url` with an
@@ -145,6 +136,16 @@ async fn refuses_without_the_token(target: &Target, url: &str) -> Result<()> {
             async_nats::ConnectOptions::with_token("nats_wrong".into()),
         ),
     ];
+    refused_each(target, url, attempts).await
+}
+
+/// Each client of `attempts` (what it shows, and its options) is refused at `url` with an
+/// authorization violation.
+async fn refused_each(
+    target: &Target,
+    url: &str,
+    attempts: impl IntoIterator<Item = (&str, async_nats::ConnectOptions)>,
+) -> Result<()> {
     for (what, options) in attempts {
         let (refusal, seen) = attempt(target.options(options), url).await;
         expect(
