@@ -156,13 +156,9 @@ impl Target {
         })
     }
 
-    /// How a client program proves who it is to this server, in its environment: the default
-    /// user's credentials (`NATS_CREDS`, a path) when the server has accounts, else the token.
-    pub(crate) fn client_env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
-        match &self.creds {
-            Some(creds) => vec![("NATS_CREDS", creds.clone().into_os_string())],
-            None => vec![(secrets::TOKEN_VAR, self.token.clone().into())],
-        }
+    /// Hands `command` what proves who it is to this server: see [`hand_on`].
+    pub(crate) fn hand_on(&self, command: &mut std::process::Command) {
+        hand_on(command, self.creds.as_deref(), &self.token);
     }
 
     /// The cluster's nodes, which the checks may ask to stop and start.
@@ -306,6 +302,24 @@ impl Target {
     }
 }
 
+/// Hands a client program what proves who it is: the default user's credentials
+/// (`NATS_CREDS`, a path) when the server has accounts, else the token (`NATS_TOKEN`); the
+/// other variable is removed, so that one inherited from the user's shell does not stand in.
+pub(crate) fn hand_on(
+    command: &mut std::process::Command,
+    creds: Option<&std::path::Path>,
+    token: &str,
+) {
+    match creds {
+        Some(creds) => command
+            .env("NATS_CREDS", creds)
+            .env_remove(secrets::TOKEN_VAR),
+        None => command
+            .env(secrets::TOKEN_VAR, token)
+            .env_remove("NATS_CREDS"),
+    };
+}
+
 /// A server of its own for one run of smoke, bench or exec: a temporary directory, ports the server picks, a
 /// fresh token in its environment only. Stopped and deleted when dropped.
 pub(crate) struct Temporary {
@@ -336,7 +350,8 @@ impl Temporary {
         let jwt = auth::default_creds(checkout).is_some();
         if jwt {
             let (from, to) = (AuthDir::of(checkout), AuthDir::of(&layout));
-            std::fs::create_dir_all(&to.dir)?;
+            std::fs::create_dir_all(&to.dir)
+                .with_context(|| format!("cannot create `{}`", to.dir.display()))?;
             for path in [from.operator_jwt(), from.resolver()] {
                 let name = path.file_name().unwrap_or_default();
                 std::fs::copy(&path, to.dir.join(name))

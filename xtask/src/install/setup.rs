@@ -235,7 +235,7 @@ impl SetupOptions {
             None => listen.jwt,
         };
         if listen.jwt {
-            AuthDir::of(layout).ensure(created, self.for_run)?;
+            AuthDir::of(layout).ensure(created)?;
         }
         let rendered = config::render(&listen);
         let Some(existing) = existing else {

@@ -75,8 +75,8 @@ impl AuthDir {
 
     /// The operator, the system account with its user and the application account with its
     /// first user, each made unless it is there; then `resolver.conf` written again. Says what
-    /// it made, unless `quiet`.
-    pub(crate) fn ensure(&self, created: &mut Created, quiet: bool) -> Result<()> {
+    /// it made.
+    pub(crate) fn ensure(&self, created: &mut Created) -> Result<()> {
         created.dir_all(&self.dir)?;
         // Only you look inside: it holds every seed.
         #[cfg(unix)]
@@ -103,6 +103,16 @@ impl AuthDir {
                     })?;
                 (operator, system)
             }
+            None if self.operator_jwt().exists() || self.account_seed(SYSTEM).exists() => {
+                bail!(
+                    "`{}` is missing, and the accounts it signed are in `{}`: new keys would \
+                     replace them all. Put the operator's seed back; or, for new accounts and \
+                     users (every credentials file made again), move `{}` away and run this again",
+                    show(&self.operator_seed()),
+                    show(&self.dir),
+                    show(&self.dir)
+                );
+            }
             None => {
                 let operator = KeyPair::generate(Kind::Operator)?;
                 let system = KeyPair::generate(Kind::Account)?;
@@ -124,20 +134,18 @@ impl AuthDir {
                     &self.operator_jwt(),
                     jwt::encode(&operator, &claims)?.as_bytes(),
                 )?;
-                if !quiet {
-                    eprintln!(
-                        "made an operator and its system account in `{}` (their seeds readable \
+                eprintln!(
+                    "made an operator and its system account in `{}` (their seeds readable \
                          by you only)",
-                        show(&self.dir)
-                    );
-                }
+                    show(&self.dir)
+                );
                 (operator, system)
             }
         };
-        self.ensure_account(&operator, SYSTEM, Some(&system), quiet)?;
-        self.ensure_account(&operator, APP, None, quiet)?;
-        self.ensure_user(SYSTEM, SYSTEM_USER, quiet)?;
-        self.ensure_user(APP, DEFAULT_USER, quiet)?;
+        self.ensure_account(&operator, SYSTEM, Some(&system))?;
+        self.ensure_account(&operator, APP, None)?;
+        self.ensure_user(SYSTEM, SYSTEM_USER)?;
+        self.ensure_user(APP, DEFAULT_USER)?;
         write_atomically(&self.resolver(), self.render_resolver()?.as_bytes())
     }
 
@@ -162,13 +170,7 @@ impl AuthDir {
     }
 
     /// Account `name` signed by `operator`, made (with `pair`, or a new key) unless there.
-    fn ensure_account(
-        &self,
-        operator: &KeyPair,
-        name: &str,
-        pair: Option<&KeyPair>,
-        quiet: bool,
-    ) -> Result<()> {
+    fn ensure_account(&self, operator: &KeyPair, name: &str, pair: Option<&KeyPair>) -> Result<()> {
         if self.account_jwt(name).is_file() && self.account_seed(name).is_file() {
             return Ok(());
         }
@@ -214,14 +216,12 @@ impl AuthDir {
             &self.account_jwt(name),
             jwt::encode(operator, &claims)?.as_bytes(),
         )?;
-        if !quiet {
-            eprintln!("made account {name} (`{}`)", show(&self.account_jwt(name)));
-        }
+        eprintln!("made account {name} (`{}`)", show(&self.account_jwt(name)));
         Ok(())
     }
 
     /// User `name` of `account`, with every permission and no expiry, unless there.
-    fn ensure_user(&self, account: &str, name: &str, quiet: bool) -> Result<()> {
+    fn ensure_user(&self, account: &str, name: &str) -> Result<()> {
         let path = self.creds(account, name);
         if path.is_file() {
             return Ok(());
@@ -245,12 +245,10 @@ impl AuthDir {
             fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", show(dir)))?;
         }
         write_atomically(&path, jwt::creds(&token, &user.seed()).as_bytes())?;
-        if !quiet {
-            eprintln!(
-                "made user {name} of {account}: `{}` (readable by you only)",
-                show(&path)
-            );
-        }
+        eprintln!(
+            "made user {name} of {account}: `{}` (readable by you only)",
+            show(&path)
+        );
         Ok(())
     }
 
@@ -350,6 +348,28 @@ pub(crate) fn place_streams(layout: &Layout) -> Result<()> {
         true => (&global, &application, "account APP, the default user's"),
         false => (&application, &global, "the token's clients (account $G)"),
     };
+    // Streams of an account no key here stands for (one made before `auth/` was made
+    // anew) would be reported unrecoverable: say so rather than start without them.
+    let known: Vec<String> = auth
+        .accounts()?
+        .iter()
+        .filter_map(|name| fs::read_to_string(auth.account_jwt(name)).ok())
+        .filter_map(|text| jwt::decode(&text, Kind::Operator).ok())
+        .map(|account| account.claims.subject)
+        .collect();
+    for entry in fs::read_dir(&accounts).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let an_account_key = name.len() == 56 && name.starts_with('A');
+        if an_account_key && !known.contains(&name) {
+            bail!(
+                "`{}` holds the streams of an account that `{}` no longer has (its keys were \
+                 made anew): the server cannot serve them. Put the old `auth/` back, or move \
+                 that directory away (with the server stopped) to start without them",
+                show(&entry.path()),
+                show(&auth.dir)
+            );
+        }
+    }
     if !from.exists() {
         return Ok(());
     }
@@ -362,8 +382,14 @@ pub(crate) fn place_streams(layout: &Layout) -> Result<()> {
             show(&application)
         );
     }
-    fs::rename(from, to)
-        .with_context(|| format!("cannot move `{}` to `{}`", show(from), show(to)))?;
+    crate::util::files::rename_patiently(from, to).with_context(|| {
+        format!(
+            "cannot move `{}` to `{}`: stop whatever holds it open (a server started without \
+             the xtask, a virus scanner), then run this again",
+            show(from),
+            show(to)
+        )
+    })?;
     eprintln!("the streams of `{}` now belong to {what}", show(from));
     Ok(())
 }
@@ -394,7 +420,7 @@ mod tests {
             dir: temp.path().join("auth"),
         };
         let mut created = Created::default();
-        auth.ensure(&mut created, true).unwrap();
+        auth.ensure(&mut created).unwrap();
         created.keep();
         let operator = jwt::decode(
             &fs::read_to_string(auth.operator_jwt()).unwrap(),
@@ -433,12 +459,31 @@ mod tests {
         assert!(resolver.contains(&app.claims.subject));
         assert_eq!(auth.accounts().unwrap(), [SYSTEM, APP]);
 
-        // Again: nothing new.
-        let before = fs::read(auth.creds(APP, DEFAULT_USER)).unwrap();
-        let operator_before = fs::read(auth.operator_jwt()).unwrap();
-        auth.ensure(&mut Created::default(), true).unwrap();
-        assert_eq!(fs::read(auth.creds(APP, DEFAULT_USER)).unwrap(), before);
-        assert_eq!(fs::read(auth.operator_jwt()).unwrap(), operator_before);
+        // Again: nothing new, not a byte.
+        let tree = || {
+            let mut files = Vec::new();
+            let mut dirs = vec![auth.dir.clone()];
+            while let Some(dir) = dirs.pop() {
+                for entry in fs::read_dir(dir).unwrap().flatten() {
+                    match entry.file_type().unwrap().is_dir() {
+                        true => dirs.push(entry.path()),
+                        false => files.push((entry.path(), fs::read(entry.path()).unwrap())),
+                    }
+                }
+            }
+            files.sort();
+            files
+        };
+        let before = tree();
+        assert_eq!(
+            before.len(),
+            9,
+            "{:?}",
+            before.iter().map(|f| &f.0).collect::<Vec<_>>()
+        );
+        auth.ensure(&mut Created::default()).unwrap();
+        assert_eq!(tree(), before);
+
         #[cfg(unix)]
         for path in [
             auth.operator_seed(),
@@ -449,5 +494,14 @@ mod tests {
             let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", path.display());
         }
+
+        // Without the operator's seed, nothing is made anew: it would replace every account.
+        fs::remove_file(auth.operator_seed()).unwrap();
+        let e = auth.ensure(&mut Created::default()).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("new keys would replace them all"),
+            "{e:#}"
+        );
+        assert_eq!(tree().len(), 8);
     }
 }

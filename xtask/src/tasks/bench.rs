@@ -103,8 +103,8 @@ impl Bench {
             }
         }
         run.args(&self.args)
-            .envs(target.client_env())
             .envs(ClientFiles::of(layout)?.iter().flat_map(ClientFiles::env));
+        target.hand_on(&mut run);
         let mut child = run.spawn().context("cannot start the bench")?;
         signals::pass_on_to(child.id());
         let status = child.wait().context("cannot wait for the bench")?;

@@ -11,7 +11,7 @@ use crate::args::SourceArgs;
 use crate::clients::target::Target;
 use crate::layout::Layout;
 use crate::lifecycle::{self, Running};
-use crate::server::secrets::{self, TOKEN_VAR};
+use crate::server::secrets;
 use crate::server::tls::ClientFiles;
 use crate::util::paths;
 use crate::util::paths::show;
@@ -76,14 +76,17 @@ impl Exec {
             .split_first()
             .context("no command to run: give it after `--`")?;
         let shown = program.to_string_lossy().into_owned();
-        let (target, urls, token) = if self.temporary {
+        let (target, urls, token, creds) = if self.temporary {
             let target = Target::temporary(layout, self.cluster, &self.source)?;
             let urls = target.client_urls()?.join(",");
-            let token = target.token.clone();
-            (Some(target), urls, token)
+            let (token, creds) = (target.token.clone(), target.creds.clone());
+            (Some(target), urls, token, creds)
         } else {
             let urls = running_urls(layout)?.join(",");
-            (None, urls, secrets::load(&layout.env_file())?)
+            // A cluster serves the token only.
+            let single = matches!(Running::now(layout)?, Running::Single { .. });
+            let creds = crate::server::auth::default_creds(layout).filter(|_| single);
+            (None, urls, secrets::load(&layout.env_file())?, creds)
         };
         let what = if urls.contains(',') {
             "cluster"
@@ -107,11 +110,8 @@ impl Exec {
             .args(args)
             .current_dir(paths::invocation_dir())
             .env(URL_VAR, &urls)
-            .envs(match crate::server::auth::default_creds(layout) {
-                Some(creds) => vec![("NATS_CREDS", creds.into_os_string())],
-                None => vec![(TOKEN_VAR, token.into())],
-            })
             .envs(ClientFiles::of(layout)?.iter().flat_map(ClientFiles::env));
+        crate::clients::target::hand_on(&mut command, creds.as_deref(), &token);
         let mut child = command.spawn().map_err(|e| not_started(e, program))?;
         signals::pass_on_to(child.id());
         let status = child.wait();

@@ -97,8 +97,8 @@ impl Smoke {
             .args(["--max-payload", &target.max_payload(layout)?.to_string()])
             .args(self.json.then_some("--json"))
             .args(target.node_args()?)
-            .envs(target.client_env())
             .envs(ClientFiles::of(layout)?.iter().flat_map(ClientFiles::env));
+        target.hand_on(&mut run);
         if self.failover {
             let how = if self.kill { "kill" } else { "graceful" };
             run.args(["--failover", how]);

@@ -179,6 +179,16 @@ fn a_server_with_accounts_serves_their_users_and_refuses_the_token() {
     sandbox
         .xtask(&["token", "rotate"])
         .fails_with("there is no token to rotate");
+    // With no server running, smoke's server of its own has the same accounts.
+    sandbox.xtask(&["stop"]).ok();
+    let run = sandbox
+        .xtask(&["smoke"])
+        .ok()
+        .smoke_passed(&["user authentication"], 8);
+    assert!(run.stderr.contains("temporary"), "{}", run.stderr);
+    sandbox
+        .xtask(&["run", "--cluster", "--detach"])
+        .fails_with("which a local cluster does not serve yet");
     #[cfg(unix)]
     for path in ["operator.nk", "accounts/APP.nk", "users/APP/app.creds"] {
         use std::os::unix::fs::PermissionsExt;
@@ -267,6 +277,19 @@ fn switching_token_jwt_token_keeps_every_stream_and_says_to_restart() {
     assert_eq!(messages, 2, "the message stored under accounts too");
     // The accounts stay for a later `--auth jwt`.
     assert!(auth_file(&sandbox, "operator.nk").is_file());
+
+    // Streams of the token's clients and of APP both on disk: neither is chosen for the user.
+    let app_key =
+        verified_claims(&std::fs::read_to_string(auth_file(&sandbox, "accounts/APP.jwt")).unwrap())
+            ["sub"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let accounts = sandbox.nats_dir().join("data/jetstream/jetstream");
+    std::fs::create_dir_all(accounts.join(&app_key).join("streams")).unwrap();
+    sandbox.xtask(&["setup", "--auth", "jwt"]).ok();
+    sandbox.xtask(&["restart"]).fails_with("both hold streams");
+    assert!(accounts.join("$G").join("streams").join("KEPT").is_dir());
 }
 
 #[test]
