@@ -347,7 +347,7 @@ impl Temporary {
         }
         // Accounts as the checkout's server has them: its operator and accounts' JWTs (no
         // seed), and its users' credentials for the checks.
-        let jwt = auth::default_creds(checkout).is_some();
+        let jwt = config::has_accounts(checkout);
         if jwt {
             let (from, to) = (AuthDir::of(checkout), AuthDir::of(&layout));
             std::fs::create_dir_all(&to.dir)

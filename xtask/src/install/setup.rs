@@ -16,7 +16,7 @@ use crate::server::auth::AuthDir;
 use crate::server::certs::Role;
 use crate::server::config::{self, Listen, Tls};
 use crate::server::secrets;
-use crate::server::tls::{CLIENT, Own, SERVER, TlsDir, client_names};
+use crate::server::tls::{CLIENT, Own, SERVER, TlsDir, client_names, is_network_address};
 use crate::util::files::{self, Created, write_atomically};
 use crate::util::paths::show;
 
@@ -425,13 +425,8 @@ impl SetupOptions {
         // What clients connect to: the names given, else the address listened on when other
         // machines reach it.
         let mut names = self.tls.tls_name.clone();
-        let host = &listen.host;
-        if names.is_empty()
-            && let Ok(ip) = host.parse::<std::net::IpAddr>()
-            && !ip.is_loopback()
-            && !ip.is_unspecified()
-        {
-            names.push(host.clone());
+        if names.is_empty() && is_network_address(&listen.host) {
+            names.push(listen.host.clone());
         }
         own.check(&names)?;
         if !self.tls.tls_name.is_empty() {

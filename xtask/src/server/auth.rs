@@ -317,8 +317,7 @@ impl AuthDir {
 /// How the xtask's own clients (readiness probes, checks) prove who they are to the server of
 /// `layout`: as the system account's user when its config has accounts, else with `token`.
 pub(crate) fn checks(layout: &Layout, token: &str) -> Result<xtask_probe::Auth> {
-    let text = fs::read_to_string(layout.config()).unwrap_or_default();
-    if super::config::read_listen(&text).jwt {
+    if super::config::has_accounts(layout) {
         AuthDir::of(layout).client_auth(SYSTEM, SYSTEM_USER)
     } else {
         Ok(xtask_probe::Auth::Token(token.to_string()))
@@ -332,8 +331,7 @@ pub(crate) fn checks(layout: &Layout, token: &str) -> Result<xtask_probe::Auth> 
 /// finds streams of an account it does not know reports them unrecoverable (`/healthz` 503).
 /// Says what it moved.
 pub(crate) fn place_streams(layout: &Layout) -> Result<()> {
-    let text = fs::read_to_string(layout.config()).unwrap_or_default();
-    let jwt = super::config::read_listen(&text).jwt;
+    let jwt = super::config::has_accounts(layout);
     let auth = AuthDir::of(layout);
     let Ok(app) = fs::read_to_string(auth.account_jwt(APP)) else {
         return Ok(());
@@ -396,10 +394,7 @@ pub(crate) fn place_streams(layout: &Layout) -> Result<()> {
 
 /// The default user's credentials of the checkout `layout`, when its config has accounts.
 pub(crate) fn default_creds(layout: &Layout) -> Option<PathBuf> {
-    let text = fs::read_to_string(layout.config()).ok()?;
-    super::config::read_listen(&text)
-        .jwt
-        .then(|| AuthDir::of(layout).creds(APP, DEFAULT_USER))
+    super::config::has_accounts(layout).then(|| AuthDir::of(layout).creds(APP, DEFAULT_USER))
 }
 
 /// Seconds since the Unix epoch.

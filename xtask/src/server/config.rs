@@ -370,6 +370,12 @@ pub(crate) fn read_tls(layout: &Layout) -> Option<Tls> {
     read_listen(&std::fs::read_to_string(layout.config()).ok()?).tls
 }
 
+/// Whether the config in `layout` has accounts and users (`setup --auth jwt`) rather than the
+/// token; false when it cannot be read.
+pub(crate) fn has_accounts(layout: &Layout) -> bool {
+    std::fs::read_to_string(layout.config()).is_ok_and(|text| read_listen(&text).jwt)
+}
+
 /// The largest payload a config allows, in bytes: its top-level `max_payload`, with
 /// nats-server's units (`k`, `m`, `g` count thousands; `kb`, `mb`, `gb` and `ki`, `mi`, `gi`
 /// count 1024s), else nats-server's default of 1 MiB.

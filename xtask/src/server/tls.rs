@@ -131,11 +131,7 @@ impl TlsDir {
     /// those recorded, and `host` when it is an address of this machine's network.
     pub(crate) fn names_for(&self, host: &str) -> Vec<String> {
         let mut names = self.server_names();
-        if let Ok(ip) = host.parse::<std::net::IpAddr>()
-            && !ip.is_loopback()
-            && !ip.is_unspecified()
-            && !names.iter().any(|n| n == host)
-        {
+        if is_network_address(host) && !names.iter().any(|n| n == host) {
             names.push(host.to_string());
         }
         names
@@ -268,7 +264,9 @@ impl ClientFiles {
     /// The files the config of `layout` names: the CA of its `tls` block, and under `verify`
     /// the client certificate issued beside the CA. None for a server without TLS.
     pub(crate) fn of(layout: &Layout) -> Result<Option<ClientFiles>> {
-        let Some(tls) = config::read_tls(layout) else {
+        let text = fs::read_to_string(layout.config()).unwrap_or_default();
+        let listen = config::read_listen(&text);
+        let Some(tls) = &listen.tls else {
             return Ok(None);
         };
         let ca = tls
@@ -299,12 +297,10 @@ impl ClientFiles {
             }
         };
         let cert = fs::read_to_string(layout.dir.join(&tls.cert_file)).unwrap_or_default();
-        let host =
-            config::read_listen(&fs::read_to_string(layout.config()).unwrap_or_default()).host;
         Ok(Some(ClientFiles {
             ca,
             client,
-            name: name_to_verify(&cert, &host, &TlsDir::of(layout).server_names()),
+            name: name_to_verify(&cert, &listen.host, &TlsDir::of(layout).server_names()),
         }))
     }
 
@@ -415,11 +411,8 @@ impl Own {
     /// of `names` (what clients connect to), or this machine's names when `names` is empty.
     /// Warns when it expires within [`RENEW_WITHIN`].
     pub(crate) fn check(&self, names: &[String]) -> Result<()> {
-        let read = |path: &Path| {
-            fs::read_to_string(path).with_context(|| format!("cannot read `{}`", show(path)))
-        };
-        let (cert, key) = (read(&self.cert)?, read(&self.key)?);
-        let ca = self.ca.as_deref().map(read).transpose()?;
+        let (cert, ca) = self.read()?;
+        let key = read_text(&self.key)?;
         refuse_shared_key(
             &self.key,
             "whoever reads it can pose as your server. If nobody else has read it, `chmod 600` \
@@ -450,11 +443,7 @@ impl Own {
     /// warns within [`RENEW_WITHIN`] of its end: what `run` checks before it starts a server
     /// with certificates it cannot renew.
     pub(crate) fn check_still_valid(&self) -> Result<()> {
-        let read = |path: &Path| {
-            fs::read_to_string(path).with_context(|| format!("cannot read `{}`", show(path)))
-        };
-        let cert = read(&self.cert)?;
-        let ca = self.ca.as_deref().map(read).transpose()?;
+        let (cert, ca) = self.read()?;
         check(ca.as_deref(), &cert, Role::Server, &[], Duration::ZERO).map_err(|e| {
             anyhow::anyhow!(
                 "`{}` cannot serve: {e:#}. Renew it, or `cargo xtask setup --tls` serves a \
@@ -464,6 +453,12 @@ impl Own {
         })?;
         self.warn_if_expiring(ca.as_deref(), &cert);
         Ok(())
+    }
+
+    /// The certificate's text, and the CA's.
+    fn read(&self) -> Result<(String, Option<String>)> {
+        let ca = self.ca.as_deref().map(read_text).transpose()?;
+        Ok((read_text(&self.cert)?, ca))
     }
 
     fn warn_if_expiring(&self, ca: Option<&str>, cert: &str) {
@@ -492,8 +487,20 @@ impl Own {
     }
 }
 
+/// Whether `host` is an address other machines reach this one at: an IP address, neither
+/// loopback nor all addresses.
+pub(crate) fn is_network_address(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
 /// The names every server certificate covers: this machine's.
 pub(crate) const LOCAL_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// The text of the file at `path`, saying which file it could not read.
+fn read_text(path: &Path) -> Result<String> {
+    fs::read_to_string(path).with_context(|| format!("cannot read `{}`", show(path)))
+}
 
 /// Refuses a private key file that its owner's group or others can read, saying `why` that
 /// matters and what to do.

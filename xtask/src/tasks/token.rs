@@ -58,7 +58,7 @@ impl Rotate {
         if !mends_lost_token {
             install::require_installed(layout, "token rotate")?;
         }
-        if crate::server::auth::default_creds(layout).is_some() {
+        if crate::server::config::has_accounts(layout) {
             anyhow::bail!(
                 "`{}` has accounts and users (`--auth jwt`): clients show their own \
                  credentials (`infrastructure/nats/auth/users/`), and the token opens nothing, \

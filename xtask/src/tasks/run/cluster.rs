@@ -43,7 +43,7 @@ pub(super) fn run(
         &SetupOptions::for_run(source, ListenArgs::default()),
     )?;
     cluster::refuse_own_certificates(layout)?;
-    if crate::server::auth::default_creds(layout).is_some() {
+    if crate::server::config::has_accounts(layout) {
         anyhow::bail!(
             "`{}` has accounts and users (`--auth jwt`), which a local cluster does not serve \
              yet (its nodes need the `full` resolver): `cargo xtask setup --auth token` for the \
