@@ -3,7 +3,6 @@
 //! other than ours (the `nkeys` crate) reading every JWT.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,22 +14,11 @@ fn auth_file(sandbox: &Sandbox, path: &str) -> PathBuf {
     sandbox.nats_dir().join("auth").join(path)
 }
 
-/// Connects as an application would, with `options`, on `runtime` (which the client's work
-/// then runs on): the error's text if refused.
-fn connect(
-    runtime: &tokio::runtime::Runtime,
-    url: &str,
-    options: async_nats::ConnectOptions,
-) -> Result<async_nats::Client, String> {
-    runtime.block_on(async {
-        let client = options
-            .connection_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await
-            .map_err(|e| e.to_string())?;
-        client.flush().await.map_err(|e| e.to_string())?;
-        Ok(client)
-    })
+/// Connect options of the user whose credentials are at `path`, as async-nats reads them.
+fn as_user(path: &Path) -> async_nats::ConnectOptions {
+    runtime()
+        .block_on(async_nats::ConnectOptions::with_credentials_file(path))
+        .unwrap()
 }
 
 /// The claims of `jwt`, once the `nkeys` crate checked that its issuer (`iss`) signed it.
@@ -96,29 +84,9 @@ fn a_server_with_accounts_serves_their_users_and_refuses_the_token() {
 
     // async-nats reads our credentials: the default user stores a message in JetStream.
     let app = auth_file(&sandbox, "users/APP/app.creds");
-    let runtime = runtime();
-    let options = runtime
-        .block_on(async_nats::ConnectOptions::with_credentials_file(&app))
-        .unwrap();
-    let client = connect(&runtime, &endpoints.client, options).unwrap();
-    runtime.block_on(async {
-        let js = async_nats::jetstream::new(client);
-        js.create_stream(async_nats::jetstream::stream::Config {
-            name: "JWT".into(),
-            subjects: vec!["jwt.>".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        js.publish("jwt.one", "stored".into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    });
+    publish_acked_as(&endpoints.client, as_user(&app), "JWT", 1, 0..1);
     // The token opens nothing any more.
-    let e = connect(
-        &runtime,
+    let e = connects(
         &endpoints.client,
         async_nats::ConnectOptions::with_token(sandbox.token()),
     )
@@ -211,24 +179,7 @@ fn switching_token_jwt_token_keeps_every_stream_and_says_to_restart() {
         .xtask(&["run", "--detach", "--timeout", READY_WITHIN])
         .ok();
     let token = sandbox.token();
-    let with_token = || async_nats::ConnectOptions::with_token(token.clone());
-    let runtime = runtime();
-    let client = connect(&runtime, &sandbox.endpoints().client, with_token()).unwrap();
-    runtime.block_on(async {
-        let js = async_nats::jetstream::new(client);
-        js.create_stream(async_nats::jetstream::stream::Config {
-            name: "KEPT".into(),
-            subjects: vec!["kept.>".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        js.publish("kept.one", "before".into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    });
+    let mut sent = publish_acked(&sandbox.endpoints().client, &token, "KEPT", 1);
 
     // To accounts, while it runs: it says to restart, and the restart serves the users.
     let setup = sandbox.xtask(&["setup", "--auth", "jwt"]).ok();
@@ -244,37 +195,16 @@ fn switching_token_jwt_token_keeps_every_stream_and_says_to_restart() {
         restart.stderr
     );
     sandbox.xtask(&["smoke"]).ok();
-    // The default user has the token's stream, with its message.
+    // The default user has the token's stream: its message and the next are the user's.
     let app = auth_file(&sandbox, "users/APP/app.creds");
-    let options = runtime
-        .block_on(async_nats::ConnectOptions::with_credentials_file(&app))
-        .unwrap();
-    let client = connect(&runtime, &sandbox.endpoints().client, options).unwrap();
-    let messages = runtime.block_on(async {
-        let js = async_nats::jetstream::new(client);
-        let mut stream = js.get_stream("KEPT").await.unwrap();
-        js.publish("kept.two", "under accounts".into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        stream.info().await.unwrap().state.messages
-    });
-    assert_eq!(
-        messages, 2,
-        "the token's message, and one stored under accounts"
-    );
+    let url = sandbox.endpoints().client;
+    assert_eq!(stored_as(&url, as_user(&app), "KEPT"), sent);
+    sent.extend(publish_acked_as(&url, as_user(&app), "KEPT", 1, 1..2));
 
-    // And back: the token's stream, and its message, are there.
+    // And back: the token's stream has both messages, the one stored under accounts too.
     sandbox.xtask(&["setup", "--auth", "token"]).ok();
     sandbox.xtask(&["restart"]).ok();
-    let client = connect(&runtime, &sandbox.endpoints().client, with_token()).unwrap();
-    let messages = runtime.block_on(async {
-        let js = async_nats::jetstream::new(client);
-        let mut stream = js.get_stream("KEPT").await.unwrap();
-        stream.info().await.unwrap().state.messages
-    });
-    assert_eq!(messages, 2, "the message stored under accounts too");
+    assert_eq!(stored(&sandbox.endpoints().client, &token, "KEPT"), sent);
     // The accounts stay for a later `--auth jwt`.
     assert!(auth_file(&sandbox, "operator.nk").is_file());
 

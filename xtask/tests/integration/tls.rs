@@ -30,20 +30,6 @@ fn tls_file(sandbox: &Sandbox, name: &str) -> PathBuf {
     sandbox.nats_dir().join("tls").join(name)
 }
 
-/// Connects with async-nats as an application would, with `options`; the error's text if it
-/// is refused, else whether a request to itself came back.
-fn connect(url: &str, options: async_nats::ConnectOptions) -> Result<(), String> {
-    let runtime = runtime();
-    runtime.block_on(async {
-        let client = options
-            .connection_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await
-            .map_err(|e| e.to_string())?;
-        client.flush().await.map_err(|e| e.to_string())
-    })
-}
-
 /// What the server answers a client that speaks the protocol in clear on its TLS port: its
 /// INFO (which asks for TLS), then nothing but the connection closed.
 fn plaintext_conversation(url: &str, token: &str) -> (String, String) {
@@ -95,11 +81,11 @@ fn a_tls_server_serves_every_listener_over_tls_and_refuses_plaintext_and_unknown
     let with_ca =
         || async_nats::ConnectOptions::with_token(token.clone()).add_root_certificates(ca.clone());
     // An application trusting the CA connects, by address and by name, and over wss://.
-    connect(&endpoints.client, with_ca()).unwrap();
+    connects(&endpoints.client, with_ca()).unwrap();
     let by_name = endpoints.client.replace("127.0.0.1", "localhost");
-    connect(&by_name, with_ca()).unwrap();
+    connects(&by_name, with_ca()).unwrap();
     // One trusting the system's CAs only is refused: the local CA is nobody else's.
-    let e = connect(
+    let e = connects(
         &endpoints.client,
         async_nats::ConnectOptions::with_token(token.clone()).require_tls(true),
     )
@@ -138,7 +124,7 @@ fn a_tls_server_serves_every_listener_over_tls_and_refuses_plaintext_and_unknown
     assert!(!config.contains("PRIVATE KEY"));
     // Clients start with INFO: one that starts with the TLS handshake is refused.
     assert!(!config.contains("handshake_first"), "{config}");
-    let e = connect(&endpoints.client, with_ca().tls_first()).unwrap_err();
+    let e = connects(&endpoints.client, with_ca().tls_first()).unwrap_err();
     assert!(e.contains("InvalidContentType"), "{e}");
 
     // `env` names the CA; `setup` again keeps everything; `--no-tls` goes back.
@@ -162,7 +148,7 @@ fn a_tls_server_serves_every_listener_over_tls_and_refuses_plaintext_and_unknown
     sandbox.xtask(&["restart"]).ok();
     let plain = sandbox.endpoints();
     assert!(plain.client.starts_with("nats://"), "{plain:?}");
-    connect(
+    connects(
         &plain.client,
         async_nats::ConnectOptions::with_token(token.clone()),
     )
@@ -180,8 +166,8 @@ fn a_tls_server_serves_every_listener_over_tls_and_refuses_plaintext_and_unknown
     assert!(config.contains("handshake_first: \"auto\""), "{config}");
     sandbox.xtask(&["restart"]).ok();
     let endpoints = sandbox.endpoints();
-    connect(&endpoints.client, with_ca().tls_first()).unwrap();
-    connect(&endpoints.client, with_ca()).unwrap();
+    connects(&endpoints.client, with_ca().tls_first()).unwrap();
+    connects(&endpoints.client, with_ca()).unwrap();
 }
 
 #[test]
@@ -207,15 +193,15 @@ fn mutual_tls_refuses_a_client_without_a_certificate_and_hands_one_to_the_user()
     let token = sandbox.token();
     let with_ca =
         || async_nats::ConnectOptions::with_token(token.clone()).add_root_certificates(ca.clone());
-    let e = connect(&endpoints.client, with_ca()).unwrap_err();
+    let e = connects(&endpoints.client, with_ca()).unwrap_err();
     assert!(e.contains("CertificateRequired"), "{e}");
-    connect(
+    connects(
         &endpoints.client,
         with_ca().add_client_certificate(cert.clone(), key.clone()),
     )
     .unwrap();
     // The token still applies on top of the certificate.
-    let e = connect(
+    let e = connects(
         &endpoints.client,
         async_nats::ConnectOptions::with_token("nats_wrong".into())
             .add_root_certificates(ca.clone())
@@ -546,7 +532,7 @@ fn tls_rotate_serves_new_certificates_without_a_restart_and_with_ca_after_one() 
     let endpoints = sandbox.endpoints();
     let old_ca_file = sandbox.nats_dir().join("old-ca.pem");
     std::fs::write(&old_ca_file, &old_ca).unwrap();
-    let e = connect(
+    let e = connects(
         &endpoints.client,
         async_nats::ConnectOptions::with_token(token.clone())
             .add_root_certificates(old_ca_file)
@@ -687,7 +673,7 @@ fn a_certificate_of_yours_serves_and_the_checks_verify_it_under_its_name() {
     // Smoke passes: it verifies the certificate under its name, and checks that a client
     // verifying the address it connects to refuses it.
     sandbox.xtask(&["smoke"]).ok().smoke_passed(&["tls"], 9);
-    let e = connect(
+    let e = connects(
         &endpoints.client,
         async_nats::ConnectOptions::with_token(sandbox.token()).add_root_certificates(ca.clone()),
     )

@@ -22,8 +22,8 @@ pub use binaries::{
 pub use foreground::{Foreground, READY};
 pub use mirror::{Mirror, Reply, mirror_with, unreachable_mirror};
 pub use nats::{
-    monitoring_json, publish, publish_acked, publish_acked_replicated, runtime, stored,
-    stored_eventually,
+    connects, monitoring_json, publish, publish_acked, publish_acked_as, publish_acked_replicated,
+    runtime, stored, stored_as, stored_eventually,
 };
 #[cfg(unix)]
 pub use processes::signal;

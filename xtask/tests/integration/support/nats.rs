@@ -4,6 +4,19 @@ use std::time::Duration;
 
 use super::{DEADLINE, wait_for};
 
+/// Connects with async-nats as an application would, with `options`; the error's text if it
+/// is refused, else whether a request to itself came back.
+pub fn connects(url: &str, options: async_nats::ConnectOptions) -> Result<(), String> {
+    runtime().block_on(async {
+        let client = options
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        client.flush().await.map_err(|e| e.to_string())
+    })
+}
+
 /// What a monitoring endpoint answers at `path`, which must be JSON.
 #[track_caller]
 pub fn monitoring_json(monitoring: &str, path: &str) -> serde_json::Value {
@@ -27,12 +40,21 @@ pub fn publish_acked_replicated(
     replicas: usize,
     range: std::ops::Range<usize>,
 ) -> Vec<Vec<u8>> {
+    let client = async_nats::ConnectOptions::with_token(token.into());
+    publish_acked_as(url, client, stream, replicas, range)
+}
+
+/// [`publish_acked_replicated`] as the client `options` make (a user with credentials).
+pub fn publish_acked_as(
+    url: &str,
+    options: async_nats::ConnectOptions,
+    stream: &str,
+    replicas: usize,
+    range: std::ops::Range<usize>,
+) -> Vec<Vec<u8>> {
     runtime().block_on(async {
         use async_nats::jetstream::{self, stream::Config, stream::StorageType};
-        let client = async_nats::ConnectOptions::with_token(token.into())
-            .connect(url)
-            .await
-            .unwrap();
+        let client = options.connect(url).await.unwrap();
         let js = jetstream::new(client);
         let subject = format!("{stream}.events");
         let config = Config {
@@ -122,11 +144,17 @@ pub fn publish(url: &str, token: &str, subject: &str, count: usize, payload: &[u
 
 /// Every message stored in `stream`, in order.
 pub fn stored(url: &str, token: &str, stream: &str) -> Vec<Vec<u8>> {
+    stored_as(
+        url,
+        async_nats::ConnectOptions::with_token(token.into()),
+        stream,
+    )
+}
+
+/// [`stored`], as the client `options` make (a user with credentials).
+pub fn stored_as(url: &str, options: async_nats::ConnectOptions, stream: &str) -> Vec<Vec<u8>> {
     runtime().block_on(async {
-        let client = async_nats::ConnectOptions::with_token(token.into())
-            .connect(url)
-            .await
-            .unwrap();
+        let client = options.connect(url).await.unwrap();
         let js = async_nats::jetstream::new(client);
         let mut stream = js.get_stream(stream).await.unwrap();
         let count = stream.info().await.unwrap().state.messages;
